@@ -1,0 +1,26 @@
+"""PlexiChat infrastructure: one stack = one environment (see Pulumi.<stack>.yaml)."""
+
+import pulumi
+from pulumi.runtime import config as runtime_config
+
+from components.platform import Platform
+from components.settings import parse_stack_config
+
+stack = pulumi.get_stack()
+# The whole `plexichat:` namespace, parsed once and validated before any resource exists. The
+# language host passes the stack's config as this map (PULUMI_CONFIG as a fallback).
+raw_config = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
+settings = parse_stack_config(raw_config, stack)
+
+platform = Platform("plexichat", settings, stack)
+plan = platform.plan
+
+pulumi.export("url", platform.url)
+pulumi.export("namespace", platform.namespace)
+pulumi.export("releaseStrategy", plan.strategy)
+pulumi.export("tracks", {t.name: {"version": t.version, "weightPercent": plan.weight_of(t.name)} for t in plan.tracks})
+pulumi.export("workerVersion", plan.worker_track.version)
+if plan.canary_weight_percent is not None:
+    pulumi.export("canaryWeightPercent", plan.canary_weight_percent)
+if plan.active_colour is not None:
+    pulumi.export("activeColour", plan.active_colour)

@@ -1,0 +1,52 @@
+"""Names and labels shared by every component: one place, so selectors can never disagree.
+
+Kubernetes labels follow the recommended `app.kubernetes.io/*` set plus one track label. The
+track label, not the version, selects pods (DESIGN invariant 2); the version appears only in pod
+labels and the image reference.
+"""
+
+from __future__ import annotations
+
+APP = "plexichat"
+TRACK_LABEL = "plexichat.com/track"
+COMPONENT_LABEL = "app.kubernetes.io/component"
+
+
+def object_name(workload: str, track: str | None = None) -> str:
+    """`plexichat-web` for a workload, `plexichat-web-canary` for one of its tracks."""
+    return f"{APP}-{workload}" if track is None else f"{APP}-{workload}-{track}"
+
+
+def common_labels(stack: str) -> dict[str, str]:
+    """Labels on every object: what it is part of and who manages it."""
+    return {
+        "app.kubernetes.io/part-of": APP,
+        "app.kubernetes.io/managed-by": "pulumi",
+        "app.kubernetes.io/instance": f"{APP}-{stack}",
+    }
+
+
+def selector_labels(workload: str, track: str | None = None) -> dict[str, str]:
+    """The immutable selector: workload (and track). Never the version."""
+    labels = {"app.kubernetes.io/name": APP, COMPONENT_LABEL: workload}
+    if track is not None:
+        labels[TRACK_LABEL] = track
+    return labels
+
+
+def pod_labels(stack: str, workload: str, track: str, version: str) -> dict[str, str]:
+    """Selector labels plus the version. `app`/`version` are what Istio telemetry reads, so
+    metrics can tell a canary's requests from stable's (destination_version)."""
+    labels = {
+        **common_labels(stack),
+        **selector_labels(workload, track),
+        "app": object_name(workload),
+        "version": _label_value(version),
+        "app.kubernetes.io/version": _label_value(version),
+    }
+    return labels
+
+
+def _label_value(version: str) -> str:
+    # A label value is at most 63 characters and has no ':'; shorten a digest to its prefix.
+    return version.replace("sha256:", "sha256-")[:63]

@@ -1,0 +1,117 @@
+"""The whole PlexiChat environment of one stack: the one component `__main__.py` creates.
+
+It wires the others together from the validated settings and the release plan, and exposes what
+operators need as outputs. It holds no logic of its own beyond the wiring.
+"""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components import naming
+from components.network import NetworkPolicies, NetworkPoliciesArgs
+from components.release import ReleasePlan, plan_release
+from components.service import AppService, AppServiceArgs
+from components.settings import StackSettings
+from components.workload import WorkloadTrack, WorkloadTrackArgs
+
+
+class Platform(pulumi.ComponentResource):
+    plan: ReleasePlan
+    url: pulumi.Output[str]
+    namespace: pulumi.Output[str]
+
+    def __init__(
+        self,
+        name: str,
+        settings: StackSettings,
+        stack: str,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("plexichat:index:Platform", name, None, opts)
+        self.plan = plan_release(settings.release)
+        cluster = settings.kubernetes
+
+        # Every Kubernetes object goes through this explicit provider, never the ambient
+        # default one, so a stack can only ever touch the cluster its config names.
+        self.k8s_provider = k8s.Provider(
+            f"{name}-k8s",
+            context=cluster.context,
+            namespace=settings.namespace,
+            render_yaml_to_directory=cluster.render_yaml_to_directory,
+            enable_server_side_apply=True,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        k8s_opts = pulumi.ResourceOptions(parent=self, provider=self.k8s_provider)
+
+        namespace = k8s.core.v1.Namespace(
+            f"{name}-namespace",
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=settings.namespace,
+                labels={
+                    **naming.common_labels(stack),
+                    # Sidecars in every pod: mTLS and the mesh's traffic split. Under Pod
+                    # Security `restricted` this needs the Istio CNI node agent (no init
+                    # container with NET_ADMIN), a prerequisite of the cluster.
+                    "istio-injection": "enabled",
+                    "pod-security.kubernetes.io/enforce": "restricted",
+                    "pod-security.kubernetes.io/enforce-version": "latest",
+                    "pod-security.kubernetes.io/warn": "restricted",
+                    "pod-security.kubernetes.io/audit": "restricted",
+                },
+            ),
+            opts=k8s_opts,
+        )
+        namespace_name = namespace.metadata.name
+
+        self.tracks: dict[str, dict[str, WorkloadTrack]] = {}
+        for workload_name, workload in settings.workloads.items():
+            tracks = self.plan.tracks if workload.role == "web" else (self.plan.worker_track,)
+            self.tracks[workload_name] = {
+                track.name: WorkloadTrack(
+                    f"{workload_name}-{track.name}",
+                    WorkloadTrackArgs(
+                        stack=stack,
+                        workload_name=workload_name,
+                        workload=workload,
+                        track=track,
+                        image_repository=settings.image_repository,
+                        namespace=namespace_name,
+                    ),
+                    opts=k8s_opts,
+                )
+                for track in tracks
+            }
+
+        web = settings.workloads["web"]
+        self.web_service = AppService(
+            "web",
+            AppServiceArgs(stack=stack, workload_name="web", port=web.port, namespace=namespace_name),
+            opts=k8s_opts,
+        )
+
+        NetworkPolicies(
+            "app",
+            NetworkPoliciesArgs(
+                stack=stack,
+                namespace=namespace_name,
+                cluster=cluster,
+                vpc_cidr=settings.network.vpc_cidr,
+                web_workload="web",
+                web_port=web.port,
+                metrics_ports=tuple(w.port for w in settings.workloads.values()),
+            ),
+            opts=k8s_opts,
+        )
+
+        self.url = pulumi.Output.from_input(f"https://{settings.domain}")
+        self.namespace = namespace_name
+        self.register_outputs(
+            {
+                "url": self.url,
+                "namespace": self.namespace,
+                "release_strategy": self.plan.strategy,
+                "tracks": {t.name: t.version for t in self.plan.tracks},
+            }
+        )

@@ -1,0 +1,407 @@
+"""The stack configuration contract: every `plexichat:` key, its type, default and allowed range.
+
+This is the only module that knows the shape of the config. `__main__.py` hands it the raw
+`{"plexichat:key": "text"}` map the Pulumi CLI passes to the program; `parse_stack_config` returns
+one validated `StackSettings` or raises a single `pulumi.RunError` that lists every problem by its
+config key path (`plexichat:release.canary.weight`) and what is allowed. Nothing is registered
+before that, so a bad edit never half-applies.
+
+Keys are camelCase in the stack files (the Pulumi convention) and snake_case in Python.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal, Union
+
+import pulumi
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    ValidationError,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+
+NAMESPACE = "plexichat"
+
+_DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
+_DNS_NAME = re.compile(r"^(?=.{1,253}$)([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+_VERSION = re.compile(r"^(v\d+\.\d+\.\d+(-[0-9A-Za-z][0-9A-Za-z.-]*)?|sha256:[a-f0-9]{64})$")
+_IMAGE_REPOSITORY = re.compile(r"^[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)+$")
+_CPU = re.compile(r"^([1-9][0-9]*m|[0-9]+(\.[0-9]+)?)$")
+_AWS_ID = {
+    "vpc": re.compile(r"^vpc-[0-9a-f]{8,17}$"),
+    "subnet": re.compile(r"^subnet-[0-9a-f]{8,17}$"),
+    "sg": re.compile(r"^sg-[0-9a-f]{8,17}$"),
+}
+
+
+class Model(BaseModel):
+    """Base of every settings model: camelCase keys, unknown keys are errors, values immutable."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        frozen=True,
+        use_attribute_docstrings=True,  # the docstring under a field is its documentation
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Reusable constrained types. Each error message says what is allowed, in the user's words.
+
+
+def _int_range(low: int, high: int, what: str):
+    def check(value: Any) -> int:
+        # One message for every failure (wrong type, fraction, out of range) that names the range.
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise ValueError(f"must be {what} from {low} to {high}")
+        return value
+
+    return Annotated[int, BeforeValidator(check)]
+
+
+def _pattern(regex: re.Pattern[str], what: str):
+    def check(value: str) -> str:
+        if not regex.match(value):
+            raise ValueError(f"must be {what}")
+        return value
+
+    return Annotated[str, AfterValidator(check)]
+
+
+Percent = _int_range(0, 100, "an integer percent")
+Replicas = _int_range(1, 100, "a whole number of pods")
+Seconds = _int_range(1, 3600, "a number of seconds")
+Port = _int_range(1024, 65535, "an unprivileged port number")
+Version = _pattern(
+    _VERSION, "a release tag such as v1.2.3 (optionally v1.2.3-rc.1) or an image digest sha256:<64 hex>"
+)
+DnsLabel = _pattern(_DNS_LABEL, "a DNS label: lowercase letters, digits and '-', at most 63 characters")
+DomainName = _pattern(_DNS_NAME, "a lowercase DNS name such as app.plexichat.com")
+Cpu = _pattern(_CPU, "a Kubernetes CPU quantity such as 250m or 1")
+ImageRepository = _pattern(_IMAGE_REPOSITORY, "an image repository such as ghcr.io/plexichat/plexichat")
+HttpPath = _pattern(re.compile(r"^/[A-Za-z0-9/._-]*$"), "an absolute URL path such as /healthz")
+VpcId = _pattern(_AWS_ID["vpc"], "a VPC id such as vpc-0123456789abcdef0")
+SubnetId = _pattern(_AWS_ID["subnet"], "a subnet id such as subnet-0123456789abcdef0")
+SecurityGroupId = _pattern(_AWS_ID["sg"], "a security group id such as sg-0123456789abcdef0")
+
+
+def _check_cidr(value: str) -> str:
+    try:
+        ipaddress.IPv4Network(value)
+    except ValueError:
+        raise ValueError("must be an IPv4 CIDR block such as 10.0.0.0/16") from None
+    return value
+
+
+Cidr = Annotated[str, AfterValidator(_check_cidr)]
+
+
+# ---------------------------------------------------------------------------------------------
+# The release contract (DESIGN.md). Exactly one strategy; `strategy` selects the model.
+
+
+class CanaryHeader(Model):
+    """A/B opt-in: requests carrying this header with this exact value always go to the canary."""
+
+    name: Annotated[str, AfterValidator(lambda v: _header_name(v))] = "x-plexichat-canary"
+    """Lowercase header name. Default x-plexichat-canary."""
+    value: Annotated[str, Field(min_length=1, max_length=256)] = "true"
+    """Exact header value that opts a request in. Default "true"."""
+
+
+def _header_name(value: str) -> str:
+    if not re.match(r"^[a-z0-9][a-z0-9-]*$", value):
+        raise ValueError("must be a lowercase HTTP header name such as x-plexichat-canary")
+    return value
+
+
+class CanaryTrack(Model):
+    version: Version
+    """Image tag or digest the canary track runs. Required."""
+    weight: Percent = 0
+    """Integer percent 0..100 of live traffic sent to the canary. Default 0 (header route only)."""
+    header: CanaryHeader | None = None
+    """Optional A/B match: requests with this header go to the canary whatever the weight."""
+    steps: list[Percent] | None = None
+    """Optional plan such as [10, 25, 50, 100]: strictly increasing; `weight` must then be 0 or a
+    step, and `plexictl canary next` moves to the next one."""
+
+    @model_validator(mode="after")
+    def _weight_on_plan(self) -> CanaryTrack:
+        if self.steps is not None:
+            if not self.steps or any(a >= b for a, b in zip(self.steps, self.steps[1:])):
+                raise _FieldError("steps", "must be a non-empty, strictly increasing list of percents")
+            if 0 in self.steps:
+                raise _FieldError("steps", "must not contain 0 (weight 0 is always allowed)")
+            if self.weight != 0 and self.weight not in self.steps:
+                raise _FieldError(
+                    "weight", f"must be 0 or one of the steps {self.steps} (got {self.weight})"
+                )
+        return self
+
+
+class RollingRelease(Model):
+    """One track, `stable`; a version change is a Kubernetes rolling update."""
+
+    strategy: Literal["rolling"]
+    version: Version
+    """Image tag or digest of the single `stable` track."""
+
+
+class CanaryRelease(Model):
+    """Tracks `stable` and `canary`; `canary.weight` percent of traffic goes to the canary."""
+
+    strategy: Literal["canary"]
+    stable: Version
+    """Version of the `stable` track, which also runs the workers."""
+    canary: CanaryTrack
+    """The canary track: version, weight, optional header and step plan."""
+
+
+class BlueGreenRelease(Model):
+    """Tracks `blue` and `green` at full size; `active` gets all live traffic, the other one
+    only the preview route."""
+
+    strategy: Literal["blueGreen"]
+    active: Literal["blue", "green"]
+    """The colour that receives 100% of live traffic and runs the workers."""
+    blue: Version
+    """Version of the blue track."""
+    green: Version
+    """Version of the green track."""
+
+
+Release = Annotated[
+    Union[RollingRelease, CanaryRelease, BlueGreenRelease], Discriminator("strategy")
+]
+STRATEGIES = ("rolling", "canary", "blueGreen")
+
+
+# ---------------------------------------------------------------------------------------------
+# Workloads
+
+
+class Probes(Model):
+    readiness_path: HttpPath = "/readyz"
+    """Answers 200 only when the pod can serve (dependencies reachable). Default /readyz."""
+    liveness_path: HttpPath = "/livez"
+    """Answers 200 while the process is not wedged; must not check dependencies. Default /livez."""
+    startup_failure_threshold: _int_range(1, 120, "a number of 2-second checks") = 30
+    """How many 2 s startup checks may fail before the pod is restarted. Default 30 (60 s)."""
+
+
+class Workload(Model):
+    """One PlexiChat process type. Every release track gets its own Deployment, HPA and PDB."""
+
+    role: Literal["web", "worker"]
+    """`web` serves HTTP and runs every release track; `worker` consumes background jobs and runs
+    only the stable (canary) or active (blue-green) version."""
+    port: Port = 8080
+    """Container port: HTTP for `web`, health and metrics for `worker`. Default 8080."""
+    args: list[str] = []
+    """Container arguments (the image's entrypoint is kept). Default none."""
+    min_replicas: Replicas = 2
+    """HPA floor per track. Default 2; keep at least 2 where a PDB must allow node drains."""
+    max_replicas: Replicas = 10
+    """HPA ceiling per track; must be >= minReplicas. Default 10."""
+    target_cpu_percent: _int_range(10, 95, "a CPU utilisation percent") = 70
+    """HPA CPU target (percent of request). Default 70, under the runbook's 80% CPU target."""
+    target_memory_percent: _int_range(10, 95, "a memory utilisation percent") = 75
+    """HPA memory target (percent of request). Default 75, under the runbook's 85% limit."""
+    scale_down_stabilization_seconds: Seconds = 300
+    """How long the HPA waits before removing pods. Default 300."""
+    cpu_request: Cpu = "250m"
+    """CPU request per pod (HPA utilisation is relative to it). Default 250m."""
+    cpu_limit: Cpu = "1"
+    """CPU limit per pod. Default 1."""
+    memory_mib: _int_range(64, 65536, "a memory size in MiB") = 512
+    """Memory request and limit (equal, so the pod is never OOM-killed for a neighbour). 512."""
+    termination_grace_period_seconds: Seconds = 60
+    """Time to drain on shutdown (WebSocket clients reconnect elsewhere). Default 60."""
+    pre_stop_delay_seconds: _int_range(0, 120, "a number of seconds") = 10
+    """Sleep before SIGTERM so endpoints and the mesh stop sending new requests. Default 10."""
+    progress_deadline_seconds: Seconds = 600
+    """A rollout that makes no progress for this long is reported failed. Default 600."""
+    probes: Probes = Probes()
+    """HTTP health endpoints on `port`."""
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Workload:
+        if self.max_replicas < self.min_replicas:
+            raise _FieldError(
+                "maxReplicas", f"must be >= minReplicas ({self.min_replicas}), got {self.max_replicas}"
+            )
+        if self.pre_stop_delay_seconds >= self.termination_grace_period_seconds:
+            raise _FieldError(
+                "preStopDelaySeconds",
+                "must be shorter than terminationGracePeriodSeconds "
+                f"({self.termination_grace_period_seconds})",
+            )
+        return self
+
+
+def _check_workloads(value: dict[str, Workload]) -> dict[str, Workload]:
+    bad = [name for name in value if not _DNS_LABEL.match(name) or len(name) > 40]
+    if bad:
+        raise ValueError(f"workload names must be DNS labels of at most 40 characters, got {bad}")
+    web = [name for name, w in value.items() if w.role == "web"]
+    if web != ["web"]:
+        raise ValueError(
+            "exactly one workload must have role 'web' and it must be named 'web' "
+            f"(the ingress backend); found {web or 'none'}"
+        )
+    return value
+
+
+# ---------------------------------------------------------------------------------------------
+# Cluster and network
+
+
+class KubernetesSettings(Model):
+    """How the program reaches the cluster, and where the cluster add-ons run."""
+
+    context: str | None = None
+    """kubeconfig context to deploy to. Default: the kubeconfig's current context."""
+    render_yaml_to_directory: str | None = None
+    """GitOps mode: write manifests to this directory instead of applying them. Default off."""
+    ingress_namespace: DnsLabel = "nginx-ingress"
+    """Namespace of the NGINX ingress controller (allowed to reach `web`). Default nginx-ingress."""
+    monitoring_namespace: DnsLabel = "monitoring"
+    """Namespace of Prometheus (allowed to scrape every pod). Default monitoring."""
+    istio_namespace: DnsLabel = "istio-system"
+    """Namespace of istiod (sidecars fetch their config from it). Default istio-system."""
+
+
+class NetworkSettings(Model):
+    """The VPC the cluster runs in; the data tier is placed in its private subnets."""
+
+    vpc_id: VpcId
+    """The cluster's VPC, e.g. vpc-0123456789abcdef0."""
+    vpc_cidr: Cidr
+    """The VPC's CIDR: pods may reach PostgreSQL and Redis ports only inside it."""
+    private_subnet_ids: Annotated[list[SubnetId], Field(min_length=2)]
+    """At least two private subnets in different AZs (RDS and ElastiCache require two)."""
+    cluster_security_group_id: SecurityGroupId
+    """Security group of the cluster's nodes: the only source allowed into the data tier."""
+
+
+# ---------------------------------------------------------------------------------------------
+# The whole stack
+
+
+class StackSettings(Model):
+    """Everything under the `plexichat:` namespace of one `Pulumi.<stack>.yaml`."""
+
+    domain: DomainName
+    """Public host name of the stack, e.g. app.plexichat.com. Required."""
+    namespace: DnsLabel = "plexichat"
+    """Kubernetes namespace of the app. Default plexichat."""
+    image_repository: ImageRepository = "ghcr.io/plexichat/plexichat"
+    """Container image repository; versions come from `release`. Default ghcr.io/plexichat/plexichat."""
+    release: Release
+    """The release contract: rolling, canary or blueGreen (see DESIGN.md)."""
+    workloads: Annotated[dict[str, Workload], AfterValidator(_check_workloads)]
+    """Process types by name: exactly one `web`, any number of workers."""
+    kubernetes: KubernetesSettings = KubernetesSettings()
+    network: NetworkSettings
+
+
+# ---------------------------------------------------------------------------------------------
+# Parsing and error reporting
+
+
+class _FieldError(ValueError):
+    """A model-level check that blames one field, so the error names that field's key path."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+_TOP_LEVEL_KEYS = {field.alias or name: name for name, field in StackSettings.model_fields.items()}
+# Keys whose stack-file value is a YAML scalar: the CLI passes them as plain text, not JSON.
+_SCALAR_KEYS = {"domain", "namespace", "imageRepository"}
+
+
+def parse_stack_config(raw: Mapping[str, Any], stack: str) -> StackSettings:
+    """Validate the `plexichat:` part of a stack's config map, or raise one RunError.
+
+    `raw` is the map the CLI hands the program: `{"plexichat:release": "<json text>", ...}`.
+    Keys of other namespaces (`aws:region`, `kubernetes:context`) are not ours and are ignored.
+    """
+    values: dict[str, Any] = {}
+    problems: list[str] = []
+    for full_key, text in raw.items():
+        namespace, _, key = full_key.partition(":")
+        if namespace != NAMESPACE:
+            continue
+        if key not in _TOP_LEVEL_KEYS:
+            problems.append(
+                f"{full_key}: unknown key; allowed keys are "
+                + ", ".join(f"{NAMESPACE}:{k}" for k in sorted(_TOP_LEVEL_KEYS))
+            )
+            continue
+        values[key] = _decode(text) if key not in _SCALAR_KEYS else text
+    try:
+        settings = StackSettings.model_validate(values)
+    except ValidationError as error:
+        problems.extend(_describe(e) for e in error.errors())
+        settings = None
+    if problems:
+        raise pulumi.RunError(
+            f"invalid configuration for stack '{stack}' (Pulumi.{stack}.yaml); "
+            "nothing was changed:\n" + "\n".join(f"  - {p}" for p in sorted(set(problems)))
+        )
+    return settings
+
+
+def _decode(text: Any) -> Any:
+    """Structured values arrive as JSON text; a plain string that is not JSON stays a string."""
+    if not isinstance(text, str):
+        return text
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _describe(error: Mapping[str, Any]) -> str:
+    loc = list(error["loc"])
+    kind = error["type"]
+    message = error["msg"].removeprefix("Value error, ")
+    if loc and loc[0] == "release":
+        if kind.startswith("union_tag"):
+            message = "must be one of " + ", ".join(STRATEGIES)
+            if kind == "union_tag_invalid":
+                message += f" (got {error['input'].get('strategy')!r})"
+            loc = ["release", "strategy"]
+        elif len(loc) > 1:
+            del loc[1]  # pydantic puts the union tag (`canary`) in the path; users never write it
+    if kind in ("model_attributes_type", "dict_type", "model_type"):
+        message = "must be a mapping of keys to values"
+        if loc == ["release"]:
+            message += " with a strategy (" + ", ".join(STRATEGIES) + ") and its versions"
+    context = error.get("ctx") or {}
+    field_error = context.get("error")
+    if isinstance(field_error, _FieldError):
+        loc.append(field_error.field)
+    key = f"{NAMESPACE}:" + ".".join(str(p) for p in loc) if loc else f"{NAMESPACE}"
+    if kind == "missing":
+        return f"{key}: required, but not set"
+    if kind == "extra_forbidden":
+        return f"{key}: unknown key (check the spelling; see README 'Configuration reference')"
+    shown = error.get("input")
+    if kind.startswith("union_tag") or isinstance(shown, (dict, list)):
+        return f"{key}: {message}"
+    return f"{key}: {message} (got {shown!r})"

@@ -1,0 +1,261 @@
+"""One release track of one workload: ServiceAccount, Deployment, HPA and PodDisruptionBudget.
+
+Secure unless loosened on purpose: the pod runs as a non-root user with a read-only root
+filesystem, no privilege escalation, every capability dropped and the RuntimeDefault seccomp
+profile, which is what Pod Security admission `restricted` demands. The HPA owns the replica
+count, so the Deployment never sets `spec.replicas` and Pulumi never fights the autoscaler.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components import naming
+from components.release import Track, image_reference
+from components.settings import Workload
+
+RUN_AS_UID = 10001
+"""Non-root uid/gid for every container (above 10000 so it maps to no host user)."""
+
+
+@dataclass(frozen=True)
+class WorkloadTrackArgs:
+    stack: str
+    workload_name: str
+    workload: Workload
+    track: Track
+    image_repository: str
+    namespace: pulumi.Input[str]
+    """The app namespace's name, taken from the Namespace resource so it is created first."""
+
+
+class WorkloadTrack(pulumi.ComponentResource):
+    deployment: k8s.apps.v1.Deployment
+    deployment_name: pulumi.Output[str]
+
+    def __init__(
+        self, name: str, args: WorkloadTrackArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("plexichat:workload:WorkloadTrack", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        w, track = args.workload, args.track
+        object_name = naming.object_name(args.workload_name, track.name)
+        labels = naming.pod_labels(args.stack, args.workload_name, track.name, track.version)
+        selector = naming.selector_labels(args.workload_name, track.name)
+        metadata = k8s.meta.v1.ObjectMetaArgs(
+            name=object_name,
+            namespace=args.namespace,
+            labels={**naming.common_labels(args.stack), **selector},
+        )
+
+        self.service_account = k8s.core.v1.ServiceAccount(
+            f"{name}-sa",
+            metadata=metadata,
+            # The app calls no Kubernetes API; a mounted token would only be something to steal.
+            automount_service_account_token=False,
+            opts=child,
+        )
+
+        self.deployment = k8s.apps.v1.Deployment(
+            f"{name}-deployment",
+            metadata=metadata,
+            spec=k8s.apps.v1.DeploymentSpecArgs(
+                # No `replicas`: the HPA below owns the count (see module docstring).
+                selector=k8s.meta.v1.LabelSelectorArgs(match_labels=selector),
+                strategy=k8s.apps.v1.DeploymentStrategyArgs(
+                    type="RollingUpdate",
+                    # Never go below the current capacity during a rollout.
+                    rolling_update=k8s.apps.v1.RollingUpdateDeploymentArgs(
+                        max_unavailable=0, max_surge="25%"
+                    ),
+                ),
+                min_ready_seconds=5,
+                progress_deadline_seconds=w.progress_deadline_seconds,
+                revision_history_limit=5,
+                template=k8s.core.v1.PodTemplateSpecArgs(
+                    metadata=k8s.meta.v1.ObjectMetaArgs(
+                        labels=labels,
+                        annotations={
+                            # Start the app only once its sidecar can carry traffic, and keep
+                            # the sidecar up until the app has drained.
+                            "proxy.istio.io/config": (
+                                '{"holdApplicationUntilProxyStarts": true, '
+                                '"terminationDrainDuration": "%ds"}' % w.pre_stop_delay_seconds
+                            ),
+                        },
+                    ),
+                    spec=_pod_spec(args, object_name, selector),
+                ),
+            ),
+            opts=child,
+        )
+
+        self.autoscaler = k8s.autoscaling.v2.HorizontalPodAutoscaler(
+            f"{name}-hpa",
+            metadata=metadata,
+            spec=k8s.autoscaling.v2.HorizontalPodAutoscalerSpecArgs(
+                scale_target_ref=k8s.autoscaling.v2.CrossVersionObjectReferenceArgs(
+                    api_version="apps/v1", kind="Deployment", name=self.deployment.metadata.name
+                ),
+                min_replicas=w.min_replicas,
+                max_replicas=w.max_replicas,
+                metrics=[
+                    _utilisation_metric("cpu", w.target_cpu_percent),
+                    _utilisation_metric("memory", w.target_memory_percent),
+                ],
+                behavior=k8s.autoscaling.v2.HorizontalPodAutoscalerBehaviorArgs(
+                    scale_down=k8s.autoscaling.v2.HPAScalingRulesArgs(
+                        stabilization_window_seconds=w.scale_down_stabilization_seconds,
+                        select_policy="Min",
+                        policies=[
+                            k8s.autoscaling.v2.HPAScalingPolicyArgs(
+                                type="Percent", value=50, period_seconds=60
+                            )
+                        ],
+                    ),
+                    scale_up=k8s.autoscaling.v2.HPAScalingRulesArgs(
+                        stabilization_window_seconds=0,
+                        select_policy="Max",
+                        policies=[
+                            k8s.autoscaling.v2.HPAScalingPolicyArgs(
+                                type="Percent", value=100, period_seconds=30
+                            ),
+                            k8s.autoscaling.v2.HPAScalingPolicyArgs(
+                                type="Pods", value=4, period_seconds=30
+                            ),
+                        ],
+                    ),
+                ),
+            ),
+            opts=child,
+        )
+
+        self.disruption_budget = k8s.policy.v1.PodDisruptionBudget(
+            f"{name}-pdb",
+            metadata=metadata,
+            spec=k8s.policy.v1.PodDisruptionBudgetSpecArgs(
+                # One pod at a time: drains always make progress, whatever the HPA has scaled to,
+                # and never take more than one pod of a track away at once.
+                max_unavailable=1,
+                selector=k8s.meta.v1.LabelSelectorArgs(match_labels=selector),
+                # A crash-looping pod must not block a node drain.
+                unhealthy_pod_eviction_policy="AlwaysAllow",
+            ),
+            opts=child,
+        )
+
+        self.deployment_name = self.deployment.metadata.name
+        self.register_outputs(
+            {"deployment_name": self.deployment_name, "version": track.version}
+        )
+
+
+def _utilisation_metric(resource: str, percent: int) -> k8s.autoscaling.v2.MetricSpecArgs:
+    return k8s.autoscaling.v2.MetricSpecArgs(
+        type="Resource",
+        resource=k8s.autoscaling.v2.ResourceMetricSourceArgs(
+            name=resource,
+            target=k8s.autoscaling.v2.MetricTargetArgs(
+                type="Utilization", average_utilization=percent
+            ),
+        ),
+    )
+
+
+def _pod_spec(
+    args: WorkloadTrackArgs, service_account: str, selector: dict[str, str]
+) -> k8s.core.v1.PodSpecArgs:
+    w, track = args.workload, args.track
+    port_name = "http" if w.role == "web" else "metrics"
+
+    def http_probe(path: str, period: int, failures: int) -> k8s.core.v1.ProbeArgs:
+        return k8s.core.v1.ProbeArgs(
+            http_get=k8s.core.v1.HTTPGetActionArgs(path=path, port=port_name),
+            period_seconds=period,
+            timeout_seconds=2,
+            failure_threshold=failures,
+        )
+
+    def spread(topology_key: str) -> k8s.core.v1.TopologySpreadConstraintArgs:
+        return k8s.core.v1.TopologySpreadConstraintArgs(
+            topology_key=topology_key,
+            max_skew=1,
+            # Prefer, do not require: a zone outage must not leave pods unschedulable.
+            when_unsatisfiable="ScheduleAnyway",
+            label_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=selector),
+            match_label_keys=["pod-template-hash"],
+        )
+
+    memory = f"{w.memory_mib}Mi"
+    return k8s.core.v1.PodSpecArgs(
+        service_account_name=service_account,
+        automount_service_account_token=False,
+        termination_grace_period_seconds=w.termination_grace_period_seconds,
+        security_context=k8s.core.v1.PodSecurityContextArgs(
+            run_as_non_root=True,
+            run_as_user=RUN_AS_UID,
+            run_as_group=RUN_AS_UID,
+            fs_group=RUN_AS_UID,
+            seccomp_profile=k8s.core.v1.SeccompProfileArgs(type="RuntimeDefault"),
+        ),
+        topology_spread_constraints=[
+            spread("topology.kubernetes.io/zone"),
+            spread("kubernetes.io/hostname"),
+        ],
+        containers=[
+            k8s.core.v1.ContainerArgs(
+                name=args.workload_name,
+                image=image_reference(args.image_repository, track.version),
+                image_pull_policy="IfNotPresent",
+                args=list(w.args) or None,
+                ports=[
+                    k8s.core.v1.ContainerPortArgs(
+                        name=port_name, container_port=w.port, protocol="TCP"
+                    )
+                ],
+                env=[
+                    k8s.core.v1.EnvVarArgs(name="PLEXICHAT_TRACK", value=track.name),
+                    k8s.core.v1.EnvVarArgs(name="PLEXICHAT_VERSION", value=track.version),
+                    k8s.core.v1.EnvVarArgs(name="PLEXICHAT_PORT", value=str(w.port)),
+                ],
+                resources=k8s.core.v1.ResourceRequirementsArgs(
+                    requests={"cpu": w.cpu_request, "memory": memory},
+                    limits={"cpu": w.cpu_limit, "memory": memory},
+                ),
+                startup_probe=http_probe(
+                    w.probes.liveness_path, 2, w.probes.startup_failure_threshold
+                ),
+                readiness_probe=http_probe(w.probes.readiness_path, 5, 3),
+                liveness_probe=http_probe(w.probes.liveness_path, 10, 3),
+                lifecycle=k8s.core.v1.LifecycleArgs(
+                    # Keep serving while endpoints and sidecars learn the pod is going away.
+                    # The built-in sleep action needs no shell in the image.
+                    pre_stop=k8s.core.v1.LifecycleHandlerArgs(
+                        sleep=k8s.core.v1.SleepActionArgs(seconds=w.pre_stop_delay_seconds)
+                    )
+                    if w.pre_stop_delay_seconds
+                    else None,
+                ),
+                security_context=k8s.core.v1.SecurityContextArgs(
+                    run_as_non_root=True,
+                    run_as_user=RUN_AS_UID,
+                    run_as_group=RUN_AS_UID,
+                    read_only_root_filesystem=True,
+                    allow_privilege_escalation=False,
+                    privileged=False,
+                    capabilities=k8s.core.v1.CapabilitiesArgs(drop=["ALL"]),
+                    seccomp_profile=k8s.core.v1.SeccompProfileArgs(type="RuntimeDefault"),
+                ),
+                volume_mounts=[k8s.core.v1.VolumeMountArgs(name="tmp", mount_path="/tmp")],
+            )
+        ],
+        # The root filesystem is read-only; scratch space lives in a bounded emptyDir.
+        volumes=[
+            k8s.core.v1.VolumeArgs(
+                name="tmp", empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs(size_limit="256Mi")
+            )
+        ],
+    )

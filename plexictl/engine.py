@@ -1,0 +1,284 @@
+"""Run the real `__main__.py` offline under Pulumi's mock engine and record the desired state.
+
+This is how `plexictl render` and `plexictl diff` see a stack without a cloud account or the
+Pulumi CLI, and how the tests see it. The program runs exactly as under `pulumi up`: the stack's
+config reaches it the way the CLI passes it (a `{"plexichat:key": "text"}` map, project defaults
+from Pulumi.yaml merged in, secrets marked secret), and every registration is recorded with its
+inputs and resource options.
+
+The mock answers what a provider would compute (ids, ARNs, endpoints, auto-generated names), so
+the program sees realistic values in `up` mode; in `preview` mode they stay unknown, as they do
+in a real preview.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import pathlib
+import runpy
+import sys
+from dataclasses import dataclass, field
+from collections.abc import Callable
+from typing import Any
+
+import yaml
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+SECRET_SIG_KEY = "4dabf18193072939515e22adb298388d"
+SECRET_SIG_VALUE = "1b47061264138c4ac30d75fd1eb44270"
+FAKE_SECRET = "offline-placeholder-secret-0123456789"
+"""Stands in for every `secure:` value: long enough for any token validator, clearly fake."""
+
+
+@dataclass
+class Resource:
+    type: str
+    name: str
+    urn: str
+    inputs: dict[str, Any]
+    custom: bool
+    parent: str
+    provider: str
+    protect: bool
+    retain_on_delete: bool
+    dependencies: list[str]
+    ignore_changes: list[str]
+    aliases: list[str]
+    delete_before_replace: bool
+
+    @property
+    def is_kubernetes(self) -> bool:
+        return self.custom and self.type.startswith("kubernetes:")
+
+    @property
+    def component(self) -> str:
+        """The logical name of the nearest component parent (the part of the program it is)."""
+        return self.parent.rsplit("::", 1)[-1] if self.parent else ""
+
+    def manifest(self) -> dict[str, Any]:
+        """The Kubernetes object as `kubectl apply` would see it (secrets masked)."""
+        group_version, kind = self.type.split(":", 1)[1].rsplit(":", 1)
+        group, _, version = group_version.rpartition("/")
+        group = "" if group in ("core", "") else group
+        body = {k: v for k, v in mask_secrets(self.inputs).items() if k not in ("apiVersion", "kind")}
+        return {"apiVersion": f"{group}/{version}" if group else version, "kind": kind, **body}
+
+
+@dataclass
+class Rendering:
+    stack: str
+    preview: bool
+    resources: list[Resource] = field(default_factory=list)
+    outputs: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    def of_type(self, type_: str) -> list[Resource]:
+        return [r for r in self.resources if r.type == type_]
+
+    def one(self, type_: str, name: str) -> Resource:
+        matches = [r for r in self.resources if r.type == type_ and r.name == name]
+        if len(matches) != 1:
+            raise KeyError(f"expected one {type_} named {name}, found {len(matches)}")
+        return matches[0]
+
+    def kubernetes_objects(self) -> list[Resource]:
+        return [r for r in self.resources if r.is_kubernetes and not r.type.startswith("kubernetes:index")]
+
+    def by_urn(self) -> dict[str, Resource]:
+        return {r.urn: r for r in self.resources}
+
+
+def is_secret(value: Any) -> bool:
+    return isinstance(value, dict) and value.get(SECRET_SIG_KEY) == SECRET_SIG_VALUE
+
+
+def mask_secrets(value: Any) -> Any:
+    """Replace every secret with a marker: rendered files must never carry a secret's value."""
+    if is_secret(value):
+        return "[secret]"
+    if isinstance(value, dict):
+        return {k: mask_secrets(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [mask_secrets(v) for v in value]
+    return value
+
+
+def project_file(root: pathlib.Path = ROOT) -> dict[str, Any]:
+    return yaml.safe_load((root / "Pulumi.yaml").read_text())
+
+
+def stack_config(
+    stack: str, root: pathlib.Path = ROOT, stack_file: dict[str, Any] | None = None
+) -> tuple[dict[str, str], list[str]]:
+    """The config map and secret keys the Pulumi CLI would hand the program for `stack`.
+
+    Project defaults from Pulumi.yaml come first, the stack file overrides them; structured values
+    become JSON text; `secure:` values are replaced by a placeholder and listed as secret.
+    """
+    project = project_file(root)
+    name = project["name"]
+    config: dict[str, str] = {}
+    for key, spec in (project.get("config") or {}).items():
+        if isinstance(spec, dict) and "default" in spec:
+            full_key = key if ":" in key else f"{name}:{key}"
+            config[full_key] = _as_config_text(spec["default"])
+    if stack_file is None:
+        path = root / f"Pulumi.{stack}.yaml"
+        if not path.exists():
+            raise FileNotFoundError(f"no stack file {path.name} in {root}")
+        stack_file = yaml.safe_load(path.read_text()) or {}
+    secret_keys: list[str] = []
+    for key, value in (stack_file.get("config") or {}).items():
+        if isinstance(value, dict) and set(value) == {"secure"}:
+            secret_keys.append(key)
+            value = FAKE_SECRET
+        config[key] = _as_config_text(value)
+    return config, secret_keys
+
+
+def _as_config_text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+class _Mocks:
+    """Echo inputs back as outputs, plus what the provider would compute."""
+
+    def __init__(self) -> None:
+        import pulumi
+
+        self._pulumi = pulumi
+
+    def new_resource(self, args):
+        state = dict(args.inputs)
+        if args.typ.startswith("kubernetes:") and isinstance(state.get("metadata"), dict):
+            metadata = dict(state["metadata"])
+            metadata.setdefault("name", f"{args.name}-mock")  # auto-named objects get a suffix
+            state["metadata"] = metadata
+        if args.typ.startswith("aws:"):
+            state.update(computed_aws_outputs(args.typ, args.name, state))
+        return f"{args.name}-id", state
+
+    def call(self, args):
+        return computed_invoke_result(args.token, args.args)
+
+
+def computed_aws_outputs(type_: str, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
+    """What AWS reports after create, for the attributes the program reads."""
+    service = type_.split(":")[1].split("/")[0]
+    arn = f"arn:aws:{service}:us-east-1:123456789012:{name}"
+    return {"arn": arn, "id": f"{name}-id"}
+
+
+def computed_invoke_result(token: str, args: dict[str, Any]) -> dict[str, Any]:
+    return {}
+
+
+def run_program(
+    stack: str,
+    *,
+    preview: bool = False,
+    root: pathlib.Path = ROOT,
+    config: dict[str, str] | None = None,
+    secret_keys: list[str] | None = None,
+) -> Rendering:
+    """Run `root/__main__.py` for `stack` exactly as the CLI would; return all it registered.
+
+    `config` replaces the stack file (tests pass edited copies). A config error surfaces as the
+    program's own `pulumi.RunError`.
+    """
+    if config is None:
+        config, secret_keys = stack_config(stack, root)
+
+    def program() -> None:
+        sys.path.insert(0, str(root))
+        try:
+            runpy.run_path(str(root / "__main__.py"), run_name="__main__")
+        finally:
+            sys.path.remove(str(root))
+
+    return run(program, stack, project=project_file(root)["name"], preview=preview,
+               config=config, secret_keys=secret_keys)
+
+
+def run(
+    program: Callable[[], None],
+    stack: str,
+    *,
+    project: str = "plexichat",
+    preview: bool = False,
+    config: dict[str, str] | None = None,
+    secret_keys: list[str] | None = None,
+) -> Rendering:
+    """Run `program` (any function that declares resources) under the mock engine."""
+    import pulumi
+    from pulumi.runtime.mocks import MockMonitor
+
+    rendering = Rendering(stack=stack, preview=preview)
+    mocks = _Mocks()
+
+    class RecordingMonitor(MockMonitor):
+        def RegisterResource(self, request):  # noqa: N802 (gRPC method name)
+            response = super().RegisterResource(request)
+            if request.type != "pulumi:pulumi:Stack":
+                rendering.resources.append(_record(request, response.urn))
+            return response
+
+    class WarningLog(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if record.levelno >= logging.WARNING:
+                rendering.warnings.append(record.getMessage())
+
+    logger = logging.getLogger(f"plexictl.engine.{stack}")
+    logger.propagate = False
+    logger.handlers[:] = [WarningLog()]
+
+    pulumi.runtime.reset_options(project=project, stack=stack, preview=preview)
+    pulumi.runtime.set_mocks(
+        mocks, project=project, stack=stack, preview=preview, logger=logger,
+        monitor=RecordingMonitor(mocks),
+    )
+    pulumi.runtime.set_all_config(config or {}, secret_keys or [])
+
+    @pulumi.runtime.test
+    def execute():
+        program()
+        exported = pulumi.runtime.get_root_resource().outputs
+        return pulumi.Output.all(**exported).apply(rendering.outputs.update)
+
+    execute()
+    return rendering
+
+
+def _record(request, urn: str) -> Resource:
+    from pulumi.runtime import rpc
+
+    inputs = rpc.deserialize_properties(request.object, keep_unknowns=True)
+    return Resource(
+        type=request.type,
+        name=request.name,
+        urn=urn,
+        inputs=_plain(inputs),
+        custom=bool(request.custom),
+        parent=request.parent,
+        provider=request.provider,
+        protect=bool(request.protect),
+        retain_on_delete=bool(request.retainOnDelete),
+        dependencies=list(request.dependencies),
+        ignore_changes=list(request.ignoreChanges),
+        aliases=[a.urn or a.spec.name for a in request.aliases] if request.aliases else [],
+        delete_before_replace=bool(request.deleteBeforeReplace),
+    )
+
+
+def _plain(value: Any) -> Any:
+    """Deserialized inputs, with unknowns (preview) shown as a readable marker."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if type(value).__name__ == "Unknown":
+        return "[unknown until apply]"
+    if isinstance(value, float) and value.is_integer():
+        return int(value)  # the wire format has only floats; 25.0 was an int in the program
+    return value

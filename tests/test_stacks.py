@@ -1,0 +1,184 @@
+"""Whole-program tests: every Pulumi.<stack>.yaml, run as `pulumi up` and `pulumi preview` would
+run it, produces valid, secure Kubernetes objects through the explicit provider."""
+
+from __future__ import annotations
+
+import kubernetes_validate
+import pytest
+
+from plexictl.engine import Rendering
+from tests.conftest import STACKS, render_edited, rendered
+
+KUBERNETES_VERSION = "1.33"
+DEPLOYMENT = "kubernetes:apps/v1:Deployment"
+
+
+def pod_specs(rendering: Rendering):
+    for d in rendering.of_type(DEPLOYMENT):
+        yield d.inputs["metadata"]["name"], d.inputs["spec"]["template"]["spec"]
+
+
+def test_renders_without_warnings(any_stack):
+    assert any_stack.warnings == []
+    assert any_stack.kubernetes_objects()
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_preview_and_up_register_the_same_resources(stack):
+    """Resources created inside apply() would show up only in `up`: there must be none."""
+    assert {r.urn for r in rendered(stack).resources} == {r.urn for r in rendered(stack, True).resources}
+
+
+def test_every_kubernetes_object_is_valid_for_the_target_version(any_stack):
+    for resource in any_stack.kubernetes_objects():
+        manifest = resource.manifest()
+        if "[unknown until apply]" in str(manifest):
+            continue  # preview mode: a computed value; `up` mode validates the same object
+        kubernetes_validate.validate(manifest, KUBERNETES_VERSION, strict=True)
+
+
+def test_no_kubernetes_resource_uses_the_default_provider(any_stack):
+    k8s = [r for r in any_stack.resources if r.type.startswith("kubernetes:") and r.custom]
+    assert k8s
+    for resource in k8s:
+        # A provider reference is `<provider urn>::<provider id>`; the default one is `default_*`.
+        provider_urn = resource.provider.rsplit("::", 1)[0]
+        assert provider_urn.endswith("pulumi:providers:kubernetes::plexichat-k8s"), resource.urn
+
+
+def test_every_namespaced_object_names_the_app_namespace(any_stack):
+    for resource in any_stack.kubernetes_objects():
+        if resource.type != "kubernetes:core/v1:Namespace":
+            assert resource.inputs["metadata"]["namespace"] == "plexichat", resource.urn
+
+
+def test_every_container_is_hardened(any_stack):
+    for name, pod in pod_specs(any_stack):
+        assert pod["securityContext"]["runAsNonRoot"] is True, name
+        assert pod["automountServiceAccountToken"] is False, name
+        for container in pod["containers"] + pod.get("initContainers", []):
+            ctx = container["securityContext"]
+            assert ctx["runAsNonRoot"] is True and ctx["runAsUser"] >= 10000, name
+            assert ctx["allowPrivilegeEscalation"] is False, name
+            assert ctx["readOnlyRootFilesystem"] is True, name
+            assert ctx["capabilities"]["drop"] == ["ALL"] and "add" not in ctx["capabilities"], name
+            assert ctx["seccompProfile"]["type"] == "RuntimeDefault", name
+            assert not ctx.get("privileged"), name
+            resources = container["resources"]
+            assert set(resources["requests"]) == set(resources["limits"]) == {"cpu", "memory"}, name
+            assert resources["requests"]["memory"] == resources["limits"]["memory"], name
+            assert not container["image"].endswith(":latest"), name
+            assert container["readinessProbe"] != container["livenessProbe"], name
+            assert "startupProbe" in container, name
+        assert not any(pod.get(k) for k in ("hostNetwork", "hostPID", "hostIPC")), name
+
+
+def test_hpa_targets_each_deployment_which_sets_no_replicas(any_stack):
+    deployments = {d.inputs["metadata"]["name"]: d for d in any_stack.of_type(DEPLOYMENT)}
+    hpas = any_stack.of_type("kubernetes:autoscaling/v2:HorizontalPodAutoscaler")
+    assert sorted(h.inputs["spec"]["scaleTargetRef"]["name"] for h in hpas) == sorted(deployments)
+    assert all("replicas" not in d.inputs["spec"] for d in deployments.values())
+    pdbs = any_stack.of_type("kubernetes:policy/v1:PodDisruptionBudget")
+    assert sorted(p.inputs["metadata"]["name"] for p in pdbs) == sorted(deployments)
+
+
+def test_namespace_enforces_restricted_pod_security_and_sidecars(any_stack):
+    (namespace,) = any_stack.of_type("kubernetes:core/v1:Namespace")
+    labels = namespace.inputs["metadata"]["labels"]
+    assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
+    assert labels["istio-injection"] == "enabled"
+
+
+def test_web_service_selects_every_track(any_stack):
+    (service,) = any_stack.of_type("kubernetes:core/v1:Service")
+    spec = service.inputs["spec"]
+    assert spec["type"] == "ClusterIP"
+    assert "plexichat.com/track" not in spec["selector"]
+    web_pods = [
+        pod_labels for name, pod_labels in (
+            (d.inputs["metadata"]["name"], d.inputs["spec"]["template"]["metadata"]["labels"])
+            for d in any_stack.of_type(DEPLOYMENT)
+        ) if name.startswith("plexichat-web-")
+    ]
+    assert web_pods and all(spec["selector"].items() <= labels.items() for labels in web_pods)
+
+
+def _policies(rendering: Rendering) -> dict[str, dict]:
+    return {
+        p.inputs["metadata"]["name"]: p.inputs["spec"]
+        for p in rendering.of_type("kubernetes:networking.k8s.io/v1:NetworkPolicy")
+    }
+
+
+def test_network_is_default_deny_then_only_the_needed_flows(any_stack):
+    policies = _policies(any_stack)
+    deny = policies["default-deny"]
+    assert deny["podSelector"] == {} and sorted(deny["policyTypes"]) == ["Egress", "Ingress"]
+    assert "ingress" not in deny and "egress" not in deny
+    # Ingress only from named namespaces or the app's own namespace, never from an IP block.
+    for name, spec in policies.items():
+        for rule in spec.get("ingress", []):
+            for peer in rule["from"]:
+                assert "ipBlock" not in peer, name
+    web = policies["allow-web-from-ingress"]
+    assert web["ingress"][0]["from"][0]["namespaceSelector"]["matchLabels"] == {
+        "kubernetes.io/metadata.name": "nginx-ingress"
+    }
+    # Data ports are reachable only inside the VPC; the open internet only on 443.
+    for name, spec in policies.items():
+        for rule in spec.get("egress", []):
+            for peer in rule.get("to", []):
+                if peer.get("ipBlock", {}).get("cidr") == "0.0.0.0/0":
+                    assert [p["port"] for p in rule["ports"]] == [443], name
+    data = policies["allow-egress-data"]["egress"][0]
+    assert sorted(p["port"] for p in data["ports"]) == [5432, 6379]
+    assert data["to"][0]["ipBlock"]["cidr"].startswith("10.")
+
+
+def test_every_pod_can_resolve_dns_and_be_scraped(any_stack):
+    policies = _policies(any_stack)
+    assert policies["allow-egress-dns"]["podSelector"] == {}
+    scrape = policies["allow-prometheus-scrape"]
+    ports = {p["port"] for p in scrape["ingress"][0]["ports"]}
+    for _, pod in pod_specs(any_stack):
+        assert {p["containerPort"] for c in pod["containers"] for p in c["ports"]} <= ports
+
+
+@pytest.mark.parametrize(
+    "stack,strategy,tracks",
+    [("dev", "rolling", {"stable"}), ("staging", "blueGreen", {"blue", "green"}),
+     ("prod", "canary", {"stable", "canary"})],
+)
+def test_outputs_tell_operators_what_runs(stack, strategy, tracks):
+    outputs = rendered(stack).outputs
+    assert outputs["releaseStrategy"] == strategy
+    assert set(outputs["tracks"]) == tracks
+    assert sum(t["weightPercent"] for t in outputs["tracks"].values()) == 100
+    assert outputs["url"].startswith("https://") and outputs["namespace"] == "plexichat"
+
+
+def _by_name(rendering: Rendering, type_prefix: str = "kubernetes:") -> dict[str, dict]:
+    return {r.urn: r.inputs for r in rendering.resources if r.type.startswith(type_prefix) and r.custom}
+
+
+def test_version_bump_never_changes_a_selector():
+    """DESIGN invariant 2: selectors are immutable in Kubernetes; versions live in pod labels."""
+    before = rendered("prod")
+    after = render_edited("prod", lambda c: c["plexichat:release"]["canary"].update(version="v9.9.9"))
+    after_by_urn = after.by_urn()
+    changed_images = 0
+    for deployment in before.of_type(DEPLOYMENT):
+        new = after_by_urn[deployment.urn].inputs["spec"]
+        assert new["selector"] == deployment.inputs["spec"]["selector"]
+        changed_images += new["template"] != deployment.inputs["spec"]["template"]
+    assert changed_images == 1  # only the canary's pod template changed
+
+
+def test_canary_weight_change_touches_no_workload_object():
+    """DESIGN invariant 1 (workload side): a weight shift is routing only."""
+    before = _by_name(rendered("prod"))
+    after = _by_name(render_edited("prod", lambda c: c["plexichat:release"]["canary"].update(weight=25)))
+    routing = ("VirtualService",)
+    assert before.keys() == after.keys()
+    changed = [urn for urn in before if before[urn] != after[urn]]
+    assert all(urn.split("::")[-2].endswith(routing) for urn in changed), changed
