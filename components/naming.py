@@ -50,3 +50,8 @@ def pod_labels(stack: str, workload: str, track: str, version: str) -> dict[str,
 def _label_value(version: str) -> str:
     # A label value is at most 63 characters and has no ':'; shorten a digest to its prefix.
     return version.replace("sha256:", "sha256-")[:63]
+
+
+def aws_tags(stack: str) -> dict[str, str]:
+    """The one tag set every AWS resource carries (through the provider's default_tags)."""
+    return {"Project": APP, "Environment": stack, "ManagedBy": "pulumi"}

@@ -7,6 +7,7 @@ operators need as outputs. It holds no logic of its own beyond the wiring.
 from __future__ import annotations
 
 import pulumi
+import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from components import naming
@@ -44,6 +45,15 @@ class Platform(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
         k8s_opts = pulumi.ResourceOptions(parent=self, provider=self.k8s_provider)
+
+        # Likewise for AWS: region from the validated settings, and one tag set on everything.
+        self.aws_provider = aws.Provider(
+            f"{name}-aws",
+            region=settings.aws.region,
+            default_tags=aws.ProviderDefaultTagsArgs(tags=naming.aws_tags(stack)),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.aws_opts = pulumi.ResourceOptions(parent=self, provider=self.aws_provider)
 
         namespace = k8s.core.v1.Namespace(
             f"{name}-namespace",

@@ -283,6 +283,18 @@ class KubernetesSettings(Model):
     """Namespace of istiod (sidecars fetch their config from it). Default istio-system."""
 
 
+AwsRegion = _pattern(
+    re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$"), "an AWS region such as us-east-1"
+)
+
+
+class AwsSettings(Model):
+    """Where the stack's AWS resources live."""
+
+    region: AwsRegion
+    """Primary AWS region of the stack, e.g. us-east-1. Required."""
+
+
 class NetworkSettings(Model):
     """The VPC the cluster runs in; the data tier is placed in its private subnets."""
 
@@ -314,7 +326,11 @@ class StackSettings(Model):
     workloads: Annotated[dict[str, Workload], AfterValidator(_check_workloads)]
     """Process types by name: exactly one `web`, any number of workers."""
     kubernetes: KubernetesSettings = KubernetesSettings()
+    """How to reach the cluster and where its add-ons run."""
+    aws: AwsSettings
+    """The AWS account side of the stack."""
     network: NetworkSettings
+    """The VPC the cluster and the data tier share."""
 
 
 # ---------------------------------------------------------------------------------------------

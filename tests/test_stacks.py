@@ -182,3 +182,13 @@ def test_canary_weight_change_touches_no_workload_object():
     assert before.keys() == after.keys()
     changed = [urn for urn in before if before[urn] != after[urn]]
     assert all(urn.split("::")[-2].endswith(routing) for urn in changed), changed
+
+
+def test_no_cloud_resource_uses_a_default_provider(any_stack):
+    """Region and tags come from the stack settings, never from ambient AWS configuration."""
+    for resource in any_stack.resources:
+        if resource.custom and resource.type.startswith("aws:"):
+            provider_name = resource.provider.rsplit("::", 2)[-2]
+            assert not provider_name.startswith("default"), resource.urn
+    (aws_provider,) = [r for r in any_stack.resources if r.type == "pulumi:providers:aws"]
+    assert aws_provider.inputs["region"] == "us-east-1"
