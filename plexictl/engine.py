@@ -27,6 +27,7 @@ import yaml
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SECRET_SIG_KEY = "4dabf18193072939515e22adb298388d"
 SECRET_SIG_VALUE = "1b47061264138c4ac30d75fd1eb44270"
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when available: 10x faster
 FAKE_SECRET = "offline-placeholder-secret-0123456789"
 """Stands in for every `secure:` value: long enough for any token validator, clearly fake."""
 
@@ -105,7 +106,7 @@ def mask_secrets(value: Any) -> Any:
 
 
 def project_file(root: pathlib.Path = ROOT) -> dict[str, Any]:
-    return yaml.safe_load((root / "Pulumi.yaml").read_text())
+    return yaml.load((root / "Pulumi.yaml").read_text(), Loader=_YAML_LOADER)
 
 
 def stack_config(
@@ -127,7 +128,7 @@ def stack_config(
         path = root / f"Pulumi.{stack}.yaml"
         if not path.exists():
             raise FileNotFoundError(f"no stack file {path.name} in {root}")
-        stack_file = yaml.safe_load(path.read_text()) or {}
+        stack_file = yaml.load(path.read_text(), Loader=_YAML_LOADER) or {}
     secret_keys: list[str] = []
     for key, value in (stack_file.get("config") or {}).items():
         if isinstance(value, dict) and set(value) == {"secure"}:

@@ -192,3 +192,15 @@ def test_no_cloud_resource_uses_a_default_provider(any_stack):
             assert not provider_name.startswith("default"), resource.urn
     (aws_provider,) = [r for r in any_stack.resources if r.type == "pulumi:providers:aws"]
     assert aws_provider.inputs["region"] == "us-east-1"
+
+
+def test_kubernetes_provider_follows_the_stack_settings():
+    def edit(config):
+        config["plexichat:kubernetes"] = {"context": "ops-cluster", "renderYamlToDirectory": "gitops/prod"}
+
+    (provider,) = render_edited("prod", edit).of_type("pulumi:providers:kubernetes")
+    assert provider.inputs["context"] == "ops-cluster"
+    assert provider.inputs["renderYamlToDirectory"] == "gitops/prod"
+    assert provider.inputs["namespace"] == "plexichat"
+    (default,) = rendered("prod").of_type("pulumi:providers:kubernetes")
+    assert default.inputs["context"] == "plexichat-prod" and "renderYamlToDirectory" not in default.inputs
