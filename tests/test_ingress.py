@@ -4,6 +4,8 @@ balancer; in count mode only where the stack file says so. Bad edge settings are
 
 from __future__ import annotations
 
+import functools
+
 import pulumi
 import pytest
 
@@ -18,6 +20,7 @@ CERTIFICATE = "kubernetes:cert-manager.io/v1:Certificate"
 CONTROLLERS = ("f5", "community")
 
 
+@functools.lru_cache(maxsize=None)
 def _with_controller(stack: str, controller: str) -> Rendering:
     if controller == "f5":
         return rendered(stack)  # the stack files use the default controller

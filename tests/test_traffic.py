@@ -161,7 +161,7 @@ def choose(routes: list[dict], authority: str, path: str, headers: dict[str, str
     return next(r for r in routes if not r.get("match") or any(map(entry_matches, r["match"])))
 
 
-@hypothesis_settings(max_examples=200, deadline=None)
+@hypothesis_settings(max_examples=100, deadline=None)
 @given(releases, traffic_settings(), st.booleans())
 def test_route_semantics_for_every_legal_release(release, traffic, with_preview_host):
     plan = plan_release(release)
