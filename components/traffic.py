@@ -162,6 +162,9 @@ class Traffic(pulumi.ComponentResource):
             kind="VirtualService",
             metadata=metadata,
             spec={
+                # A non-Service host listed next to the Service FQDN is served on the Service's
+                # ports in every sidecar (Istio pilot, buildSidecarVirtualHostsForVirtualService),
+                # so a request to the cluster IP with `Host: <domain>` takes these routes too.
                 "hosts": [host, *args.public_hosts],
                 # `mesh` only: the routes apply in every sidecar, the NGINX controller's included.
                 "gateways": ["mesh"],
