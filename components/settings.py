@@ -316,9 +316,9 @@ class RetrySettings(Model):
     """Mesh retries of a failed request (5xx, reset, connect-failure), per try and in total."""
 
     attempts: _int_range(0, 10, "a number of retries") = 2
-    """Retries after the first try (Istio `attempts`); 0 turns retries off. Default 2."""
+    """Retries after the first try (Istio `attempts`), 0..10; 0 turns retries off. Default 2."""
     per_try_timeout_seconds: _int_range(1, 300, "a number of seconds") = 5
-    """Timeout of each try; tries * this must fit in requestTimeoutSeconds. Default 5."""
+    """Timeout of each try (1..300); all tries must fit in requestTimeoutSeconds. Default 5."""
 
 
 class TrafficSettings(Model):
@@ -332,19 +332,19 @@ class TrafficSettings(Model):
     retries: RetrySettings = RetrySettings()
     """Retry policy; (attempts + 1) * perTryTimeoutSeconds <= requestTimeoutSeconds."""
     max_connections: _int_range(1, 1_000_000, "a number of connections") = 10000
-    """Connection-pool cap per client proxy and track; every open WebSocket holds one. 10000."""
+    """Connection cap per client proxy and track; every open WebSocket holds one. Default 10000."""
     max_requests: _int_range(1, 1_000_000, "a number of requests") = 10000
     """Concurrent requests per client proxy and track (`http2MaxRequests`). Default 10000."""
     max_pending_requests: _int_range(1, 1_000_000, "a number of requests") = 1024
     """Requests queued for a connection before the mesh answers 503. Default 1024."""
     consecutive_errors: _int_range(1, 100, "a number of errors") = 5
-    """Consecutive 5xx answers after which a pod is ejected from the pool. Default 5."""
+    """Consecutive 5xx answers (1..100) after which a pod is ejected from the pool. Default 5."""
     ejection_interval_seconds: _int_range(1, 300, "a number of seconds") = 10
-    """How often outlier detection runs. Default 10."""
+    """How often outlier detection runs (1..300). Default 10."""
     base_ejection_seconds: _int_range(1, 3600, "a number of seconds") = 30
-    """Minimum time an ejected pod stays out (grows with each ejection). Default 30."""
+    """Minimum time (1..3600) an ejected pod stays out; grows with each ejection. Default 30."""
     max_ejection_percent: _int_range(1, 100, "an integer percent") = 50
-    """At most this share of a track's pods is ejected at once. Default 50."""
+    """At most this percent (1..100) of a track's pods is ejected at once. Default 50."""
 
     @model_validator(mode="after")
     def _retries_fit_the_timeout(self) -> TrafficSettings:
@@ -377,7 +377,8 @@ class WafSettings(Model):
     ALBs only), in the stack's AWS region. Required when mode is block; without it the ACL exists
     but inspects nothing."""
     rate_limit_per_5_minutes: _int_range(100, 2_000_000_000, "a number of requests") = 2000
-    """Requests one client IP may send in any 5 minutes before the rate rule acts. Default 2000."""
+    """Requests one client IP may send in any 5 minutes before the rate rule acts (at least
+    100). Default 2000."""
     log_retention_days: LogRetentionDays = 90
     """Retention of the WAF log group (a CloudWatch retention value). Default 90."""
 
@@ -416,13 +417,13 @@ class IngressSettings(Model):
     rate_limit_requests_per_second: _int_range(1, 100000, "a number of requests") = 50
     """Sustained requests per second per client IP at NGINX; more get 429. Default 50."""
     rate_limit_burst_multiplier: _int_range(1, 100, "a multiplier") = 5
-    """Burst allowed above the rate, as a multiple of it. Default 5."""
+    """Burst allowed above the rate, as a multiple of it (1..100). Default 5."""
     hsts_max_age_seconds: _int_range(86400, 63072000, "a number of seconds") = 31536000
     """HSTS max-age (1 day .. 2 years). Default 31536000 (1 year)."""
     hsts_include_subdomains: bool = True
     """Whether HSTS covers subdomains of the domain (the preview host is one). Default true."""
     websocket_idle_timeout_seconds: _int_range(60, 86400, "a number of seconds") = 3600
-    """NGINX closes a WebSocket after this long without a frame. Default 3600."""
+    """NGINX closes a WebSocket after this long without a frame (60..86400). Default 3600."""
     waf: WafSettings
     """The AWS WAF web ACL. Required: `mode` is stated per stack."""
 

@@ -9,6 +9,7 @@ import functools
 import pulumi
 import pytest
 
+from components.release import PREVIEW_HEADER
 from plexictl.engine import Rendering
 from tests.conftest import STACKS, render_edited, rendered
 from tests.crd_models import validate_strictly
@@ -64,13 +65,13 @@ def test_preview_host_reaches_the_inactive_colour_end_to_end(controller):
     subsets = {s["name"]: s["labels"] for s in _spec(rendering, DESTINATION_RULE)["subsets"]}
     service = rendering.one("kubernetes:core/v1:Service", "web-service").inputs
 
-    def versions_reached(host: str, path: str) -> set[str]:
+    def versions_reached(host: str, path: str, headers: dict[str, str] | None = None) -> set[str]:
         (ingress,) = [i for i in rendering.of_type(INGRESS) if i.inputs["spec"]["rules"][0]["host"] == host]
         rule = ingress.inputs["spec"]["rules"][0]
         backend = rule["http"]["paths"][0]["backend"]["service"]
         assert backend["name"] == service["metadata"]["name"]
         assert backend["port"]["number"] == service["spec"]["ports"][0]["port"]
-        route = choose(vs["http"], mesh_host(ingress.inputs, rule), path, headers={})
+        route = choose(vs["http"], mesh_host(ingress.inputs, rule), path, headers or {})
         reached = set()
         for destination in route["route"]:
             if destination["weight"] == 0:
@@ -85,6 +86,8 @@ def test_preview_host_reaches_the_inactive_colour_end_to_end(controller):
     for path in ("/", "/ws/chat"):
         assert versions_reached("preview.staging.plexichat.com", path) == {"v1.5.0"}  # green, inactive
         assert versions_reached("staging.plexichat.com", path) == {"v1.4.2"}  # blue, active
+        preview_header = dict([PREVIEW_HEADER])
+        assert versions_reached("staging.plexichat.com", path, preview_header) == {"v1.5.0"}
     assert rendered("staging").outputs["previewUrl"] == "https://preview.staging.plexichat.com"
 
 
