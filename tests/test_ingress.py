@@ -92,9 +92,9 @@ def test_preview_host_reaches_the_inactive_colour_end_to_end(controller):
 
 
 @pytest.mark.parametrize("controller", CONTROLLERS)
-def test_only_the_mesh_splits_and_no_snippets(controller, any_stack):
-    rendering = _with_controller(any_stack.stack, controller) if controller != "f5" else any_stack
-    for ingress in rendering.of_type(INGRESS):
+@pytest.mark.parametrize("stack", STACKS)
+def test_only_the_mesh_splits_and_no_snippets(stack, controller):
+    for ingress in _with_controller(stack, controller).of_type(INGRESS):
         for key in ingress.inputs["metadata"]["annotations"]:
             assert "canary" not in key, key
             assert "snippet" not in key, key

@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings as hypothesis_settings, strategies as st
 
-from components.release import PREVIEW_HEADER, plan_release
+from components.ingress import preview_host
+from components.release import plan_release
 from components.settings import (
     BlueGreenRelease,
     CanaryHeader,
@@ -15,9 +16,10 @@ from components.settings import (
     RetrySettings,
     RollingRelease,
     TrafficSettings,
+    parse_stack_config,
 )
 from components.traffic import SUBSETS, http_routes
-from plexictl.engine import Rendering, Resource
+from plexictl.engine import Rendering, Resource, stack_config
 from tests.conftest import STACKS, render_edited, rendered
 from tests.crd_models import validate_strictly
 
@@ -318,3 +320,14 @@ def test_every_strategy_renders_on_every_stack(stack, strategy):
     for route in _spec(rendering, VIRTUAL_SERVICE)["http"]:
         assert sum(d["weight"] for d in route["route"]) == 100
     assert ("previewUrl" in rendering.outputs) == (strategy == "blueGreen")
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_rendered_routes_are_the_property_tested_function_of_the_config(stack):
+    """Ties the hypothesis test above to the program: the VirtualService carries exactly what
+    `http_routes` returns for the stack's own settings."""
+    config, _ = stack_config(stack)
+    settings = parse_stack_config(config, stack)
+    plan = plan_release(settings.release)
+    preview = preview_host(settings.domain) if plan.preview_track else None
+    assert _spec(rendered(stack), VIRTUAL_SERVICE)["http"] == http_routes(plan, FQDN, settings.traffic, preview)
