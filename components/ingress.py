@@ -24,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pulumi
-import pulumi_aws as aws
+from pulumi_aws import cloudwatch, wafv2
 import pulumi_kubernetes as k8s
 
 from components import naming
@@ -100,7 +100,7 @@ def controller_annotations(
 class Edge(pulumi.ComponentResource):
     """Needs the Kubernetes and the AWS provider (pass both through `providers=`)."""
 
-    web_acl: aws.wafv2.WebAcl
+    web_acl: wafv2.WebAcl
 
     def __init__(self, name: str, args: EdgeArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("plexichat:ingress:Edge", name, None, opts)
@@ -184,67 +184,67 @@ class Edge(pulumi.ComponentResource):
             }
 
         rules = [
-            aws.wafv2.WebAclRuleArgs(
+            wafv2.WebAclRuleArgs(
                 name="rate-limit-per-ip",
                 priority=0,  # cheapest first: a flood is cut before the managed rules run
-                action=aws.wafv2.WebAclRuleActionArgs(**({"count": {}} if counting else {"block": {}})),
-                statement=aws.wafv2.WebAclRuleStatementArgs(
-                    rate_based_statement=aws.wafv2.WebAclRuleStatementRateBasedStatementArgs(
+                action=wafv2.WebAclRuleActionArgs(**({"count": {}} if counting else {"block": {}})),
+                statement=wafv2.WebAclRuleStatementArgs(
+                    rate_based_statement=wafv2.WebAclRuleStatementRateBasedStatementArgs(
                         limit=waf.rate_limit_per_5_minutes, aggregate_key_type="IP"
                     )
                 ),
-                visibility_config=aws.wafv2.WebAclRuleVisibilityConfigArgs(**visibility("rate-limit-per-ip")),
+                visibility_config=wafv2.WebAclRuleVisibilityConfigArgs(**visibility("rate-limit-per-ip")),
             ),
             *(
-                aws.wafv2.WebAclRuleArgs(
+                wafv2.WebAclRuleArgs(
                     name=rule_name,
                     priority=10 * (index + 1),
                     # `none` keeps the group's own block actions; `count` only counts them.
-                    override_action=aws.wafv2.WebAclRuleOverrideActionArgs(
+                    override_action=wafv2.WebAclRuleOverrideActionArgs(
                         **({"count": {}} if counting else {"none": {}})
                     ),
-                    statement=aws.wafv2.WebAclRuleStatementArgs(
-                        managed_rule_group_statement=aws.wafv2.WebAclRuleStatementManagedRuleGroupStatementArgs(
+                    statement=wafv2.WebAclRuleStatementArgs(
+                        managed_rule_group_statement=wafv2.WebAclRuleStatementManagedRuleGroupStatementArgs(
                             name=group, vendor_name="AWS"
                         )
                     ),
-                    visibility_config=aws.wafv2.WebAclRuleVisibilityConfigArgs(**visibility(rule_name)),
+                    visibility_config=wafv2.WebAclRuleVisibilityConfigArgs(**visibility(rule_name)),
                 )
                 for index, (rule_name, group) in enumerate(MANAGED_RULE_GROUPS)
             ),
         ]
-        self.web_acl = aws.wafv2.WebAcl(
+        self.web_acl = wafv2.WebAcl(
             f"{name}-waf",
             name=acl_name,
             description=f"PlexiChat {args.stack}: managed rule groups and a per-IP rate limit",
             scope="REGIONAL",
-            default_action=aws.wafv2.WebAclDefaultActionArgs(allow={}),
+            default_action=wafv2.WebAclDefaultActionArgs(allow={}),
             rules=rules,
-            visibility_config=aws.wafv2.WebAclVisibilityConfigArgs(**visibility("web-acl")),
+            visibility_config=wafv2.WebAclVisibilityConfigArgs(**visibility("web-acl")),
             opts=child,
         )
         # WAF logs only to destinations named `aws-waf-logs-*`.
-        log_group = aws.cloudwatch.LogGroup(
+        log_group = cloudwatch.LogGroup(
             f"{name}-waf-logs",
             name=f"aws-waf-logs-{acl_name}",
             retention_in_days=waf.log_retention_days,
             opts=child,
         )
-        aws.wafv2.WebAclLoggingConfiguration(
+        wafv2.WebAclLoggingConfiguration(
             f"{name}-waf-logging",
             resource_arn=self.web_acl.arn,
             log_destination_configs=[log_group.arn],
             # Session credentials must not end up in logs that many people can read.
             redacted_fields=[
-                aws.wafv2.WebAclLoggingConfigurationRedactedFieldArgs(
-                    single_header=aws.wafv2.WebAclLoggingConfigurationRedactedFieldSingleHeaderArgs(name=header)
+                wafv2.WebAclLoggingConfigurationRedactedFieldArgs(
+                    single_header=wafv2.WebAclLoggingConfigurationRedactedFieldSingleHeaderArgs(name=header)
                 )
                 for header in ("authorization", "cookie")
             ],
             opts=child,
         )
         if waf.load_balancer_arn is not None:
-            aws.wafv2.WebAclAssociation(
+            wafv2.WebAclAssociation(
                 f"{name}-waf-association",
                 resource_arn=waf.load_balancer_arn,
                 web_acl_arn=self.web_acl.arn,
