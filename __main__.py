@@ -24,3 +24,5 @@ if plan.canary_weight_percent is not None:
     pulumi.export("canaryWeightPercent", plan.canary_weight_percent)
 if plan.active_colour is not None:
     pulumi.export("activeColour", plan.active_colour)
+if platform.preview_url is not None:
+    pulumi.export("previewUrl", platform.preview_url)

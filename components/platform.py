@@ -11,10 +11,12 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from components import naming
+from components.ingress import Edge, EdgeArgs, preview_host
 from components.network import NetworkPolicies, NetworkPoliciesArgs
 from components.release import ReleasePlan, plan_release
 from components.service import AppService, AppServiceArgs
 from components.settings import StackSettings
+from components.traffic import Traffic, TrafficArgs
 from components.workload import WorkloadTrack, WorkloadTrackArgs
 
 
@@ -114,6 +116,37 @@ class Platform(pulumi.ComponentResource):
             ),
             opts=k8s_opts,
         )
+
+        # Traffic: NGINX (edge) forwards every request to the web Service; the mesh (traffic)
+        # alone splits it between the release tracks. Blue-green adds the preview host.
+        preview = preview_host(settings.domain) if self.plan.preview_track else None
+        self.edge = Edge(
+            "web",
+            EdgeArgs(
+                stack=stack,
+                namespace=namespace_name,
+                domain=settings.domain,
+                preview_host=preview,
+                service=self.web_service,
+                settings=settings.ingress,
+            ),
+            opts=pulumi.ResourceOptions(parent=self, providers=[self.k8s_provider, self.aws_provider]),
+        )
+        self.traffic = Traffic(
+            "web",
+            TrafficArgs(
+                stack=stack,
+                namespace=namespace_name,
+                plan=self.plan,
+                settings=settings.traffic,
+                service=self.web_service,
+                deployments={track: w.deployment for track, w in self.tracks["web"].items()},
+                public_hosts=[settings.domain] + ([preview] if preview else []),
+                preview_host=preview,
+            ),
+            opts=k8s_opts,
+        )
+        self.preview_url = self.edge.preview_url
 
         self.url = pulumi.Output.from_input(f"https://{settings.domain}")
         self.namespace = namespace_name

@@ -309,6 +309,126 @@ class NetworkSettings(Model):
 
 
 # ---------------------------------------------------------------------------------------------
+# Traffic (Istio) and edge (NGINX ingress, certificate, AWS WAF)
+
+
+class RetrySettings(Model):
+    """Mesh retries of a failed request (5xx, reset, connect-failure), per try and in total."""
+
+    attempts: _int_range(0, 10, "a number of retries") = 2
+    """Retries after the first try (Istio `attempts`), 0..10; 0 turns retries off. Default 2."""
+    per_try_timeout_seconds: _int_range(1, 300, "a number of seconds") = 5
+    """Timeout of each try (1..300); all tries must fit in requestTimeoutSeconds. Default 5."""
+
+
+class TrafficSettings(Model):
+    """How the mesh sends requests to the release tracks (DestinationRule and VirtualService)."""
+
+    websocket_path: HttpPath = "/ws"
+    """Path prefix of the long-lived chat WebSocket: routed with the same weights but without a
+    request timeout. Default /ws; must not be /."""
+    request_timeout_seconds: _int_range(1, 300, "a number of seconds") = 30
+    """Whole-request timeout of every other route, retries included. Default 30 (1..300)."""
+    retries: RetrySettings = RetrySettings()
+    """Retry policy; (attempts + 1) * perTryTimeoutSeconds <= requestTimeoutSeconds."""
+    max_connections: _int_range(1, 1_000_000, "a number of connections") = 10000
+    """Connection cap per client proxy and track; every open WebSocket holds one. Default 10000."""
+    max_requests: _int_range(1, 1_000_000, "a number of requests") = 10000
+    """Concurrent requests per client proxy and track (`http2MaxRequests`). Default 10000."""
+    max_pending_requests: _int_range(1, 1_000_000, "a number of requests") = 1024
+    """Requests queued for a connection before the mesh answers 503. Default 1024."""
+    consecutive_errors: _int_range(1, 100, "a number of errors") = 5
+    """Consecutive 5xx answers (1..100) after which a pod is ejected from the pool. Default 5."""
+    ejection_interval_seconds: _int_range(1, 300, "a number of seconds") = 10
+    """How often outlier detection runs (1..300). Default 10."""
+    base_ejection_seconds: _int_range(1, 3600, "a number of seconds") = 30
+    """Minimum time (1..3600) an ejected pod stays out; grows with each ejection. Default 30."""
+    max_ejection_percent: _int_range(1, 100, "an integer percent") = 50
+    """At most this percent (1..100) of a track's pods is ejected at once. Default 50."""
+
+    @model_validator(mode="after")
+    def _retries_fit_the_timeout(self) -> TrafficSettings:
+        if self.websocket_path == "/":
+            raise _FieldError("websocketPath", "must not be / (every request would lose its timeout)")
+        total = (self.retries.attempts + 1) * self.retries.per_try_timeout_seconds
+        if total > self.request_timeout_seconds:
+            raise _FieldError(
+                "retries",
+                f"(attempts + 1) * perTryTimeoutSeconds = {total} s must not exceed "
+                f"requestTimeoutSeconds ({self.request_timeout_seconds} s)",
+            )
+        return self
+
+
+_ALB_ARN = re.compile(
+    r"^arn:aws[a-z-]*:elasticloadbalancing:(?P<region>[a-z0-9-]+):\d{12}:loadbalancer/app/[A-Za-z0-9-]{1,32}/[0-9a-f]{16}$"
+)
+LogRetentionDays = Literal[1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1827, 3653]
+
+
+class WafSettings(Model):
+    """The stack's AWS WAFv2 web ACL (regional) on the load balancer in front of NGINX."""
+
+    mode: Literal["count", "block"]
+    """`block` enforces the rules; `count` only counts and logs matches (tune before enforcing).
+    Required: every stack states it. Block needs loadBalancerArn."""
+    load_balancer_arn: Annotated[str, AfterValidator(lambda v: _alb_arn(v))] | None = None
+    """ARN of the Application Load Balancer in front of the ingress controller (WAF attaches to
+    ALBs only), in the stack's AWS region. Required when mode is block; without it the ACL exists
+    but inspects nothing."""
+    rate_limit_per_5_minutes: _int_range(100, 2_000_000_000, "a number of requests") = 2000
+    """Requests one client IP may send in any 5 minutes before the rate rule acts (at least
+    100). Default 2000."""
+    log_retention_days: LogRetentionDays = 90
+    """Retention of the WAF log group (a CloudWatch retention value). Default 90."""
+
+    @model_validator(mode="after")
+    def _block_needs_a_target(self) -> WafSettings:
+        if self.mode == "block" and self.load_balancer_arn is None:
+            raise _FieldError(
+                "loadBalancerArn",
+                "required when mode is block (an enforcing ACL attached to nothing protects "
+                "nothing); set the ALB's ARN, or use mode count",
+            )
+        return self
+
+
+def _alb_arn(value: str) -> str:
+    if not _ALB_ARN.match(value):
+        raise ValueError(
+            "must be an Application Load Balancer ARN such as arn:aws:elasticloadbalancing:"
+            "us-east-1:123456789012:loadbalancer/app/plexichat/0123456789abcdef (WAF cannot "
+            "attach to a Network Load Balancer)"
+        )
+    return value
+
+
+class IngressSettings(Model):
+    """The NGINX Ingress for the domain (and the blue-green preview host), and its edge."""
+
+    controller: Literal["f5", "community"] = "f5"
+    """Which NGINX controller serves the class: `f5` (F5 NGINX Ingress Controller, `nginx.org/*`
+    annotations; maintained) or `community` (kubernetes/ingress-nginx, end of life since March
+    2026; only for clusters that still run it). Default f5."""
+    class_name: DnsLabel = "nginx"
+    """IngressClass of that controller. Default nginx."""
+    cluster_issuer: DnsLabel = "letsencrypt-prod"
+    """cert-manager ClusterIssuer that signs the TLS certificate. Default letsencrypt-prod."""
+    rate_limit_requests_per_second: _int_range(1, 100000, "a number of requests") = 50
+    """Sustained requests per second per client IP at NGINX; more get 429. Default 50."""
+    rate_limit_burst_multiplier: _int_range(1, 100, "a multiplier") = 5
+    """Burst allowed above the rate, as a multiple of it (1..100). Default 5."""
+    hsts_max_age_seconds: _int_range(86400, 63072000, "a number of seconds") = 31536000
+    """HSTS max-age (1 day .. 2 years). Default 31536000 (1 year)."""
+    hsts_include_subdomains: bool = True
+    """Whether HSTS covers subdomains of the domain (the preview host is one). Default true."""
+    websocket_idle_timeout_seconds: _int_range(60, 86400, "a number of seconds") = 3600
+    """NGINX closes a WebSocket after this long without a frame (60..86400). Default 3600."""
+    waf: WafSettings
+    """The AWS WAF web ACL. Required: `mode` is stated per stack."""
+
+
+# ---------------------------------------------------------------------------------------------
 # The whole stack
 
 
@@ -331,6 +451,21 @@ class StackSettings(Model):
     """The AWS account side of the stack."""
     network: NetworkSettings
     """The VPC the cluster and the data tier share."""
+    traffic: TrafficSettings = TrafficSettings()
+    """Mesh routing: timeouts, retries, connection pool, outlier detection, WebSocket path."""
+    ingress: IngressSettings
+    """NGINX Ingress, TLS certificate and the AWS WAF in front of it."""
+
+    @model_validator(mode="after")
+    def _waf_in_the_stack_region(self) -> StackSettings:
+        arn = self.ingress.waf.load_balancer_arn
+        if arn is not None and _ALB_ARN.match(arn)["region"] != self.aws.region:
+            raise _FieldError(
+                "ingress.waf.loadBalancerArn",
+                f"must be in the stack's region {self.aws.region} (a REGIONAL web ACL attaches "
+                "only to resources in its own region)",
+            )
+        return self
 
 
 # ---------------------------------------------------------------------------------------------
