@@ -32,6 +32,11 @@ def test_preview_and_up_register_the_same_resources(stack):
 def test_every_kubernetes_object_is_valid_for_the_target_version(any_stack):
     for resource in any_stack.kubernetes_objects():
         manifest = resource.manifest()
+        if "monitoring.coreos.com" in manifest["apiVersion"]:
+            continue  # a CRD kind with no schema here: tests/test_alerting.py validates it strictly
+        for key in ("data", "stringData"):
+            if manifest.get(key) == "[secret]":
+                manifest[key] = {}  # the SDK marks a Secret's whole map secret; values are masked
         if "[unknown until apply]" in str(manifest):
             continue  # preview mode: a computed value; `up` mode validates the same object
         kubernetes_validate.validate(manifest, KUBERNETES_VERSION, strict=True)
