@@ -142,7 +142,8 @@ def alerts(monitoring: MonitoringSettings, namespace: str) -> list[Alert]:
               f"For 15 minutes, 1 % of the requests to {track} took longer than "
               f"{t.latency_target_ms} ms."),
         Alert("PlexichatCanaryWorseThanStable",
-              f"{ERROR_RATIO}{canary} > ignoring({TRACK}) "
+              # group_left keeps the canary's labels (one-to-one matching would drop the track).
+              f"{ERROR_RATIO}{canary} > on(namespace, {WORKLOAD}) group_left() "
               f'({t.canary_error_ratio_factor:g} * {ERROR_RATIO}{{{TRACK}="stable"}}) '
               f"and {ERROR_RATIO}{canary} > {_ratio(t.error_ratio_target_percent)} "
               f"and {REQUESTS}{canary} >= {t.min_requests_per_second:g}",
