@@ -24,3 +24,4 @@ if plan.canary_weight_percent is not None:
     pulumi.export("canaryWeightPercent", plan.canary_weight_percent)
 if plan.active_colour is not None:
     pulumi.export("activeColour", plan.active_colour)
+pulumi.export("alarmTopicArn", platform.alarm_topic.topic.arn)

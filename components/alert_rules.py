@@ -6,7 +6,7 @@ its own series, never averaged into stable's. Every request-based alert also nee
 serve at least `minRequestsPerSecond`, so one failed request at a 10 % canary weight pages nobody.
 
 Each alert carries `severity` (routing), `signal` (a critical inhibits the warning with the same
-signal and track) and the annotations `summary`, `description` and `runbook_url` (the README's
+signal and track), `namespace` and the annotations `summary`, `description` and `runbook_url` (the README's
 section named after the alert). Annotations template labels only, never `$value`, so promtool
 tests can state them exactly.
 """
@@ -51,12 +51,14 @@ class Alert:
     summary: str
     description: str
 
-    def rule(self, runbook_url: str) -> dict:
+    def rule(self, runbook_url: str, namespace: str) -> dict:
         return {
             "alert": self.name,
             "expr": self.expr,
             "for": self.for_,
-            "labels": {"severity": self.severity, "signal": self.signal},
+            # `namespace` even on alerts whose series have none (cache, probe): the operator
+            # scopes an AlertmanagerConfig to alerts carrying its own namespace.
+            "labels": {"severity": self.severity, "signal": self.signal, "namespace": namespace},
             "annotations": {
                 "summary": self.summary,
                 "description": self.description,
@@ -79,7 +81,7 @@ def rule_groups(monitoring: MonitoringSettings, namespace: str) -> list[dict]:
         {"name": "plexichat-slis", "interval": f"{monitoring.scrape_interval_seconds}s",
          "rules": recording_rules(monitoring, namespace)},
         {"name": "plexichat-alerts",
-         "rules": [a.rule(monitoring.runbook_url) for a in alerts(monitoring, namespace)]},
+         "rules": [a.rule(monitoring.runbook_url, namespace) for a in alerts(monitoring, namespace)]},
     ]
 
 

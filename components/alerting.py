@@ -27,6 +27,7 @@ from components.settings import AlertingSettings, MonitoringSettings
 RECEIVER_NAMES = {"chat": "chat", "lowPriority": "low-priority", "pagerduty": "pagerduty"}
 DISCARD_RECEIVER = "discard"
 """Receives what no severity route takes (an alert without severity is a bug the tests catch)."""
+RECEIVERS_SECRET = f"{naming.APP}-alert-receivers"
 SECRET_KEYS = {"chat": "chat-webhook-url", "lowPriority": "low-priority-webhook-url",
                "pagerduty": "pagerduty-routing-key"}
 
@@ -60,10 +61,12 @@ class Alerting(pulumi.ComponentResource):
                 name=object_name, namespace=args.namespace, labels={**labels, **(extra or {})}
             )
 
-        def custom(role: str, api_version: str, kind: str, spec: dict, **extra) -> k8s.apiextensions.CustomResource:
+        def custom(role: str, api_version: str, kind: str, spec: dict,
+                   depends_on: list[pulumi.Resource] | None = None) -> k8s.apiextensions.CustomResource:
             return k8s.apiextensions.CustomResource(
                 f"{name}-{role}", api_version=api_version, kind=kind,
-                metadata=metadata(f"{naming.APP}-{role}"), spec=spec, opts=child, **extra,
+                metadata=metadata(f"{naming.APP}-{role}"), spec=spec,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=depends_on),
             )
 
         interval = f"{monitoring.scrape_interval_seconds}s"
@@ -101,7 +104,7 @@ class Alerting(pulumi.ComponentResource):
                 raise ValueError(f"no receiver secret for {missing}")  # settings validate this
             self.receivers_secret = k8s.core.v1.Secret(
                 f"{name}-receivers",
-                metadata=metadata(f"{naming.APP}-alert-receivers"),
+                metadata=metadata(RECEIVERS_SECRET),
                 type="Opaque",
                 # Secret outputs even if a caller forgot: these URLs let anyone post or page.
                 string_data={SECRET_KEYS[k]: pulumi.Output.secret(args.receiver_secrets[k]) for k in kinds},
@@ -109,7 +112,9 @@ class Alerting(pulumi.ComponentResource):
             )
             self.alertmanager_config = custom(
                 "routing", "monitoring.coreos.com/v1alpha1", "AlertmanagerConfig",
-                _routing_spec(routes, self.receivers_secret.metadata.name),
+                _routing_spec(routes, RECEIVERS_SECRET),
+                # Referenced by name (known in previews too); created first all the same.
+                depends_on=[self.receivers_secret],
             )
 
         self.dashboard = None
@@ -122,13 +127,10 @@ class Alerting(pulumi.ComponentResource):
                 opts=child,
             )
 
-        self.register_outputs({
-            "rules": self.rules.metadata.apply(lambda m: m["name"]),
-            "routed_severities": sorted(routes),
-        })
+        self.register_outputs({"routed_severities": sorted(routes), "smoke_probe": monitoring.smoke_probe})
 
 
-def _routing_spec(routes: Mapping[str, str], secret_name: pulumi.Input[str]) -> dict:
+def _routing_spec(routes: Mapping[str, str], secret_name: str) -> dict:
     def ref(kind: str) -> dict:
         return {"name": secret_name, "key": SECRET_KEYS[kind]}
 

@@ -89,7 +89,7 @@ def test_every_alert_has_summary_description_and_a_runbook_section():
             anchor = annotations["runbook_url"].split("#", 1)[1]
             assert anchor in headings, f"README has no runbook section for {rule['alert']}"
             assert "$value" not in str(annotations)
-            assert {"severity", "signal"} <= set(rule["labels"])
+            assert {"severity", "signal", "namespace"} <= set(rule["labels"])
 
 
 def test_dev_routes_nothing_staging_chats_prod_pages():
@@ -140,6 +140,8 @@ def test_receiver_urls_and_keys_reach_the_cluster_only_as_secrets(stack):
         ref = config.get("apiURL") or config.get("routingKey")
         assert ref == {"name": secret.inputs["metadata"]["name"], "key": ref["key"]}
         assert ref["key"] in keys
+    (config,) = rendering.of_type("kubernetes:monitoring.coreos.com/v1alpha1:AlertmanagerConfig")
+    assert secret.urn in config.dependencies  # the Secret exists before Alertmanager reads it
     for resource in rendering.resources:
         assert FAKE_SECRET not in json.dumps(resource.manifest() if resource.is_kubernetes else
                                              _masked(resource.inputs)), resource.urn
@@ -179,6 +181,7 @@ def test_alarm_topic_is_encrypted_with_its_own_key_and_pages_only_in_prod():
         policy = json.loads(key.inputs["policy"])
         cloudwatch = [s for s in policy["Statement"] if s["Principal"] == {"Service": "cloudwatch.amazonaws.com"}]
         assert cloudwatch and cloudwatch[0]["Condition"]["StringEquals"]["aws:SourceAccount"] == "123456789012"
+    assert rendered("prod").outputs["alarmTopicArn"] == "arn:aws:sns:us-east-1:123456789012:alarms-topic"
     (subscription,) = rendered("prod").of_type("aws:sns/topicSubscription:TopicSubscription")
     assert subscription.inputs["protocol"] == "https"
     assert is_secret(subscription.inputs["endpoint"])
