@@ -422,11 +422,15 @@ class MonitoringSettings(Model):
     Default {release: kube-prometheus-stack}."""
     smoke_probe: bool = True
     """Blackbox-exporter probe of the public readiness URL, with a critical alert. Default on."""
-    blackbox_exporter_address: str = "prometheus-blackbox-exporter.monitoring.svc:9115"
+    blackbox_exporter_address: _pattern(
+        re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?:[0-9]{1,5}$"), "host:port such as blackbox.monitoring.svc:9115"
+    ) = "prometheus-blackbox-exporter.monitoring.svc:9115"
     """host:port of the Blackbox exporter. Default prometheus-blackbox-exporter.monitoring.svc:9115."""
     dashboard: bool = True
     """Grafana dashboard ConfigMap (label grafana_dashboard=1) for the sidecar. Default on."""
-    runbook_url: str = "https://github.com/plexichat/infrastructure/blob/main/README.md"
+    runbook_url: _pattern(re.compile(r"^https://[^\s#]+$"), "an https URL without a #fragment") = (
+        "https://github.com/plexichat/infrastructure/blob/main/README.md"
+    )
     """Where the README lives; each alert links to its section there."""
     metrics: MetricNames = MetricNames()
     """Metric names the rules read."""

@@ -339,7 +339,8 @@ def test_every_alert_fires_above_and_stays_silent_below_its_threshold(tmp_path):
 @pytest.mark.parametrize("stack", STACKS)
 def test_every_alert_has_a_scenario_and_the_runbooks_severity(stack):
     alerts = {rule["alert"]: rule for g in rule_groups(stack) for rule in g["rules"] if "alert" in rule}
-    expected = set(EXPECTED_SEVERITY) - ({"PlexichatSmokeProbeFailing"} if stack == "dev" else set())
+    probed = settings_of(stack).monitoring.smoke_probe
+    expected = set(EXPECTED_SEVERITY) - (set() if probed else {"PlexichatSmokeProbeFailing"})
     assert set(alerts) == expected
     for name, rule in alerts.items():
         assert rule["labels"]["severity"] == EXPECTED_SEVERITY[name], name

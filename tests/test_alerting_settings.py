@@ -32,6 +32,10 @@ BAD_CONFIGS = [
     ("dev", _set("monitoring", {"metrics": {"requestsTotal": "http-requests"}}),
      "plexichat:monitoring.metrics.requestsTotal", "metric name"),
     ("dev", _set("monitoring", {"smokeProbes": True}), "plexichat:monitoring.smokeProbes", "unknown key"),
+    ("dev", _set("monitoring", {"blackboxExporterAddress": "http://x"}),
+     "plexichat:monitoring.blackboxExporterAddress", "host:port"),
+    ("dev", _set("monitoring", {"runbookUrl": "http://wiki/runbook#alerts"}),
+     "plexichat:monitoring.runbookUrl", "https"),
 ]
 
 
