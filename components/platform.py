@@ -141,15 +141,11 @@ class Platform(pulumi.ComponentResource):
             ),
             opts=k8s_opts,
         )
-        pages = settings.alerting.critical == "pagerduty"
+        pager_duty_url = None
+        if settings.alerting.critical == "pagerduty":  # settings guarantee the URL is then set
+            pager_duty_url = pulumi.Output.secret(settings.pager_duty_cloudwatch_url.get_secret_value())
         self.alarm_topic = AlarmTopic(
-            "alarms",
-            AlarmTopicArgs(
-                stack=stack,
-                pager_duty_url=pulumi.Output.secret(settings.pager_duty_cloudwatch_url.get_secret_value())
-                if pages else None,
-            ),
-            opts=self.aws_opts,
+            "alarms", AlarmTopicArgs(stack=stack, pager_duty_url=pager_duty_url), opts=self.aws_opts
         )
 
         self.url = pulumi.Output.from_input(f"https://{settings.domain}")
