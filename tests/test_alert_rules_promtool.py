@@ -315,11 +315,22 @@ def _write(tmp_path, stack: str) -> tuple[str, str]:
     return str(rules), str(tests)
 
 
-def test_promtool_checks_every_stacks_rules(tmp_path):
-    files = [_write(tmp_path, stack)[0] for stack in STACKS]  # one promtool start for all
+def _dashboard_queries(tmp_path, stack: str) -> str:
+    """The dashboard's queries as recording rules, so promtool parses every one of them."""
+    (config_map,) = rendered(stack).of_type("kubernetes:core/v1:ConfigMap")
+    (board,) = (json.loads(text) for text in config_map.inputs["data"].values())
+    queries = [t["expr"] for panel in board["panels"] for t in panel["targets"]]
+    path = tmp_path / f"{stack}-dashboard-queries.yaml"
+    path.write_text(yaml.safe_dump({"groups": [{"name": "dashboard", "rules": [
+        {"record": f"dashboard:query_{i}", "expr": q} for i, q in enumerate(queries)]}]}))
+    return str(path)
+
+
+def test_promtool_checks_every_stacks_rules_and_dashboard_queries(tmp_path):
+    files = [f for stack in STACKS for f in (_write(tmp_path, stack)[0], _dashboard_queries(tmp_path, stack))]
     result = subprocess.run([promtool(), "check", "rules", *files], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.count("SUCCESS") == len(STACKS)
+    assert result.stdout.count("SUCCESS") == len(files)
 
 
 def test_every_alert_fires_above_and_stays_silent_below_its_threshold(tmp_path):
