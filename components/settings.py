@@ -328,7 +328,6 @@ MetricName = _pattern(
 )
 LabelName = _pattern(re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$"), "a Prometheus label name such as code")
 AlertPercent = _float_range(0.1, 100, "a percent")
-Severity = Literal["critical", "warning", "info"]
 ReceiverKind = Literal["none", "chat", "lowPriority", "pagerduty"]
 
 
@@ -452,13 +451,10 @@ class AlertingSettings(Model):
     info: ReceiverKind = "none"
     """Receiver of info alerts. Default none."""
 
-    def receiver_of(self, severity: str) -> str:
-        return getattr(self, severity)
-
     @property
     def routes(self) -> dict[str, str]:
         """Severity -> receiver kind, for the severities that go somewhere."""
-        return {s: k for s in ("critical", "warning", "info") if (k := self.receiver_of(s)) != "none"}
+        return {s: k for s in ("critical", "warning", "info") if (k := getattr(self, s)) != "none"}
 
 
 ReceiverSecret = Annotated[SecretStr, Field(min_length=8)]
