@@ -26,3 +26,4 @@ if plan.active_colour is not None:
     pulumi.export("activeColour", plan.active_colour)
 if platform.preview_url is not None:
     pulumi.export("previewUrl", platform.preview_url)
+pulumi.export("alarmTopicArn", platform.alarm_topic.topic.arn)

@@ -12,6 +12,8 @@ import pulumi_kubernetes as k8s
 
 from components import naming
 from components.ingress import Edge, EdgeArgs, preview_host
+from components.alarm_topic import AlarmTopic, AlarmTopicArgs
+from components.alerting import Alerting, AlertingArgs
 from components.network import NetworkPolicies, NetworkPoliciesArgs
 from components.release import ReleasePlan, plan_release
 from components.service import AppService, AppServiceArgs
@@ -147,6 +149,36 @@ class Platform(pulumi.ComponentResource):
             opts=k8s_opts,
         )
         self.preview_url = self.edge.preview_url
+        # Monitoring: scraping, rules, routing, smoke probe, dashboard; and the topic the data
+        # tier's CloudWatch alarms notify (components/cloud_alarms.py, wired with the data tier).
+        receiver_secrets = {
+            kind: pulumi.Output.secret(value.get_secret_value())
+            for kind, value in (
+                ("chat", settings.alert_chat_webhook_url),
+                ("lowPriority", settings.alert_low_priority_webhook_url),
+                ("pagerduty", settings.pager_duty_routing_key),
+            )
+            if value is not None
+        }
+        self.alerting = Alerting(
+            "monitoring",
+            AlertingArgs(
+                stack=stack,
+                namespace=namespace_name,
+                namespace_name=settings.namespace,
+                monitoring=settings.monitoring,
+                alerting=settings.alerting,
+                health_url=f"https://{settings.domain}{web.probes.readiness_path}",
+                receiver_secrets=receiver_secrets,
+            ),
+            opts=k8s_opts,
+        )
+        pager_duty_url = None
+        if settings.alerting.critical == "pagerduty":  # settings guarantee the URL is then set
+            pager_duty_url = pulumi.Output.secret(settings.pager_duty_cloudwatch_url.get_secret_value())
+        self.alarm_topic = AlarmTopic(
+            "alarms", AlarmTopicArgs(stack=stack, pager_duty_url=pager_duty_url), opts=self.aws_opts
+        )
 
         self.url = pulumi.Output.from_input(f"https://{settings.domain}")
         self.namespace = namespace_name

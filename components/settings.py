@@ -25,6 +25,7 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
+    SecretStr,
     ValidationError,
     model_validator,
 )
@@ -426,6 +427,159 @@ class IngressSettings(Model):
     """NGINX closes a WebSocket after this long without a frame (60..86400). Default 3600."""
     waf: WafSettings
     """The AWS WAF web ACL. Required: `mode` is stated per stack."""
+# Monitoring and alerting. One number drives both the Prometheus rule and the CloudWatch alarm
+# that watch the same thing (the runbook's targets and alert thresholds are the defaults).
+
+
+def _float_range(low: float, high: float, what: str):
+    def check(value: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+            raise ValueError(f"must be {what} from {low} to {high}")
+        return float(value)
+
+    return Annotated[float, BeforeValidator(check)]
+
+
+MetricName = _pattern(
+    re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$"), "a Prometheus metric name such as http_requests_total"
+)
+LabelName = _pattern(re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$"), "a Prometheus label name such as code")
+AlertPercent = _float_range(0.1, 100, "a percent")
+ReceiverKind = Literal["none", "chat", "lowPriority", "pagerduty"]
+
+
+class MetricNames(Model):
+    """Names of the series the rules read; change them to match what the app exports."""
+
+    requests_total: MetricName = "http_requests_total"
+    """Counter of HTTP requests served by the app. Default http_requests_total."""
+    status_code_label: LabelName = "code"
+    """Label of `requestsTotal` holding the HTTP status code (5xx counts as an error). Default code."""
+    request_duration: MetricName = "http_request_duration_seconds"
+    """Histogram (without `_bucket`) of request durations in seconds. Default
+    http_request_duration_seconds."""
+    db_pool_in_use: MetricName = "plexichat_db_pool_connections_in_use"
+    """Gauge: database connections the app's pool has checked out. Default
+    plexichat_db_pool_connections_in_use."""
+    db_pool_max: MetricName = "plexichat_db_pool_connections_max"
+    """Gauge: the pool's size limit. Default plexichat_db_pool_connections_max."""
+    cache_hits_total: MetricName = "redis_keyspace_hits_total"
+    """redis-exporter counter of key lookups that hit. Default redis_keyspace_hits_total."""
+    cache_misses_total: MetricName = "redis_keyspace_misses_total"
+    """redis-exporter counter of key lookups that missed. Default redis_keyspace_misses_total."""
+
+
+class AlertThresholds(Model):
+    """The runbook's numbers. Each one feeds every Prometheus rule and CloudWatch alarm that
+    watches the same signal, so changing it here changes both."""
+
+    error_ratio_critical_percent: AlertPercent = 5.0
+    """5xx share of a track's requests that pages (critical, for 5 min). Default 5."""
+    error_ratio_target_percent: AlertPercent = 1.0
+    """Error-rate target: a warning when missed for 15 min; below errorRatioCriticalPercent.
+    Default 1."""
+    latency_warning_ms: _int_range(10, 60000, "a number of milliseconds") = 1000
+    """p99 response time that warns after 5 min. Default 1000."""
+    latency_target_ms: _int_range(10, 60000, "a number of milliseconds") = 500
+    """p99 response-time target: a warning when missed for 15 min; below latencyWarningMs.
+    Default 500."""
+    cpu_info_percent: AlertPercent = 90.0
+    """Pod CPU (percent of limit) that raises an info alert after 5 min. Default 90."""
+    cpu_target_percent: AlertPercent = 80.0
+    """CPU target: pods over it for 30 min warn; also the RDS and ElastiCache CPU alarms.
+    Default 80."""
+    memory_target_percent: AlertPercent = 85.0
+    """Memory target: pods over it (percent of limit) warn; also the ElastiCache memory alarm.
+    Default 85."""
+    cache_hit_rate_min_percent: AlertPercent = 90.0
+    """Cache hit-rate target: below it warns (Prometheus and the ElastiCache alarm). Default 90."""
+    connection_utilisation_percent: AlertPercent = 80.0
+    """App DB pool use (percent of pool size) that warns; also the RDS connections alarm, as
+    percent of the instance's max_connections. Default 80."""
+    min_requests_per_second: _float_range(0.01, 10000, "a request rate per second") = 1.0
+    """Minimum-traffic guard: request-based alerts stay silent for a track serving less, so one
+    failed request at a low canary weight pages nobody. Default 1."""
+    canary_error_ratio_factor: _float_range(1.1, 100, "a factor") = 2.0
+    """The canary alert fires when the canary's error ratio misses the target and exceeds
+    stable's by this factor. Default 2."""
+    replica_lag_max_seconds: Seconds = 30
+    """RDS read-replica lag that alarms. Default 30."""
+    db_free_storage_min_gib: _int_range(1, 65536, "a size in GiB") = 10
+    """RDS free storage below which the alarm fires. Default 10."""
+    db_freeable_memory_min_mib: _int_range(16, 1048576, "a size in MiB") = 256
+    """RDS freeable memory below which the alarm fires. Default 256."""
+    cache_evictions_per_minute_max: _int_range(0, 10000000, "a number of evictions") = 100
+    """ElastiCache evictions per minute above which the alarm fires. Default 100."""
+
+    @model_validator(mode="after")
+    def _ordered(self) -> AlertThresholds:
+        for lower, upper in (
+            ("error_ratio_target_percent", "error_ratio_critical_percent"),
+            ("latency_target_ms", "latency_warning_ms"),
+            ("cpu_target_percent", "cpu_info_percent"),
+        ):
+            if getattr(self, lower) >= getattr(self, upper):
+                raise _FieldError(
+                    to_camel(lower), f"must be below {to_camel(upper)} ({getattr(self, upper)}), "
+                    f"got {getattr(self, lower)}",
+                )
+        return self
+
+
+class MonitoringSettings(Model):
+    """Scraping, rules, smoke probe and dashboard (Prometheus Operator, Grafana sidecar)."""
+
+    scrape_interval_seconds: _int_range(5, 300, "a number of seconds") = 30
+    """How often Prometheus scrapes every pod's metrics endpoint. Default 30."""
+    metrics_path: HttpPath = "/metrics"
+    """Path of the metrics endpoint on each workload's port. Default /metrics."""
+    resource_labels: dict[str, str] = {"release": "kube-prometheus-stack"}
+    """Labels on every monitoring object, matching the Prometheus and Alertmanager selectors.
+    Default {release: kube-prometheus-stack}."""
+    smoke_probe: bool = True
+    """Blackbox-exporter probe of the public readiness URL, with a critical alert. Default on."""
+    blackbox_exporter_address: _pattern(
+        re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?:[0-9]{1,5}$"), "host:port such as blackbox.monitoring.svc:9115"
+    ) = "prometheus-blackbox-exporter.monitoring.svc:9115"
+    """host:port of the Blackbox exporter. Default prometheus-blackbox-exporter.monitoring.svc:9115."""
+    dashboard: bool = True
+    """Grafana dashboard ConfigMap (label grafana_dashboard=1) for the sidecar. Default on."""
+    runbook_url: _pattern(re.compile(r"^https://[^\s#]+$"), "an https URL without a #fragment") = (
+        "https://github.com/plexichat/infrastructure/blob/main/README.md"
+    )
+    """Where the README lives; each alert links to its section there."""
+    metrics: MetricNames = MetricNames()
+    """Metric names the rules read."""
+    thresholds: AlertThresholds = AlertThresholds()
+    """The runbook's numbers (Prometheus rules and CloudWatch alarms)."""
+
+
+class AlertingSettings(Model):
+    """Where alerts go, per severity. `none` everywhere (the default) creates no routing at all.
+    Receiver URLs and keys are secrets: plexichat:alertChatWebhookUrl,
+    plexichat:alertLowPriorityWebhookUrl, plexichat:pagerDutyRoutingKey and
+    plexichat:pagerDutyCloudwatchUrl."""
+
+    critical: ReceiverKind = "none"
+    """Receiver of critical alerts: none, chat, lowPriority or pagerduty. Default none. With
+    pagerduty the CloudWatch alarm topic also pages (pagerDutyCloudwatchUrl)."""
+    warning: ReceiverKind = "none"
+    """Receiver of warnings. Default none."""
+    info: ReceiverKind = "none"
+    """Receiver of info alerts. Default none."""
+
+    @property
+    def routes(self) -> dict[str, str]:
+        """Severity -> receiver kind, for the severities that go somewhere."""
+        return {s: k for s in ("critical", "warning", "info") if (k := getattr(self, s)) != "none"}
+
+
+ReceiverSecret = Annotated[SecretStr, Field(min_length=8)]
+_RECEIVER_SECRETS = {
+    "chat": "alert_chat_webhook_url",
+    "lowPriority": "alert_low_priority_webhook_url",
+    "pagerduty": "pager_duty_routing_key",
+}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -455,6 +609,20 @@ class StackSettings(Model):
     """Mesh routing: timeouts, retries, connection pool, outlier detection, WebSocket path."""
     ingress: IngressSettings
     """NGINX Ingress, TLS certificate and the AWS WAF in front of it."""
+    monitoring: MonitoringSettings = MonitoringSettings()
+    """Scraping, alert rules, smoke probe and dashboard."""
+    alerting: AlertingSettings = AlertingSettings()
+    """Alert routing per severity (Alertmanager, CloudWatch alarm topic)."""
+    alert_chat_webhook_url: ReceiverSecret | None = None
+    """Secret: chat (Slack-compatible) incoming-webhook URL; required when a severity routes to
+    chat."""
+    alert_low_priority_webhook_url: ReceiverSecret | None = None
+    """Secret: incoming-webhook URL of the low-priority channel; required for lowPriority."""
+    pager_duty_routing_key: ReceiverSecret | None = None
+    """Secret: PagerDuty Events v2 routing key; required when a severity routes to pagerduty."""
+    pager_duty_cloudwatch_url: ReceiverSecret | None = None
+    """Secret: PagerDuty CloudWatch integration URL (https) the alarm topic posts to; required
+    when critical routes to pagerduty."""
 
     @model_validator(mode="after")
     def _waf_in_the_stack_region(self) -> StackSettings:
@@ -464,6 +632,22 @@ class StackSettings(Model):
                 "ingress.waf.loadBalancerArn",
                 f"must be in the stack's region {self.aws.region} (a REGIONAL web ACL attaches "
                 "only to resources in its own region)",
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _receivers_configured(self) -> StackSettings:
+        for kind in set(self.alerting.routes.values()):
+            field = _RECEIVER_SECRETS[kind]
+            if getattr(self, field) is None:
+                raise _FieldError(
+                    to_camel(field), f"required (as a secret) when plexichat:alerting routes a "
+                    f"severity to {kind}: pulumi config set --secret {to_camel(field)} ...",
+                )
+        if self.alerting.critical == "pagerduty" and self.pager_duty_cloudwatch_url is None:
+            raise _FieldError(
+                "pagerDutyCloudwatchUrl", "required (as a secret) when critical alerts page "
+                "(the CloudWatch alarm topic pages too)",
             )
         return self
 
@@ -483,6 +667,9 @@ class _FieldError(ValueError):
 _TOP_LEVEL_KEYS = {field.alias or name: name for name, field in StackSettings.model_fields.items()}
 # Keys whose stack-file value is a YAML scalar: the CLI passes them as plain text, not JSON.
 _SCALAR_KEYS = {"domain", "namespace", "imageRepository"}
+_SCALAR_KEYS |= {  # secrets: a key such as 1234 must stay text
+    "alertChatWebhookUrl", "alertLowPriorityWebhookUrl", "pagerDutyRoutingKey", "pagerDutyCloudwatchUrl",
+}
 
 
 def parse_stack_config(raw: Mapping[str, Any], stack: str) -> StackSettings:

@@ -172,6 +172,13 @@ def computed_aws_outputs(type_: str, name: str, inputs: dict[str, Any]) -> dict[
 
 
 def computed_invoke_result(token: str, args: dict[str, Any]) -> dict[str, Any]:
+    """What the AWS data sources the program reads would answer."""
+    if token == "aws:index/getCallerIdentity:getCallerIdentity":
+        return {"accountId": "123456789012", "id": "123456789012", "userId": "AIDAOFFLINE",
+                "arn": "arn:aws:iam::123456789012:user/offline"}
+    if token == "aws:index/getPartition:getPartition":
+        return {"partition": "aws", "id": "aws", "dnsSuffix": "amazonaws.com",
+                "reverseDnsPrefix": "com.amazonaws"}
     return {}
 
 

@@ -35,6 +35,11 @@ def test_every_kubernetes_object_is_valid_for_the_target_version(any_stack):
     against their CRD models; both strictly (an unknown field is an error)."""
     for resource in any_stack.kubernetes_objects():
         manifest = resource.manifest()
+        if "monitoring.coreos.com" in manifest["apiVersion"]:
+            continue  # a CRD kind with no schema here: tests/test_alerting.py validates it strictly
+        for key in ("data", "stringData"):
+            if manifest.get(key) == "[secret]":
+                manifest[key] = {}  # the SDK marks a Secret's whole map secret; values are masked
         if "[unknown until apply]" in str(manifest):
             continue  # preview mode: a computed value; `up` mode validates the same object
         if is_custom_resource(manifest):

@@ -1,0 +1,92 @@
+"""Where CloudWatch alarms go: an SNS topic encrypted with its own KMS key, paging on-call when
+the stack's critical alerts page.
+
+A customer-managed key, not `alias/aws/sns`: CloudWatch can publish to an encrypted topic only if
+the key policy lets `cloudwatch.amazonaws.com` use the key, and the AWS-managed key's policy
+cannot be changed. Both the key and the topic admit CloudWatch only on behalf of this account.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+CLOUDWATCH = "cloudwatch.amazonaws.com"
+
+
+@dataclass(frozen=True)
+class AlarmTopicArgs:
+    stack: str
+    pager_duty_url: pulumi.Input[str] | None = None
+    """PagerDuty CloudWatch integration URL (a secret). None: no paging subscription."""
+
+
+class AlarmTopic(pulumi.ComponentResource):
+    topic: aws.sns.Topic
+    key: aws.kms.Key
+
+    def __init__(
+        self, name: str, args: AlarmTopicArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("plexichat:alerting:AlarmTopic", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        invoke = pulumi.InvokeOutputOptions(parent=self)
+        account = aws.get_caller_identity_output(opts=invoke).account_id
+        partition = aws.get_partition_output(opts=invoke).partition
+        root = pulumi.Output.concat("arn:", partition, ":iam::", account, ":root")
+        from_this_account = {"StringEquals": {"aws:SourceAccount": account}}
+
+        self.key = aws.kms.Key(
+            f"{name}-key",
+            description=f"Encrypts the {args.stack} CloudWatch alarm topic",
+            enable_key_rotation=True,
+            deletion_window_in_days=30,
+            policy=pulumi.Output.json_dumps({
+                "Version": "2012-10-17",
+                "Statement": [
+                    # Without this the key could lock out even the account's administrators.
+                    {"Sid": "AccountAdministers", "Effect": "Allow", "Principal": {"AWS": root},
+                     "Action": "kms:*", "Resource": "*"},
+                    {"Sid": "CloudWatchPublishes", "Effect": "Allow", "Principal": {"Service": CLOUDWATCH},
+                     "Action": ["kms:Decrypt", "kms:GenerateDataKey*"], "Resource": "*",
+                     "Condition": from_this_account},
+                ],
+            }),
+            opts=child,
+        )
+        self.topic = aws.sns.Topic(f"{name}-topic", kms_master_key_id=self.key.arn, opts=child)
+        aws.sns.TopicPolicy(
+            f"{name}-topic-policy",
+            arn=self.topic.arn,
+            policy=pulumi.Output.json_dumps({
+                "Version": "2012-10-17",
+                "Statement": [
+                    {"Sid": "AccountManages", "Effect": "Allow", "Principal": {"AWS": root},
+                     "Action": ["SNS:GetTopicAttributes", "SNS:SetTopicAttributes", "SNS:Subscribe",
+                                "SNS:ListSubscriptionsByTopic", "SNS:Publish"],
+                     "Resource": self.topic.arn},
+                    {"Sid": "CloudWatchPublishes", "Effect": "Allow", "Principal": {"Service": CLOUDWATCH},
+                     "Action": "SNS:Publish", "Resource": self.topic.arn, "Condition": from_this_account},
+                    {"Sid": "TlsOnly", "Effect": "Deny", "Principal": "*", "Action": "SNS:Publish",
+                     "Resource": self.topic.arn,
+                     "Condition": {"Bool": {"aws:SecureTransport": "false"}}},
+                ],
+            }),
+            opts=child,
+        )
+        self.pager_duty = None
+        if args.pager_duty_url is not None:
+            self.pager_duty = aws.sns.TopicSubscription(
+                f"{name}-pagerduty",
+                topic=self.topic.arn,
+                protocol="https",
+                # The URL holds the integration key: keep it secret in state and in logs.
+                endpoint=pulumi.Output.secret(args.pager_duty_url),
+                # PagerDuty confirms the subscription itself; without this Pulumi would wait for
+                # a confirmation that never reaches it.
+                endpoint_auto_confirms=True,
+                opts=child,
+            )
+        self.register_outputs({"topic_arn": self.topic.arn, "key_arn": self.key.arn})

@@ -1,0 +1,209 @@
+"""The runbook's thresholds as Prometheus rules: pure data, no Pulumi (promtool tests read it).
+
+Series carry the pod's track and workload as labels (the PodMonitor's `podTargetLabels`), so
+every request-based rule is computed per `namespace`, workload and track: a canary is judged on
+its own series, never averaged into stable's. Every request-based alert also needs the track to
+serve at least `minRequestsPerSecond`, so one failed request at a 10 % canary weight pages nobody.
+
+Each alert carries `severity` (routing), `signal` (a critical inhibits the warning with the same
+signal and track), `namespace` and the annotations `summary`, `description` and `runbook_url` (the README's
+section named after the alert). Annotations template labels only, never `$value`, so promtool
+tests can state them exactly.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from components import naming
+from components.settings import MonitoringSettings
+
+SMOKE_JOB = "plexichat-smoke"
+"""`jobName` of the Blackbox probe, hence the `job` label of its `probe_success` series."""
+
+
+def series_label(pod_label: str) -> str:
+    """The label a pod label becomes on scraped series (Prometheus sanitises the name)."""
+    return re.sub(r"[^a-zA-Z0-9_]", "_", pod_label)
+
+
+TRACK = series_label(naming.TRACK_LABEL)  # plexichat_com_track
+WORKLOAD = series_label(naming.COMPONENT_LABEL)  # app_kubernetes_io_component
+POD_TARGET_LABELS = (naming.TRACK_LABEL, naming.COMPONENT_LABEL, "version")
+"""Pod labels copied onto every scraped series."""
+
+# Recording rules: the SLIs per namespace, workload and track.
+REQUESTS = "plexichat:http_requests:rate5m"
+ERRORS = "plexichat:http_errors:rate5m"
+ERROR_RATIO = "plexichat:http_error_ratio:rate5m"
+LATENCY_P99 = "plexichat:http_request_duration_seconds:p99_5m"
+LATENCY_P50 = "plexichat:http_request_duration_seconds:p50_5m"
+
+
+@dataclass(frozen=True)
+class Alert:
+    name: str
+    expr: str
+    for_: str
+    severity: str
+    signal: str
+    summary: str
+    description: str
+
+    def rule(self, runbook_url: str, namespace: str) -> dict:
+        return {
+            "alert": self.name,
+            "expr": self.expr,
+            "for": self.for_,
+            # `namespace` even on alerts whose series have none (cache, probe): the operator
+            # scopes an AlertmanagerConfig to alerts carrying its own namespace.
+            "labels": {"severity": self.severity, "signal": self.signal, "namespace": namespace},
+            "annotations": {
+                "summary": self.summary,
+                "description": self.description,
+                "runbook_url": f"{runbook_url}#{self.name.lower()}",
+            },
+        }
+
+
+def _percent(value: float) -> str:
+    return f"{value:g}%"
+
+
+def _ratio(percent: float) -> str:
+    return f"{percent / 100:g}"
+
+
+def rule_groups(monitoring: MonitoringSettings, namespace: str) -> list[dict]:
+    """The PrometheusRule's `spec.groups` for one stack."""
+    return [
+        {"name": "plexichat-slis", "interval": f"{monitoring.scrape_interval_seconds}s",
+         "rules": recording_rules(monitoring, namespace)},
+        {"name": "plexichat-alerts",
+         "rules": [a.rule(monitoring.runbook_url, namespace) for a in alerts(monitoring, namespace)]},
+    ]
+
+
+def recording_rules(monitoring: MonitoringSettings, namespace: str) -> list[dict]:
+    m = monitoring.metrics
+    by = f"namespace, {WORKLOAD}, {TRACK}"
+    ns = f'namespace="{namespace}"'
+    rate = f"rate({m.requests_total}{{{ns}}}[5m])"
+    error_rate = f'rate({m.requests_total}{{{ns}, {m.status_code_label}=~"5.."}}[5m])'
+    buckets = f"sum by (le, {by}) (rate({m.request_duration}_bucket{{{ns}}}[5m]))"
+    return [
+        {"record": REQUESTS, "expr": f"sum by ({by}) ({rate})"},
+        # `or 0 * ...`: a track without a single 5xx has an error rate of 0, not no series.
+        {"record": ERRORS, "expr": f"sum by ({by}) ({error_rate}) or 0 * {REQUESTS}"},
+        {"record": ERROR_RATIO, "expr": f"{ERRORS} / {REQUESTS}"},
+        {"record": LATENCY_P99, "expr": f"histogram_quantile(0.99, {buckets})"},
+        {"record": LATENCY_P50, "expr": f"histogram_quantile(0.5, {buckets})"},
+    ]
+
+
+def alerts(monitoring: MonitoringSettings, namespace: str) -> list[Alert]:
+    m, t = monitoring.metrics, monitoring.thresholds
+    ns = f'namespace="{namespace}"'
+    guard = f"and {REQUESTS} >= {t.min_requests_per_second:g}"
+    track = f"{{{{ $labels.{WORKLOAD} }}}} track {{{{ $labels.{TRACK} }}}}"
+    pod = "pod {{ $labels.pod }}"
+    per_pod = f'{{{ns}, container!="", container!="POD"}}'
+
+    def pod_usage(usage: str, resource: str) -> str:
+        return (f"sum by (namespace, pod) ({usage}) / sum by (namespace, pod) "
+                f'(kube_pod_container_resource_limits{{{ns}, resource="{resource}"}})')
+
+    cpu = pod_usage(f"rate(container_cpu_usage_seconds_total{per_pod}[5m])", "cpu")
+    memory = pod_usage(f"container_memory_working_set_bytes{per_pod}", "memory")
+    lookups = f"(sum(rate({m.cache_hits_total}[10m])) + sum(rate({m.cache_misses_total}[10m])))"
+    canary = f'{{{TRACK}="canary"}}'
+    found = [
+        Alert("PlexichatErrorRatioCritical",
+              f"{ERROR_RATIO} > {_ratio(t.error_ratio_critical_percent)} {guard}",
+              "5m", "critical", "errors",
+              f"{track}: more than {_percent(t.error_ratio_critical_percent)} of requests fail",
+              f"Over 5 minutes, more than {_percent(t.error_ratio_critical_percent)} of the "
+              f"requests to {track} in {{{{ $labels.namespace }}}} answered 5xx."),
+        Alert("PlexichatErrorRatioAboveTarget",
+              f"{ERROR_RATIO} > {_ratio(t.error_ratio_target_percent)} {guard}",
+              "15m", "warning", "errors",
+              f"{track}: error rate above the {_percent(t.error_ratio_target_percent)} target",
+              f"For 15 minutes, more than {_percent(t.error_ratio_target_percent)} of the "
+              f"requests to {track} in {{{{ $labels.namespace }}}} answered 5xx."),
+        Alert("PlexichatLatencyHigh",
+              f"{LATENCY_P99} > {t.latency_warning_ms / 1000:g} {guard}",
+              "5m", "warning", "latency",
+              f"{track}: p99 response time above {t.latency_warning_ms} ms",
+              f"For 5 minutes, 1 % of the requests to {track} took longer than "
+              f"{t.latency_warning_ms} ms."),
+        Alert("PlexichatLatencyAboveTarget",
+              f"{LATENCY_P99} > {t.latency_target_ms / 1000:g} {guard}",
+              "15m", "warning", "latency-target",
+              f"{track}: p99 response time above the {t.latency_target_ms} ms target",
+              f"For 15 minutes, 1 % of the requests to {track} took longer than "
+              f"{t.latency_target_ms} ms."),
+        Alert("PlexichatCanaryWorseThanStable",
+              # group_left keeps the canary's labels (one-to-one matching would drop the track).
+              f"{ERROR_RATIO}{canary} > on(namespace, {WORKLOAD}) group_left() "
+              f'({t.canary_error_ratio_factor:g} * {ERROR_RATIO}{{{TRACK}="stable"}}) '
+              f"and {ERROR_RATIO}{canary} > {_ratio(t.error_ratio_target_percent)} "
+              f"and {REQUESTS}{canary} >= {t.min_requests_per_second:g}",
+              "5m", "warning", "canary",
+              f"{{{{ $labels.{WORKLOAD} }}}}: the canary fails more than stable",
+              f"The canary's error ratio misses the {_percent(t.error_ratio_target_percent)} "
+              f"target and is over {t.canary_error_ratio_factor:g} times stable's: do not "
+              "shift more traffic; roll the canary back."),
+        Alert("PlexichatCpuHigh", f"{cpu} > {_ratio(t.cpu_info_percent)}",
+              "5m", "info", "cpu",
+              f"{pod}: CPU above {_percent(t.cpu_info_percent)} of its limit",
+              f"For 5 minutes {pod} used more than {_percent(t.cpu_info_percent)} of its CPU "
+              "limit (throttling is near)."),
+        Alert("PlexichatCpuAboveTarget", f"{cpu} > {_ratio(t.cpu_target_percent)}",
+              "30m", "warning", "cpu-target",
+              f"{pod}: CPU above the {_percent(t.cpu_target_percent)} target",
+              f"For 30 minutes {pod} used more than {_percent(t.cpu_target_percent)} of its "
+              "CPU limit."),
+        Alert("PlexichatMemoryHigh", f"{memory} > {_ratio(t.memory_target_percent)}",
+              "10m", "warning", "memory",
+              f"{pod}: memory above {_percent(t.memory_target_percent)} of its limit",
+              f"For 10 minutes {pod} used more than {_percent(t.memory_target_percent)} of its "
+              "memory limit; at 100 % it is OOM-killed."),
+        Alert("PlexichatCacheHitRateLow",
+              f"sum(rate({m.cache_hits_total}[10m])) / {lookups} < "
+              f"{_ratio(t.cache_hit_rate_min_percent)} and {lookups} >= {t.min_requests_per_second:g}",
+              "15m", "warning", "cache",
+              f"Cache hit rate below {_percent(t.cache_hit_rate_min_percent)}",
+              f"For 15 minutes fewer than {_percent(t.cache_hit_rate_min_percent)} of Redis "
+              "lookups hit; the database takes the difference."),
+        Alert("PlexichatDbPoolSaturated",
+              f"sum by (namespace, {WORKLOAD}, {TRACK}) ({m.db_pool_in_use}{{{ns}}}) / "
+              f"sum by (namespace, {WORKLOAD}, {TRACK}) ({m.db_pool_max}{{{ns}}}) > "
+              f"{_ratio(t.connection_utilisation_percent)}",
+              "10m", "warning", "db-pool",
+              f"{track}: database pool over {_percent(t.connection_utilisation_percent)} used",
+              f"For 10 minutes {track} had more than {_percent(t.connection_utilisation_percent)} "
+              "of its database connection pool checked out; requests will queue."),
+        Alert("PlexichatPodCrashLooping",
+              f'max by (namespace, pod, container) (kube_pod_container_status_waiting_reason{{{ns}, '
+              f'reason="CrashLoopBackOff"}}) == 1',
+              "5m", "warning", "crashloop",
+              f"{pod} is crash-looping",
+              f"Container {{{{ $labels.container }}}} of {pod} has been in CrashLoopBackOff for "
+              "5 minutes."),
+        Alert("PlexichatHpaAtMaxReplicas",
+              f"kube_horizontalpodautoscaler_status_current_replicas{{{ns}}} >= "
+              f"kube_horizontalpodautoscaler_spec_max_replicas{{{ns}}}",
+              "15m", "warning", "capacity",
+              "{{ $labels.horizontalpodautoscaler }} is at its maximum replicas",
+              "For 15 minutes the autoscaler {{ $labels.horizontalpodautoscaler }} could not add "
+              "pods: raise maxReplicas or find the load."),
+    ]
+    if monitoring.smoke_probe:
+        found.append(Alert(
+            "PlexichatSmokeProbeFailing", f'probe_success{{job="{SMOKE_JOB}"}} == 0',
+            "5m", "critical", "smoke",
+            "The public health URL fails",
+            "For 5 minutes the Blackbox exporter could not get a 2xx from {{ $labels.instance }}.",
+        ))
+    return found

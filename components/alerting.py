@@ -1,0 +1,165 @@
+"""Monitoring of one stack in the cluster: scraping, alert rules, routing, smoke probe, dashboard.
+
+All of it is Prometheus Operator custom resources (the operator is a cluster prerequisite):
+- a PodMonitor, not a ServiceMonitor: workers have no Service, and scraping pods directly lets
+  `podTargetLabels` copy the track label onto every series, so a canary is judged on its own;
+- a PrometheusRule built by `alert_rules` (pure, proven by promtool in the tests);
+- an AlertmanagerConfig only when `alerting` routes a severity somewhere: each severity goes to
+  its receiver, and a critical alert mutes the warning about the same signal and track. Receiver
+  URLs and keys live in a Secret the AlertmanagerConfig references, set from Pulumi secrets;
+- a Blackbox-exporter Probe of the public readiness URL (the runbook's smoke test);
+- a Grafana dashboard ConfigMap (`grafana_dashboard: "1"`, found by the Grafana sidecar).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components import alert_rules, naming
+from components.dashboard import dashboard
+from components.settings import AlertingSettings, MonitoringSettings
+
+RECEIVER_NAMES = {"chat": "chat", "lowPriority": "low-priority", "pagerduty": "pagerduty"}
+DISCARD_RECEIVER = "discard"
+"""Receives what no severity route takes (an alert without severity is a bug the tests catch)."""
+RECEIVERS_SECRET = f"{naming.APP}-alert-receivers"
+SECRET_KEYS = {"chat": "chat-webhook-url", "lowPriority": "low-priority-webhook-url",
+               "pagerduty": "pagerduty-routing-key"}
+
+
+@dataclass(frozen=True)
+class AlertingArgs:
+    stack: str
+    namespace: pulumi.Input[str]
+    """The app namespace (from the Namespace resource, so it exists first)."""
+    namespace_name: str
+    """The same namespace as plain text: rule expressions filter on it."""
+    monitoring: MonitoringSettings
+    alerting: AlertingSettings
+    health_url: str
+    """Public URL the smoke probe checks, e.g. https://app.plexichat.com/readyz."""
+    receiver_secrets: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+    """Receiver kind (chat, lowPriority, pagerduty) -> URL or key, as Pulumi secrets."""
+
+
+class Alerting(pulumi.ComponentResource):
+    def __init__(
+        self, name: str, args: AlertingArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("plexichat:alerting:Alerting", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        monitoring = args.monitoring
+        labels = {**naming.common_labels(args.stack), **monitoring.resource_labels}
+
+        def metadata(object_name: str, extra: Mapping[str, str] | None = None):
+            return k8s.meta.v1.ObjectMetaArgs(
+                name=object_name, namespace=args.namespace, labels={**labels, **(extra or {})}
+            )
+
+        def custom(role: str, api_version: str, kind: str, spec: dict,
+                   depends_on: list[pulumi.Resource] | None = None) -> k8s.apiextensions.CustomResource:
+            return k8s.apiextensions.CustomResource(
+                f"{name}-{role}", api_version=api_version, kind=kind,
+                metadata=metadata(f"{naming.APP}-{role}"), spec=spec,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=depends_on),
+            )
+
+        interval = f"{monitoring.scrape_interval_seconds}s"
+        self.pod_monitor = custom("pods", "monitoring.coreos.com/v1", "PodMonitor", {
+            "selector": {"matchLabels": {"app.kubernetes.io/name": naming.APP}},
+            "podTargetLabels": list(alert_rules.POD_TARGET_LABELS),
+            # Web serves metrics on its `http` port, workers on `metrics`; a pod without the
+            # named port is simply not a target of that endpoint.
+            "podMetricsEndpoints": [
+                {"port": port, "path": monitoring.metrics_path, "interval": interval}
+                for port in ("http", "metrics")
+            ],
+        })
+        self.rules = custom("rules", "monitoring.coreos.com/v1", "PrometheusRule", {
+            "groups": alert_rules.rule_groups(monitoring, args.namespace_name),
+        })
+
+        self.probe = None
+        if monitoring.smoke_probe:
+            self.probe = custom("smoke", "monitoring.coreos.com/v1", "Probe", {
+                "jobName": alert_rules.SMOKE_JOB,
+                "interval": interval,
+                "module": "http_2xx",
+                "prober": {"url": monitoring.blackbox_exporter_address},
+                "targets": {"staticConfig": {"static": [args.health_url]}},
+            })
+
+        self.receivers_secret = None
+        self.alertmanager_config = None
+        routes = args.alerting.routes
+        if routes:
+            kinds = sorted(set(routes.values()))
+            missing = [k for k in kinds if k not in args.receiver_secrets]
+            if missing:
+                raise ValueError(f"no receiver secret for {missing}")  # settings validate this
+            self.receivers_secret = k8s.core.v1.Secret(
+                f"{name}-receivers",
+                metadata=metadata(RECEIVERS_SECRET),
+                type="Opaque",
+                # Secret outputs even if a caller forgot: these URLs let anyone post or page.
+                string_data={SECRET_KEYS[k]: pulumi.Output.secret(args.receiver_secrets[k]) for k in kinds},
+                opts=child,
+            )
+            self.alertmanager_config = custom(
+                "routing", "monitoring.coreos.com/v1alpha1", "AlertmanagerConfig",
+                _routing_spec(routes, RECEIVERS_SECRET),
+                # Referenced by name (known in previews too); created first all the same.
+                depends_on=[self.receivers_secret],
+            )
+
+        self.dashboard = None
+        if monitoring.dashboard:
+            self.dashboard = k8s.core.v1.ConfigMap(
+                f"{name}-dashboard",
+                metadata=metadata(f"{naming.APP}-dashboard", {"grafana_dashboard": "1"}),
+                data={f"{naming.APP}-{args.stack}.json": json.dumps(
+                    dashboard(monitoring, args.namespace_name, args.stack), indent=1, sort_keys=True)},
+                opts=child,
+            )
+
+        self.register_outputs({"routed_severities": sorted(routes), "smoke_probe": monitoring.smoke_probe})
+
+
+def _routing_spec(routes: Mapping[str, str], secret_name: str) -> dict:
+    def ref(kind: str) -> dict:
+        return {"name": secret_name, "key": SECRET_KEYS[kind]}
+
+    def receiver(kind: str) -> dict:
+        config = {
+            "chat": lambda: {"slackConfigs": [{"apiURL": ref(kind), "sendResolved": True}]},
+            "lowPriority": lambda: {"slackConfigs": [{"apiURL": ref(kind), "sendResolved": True}]},
+            "pagerduty": lambda: {"pagerdutyConfigs": [{"routingKey": ref(kind), "sendResolved": True}]},
+        }[kind]()
+        return {"name": RECEIVER_NAMES[kind], **config}
+
+    track = alert_rules.TRACK
+    return {
+        "route": {
+            "receiver": DISCARD_RECEIVER,
+            "groupBy": ["alertname", "namespace", track],
+            "groupWait": "30s",
+            "groupInterval": "5m",
+            "repeatInterval": "4h",
+            "routes": [
+                {"receiver": RECEIVER_NAMES[kind],
+                 "matchers": [{"name": "severity", "value": severity, "matchType": "="}]}
+                for severity, kind in routes.items()
+            ],
+        },
+        "receivers": [{"name": DISCARD_RECEIVER}] + [receiver(k) for k in sorted(set(routes.values()))],
+        "inhibitRules": [{
+            "sourceMatch": [{"name": "severity", "value": "critical", "matchType": "="}],
+            "targetMatch": [{"name": "severity", "value": "warning", "matchType": "="}],
+            "equal": ["namespace", "signal", track],
+        }],
+    }

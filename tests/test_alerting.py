@@ -1,0 +1,277 @@
+"""Monitoring per stack: strict CRD validation, what each stack routes where, secrets kept secret,
+the track on every series, the alarm topic, and the CloudWatch alarms from the same settings."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from cloudcoil.models.prometheus_operator import v1, v1alpha1
+
+from components import alert_rules, naming
+from components.alarm_topic import AlarmTopic, AlarmTopicArgs
+from components.cloud_alarms import GIB, MIB, CloudAlarms, CloudAlarmsArgs
+from components.settings import AlertThresholds, parse_stack_config
+from plexictl.engine import FAKE_SECRET, ROOT, Rendering, is_secret, run, stack_config
+from tests.conftest import STACKS, render_edited, rendered, stack_file
+
+MONITORING = "kubernetes:monitoring.coreos.com/"
+MODELS = {
+    "PodMonitor": v1.PodMonitor,
+    "PrometheusRule": v1.PrometheusRule,
+    "Probe": v1.Probe,
+    "AlertmanagerConfig": v1alpha1.AlertmanagerConfig,
+}
+DEPLOYMENT = "kubernetes:apps/v1:Deployment"
+
+
+def monitoring_objects(rendering: Rendering) -> dict[str, dict]:
+    return {r.type.rsplit(":", 1)[-1]: r.manifest() for r in rendering.resources
+            if r.type.startswith(MONITORING)}
+
+
+def routing(stack: str) -> dict | None:
+    return monitoring_objects(rendered(stack)).get("AlertmanagerConfig")
+
+
+def _kept(given, dumped) -> bool:
+    """Whether the model kept every field of `given` with its value (it may add defaults)."""
+    if isinstance(given, dict):
+        return isinstance(dumped, dict) and all(k in dumped and _kept(v, dumped[k]) for k, v in given.items())
+    if isinstance(given, list):
+        return isinstance(dumped, list) and len(given) == len(dumped) and all(map(_kept, given, dumped))
+    return given == dumped
+
+
+def test_every_monitoring_object_validates_strictly_against_the_operator_models(any_stack):
+    objects = monitoring_objects(any_stack)
+    assert {"PodMonitor", "PrometheusRule"} <= set(objects)
+    for kind, manifest in objects.items():
+        if "[unknown until apply]" in str(manifest):
+            continue  # preview: a computed name; `up` mode validates the same object
+        model = MODELS[kind].model_validate(manifest)
+        # The models drop unknown fields silently: a field they dropped is a misspelt one.
+        dumped = model.model_dump(mode="json", by_alias=True, exclude_none=True)
+        assert _kept(manifest, dumped), kind
+
+
+def test_strict_validation_catches_a_misspelt_field():
+    manifest = monitoring_objects(rendered("prod"))["PodMonitor"]
+    manifest["spec"]["podTargetLabel"] = manifest["spec"].pop("podTargetLabels")
+    dumped = v1.PodMonitor.model_validate(manifest).model_dump(mode="json", by_alias=True, exclude_none=True)
+    assert not _kept(manifest, dumped)
+
+
+def test_pod_monitor_scrapes_every_pod_with_its_track_on_every_series(any_stack):
+    spec = monitoring_objects(any_stack)["PodMonitor"]["spec"]
+    assert naming.TRACK_LABEL in spec["podTargetLabels"] and "version" in spec["podTargetLabels"]
+    selector = spec["selector"]["matchLabels"]
+    ports = {e["port"] for e in spec["podMetricsEndpoints"]}
+    for deployment in any_stack.of_type(DEPLOYMENT):
+        template = deployment.inputs["spec"]["template"]
+        assert selector.items() <= template["metadata"]["labels"].items()
+        named = {p["name"] for c in template["spec"]["containers"] for p in c["ports"]}
+        assert named & ports, deployment.urn  # every pod exposes one of the scraped ports
+    # The rules group by the label the track becomes on a series.
+    assert alert_rules.TRACK == "plexichat_com_track"
+
+
+def test_every_alert_has_summary_description_and_a_runbook_section():
+    readme = (ROOT / "README.md").read_text()
+    headings = {re.sub(r"[^a-z0-9 -]", "", h.lower()).replace(" ", "-")
+                for h in re.findall(r"^#+ (.+)$", readme, re.M)}
+    for stack in STACKS:
+        spec = monitoring_objects(rendered(stack))["PrometheusRule"]["spec"]
+        for rule in (r for g in spec["groups"] for r in g["rules"] if "alert" in r):
+            annotations = rule["annotations"]
+            assert annotations["summary"] and annotations["description"], rule["alert"]
+            anchor = annotations["runbook_url"].split("#", 1)[1]
+            assert anchor in headings, f"README has no runbook section for {rule['alert']}"
+            assert "$value" not in str(annotations)
+            assert {"severity", "signal", "namespace"} <= set(rule["labels"])
+
+
+def test_dev_routes_nothing_staging_chats_prod_pages():
+    assert routing("dev") is None
+    assert not rendered("dev").of_type("kubernetes:core/v1:Secret")
+
+    def receivers(stack):
+        spec = routing(stack)["spec"]
+        routes = {m["value"]: r["receiver"] for r in spec["route"]["routes"] for m in r["matchers"]}
+        kinds = {r["name"]: set(r) - {"name"} for r in spec["receivers"]}
+        return routes, kinds
+
+    routes, kinds = receivers("staging")
+    assert routes == {"critical": "chat", "warning": "chat", "info": "chat"}
+    assert kinds == {"discard": set(), "chat": {"slackConfigs"}}
+    routes, kinds = receivers("prod")
+    assert routes == {"critical": "pagerduty", "warning": "chat", "info": "low-priority"}
+    assert kinds["pagerduty"] == {"pagerdutyConfigs"} and kinds["low-priority"] == {"slackConfigs"}
+    # Paging only from prod: no PagerDuty receiver and no paging subscription elsewhere.
+    for stack in ("dev", "staging"):
+        assert "pagerdutyConfigs" not in json.dumps(routing(stack) or {})
+        assert not rendered(stack).of_type("aws:sns/topicSubscription:TopicSubscription")
+
+
+def test_a_critical_alert_mutes_the_matching_warning():
+    (inhibit,) = routing("prod")["spec"]["inhibitRules"]
+    assert inhibit["sourceMatch"] == [{"name": "severity", "value": "critical", "matchType": "="}]
+    assert inhibit["targetMatch"] == [{"name": "severity", "value": "warning", "matchType": "="}]
+    assert set(inhibit["equal"]) == {"namespace", "signal", alert_rules.TRACK}
+    # Each critical alert has a warning about the same signal to mute, or none at all.
+    rules = [r for g in monitoring_objects(rendered("prod"))["PrometheusRule"]["spec"]["groups"]
+             for r in g["rules"] if "alert" in r]
+    signals = {r["labels"]["signal"] for r in rules if r["labels"]["severity"] == "warning"}
+    assert "errors" in signals and {"errors", "smoke"} == {
+        r["labels"]["signal"] for r in rules if r["labels"]["severity"] == "critical"}
+
+
+@pytest.mark.parametrize("stack", ["staging", "prod"])
+def test_receiver_urls_and_keys_reach_the_cluster_only_as_secrets(stack):
+    rendering = rendered(stack)
+    (secret,) = rendering.of_type("kubernetes:core/v1:Secret")
+    assert is_secret(secret.inputs["stringData"])
+    keys = set(secret.inputs["stringData"]["value"])
+    spec = routing(stack)["spec"]
+    refs = [c for r in spec["receivers"] for configs in r.values() if isinstance(configs, list)
+            for c in configs]
+    for config in refs:
+        ref = config.get("apiURL") or config.get("routingKey")
+        assert ref == {"name": secret.inputs["metadata"]["name"], "key": ref["key"]}
+        assert ref["key"] in keys
+    (config,) = rendering.of_type("kubernetes:monitoring.coreos.com/v1alpha1:AlertmanagerConfig")
+    assert secret.urn in config.dependencies  # the Secret exists before Alertmanager reads it
+    for resource in rendering.resources:
+        assert FAKE_SECRET not in json.dumps(resource.manifest() if resource.is_kubernetes else
+                                             _masked(resource.inputs)), resource.urn
+
+
+def _masked(inputs):
+    from plexictl.engine import mask_secrets
+    return mask_secrets(inputs)
+
+
+def test_smoke_probe_checks_the_public_readiness_url():
+    assert "Probe" not in monitoring_objects(rendered("dev"))  # dev: smokeProbe false
+    spec = monitoring_objects(rendered("prod"))["Probe"]["spec"]
+    assert spec["targets"]["staticConfig"]["static"] == ["https://app.plexichat.com/readyz"]
+    assert spec["jobName"] == alert_rules.SMOKE_JOB and spec["module"] == "http_2xx"
+
+
+def test_dashboard_is_found_by_the_grafana_sidecar_and_shows_every_track(any_stack):
+    (config_map,) = any_stack.of_type("kubernetes:core/v1:ConfigMap")
+    assert config_map.inputs["metadata"]["labels"]["grafana_dashboard"] == "1"
+    (text,) = config_map.inputs["data"].values()
+    board = json.loads(text)
+    titles = " ".join(p["title"] for p in board["panels"])
+    for words in ("Requests", "error ratio", "p99", "Traffic share", "CPU", "memory", "Database", "Cache"):
+        assert words in titles
+    queries = [t["expr"] for p in board["panels"] for t in p["targets"]]
+    assert sum(alert_rules.TRACK in q for q in queries) >= 3
+
+
+def test_alarm_topic_is_encrypted_with_its_own_key_and_pages_only_in_prod():
+    for stack in STACKS:
+        rendering = rendered(stack)
+        (topic,) = rendering.of_type("aws:sns/topic:Topic")
+        (key,) = rendering.of_type("aws:kms/key:Key")
+        assert topic.inputs["kmsMasterKeyId"] == "arn:aws:kms:us-east-1:123456789012:alarms-key"
+        assert key.inputs["enableKeyRotation"] is True
+        policy = json.loads(key.inputs["policy"])
+        cloudwatch = [s for s in policy["Statement"] if s["Principal"] == {"Service": "cloudwatch.amazonaws.com"}]
+        assert cloudwatch and cloudwatch[0]["Condition"]["StringEquals"]["aws:SourceAccount"] == "123456789012"
+    assert rendered("prod").outputs["alarmTopicArn"] == "arn:aws:sns:us-east-1:123456789012:alarms-topic"
+    (subscription,) = rendered("prod").of_type("aws:sns/topicSubscription:TopicSubscription")
+    assert subscription.inputs["protocol"] == "https"
+    assert is_secret(subscription.inputs["endpoint"])
+
+
+# ---------------------------------------------------------------------------------------------
+# CloudWatch alarms, standalone (the data tier is wired by the lead after it merges)
+
+
+def _alarms(thresholds: AlertThresholds) -> Rendering:
+    def program():
+        topic = AlarmTopic("alarms", AlarmTopicArgs(stack="test"))
+        CloudAlarms("data", CloudAlarmsArgs(
+            topic=topic.topic,
+            thresholds=thresholds,
+            db_primary_identifier="plexichat-prod-db",
+            db_max_connections=500,
+            db_replica_identifiers={"replica-1": "plexichat-prod-db-replica-1",
+                                    "replica-2": "plexichat-prod-db-replica-2"},
+            cache_replication_group_id="plexichat-prod-cache",
+            cache_node_count=2,
+        ))
+
+    return run(program, "test")
+
+
+def _alarm_inputs(rendering: Rendering) -> dict[str, dict]:
+    return {r.name: r.inputs for r in rendering.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")}
+
+
+def test_cloud_alarms_cover_the_data_tier_and_notify_the_topic_both_ways():
+    rendering = _alarms(AlertThresholds())
+    assert rendering.warnings == []
+    alarms = _alarm_inputs(rendering)
+    assert set(alarms) == {
+        "data-db-primary-cpu", "data-db-primary-free-storage", "data-db-primary-freeable-memory",
+        "data-db-primary-connections", "data-db-replica-1-lag", "data-db-replica-2-lag",
+        *(f"data-cache-{n}-{m}" for n in ("001", "002")
+          for m in ("engine-cpu", "memory", "evictions", "hit-rate")),
+    }
+    topic_arn = "arn:aws:sns:us-east-1:123456789012:alarms-topic"
+    for name, alarm in alarms.items():
+        assert alarm["alarmActions"] == [topic_arn] and alarm["okActions"] == [topic_arn], name
+        assert alarm["actionsEnabled"] is True and alarm["treatMissingData"], name
+    assert alarms["data-db-replica-2-lag"]["dimensions"] == {"DBInstanceIdentifier": "plexichat-prod-db-replica-2"}
+    assert alarms["data-cache-002-hit-rate"]["dimensions"] == {"CacheClusterId": "plexichat-prod-cache-002"}
+    assert alarms["data-db-primary-free-storage"]["threshold"] == 10 * GIB
+    assert alarms["data-db-primary-freeable-memory"]["threshold"] == 256 * MIB
+    assert alarms["data-db-primary-connections"]["threshold"] == 400  # 80 % of 500
+    assert alarms["data-cache-001-hit-rate"]["comparisonOperator"] == "LessThanThreshold"
+
+
+def test_one_setting_moves_the_prometheus_rule_and_the_cloudwatch_alarm_together():
+    def edit(config):
+        config["plexichat:monitoring"] = {"thresholds": {
+            "cpuTargetPercent": 70, "cacheHitRateMinPercent": 95, "memoryTargetPercent": 75,
+            "connectionUtilisationPercent": 60}}
+
+    def expr_of(rendering, alert):
+        spec = monitoring_objects(rendering)["PrometheusRule"]["spec"]
+        return next(r["expr"] for g in spec["groups"] for r in g["rules"] if r.get("alert") == alert)
+
+    data = stack_file("staging")
+    edit(data["config"])
+    config, _ = stack_config("staging", stack_file=data)
+    thresholds = parse_stack_config(config, "staging").monitoring.thresholds
+    alarms = _alarm_inputs(_alarms(thresholds))
+    prometheus = render_edited("staging", edit)
+
+    assert expr_of(prometheus, "PlexichatCpuAboveTarget").endswith("> 0.7")
+    assert alarms["data-db-primary-cpu"]["threshold"] == 70
+    assert alarms["data-cache-001-engine-cpu"]["threshold"] == 70
+    assert expr_of(prometheus, "PlexichatCacheHitRateLow").split(" and ")[0].endswith("< 0.95")
+    assert alarms["data-cache-001-hit-rate"]["threshold"] == 95
+    assert expr_of(prometheus, "PlexichatMemoryHigh").endswith("> 0.75")
+    assert alarms["data-cache-001-memory"]["threshold"] == 75
+    assert expr_of(prometheus, "PlexichatDbPoolSaturated").endswith("> 0.6")
+    assert alarms["data-db-primary-connections"]["threshold"] == 300
+
+
+def test_cloud_alarms_without_a_data_tier_create_nothing():
+    rendering = run(lambda: CloudAlarms("data", CloudAlarmsArgs(
+        topic=AlarmTopic("alarms", AlarmTopicArgs(stack="test")).topic, thresholds=AlertThresholds(),
+    )), "test")
+    assert _alarm_inputs(rendering) == {}
+
+
+def test_cloud_alarms_need_max_connections_with_a_primary():
+    with pytest.raises(Exception, match="db_max_connections"):
+        run(lambda: CloudAlarms("data", CloudAlarmsArgs(
+            topic=AlarmTopic("alarms", AlarmTopicArgs(stack="test")).topic,
+            thresholds=AlertThresholds(), db_primary_identifier="db",
+        )), "test")
