@@ -54,8 +54,12 @@ class Resource:
 
     @property
     def component(self) -> str:
-        """The logical name of the nearest component parent (the part of the program it is)."""
-        return self.parent.rsplit("::", 1)[-1] if self.parent else ""
+        """The nearest component parent, as `<Type> <name>` (e.g. `Traffic web`): the part of
+        the program this resource belongs to."""
+        if not self.parent:
+            return ""
+        qualified_type, name = self.parent.split("::")[-2:]
+        return f"{qualified_type.rsplit('$', 1)[-1].rsplit(':', 1)[-1]} {name}"
 
     def manifest(self) -> dict[str, Any]:
         """The Kubernetes object as `kubectl apply` would see it (secrets masked)."""
