@@ -52,7 +52,8 @@ def _diff(args: argparse.Namespace) -> int:
             unknown = [s for s in stacks if not (project / f"Pulumi.{s}.yaml").exists()
                        and not (base_root / f"Pulumi.{s}.yaml").exists()]
             if unknown:
-                raise FileNotFoundError(f"no stack file Pulumi.{unknown[0]}.yaml here or at {args.base}")
+                raise revision.RevisionError(
+                    f"no stack file Pulumi.{unknown[0]}.yaml in the working tree or at {args.base}")
             out = pathlib.Path(tmp)
             # The base renders in its own process (see plexictl.revision), at the same time as
             # the working tree, which renders here when this process runs its code anyway.

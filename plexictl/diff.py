@@ -250,7 +250,7 @@ def format_text(diffs: list[StackDiff], base_name: str = "base", head_name: str 
         if d.note:
             lines.append(f"  note: {d.note}")
         for component, changes in d.by_component().items():
-            lines.append(f"  component {component}:")
+            lines.append(f"  component {component} ({_counts(changes)}):")
             for change in changes:
                 if change.kind == "changed":
                     lines += [f"    ~ {change.label}: {f.describe()}" for f in change.fields]
@@ -288,7 +288,7 @@ def format_markdown(diffs: list[StackDiff], base_name: str = "base", head_name: 
         if d.risks:
             lines.append("")
         for component, changes in d.by_component().items():
-            lines += [f"**component `{component}`**", "",
+            lines += [f"**component `{component}`** ({_counts(changes)})", "",
                       "| | resource | field | before | after |", "|---|---|---|---|---|"]
             for change in changes:
                 sign = {"added": "+", "removed": "−", "changed": "~"}[change.kind]
@@ -307,6 +307,11 @@ def format_markdown(diffs: list[StackDiff], base_name: str = "base", head_name: 
             lines += ["No changes.", ""]
         lines += ["</details>", ""]
     return "\n".join(lines)
+
+
+def _counts(changes: list[ResourceChange]) -> str:
+    return ", ".join(f"{n} {kind}" for kind in ("added", "changed", "removed")
+                     if (n := sum(c.kind == kind for c in changes)))
 
 
 def _md(text: str) -> str:

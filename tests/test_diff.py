@@ -13,6 +13,7 @@ import sys
 
 import pytest
 
+from plexictl import revision
 from plexictl.diff import DATA_LOSS, diff, format_markdown, format_text
 from plexictl.engine import ROOT, SECRET_SIG_KEY, SECRET_SIG_VALUE, Rendering, Resource
 
@@ -80,7 +81,9 @@ def test_added_and_removed_resources_are_counted_per_component():
     result = diff(rendering(web), rendering(virtual_service(0)))
     assert (result.count("added"), result.count("changed"), result.count("removed")) == (1, 0, 1)
     assert set(result.by_component()) == {"web-canary", "traffic"}
-    assert "- Deployment plexichat-web-canary (removed)" in format_text([result])
+    text = format_text([result])
+    assert "  component web-canary (1 removed):\n    - Deployment plexichat-web-canary (removed)" in text
+    assert "  component traffic (1 added):\n    + VirtualService plexichat-web (added)" in text
     assert result.risks == []  # a Deployment holds no data
 
 
@@ -264,6 +267,28 @@ def test_a_broken_config_at_either_revision_is_reported_as_such(repo):
     assert "plexichat:release.active" in result.stderr
 
 
-def test_an_unknown_base_ref_is_a_clear_error(repo):
+def test_an_unknown_base_ref_or_stack_is_a_clear_error(repo):
     result = plexictl_diff(repo, "--stack", "dev", "--base", "no-such-branch")
     assert result.returncode == 1 and "unknown git ref 'no-such-branch'" in result.stderr
+    result = plexictl_diff(repo, "--stack", "qa")
+    assert result.returncode == 1  # not 2: that exit code means a data-loss risk
+    assert "no stack file Pulumi.qa.yaml in the working tree or at HEAD" in result.stderr
+
+
+def test_the_base_checkout_is_removed_even_when_the_diff_fails(repo):
+    with pytest.raises(RuntimeError):
+        with revision.checkout(repo, "HEAD") as base_root:
+            assert (base_root / "Pulumi.prod.yaml").read_text() == (repo / "Pulumi.prod.yaml").read_text()
+            raise RuntimeError("interrupted")
+    assert not base_root.exists()
+    assert git(repo, "worktree", "list").count("\n") == 1
+
+
+def test_a_program_that_crashes_at_a_revision_is_reported_not_raised(tmp_path):
+    shutil.copy(ROOT / "Pulumi.yaml", tmp_path)
+    shutil.copy(ROOT / "Pulumi.dev.yaml", tmp_path)
+    (tmp_path / "__main__.py").write_text("raise ValueError('half-written refactoring')\n")
+    with pytest.raises(revision.RevisionError) as raised:
+        revision.render_here(tmp_path, ["dev", "qa"], "base (HEAD~1)")
+    assert "base (HEAD~1), stack dev: the program failed:" in str(raised.value)
+    assert "ValueError: half-written refactoring" in str(raised.value)

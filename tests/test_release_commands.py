@@ -246,3 +246,35 @@ def test_the_command_line_edits_prints_and_explains_apply_without_the_pulumi_cli
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "must be 0 or one of the steps" in result.stderr
     assert (stack_dir / "Pulumi.prod.yaml").read_bytes() == before
+
+
+def test_apply_runs_pulumi_up_through_the_automation_api_when_the_cli_exists(monkeypatch, capsys):
+    from pulumi import automation
+
+    calls = []
+
+    class FakeStack:
+        def up(self, **options):
+            calls.append(("up", options))
+            summary = type("Summary", (), {"result": "succeeded", "resource_changes": {"update": 1}})
+            return type("UpResult", (), {"summary": summary})
+
+    def select_stack(**options):
+        calls.append(("select", options))
+        return FakeStack()
+
+    monkeypatch.setattr(rc.shutil, "which", lambda name: "/usr/local/bin/pulumi")
+    monkeypatch.setattr(automation, "select_stack", select_stack)
+    assert rc.apply("prod", ROOT) == 0
+    (_, selected), (_, up) = calls
+    assert selected == {"stack_name": "prod", "work_dir": str(ROOT)}
+    assert up["show_secrets"] is False  # the Automation API shows secrets unless told not to
+    assert "pulumi up: succeeded" in capsys.readouterr().out
+
+
+def test_a_dry_run_shows_the_edit_and_writes_nothing(stack_dir):
+    path = stack_dir / "Pulumi.staging.yaml"
+    before = path.read_bytes()
+    edit = rc.edit_stack("staging", path, rc.switch, write=False)
+    assert path.read_bytes() == before
+    assert changed_lines(edit.old_text, edit.new_text) == ["-    active: blue", "+    active: green"]
