@@ -123,7 +123,7 @@ def field_changes(before: Any, after: Any, path: str = "") -> list[FieldChange]:
     if isinstance(before, dict) and isinstance(after, dict):
         changes = []
         for key in list(before) + [k for k in after if k not in before]:
-            sub = _key_path(path, str(key))
+            sub = key_path(path, str(key))
             changes += field_changes(before.get(key, ABSENT), after.get(key, ABSENT), sub)
         return changes
     if isinstance(before, list) and isinstance(after, list):
@@ -138,7 +138,7 @@ def field_changes(before: Any, after: Any, path: str = "") -> list[FieldChange]:
     return [] if before == after else [FieldChange(path, mask_secrets(before), mask_secrets(after))]
 
 
-def _key_path(path: str, key: str) -> str:
+def key_path(path: str, key: str) -> str:
     # Pulumi's property-path syntax: `a.b`, or `a["app.kubernetes.io/version"]` for odd keys.
     if _PLAIN_KEY.match(key):
         return f"{path}.{key}" if path else key

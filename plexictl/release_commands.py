@@ -38,6 +38,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import pulumi
 import yaml
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
@@ -77,7 +78,7 @@ class Edit:
 
 def _leaves(path: str, value: Any) -> list[tuple[str, Any]]:
     if isinstance(value, dict):
-        return [leaf for k, v in value.items() for leaf in _leaves(f"{path}.{k}", v)]
+        return [leaf for k, v in value.items() for leaf in _leaves(diff.key_path(path, str(k)), v)]
     if isinstance(value, list):
         return [leaf for i, v in enumerate(value) for leaf in _leaves(f"{path}[{i}]", v)]
     return [(path, value)]
@@ -365,11 +366,15 @@ def edit_stack(
     parse_stack_config(new_config[0], stack)  # raises the program's own RunError
     edit = Edit(stack, path, message, before, _plain(release), old_text, new_text)
     if render:
-        edit.diff = diff.diff(
-            engine.run_program(stack, root=root, config=old_config[0], secret_keys=old_config[1]),
-            engine.run_program(stack, root=root, config=new_config[0], secret_keys=new_config[1]),
-            stack,
-        )
+        after = engine.run_program(stack, root=root, config=new_config[0], secret_keys=new_config[1])
+        try:
+            before_rendering = engine.run_program(
+                stack, root=root, config=old_config[0], secret_keys=old_config[1])
+        except pulumi.RunError:
+            before_rendering = None  # the edit repairs a broken file: show what it now builds
+        edit.diff = diff.diff(before_rendering, after, stack)
+        if before_rendering is None:
+            edit.diff.note = f"{path.name} was invalid before this edit; everything shows as added"
     if write and new_text != old_text:
         path.write_text(new_text)
     return edit

@@ -278,3 +278,11 @@ def test_a_dry_run_shows_the_edit_and_writes_nothing(stack_dir):
     edit = rc.edit_stack("staging", path, rc.switch, write=False)
     assert path.read_bytes() == before
     assert changed_lines(edit.old_text, edit.new_text) == ["-    active: blue", "+    active: green"]
+
+
+def test_an_edit_that_repairs_a_broken_file_is_allowed(stack_dir):
+    path = stack_dir / "Pulumi.prod.yaml"
+    path.write_text(path.read_text().replace("weight: 10", "weight: 30"))  # not a step
+    edit = run(stack_dir, "prod", lambda r: rc.canary_set(r, 25))
+    assert "weight: 25" in path.read_text()
+    assert edit.diff.note == "Pulumi.prod.yaml was invalid before this edit; everything shows as added"
