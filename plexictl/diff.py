@@ -149,11 +149,6 @@ def _options(resource: Resource) -> dict[str, Any]:
     return {wire: getattr(resource, attr) for attr, wire in _OPTION_FIELDS.items()}
 
 
-def _aliases_name(new: Resource, old: Resource) -> bool:
-    # An alias is recorded as a URN, or as a bare name for a name-only alias spec.
-    return old.urn in new.aliases or old.name in new.aliases
-
-
 def diff(base: Rendering | None, head: Rendering | None, stack: str | None = None) -> StackDiff:
     """What changes from `base` to `head` (None: the stack does not exist in that revision)."""
     result = StackDiff(stack=stack or (head or base).stack)
@@ -163,8 +158,8 @@ def diff(base: Rendering | None, head: Rendering | None, stack: str | None = Non
     for urn, resource in new.items():
         if urn in old:
             continue
-        for old_urn, old_resource in old.items():
-            if old_urn not in new and old_urn not in renamed and _aliases_name(resource, old_resource):
+        for old_urn in old:
+            if old_urn not in new and old_urn not in renamed and old_urn in resource.aliases:
                 renamed[old_urn] = urn
                 break
 

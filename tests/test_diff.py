@@ -292,3 +292,35 @@ def test_a_program_that_crashes_at_a_revision_is_reported_not_raised(tmp_path):
         revision.render_here(tmp_path, ["dev", "qa"], "base (HEAD~1)")
     assert "base (HEAD~1), stack dev: the program failed:" in str(raised.value)
     assert "ValueError: half-written refactoring" in str(raised.value)
+
+
+def test_a_rename_with_a_real_alias_is_followed_through_the_engine():
+    """`Alias(parent=...)` and `Alias(name=...)` reach the engine as specs; the diff sees URNs."""
+    import pulumi
+
+    from plexictl.engine import run
+
+    class Data(pulumi.ComponentResource):
+        def __init__(self, name: str) -> None:
+            super().__init__("plexichat:data:Data", name, None)
+
+    def key(name: str, **options) -> None:
+        pulumi.CustomResource("aws:kms/key:Key", name, {"description": "data key"},
+                              opts=pulumi.ResourceOptions(**options))
+
+    def before() -> None:
+        key("data-key")
+        key("backup-key", parent=Data("data"))
+
+    def after(aliased: bool) -> None:
+        data = Data("data")
+        # Moved into the component, and renamed inside it.
+        key("data-key", parent=data, aliases=[pulumi.Alias(parent=pulumi.ROOT_STACK_RESOURCE)] if aliased else [])
+        key("vault-key", parent=data, aliases=[pulumi.Alias(name="backup-key")] if aliased else [])
+
+    result = diff(run(before, "prod"), run(lambda: after(True), "prod"))
+    assert result.risks == []
+    assert [(c.kind, c.fields[0].path) for c in result.changes] == [("changed", "urn (aliased)")] * 2
+
+    result = diff(run(before, "prod"), run(lambda: after(False), "prod"))
+    assert len(result.risks) == 2 and all("without an alias" in r.reason for r in result.risks)
