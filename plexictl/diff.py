@@ -10,6 +10,8 @@ field, and flags every change that would destroy a stateful resource's data:
 - a stateful resource disappears,
 - a stateful resource's URN changes without an alias (Pulumi would delete the old one and create
   a new, empty one),
+- a stateful resource moves to another provider (Pulumi replaces it if the provider's config
+  differs in a replacing way, such as the region),
 - a protected resource loses `protect`.
 
 Everything here is a pure function over renderings; `plexictl.revision` produces renderings of a
@@ -222,6 +224,13 @@ def _change_risks(before: Resource, after: Resource) -> list[Risk]:
                 label(after),
                 f"input {key} forces replacement ({_show(old_value)} -> {_show(new_value)})",
             ))
+        old_provider, new_provider = (r.provider.rsplit("::", 1)[0] for r in (before, after))
+        if old_provider != new_provider:
+            # Since pulumi/pulumi#18509 (2025) the engine asks the provider (DiffConfig) whether
+            # the move replaces the resource (a region change does); a reviewer must decide.
+            risks.append(Risk(label(after), f"provider changes ({_show(old_provider)} -> "
+                              f"{_show(new_provider)}); it is replaced if the new provider's "
+                              "configuration differs in a replacing way (e.g. region)"))
     if before.protect and not after.protect:
         risks.append(Risk(label(after), "protect dropped: a later change could delete it"))
     return risks

@@ -128,6 +128,18 @@ def test_dropping_protect_is_a_risk():
     assert [r.reason for r in result.risks] == ["protect dropped: a later change could delete it"]
 
 
+def test_moving_a_stateful_resource_to_another_provider_is_a_risk():
+    moved = database()
+    before = database()
+    before.provider = "urn:pulumi:prod::plexichat::pulumi:providers:aws::default_7_51_1::id-1"
+    moved.provider = "urn:pulumi:prod::plexichat::pulumi:providers:aws::data-aws::id-2"
+    result = diff(rendering(before), rendering(moved))
+    assert len(result.risks) == 1 and result.risks[0].reason.startswith(
+        "provider changes (urn:pulumi:prod::plexichat::pulumi:providers:aws::default_7_51_1 -> ")
+    moved.provider = before.provider.replace("id-1", "id-9")  # same provider, new id: no move
+    assert diff(rendering(before), rendering(moved)).risks == []
+
+
 def test_secret_values_are_compared_but_never_printed():
     def secret(value: str) -> dict:
         return {SECRET_SIG_KEY: SECRET_SIG_VALUE, "value": value}
