@@ -159,6 +159,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser(
         "diff", help="desired-state diff between a git ref and the working tree, offline, "
         "with a guard against replacing or deleting stateful resources",
+        epilog="exit codes: 0 no data-loss risk; 1 a revision cannot be rendered (unknown ref or "
+        "stack, invalid config, broken program); 2 a stateful resource would be replaced or "
+        "deleted (unless --allow-replace)",
     )
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--stack", help="the stack to compare (Pulumi.<stack>.yaml)")
