@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from components.settings import BlueGreenRelease, CanaryRelease, RollingRelease
 
+WORKER_TRACK = "stable"
 PREVIEW_HEADER = ("x-plexichat-preview", "true")
 """Requests with this header reach the inactive blue-green colour (smoke tests before a flip)."""
 
@@ -56,7 +57,12 @@ class ReleasePlan:
 
     @property
     def worker_track(self) -> Track:
-        return next(t for t in self.tracks if t.runs_workers)
+        """The one track workers run: always named `stable`, at the version serving production
+        (stable, or the active colour). The name never changes, so a blue-green flip or the end
+        of a canary is an in-place image update of the workers, not a replacement of their
+        Deployment, autoscaler and budget."""
+        serving = next(t for t in self.tracks if t.runs_workers)
+        return Track(WORKER_TRACK, serving.version, runs_workers=True)
 
     @property
     def primary_route(self) -> Route:

@@ -38,6 +38,99 @@ def _config_reference(args: argparse.Namespace) -> int:
     return 0
 
 
+def _diff(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from plexictl import diff, revision
+
+    project = args.project_dir.resolve()
+    try:
+        with tempfile.TemporaryDirectory() as tmp, revision.checkout(project, args.base) as base_root:
+            stacks = [args.stack] if args.stack else sorted(
+                revision.stacks_in(project) | revision.stacks_in(base_root)
+            )
+            unknown = [s for s in stacks if not (project / f"Pulumi.{s}.yaml").exists()
+                       and not (base_root / f"Pulumi.{s}.yaml").exists()]
+            if unknown:
+                raise revision.RevisionError(
+                    f"no stack file Pulumi.{unknown[0]}.yaml in the working tree or at {args.base}")
+            out = pathlib.Path(tmp)
+            # The base renders in its own process (see plexictl.revision), at the same time as
+            # the working tree, which renders here when this process runs its code anyway.
+            base_job = revision.start_render(base_root, stacks, out / "base.json")
+            head_job = None if revision.can_render_here(project) else revision.start_render(
+                project, stacks, out / "head.json")
+            problems, renderings = [], []
+            for job, path, name in ((head_job, "head.json", "working tree"),
+                                    (base_job, "base.json", f"base ({args.base})")):
+                try:
+                    renderings.append(revision.finish_render(job, out / path, name) if job
+                                      else revision.render_here(project, stacks, name))
+                except revision.RevisionError as error:
+                    problems.append(str(error))
+            if problems:
+                raise revision.RevisionError("\n".join(reversed(problems)))
+    except revision.RevisionError as error:
+        print(f"error: cannot diff: {error}", file=sys.stderr)
+        return 1
+    head, base = renderings
+    diffs = []
+    for stack in stacks:
+        result = diff.diff(base[stack], head[stack], stack)
+        if base[stack] is None:
+            result.note = f"no Pulumi.{stack}.yaml at {args.base}: everything is added"
+        elif head[stack] is None:
+            result.note = f"Pulumi.{stack}.yaml is deleted: everything is removed"
+        diffs.append(result)
+    report = diff.format_markdown if args.format == "markdown" else diff.format_text
+    print(report(diffs, base_name=args.base, head_name="working tree"))
+    risks = sum(len(d.risks) for d in diffs)
+    if risks and not args.allow_replace:
+        print(f"error: {risks} change(s) would replace or delete stateful resources "
+              f"({diff.DATA_LOSS}); if that is intended, rerun with --allow-replace",
+              file=sys.stderr)
+        return 2
+    return 0
+
+
+def _release(args: argparse.Namespace) -> int:
+    from plexictl import diff, release_commands as rc
+
+    actions = {
+        "canary-start": lambda r: rc.canary_start(r, args.version, args.weight, args.steps),
+        "canary-set": lambda r: rc.canary_set(r, args.weight),
+        "canary-next": rc.canary_next,
+        "canary-promote": rc.canary_promote,
+        "canary-abort": rc.canary_abort,
+        "switch": rc.switch,
+        "deploy": lambda r: rc.deploy(r, args.version),
+        "rollback": lambda r: rc.rollback(r, rc.git_history(path)),
+    }
+    path = args.project_dir / f"Pulumi.{args.stack}.yaml"
+    if not path.exists():
+        raise FileNotFoundError(f"no stack file {path.name} in {args.project_dir}")
+    try:
+        edit = rc.edit_stack(args.stack, path, actions[args.action], root=args.project_dir,
+                             write=not args.dry_run)
+    except rc.ReleaseError as error:
+        print(f"error: {error}; {path.name} was not changed", file=sys.stderr)
+        return 1
+    print(f"{args.stack}: {edit.message}")
+    print(f"{'dry run, not written' if args.dry_run else 'updated'}: {path}\n")
+    print(diff.format_text([edit.diff], base_name=f"{path.name} before", head_name="after"))
+    commands = edit.pulumi_commands()
+    if commands:
+        print("the same edit with the Pulumi CLI:")
+        print("\n".join(f"  {c}" for c in commands) + "\n")
+    if args.dry_run:
+        return 0
+    if args.apply:
+        return rc.apply(args.stack, args.project_dir)
+    print(f"next: commit {path.name}, open a PR (CI shows this diff), merge, then "
+          f"`pulumi up --stack {args.stack}` (or rerun the command with --apply)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="plexictl", description=__doc__)
     parser.add_argument(
@@ -62,6 +155,61 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--write", metavar="README", help="replace the reference block in this file")
     p.set_defaults(run=_config_reference)
+
+    p = commands.add_parser(
+        "diff", help="desired-state diff between a git ref and the working tree, offline, "
+        "with a guard against replacing or deleting stateful resources",
+        epilog="exit codes: 0 no data-loss risk; 1 a revision cannot be rendered (unknown ref or "
+        "stack, invalid config, broken program); 2 a stateful resource would be replaced or "
+        "deleted (unless --allow-replace)",
+    )
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--stack", help="the stack to compare (Pulumi.<stack>.yaml)")
+    which.add_argument("--all-stacks", action="store_true", help="every stack of either revision")
+    p.add_argument("--base", required=True, help="git ref to compare against, e.g. origin/main")
+    p.add_argument("--format", choices=("text", "markdown"), default="text",
+                   help="text for a terminal, markdown for a PR comment (default text)")
+    p.add_argument("--allow-replace", action="store_true",
+                   help="exit 0 even if a stateful resource would be replaced or deleted")
+    p.set_defaults(run=_diff)
+
+    def release_command(parent, name: str, action: str, help_: str) -> argparse.ArgumentParser:
+        command = parent.add_parser(name, help=help_, description=help_)
+        command.add_argument("--stack", required=True, help="the stack whose Pulumi.<stack>.yaml to edit")
+        command.add_argument("--apply", action="store_true",
+                             help="then run `pulumi up` for the stack (Automation API; needs the Pulumi CLI)")
+        command.add_argument("--dry-run", action="store_true", help="show the edit and its diff, write nothing")
+        command.set_defaults(run=_release, action=action)
+        return command
+
+    def percent(text: str) -> int:
+        try:
+            return int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be an integer percent, got {text!r}") from None
+
+    canary = commands.add_parser("canary", help="canary releases: start, set, next, promote, abort")
+    steps = canary.add_subparsers(dest="canary_command", required=True)
+    p = release_command(steps, "start", "canary-start",
+                        "run VERSION as the canary (from rolling: the running version becomes stable)")
+    p.add_argument("version")
+    p.add_argument("--weight", type=percent, help="percent of traffic (default: first step of the plan, else 0)")
+    p.add_argument("--steps", type=lambda s: [percent(x) for x in s.split(",")],
+                   help="a step plan such as 10,25,50,100 (kept while the canary runs)")
+    p = release_command(steps, "set", "canary-set", "send WEIGHT percent of traffic to the canary")
+    p.add_argument("weight", type=percent)
+    release_command(steps, "next", "canary-next", "move the canary weight to the next step of its plan")
+    release_command(steps, "promote", "canary-promote",
+                    "the canary version becomes the stable version; the canary track is removed")
+    release_command(steps, "abort", "canary-abort",
+                    "all traffic back to stable; the canary track is removed")
+    release_command(commands, "switch", "switch", "blue-green: flip the active colour")
+    p = release_command(commands, "deploy", "deploy",
+                        "blue-green: put VERSION on the inactive colour; rolling: set the version")
+    p.add_argument("version")
+    release_command(commands, "rollback", "rollback",
+                    "undo the last release: flip back (blue-green), abort (canary), or restore the "
+                    "previous version from the stack file's git history (rolling)")
     return parser
 
 
@@ -79,6 +227,29 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {error}", file=sys.stderr)
             return 1
         raise
+    finally:
+        _close_event_loops()
+
+
+def _close_event_loops() -> None:
+    """Close the asyncio loops Pulumi's mock runtime leaves open after an in-process render.
+
+    Otherwise a loop may be finalized during interpreter shutdown after its own sockets, which
+    prints a spurious "Exception ignored ... Invalid file descriptor" traceback on stderr.
+    """
+    import asyncio
+    import gc
+    import warnings
+
+    gc.collect()  # loops of finished worker threads close cleanly while everything still exists
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        try:
+            loop = asyncio.get_event_loop()
+        except RuntimeError:
+            return
+    if not loop.is_running() and not loop.is_closed():
+        loop.close()
 
 
 if __name__ == "__main__":

@@ -230,11 +230,26 @@ def run(
     mocks = _Mocks()
 
     class RecordingMonitor(MockMonitor):
+        stack_urn = ""
+
         def RegisterResource(self, request):  # noqa: N802 (gRPC method name)
             response = super().RegisterResource(request)
-            if request.type != "pulumi:pulumi:Stack":
-                rendering.resources.append(_record(request, response.urn))
+            if request.type == "pulumi:pulumi:Stack":
+                self.stack_urn = response.urn
+            else:
+                aliases = [self.alias_urn(alias, request) for alias in request.aliases]
+                rendering.resources.append(_record(request, response.urn, aliases))
             return response
+
+        def alias_urn(self, alias, request) -> str:
+            """The URN an alias names, by this monitor's URN rule. The SDK sends most aliases as
+            a spec relative to the resource (`Alias(parent=...)`, `Alias(name=...)`);
+            `plexictl diff` compares URNs to follow a rename."""
+            if alias.urn:
+                return alias.urn
+            spec = alias.spec
+            parent = self.stack_urn if spec.noParent else (spec.parentUrn or request.parent)
+            return self.make_urn(parent, spec.type or request.type, spec.name or request.name)
 
     class WarningLog(logging.Handler):
         def emit(self, record: logging.LogRecord) -> None:
@@ -262,7 +277,7 @@ def run(
     return rendering
 
 
-def _record(request, urn: str) -> Resource:
+def _record(request, urn: str, aliases: list[str]) -> Resource:
     from pulumi.runtime import rpc
 
     inputs = rpc.deserialize_properties(request.object, keep_unknowns=True)
@@ -278,7 +293,7 @@ def _record(request, urn: str) -> Resource:
         retain_on_delete=bool(request.retainOnDelete),
         dependencies=list(request.dependencies),
         ignore_changes=list(request.ignoreChanges),
-        aliases=[a.urn or a.spec.name for a in request.aliases] if request.aliases else [],
+        aliases=aliases,
         delete_before_replace=bool(request.deleteBeforeReplace),
     )
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from components.release import PREVIEW_HEADER, image_reference, plan_release
+from components.release import PREVIEW_HEADER, Track, image_reference, plan_release
 from components.settings import BlueGreenRelease, CanaryRelease, RollingRelease
 
 versions = st.builds(
@@ -81,7 +81,8 @@ def test_blue_green_sends_live_traffic_to_active_and_preview_to_the_other(releas
     inactive = "green" if release.active == "blue" else "blue"
     assert {t.name: t.version for t in plan.tracks} == {"blue": release.blue, "green": release.green}
     assert plan.weight_of(release.active) == 100 and plan.weight_of(inactive) == 0
-    assert plan.worker_track.name == release.active == plan.active_colour
+    assert release.active == plan.active_colour
+    assert plan.worker_track == Track("stable", getattr(release, release.active), runs_workers=True)
     (preview,) = [r for r in plan.routes if r.header_match == PREVIEW_HEADER]
     assert [(d.track, d.weight_percent) for d in preview.destinations] == [(inactive, 100)]
 

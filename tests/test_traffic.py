@@ -241,10 +241,11 @@ def test_a_blue_green_flip_changes_only_routing_and_the_workers():
     changed = _changes(before, after)
     routing = {urn for urn in changed if _kind(urn) == "VirtualService"}
     assert len(routing) == 1
-    # Workers follow the active colour; nothing else (no web Deployment, Service, HPA, ...).
-    # (The worker track is named after its colour, so its objects are replaced, not updated.)
-    assert all(urn.split("::")[-1].startswith("worker-") for urn in changed - routing), sorted(changed)
-    assert any(_kind(urn) == "Deployment" for urn in changed - routing)
+    # Workers follow the active colour by an in-place image update of their one Deployment;
+    # nothing else changes, appears or disappears (no web Deployment, Service, HPA, ...).
+    assert {r.urn for r in before.resources} == {r.urn for r in after.resources}
+    (worker,) = changed - routing
+    assert _kind(worker) == "Deployment" and worker.endswith("::worker-stable-deployment")
     assert after.outputs["activeColour"] == "green"
     assert after.outputs["workerVersion"] == "v1.5.0"
 

@@ -1,0 +1,322 @@
+"""`plexictl diff`: the desired-state difference between two renderings, with a replacement guard.
+
+A pull request changes the program or a stack file; reviewers need to see what that does to each
+resource without cloud credentials or a state backend. This module compares two `Rendering`s of
+one stack resource by resource (matched by URN, renames followed through `aliases`) and field by
+field, and flags every change that would destroy a stateful resource's data:
+
+- an input that forces replacement of a stateful resource changes (`components/stateful.py`,
+  the one list of those inputs),
+- a stateful resource disappears,
+- a stateful resource's URN changes without an alias (Pulumi would delete the old one and create
+  a new, empty one),
+- a stateful resource moves to another provider (Pulumi replaces it if the provider's config
+  differs in a replacing way, such as the region),
+- a protected resource loses `protect`.
+
+Everything here is a pure function over renderings; `plexictl.revision` produces renderings of a
+git ref. Secret values are compared but never printed (`engine.mask_secrets`).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from components.stateful import STATEFUL_TYPES, replacement_forcing_changes
+from plexictl.engine import Rendering, Resource, is_secret, mask_secrets
+
+DATA_LOSS = "REPLACE/DELETE — data loss risk"
+_PLAIN_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
+ABSENT = object()
+"""Marks a key or list item that does not exist on one side of a comparison."""
+_OPTION_FIELDS = {
+    # Resource options that change what Pulumi does, shown as `options.<name>` changes.
+    "protect": "protect",
+    "retain_on_delete": "retainOnDelete",
+    "delete_before_replace": "deleteBeforeReplace",
+    "ignore_changes": "ignoreChanges",
+    "provider": "provider",
+}
+
+
+@dataclass(frozen=True)
+class FieldChange:
+    path: str
+    before: Any
+    after: Any
+
+    def describe(self, arrow: str = "->") -> str:
+        return f"{self.path} {_show(self.before)} {arrow} {_show(self.after)}"
+
+
+@dataclass
+class ResourceChange:
+    kind: str
+    """`added`, `removed` or `changed`."""
+    label: str
+    """How people call the resource: `Deployment plexichat-web-stable`, `aws:kms/key:Key data-key`."""
+    component: str
+    type: str
+    urn: str
+    fields: list[FieldChange] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Risk:
+    label: str
+    reason: str
+
+    def describe(self) -> str:
+        return f"{DATA_LOSS}: {self.label}: {self.reason}"
+
+
+@dataclass
+class StackDiff:
+    stack: str
+    changes: list[ResourceChange] = field(default_factory=list)
+    outputs: list[FieldChange] = field(default_factory=list)
+    risks: list[Risk] = field(default_factory=list)
+    note: str = ""
+    """Context such as "no stack file at the base: everything is added"."""
+
+    def count(self, kind: str) -> int:
+        return sum(c.kind == kind for c in self.changes)
+
+    @property
+    def empty(self) -> bool:
+        return not self.changes and not self.outputs
+
+    def summary(self) -> str:
+        text = (f"{self.count('added')} added, {self.count('changed')} changed, "
+                f"{self.count('removed')} removed")
+        if self.outputs:
+            text += f", {len(self.outputs)} output(s) changed"
+        if self.risks:
+            text += f", {len(self.risks)} data-loss risk(s)"
+        return text
+
+    def by_component(self) -> dict[str, list[ResourceChange]]:
+        groups: dict[str, list[ResourceChange]] = {}
+        for change in sorted(self.changes, key=lambda c: (c.component, c.label)):
+            groups.setdefault(change.component or "(stack)", []).append(change)
+        return groups
+
+
+# ---------------------------------------------------------------------------------------------
+# Comparison
+
+
+def label(resource: Resource) -> str:
+    """`Kind metadata.name` for Kubernetes objects, `type logical-name` for everything else."""
+    if resource.is_kubernetes:
+        kind = resource.type.rsplit(":", 1)[-1]
+        name = (resource.inputs.get("metadata") or {}).get("name")
+        return f"{kind} {name if isinstance(name, str) else resource.name}"
+    return f"{resource.type} {resource.name}"
+
+
+def field_changes(before: Any, after: Any, path: str = "") -> list[FieldChange]:
+    """Every leaf that differs, as `spec.http[1].route[0].weight`-style paths."""
+    if is_secret(before) or is_secret(after):
+        return [] if before == after else [FieldChange(path, mask_secrets(before), mask_secrets(after))]
+    if isinstance(before, dict) and isinstance(after, dict):
+        changes = []
+        for key in list(before) + [k for k in after if k not in before]:
+            sub = key_path(path, str(key))
+            changes += field_changes(before.get(key, ABSENT), after.get(key, ABSENT), sub)
+        return changes
+    if isinstance(before, list) and isinstance(after, list):
+        changes = []
+        for index in range(max(len(before), len(after))):
+            changes += field_changes(
+                before[index] if index < len(before) else ABSENT,
+                after[index] if index < len(after) else ABSENT,
+                f"{path}[{index}]",
+            )
+        return changes
+    return [] if before == after else [FieldChange(path, mask_secrets(before), mask_secrets(after))]
+
+
+def key_path(path: str, key: str) -> str:
+    # Pulumi's property-path syntax: `a.b`, or `a["app.kubernetes.io/version"]` for odd keys.
+    if _PLAIN_KEY.match(key):
+        return f"{path}.{key}" if path else key
+    return f"{path}[{json.dumps(key)}]"
+
+
+def _options(resource: Resource) -> dict[str, Any]:
+    return {wire: getattr(resource, attr) for attr, wire in _OPTION_FIELDS.items()}
+
+
+def diff(base: Rendering | None, head: Rendering | None, stack: str | None = None) -> StackDiff:
+    """What changes from `base` to `head` (None: the stack does not exist in that revision)."""
+    result = StackDiff(stack=stack or (head or base).stack)
+    old = base.by_urn() if base else {}
+    new = head.by_urn() if head else {}
+    renamed: dict[str, str] = {}  # old URN -> new URN, followed through aliases
+    for urn, resource in new.items():
+        if urn in old:
+            continue
+        for old_urn in old:
+            if old_urn not in new and old_urn not in renamed and old_urn in resource.aliases:
+                renamed[old_urn] = urn
+                break
+
+    added = [r for urn, r in new.items() if urn not in old and urn not in renamed.values()]
+    for urn, resource in old.items():
+        if urn in new or urn in renamed:
+            continue
+        result.changes.append(_change("removed", resource))
+        result.risks += _removal_risks(resource, added)
+    result.changes += [_change("added", resource) for resource in added]
+    for old_urn, before in old.items():
+        new_urn = old_urn if old_urn in new else renamed.get(old_urn)
+        if new_urn is None:
+            continue
+        after = new[new_urn]
+        fields = field_changes(before.inputs, after.inputs)
+        fields += field_changes(_options(before), _options(after), "options")
+        if new_urn != old_urn:
+            fields.insert(0, FieldChange("urn (aliased)", old_urn, new_urn))
+        if fields:
+            change = _change("changed", after)
+            change.fields = fields
+            result.changes.append(change)
+        result.risks += _change_risks(before, after)
+
+    result.outputs = field_changes(
+        base.outputs if base else {}, head.outputs if head else {}
+    )
+    return result
+
+
+def _change(kind: str, resource: Resource) -> ResourceChange:
+    return ResourceChange(kind, label(resource), resource.component, resource.type, resource.urn)
+
+
+def _removal_risks(resource: Resource, added: list[Resource]) -> list[Risk]:
+    risks = []
+    if resource.type in STATEFUL_TYPES:
+        appeared = [r for r in added if r.type == resource.type]
+        if appeared:
+            reason = (f"URN changes to {appeared[0].urn} without an alias naming {resource.urn}; "
+                      "Pulumi would delete it and create an empty one (add `aliases` to keep it)")
+        else:
+            reason = "removed: Pulumi would delete it and its data"
+        if resource.retain_on_delete:
+            reason += " (retainOnDelete keeps the cloud resource, but Pulumi stops managing it)"
+        risks.append(Risk(label(resource), reason))
+    elif resource.protect:
+        risks.append(Risk(label(resource), "protected resource removed from the program"))
+    return risks
+
+
+def _change_risks(before: Resource, after: Resource) -> list[Risk]:
+    risks = []
+    if before.type in STATEFUL_TYPES:
+        for key in replacement_forcing_changes(before.type, before.inputs, after.inputs):
+            old_value = mask_secrets(before.inputs.get(key, ABSENT))
+            new_value = mask_secrets(after.inputs.get(key, ABSENT))
+            risks.append(Risk(
+                label(after),
+                f"input {key} forces replacement ({_show(old_value)} -> {_show(new_value)})",
+            ))
+        old_provider, new_provider = (r.provider.rsplit("::", 1)[0] for r in (before, after))
+        if old_provider != new_provider:
+            # Since pulumi/pulumi#18509 (2025) the engine asks the provider (DiffConfig) whether
+            # the move replaces the resource (a region change does); a reviewer must decide.
+            risks.append(Risk(label(after), f"provider changes ({_show(old_provider)} -> "
+                              f"{_show(new_provider)}); it is replaced if the new provider's "
+                              "configuration differs in a replacing way (e.g. region)"))
+    if before.protect and not after.protect:
+        risks.append(Risk(label(after), "protect dropped: a later change could delete it"))
+    return risks
+
+
+def _show(value: Any) -> str:
+    if value is ABSENT:
+        return "(absent)"
+    text = value if isinstance(value, str) and value else json.dumps(value, sort_keys=True, default=str)
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+# ---------------------------------------------------------------------------------------------
+# Reports
+
+
+def format_text(diffs: list[StackDiff], base_name: str = "base", head_name: str = "working tree") -> str:
+    lines = []
+    for d in diffs:
+        lines.append(f"stack {d.stack} ({base_name} -> {head_name}): {d.summary()}")
+        if d.note:
+            lines.append(f"  note: {d.note}")
+        for component, changes in d.by_component().items():
+            lines.append(f"  component {component} ({_counts(changes)}):")
+            for change in changes:
+                if change.kind == "changed":
+                    lines += [f"    ~ {change.label}: {f.describe()}" for f in change.fields]
+                else:
+                    sign = "+" if change.kind == "added" else "-"
+                    lines.append(f"    {sign} {change.label} ({change.kind})")
+        if d.outputs:
+            lines.append("  stack outputs:")
+            lines += [f"    ~ {f.describe()}" for f in d.outputs]
+        if d.empty:
+            lines.append("  no changes")
+        for risk in d.risks:
+            lines.append(f"  !! {risk.describe()}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def format_markdown(diffs: list[StackDiff], base_name: str = "base", head_name: str = "working tree") -> str:
+    risky = sum(len(d.risks) for d in diffs)
+    lines = ["## Desired-state diff", "",
+             f"`{base_name}` → `{head_name}`: " + "; ".join(f"**{d.stack}**: {d.summary()}" for d in diffs), ""]
+    if risky:
+        lines += ["> [!CAUTION]", f"> **{risky} change(s) would replace or delete a stateful resource "
+                  "(data loss risk).** Merge only with `--allow-replace` and a migration plan:", ">"]
+        lines += [f"> - **{d.stack}**: {_md(r.describe())}" for d in diffs for r in d.risks]
+        lines.append("")
+    for d in diffs:
+        flag = " ⚠️" if d.risks else ""
+        lines += [f"<details{' open' if d.risks else ''}>",
+                  f"<summary><b>{d.stack}</b>: {d.summary()}{flag}</summary>", ""]
+        if d.note:
+            lines += [f"_{_md(d.note)}_", ""]
+        for risk in d.risks:
+            lines.append(f"- :warning: **{DATA_LOSS}**: `{_md(risk.label)}`: {_md(risk.reason)}")
+        if d.risks:
+            lines.append("")
+        for component, changes in d.by_component().items():
+            lines += [f"**component `{component}`** ({_counts(changes)})", "",
+                      "| | resource | field | before | after |", "|---|---|---|---|---|"]
+            for change in changes:
+                sign = {"added": "+", "removed": "−", "changed": "~"}[change.kind]
+                if change.kind != "changed":
+                    lines.append(f"| {sign} | `{_md(change.label)}` | _{change.kind}_ | | |")
+                for f in change.fields:
+                    lines.append(f"| {sign} | `{_md(change.label)}` | `{_md(f.path)}` "
+                                 f"| `{_md(_show(f.before))}` | `{_md(_show(f.after))}` |")
+            lines.append("")
+        if d.outputs:
+            lines += ["**stack outputs**", "", "| output | before | after |", "|---|---|---|"]
+            lines += [f"| `{_md(f.path)}` | `{_md(_show(f.before))}` | `{_md(_show(f.after))}` |"
+                      for f in d.outputs]
+            lines.append("")
+        if d.empty:
+            lines += ["No changes.", ""]
+        lines += ["</details>", ""]
+    return "\n".join(lines)
+
+
+def _counts(changes: list[ResourceChange]) -> str:
+    return ", ".join(f"{n} {kind}" for kind in ("added", "changed", "removed")
+                     if (n := sum(c.kind == kind for c in changes)))
+
+
+def _md(text: str) -> str:
+    return text.replace("|", "\\|").replace("`", "'").replace("\n", " ")
