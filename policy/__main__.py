@@ -18,6 +18,8 @@ from pulumi_policy import (
     ReportViolation,
     ResourceValidationArgs,
     ResourceValidationPolicy,
+    StackValidationArgs,
+    StackValidationPolicy,
 )
 from pulumi_policy.proxy import (  # the sentinels the engine sends for values unknown in preview
     UNKNOWN_ARCHIVE_VALUE, UNKNOWN_ARRAY_VALUE, UNKNOWN_ASSET_VALUE, UNKNOWN_BOOLEAN_VALUE,
@@ -83,7 +85,20 @@ def validator(rule: rules.Rule):
     return validate
 
 
-def policies() -> list[ResourceValidationPolicy]:
+def stack_validator(rule: rules.StackRule):
+    def validate(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+        resources = [
+            rules.StackResource(r.resource_type, r.urn, plain(r.props),
+                                frozenset(d.urn for d in r.dependencies))
+            for r in args.resources
+        ]
+        for urn, message in rule(resources):
+            report_violation(message, urn)
+
+    return validate
+
+
+def policies() -> list[ResourceValidationPolicy | StackValidationPolicy]:
     return [
         ResourceValidationPolicy(
             name=p.name,
@@ -92,6 +107,10 @@ def policies() -> list[ResourceValidationPolicy]:
             config_schema=PRODUCTION_STACKS_CONFIG,
         )
         for p in rules.POLICIES
+    ] + [
+        StackValidationPolicy(name=p.name, description=p.description,
+                              validate=stack_validator(p.check))
+        for p in rules.STACK_POLICIES
     ]
 
 

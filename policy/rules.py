@@ -455,11 +455,64 @@ def secrets_as_secrets(s: Subject) -> list[str]:
     return out
 
 
+# --- stack-wide: relations between resources ------------------------------------------------
+
+@dataclass(frozen=True)
+class StackResource:
+    """One resource of a whole stack, for rules about how resources relate."""
+
+    type: str
+    urn: str
+    inputs: Mapping[str, Any]
+    dependencies: frozenset[str]
+    """URNs of the resources whose outputs this one takes (or that it depends on explicitly)."""
+
+
+BUCKET = "aws:s3/bucket:Bucket"
+BUCKET_GUARDS = {
+    "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock": "public access block",
+    "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration":
+        "default encryption configuration (SSE-KMS)",
+    "aws:s3/bucketPolicy:BucketPolicy": "bucket policy (TLS only)",
+}
+
+
+def buckets_guarded(resources: list[StackResource]) -> list[tuple[str, str]]:
+    """Every bucket has its public access block, encryption configuration and bucket policy.
+    The per-resource rules judge what those say; this one makes sure they exist at all, since a
+    bucket without them would pass every per-resource rule. Returns (bucket URN, message)."""
+    out = []
+    for bucket in (r for r in resources if r.type == BUCKET):
+        guards = {r.type for r in resources if bucket.urn in r.dependencies}
+        out += [
+            (bucket.urn, f"S3 bucket {bucket.urn.rsplit('::', 1)[-1]!r} has no {what} "
+                         f"taking the bucket as input")
+            for type_, what in BUCKET_GUARDS.items() if type_ not in guards
+        ]
+    return out
+
+
+StackRule = Callable[[list[StackResource]], list[tuple[str, str]]]
+
+
 @dataclass(frozen=True)
 class Policy:
     name: str
     description: str
-    check: Rule
+    check: Rule | StackRule
+    """A `Rule` in POLICIES (one resource), a `StackRule` in STACK_POLICIES (the whole stack)."""
+
+
+STACK_POLICIES: tuple[Policy, ...] = (
+    Policy("s3-buckets-guarded",
+           "Every S3 bucket has a public access block, SSE-KMS and a TLS-only policy",
+           buckets_guarded),
+)
+
+
+def stack_violations(resources: list[StackResource]) -> dict[str, list[tuple[str, str]]]:
+    found = {p.name: p.check(resources) for p in STACK_POLICIES}
+    return {name: v for name, v in found.items() if v}
 
 
 POLICIES: tuple[Policy, ...] = (

@@ -224,6 +224,25 @@ def test_production_comes_from_the_stack_name():
     assert rules.is_production("prod-eu", production_stacks=("prod", "prod-eu"))
 
 
+BUCKET_URN = "urn:pulumi:prod::plexichat::aws:s3/bucket:Bucket::backups"
+
+
+def guards_of(bucket_urn: str, *types: str) -> list[rules.StackResource]:
+    return [rules.StackResource(t, f"urn:pulumi:prod::plexichat::{t}::g{n}", {}, frozenset({bucket_urn}))
+            for n, t in enumerate(types)]
+
+
+def test_every_bucket_needs_its_public_access_block_encryption_and_policy():
+    bucket = rules.StackResource(rules.BUCKET, BUCKET_URN, {}, frozenset())
+    assert rules.buckets_guarded([bucket, *guards_of(BUCKET_URN, *rules.BUCKET_GUARDS)]) == []
+    found = rules.buckets_guarded([bucket, *guards_of(BUCKET_URN, PAB, SSE)])
+    assert found == [(BUCKET_URN, "S3 bucket 'backups' has no bucket policy (TLS only) taking "
+                                  "the bucket as input")]
+    # A guard of another bucket does not count.
+    other = "urn:pulumi:prod::plexichat::aws:s3/bucket:Bucket::logs"
+    assert len(rules.buckets_guarded([bucket, *guards_of(other, *rules.BUCKET_GUARDS)])) == 3
+
+
 # --- every stack, as rendered --------------------------------------------------------------
 
 def subjects(stack: str, preview: bool):
@@ -238,6 +257,12 @@ def subjects(stack: str, preview: bool):
 def test_every_stack_passes_every_policy(stack, preview):
     found = {f"{r.type} {r.name}": v for r, s in subjects(stack, preview) if (v := rules.violations(s))}
     assert found == {}
+    assert rules.stack_violations(stack_resources(rendered(stack, preview))) == {}
+
+
+def stack_resources(rendering) -> list[rules.StackResource]:
+    return [rules.StackResource(r.type, r.urn, r.inputs, frozenset(r.dependencies))
+            for r in rendering.resources if r.custom]
 
 
 def test_the_rules_see_the_stacks_workloads():
@@ -270,14 +295,17 @@ def _aws_program(**overrides):
             "cache", description="redis", node_type="cache.t4g.micro",
             at_rest_encryption_enabled=True, transit_encryption_enabled=True,
             auth_token="t" * 32))
+        bucket = aws.s3.Bucket("backups")
         aws.s3.BucketServerSideEncryptionConfiguration("sse", **args(
-            "sse", bucket="b", rules=[aws.s3.BucketServerSideEncryptionConfigurationRuleArgs(
+            "sse", bucket=bucket.id, rules=[aws.s3.BucketServerSideEncryptionConfigurationRuleArgs(
                 apply_server_side_encryption_by_default=aws.s3.BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultArgs(
                     sse_algorithm="aws:kms", kms_master_key_id="arn:aws:kms:us-east-1:1:key/k"))]))
         aws.s3.BucketPublicAccessBlock("pab", **args(
-            "pab", bucket="b", block_public_acls=True, block_public_policy=True,
+            "pab", bucket=bucket.id, block_public_acls=True, block_public_policy=True,
             ignore_public_acls=True, restrict_public_buckets=True))
-        aws.s3.BucketPolicy("policy", **args("policy", bucket="b", policy=json.dumps(TLS_ONLY)))
+        aws.s3.BucketPolicy("policy", **args("policy", bucket=bucket.id, policy=json.dumps(TLS_ONLY)))
+        if overrides.get("unguarded_bucket"):
+            aws.s3.Bucket("unguarded")
         aws.sns.Topic("alerts", **args("alerts", kms_master_key_id="alias/plexichat"))
         aws.ec2.SecurityGroup("db-sg", **args("db-sg", vpc_id="vpc-1", ingress=[
             aws.ec2.SecurityGroupIngressArgs(protocol="tcp", from_port=5432, to_port=5432,
@@ -302,8 +330,12 @@ def _run_prod(program):
 
 def _violations_of(program) -> dict[str, dict[str, list[str]]]:
     rendering = _run_prod(program)
-    return {r.name: v for r in rendering.resources
-            if (v := rules.violations(Subject(r.type, r.inputs, protect=True, production=True)))}
+    found = {r.name: v for r in rendering.resources
+             if (v := rules.violations(Subject(r.type, r.inputs, protect=True, production=True)))}
+    for policy, hits in rules.stack_violations(stack_resources(rendering)).items():
+        for urn, _ in hits:
+            found.setdefault(urn.rsplit("::", 1)[-1], {}).setdefault(policy, []).append(urn)
+    return found
 
 
 def test_the_aws_rules_read_the_names_the_sdk_sends():
@@ -316,11 +348,14 @@ def test_the_aws_rules_read_the_names_the_sdk_sends():
         pab={"restrict_public_buckets": False},
         policy={"policy": json.dumps({"Statement": []})},
         alerts={"kms_master_key_id": None},
+        unguarded_bucket=True,
         **{"db-sg": {"ingress": [{"protocol": "tcp", "from_port": 5432, "to_port": 5432,
                                   "cidr_blocks": ["0.0.0.0/0"]}]},
            "redis-in": {"referenced_security_group_id": None, "cidr_ipv4": "0.0.0.0/0"}},
     ))
-    assert set(loosened) == {"key", "db", "cache", "sse", "pab", "policy", "alerts", "db-sg", "redis-in"}
+    assert set(loosened) == {"key", "db", "cache", "sse", "pab", "policy", "alerts", "db-sg",
+                             "redis-in", "unguarded"}
+    assert len(loosened["unguarded"]["s3-buckets-guarded"]) == 3
     assert set(loosened["db"]) == {"rds-encrypted", "prod-rds-protected"}
 
 
@@ -344,7 +379,8 @@ def pack():
 
 
 def test_the_pack_enforces_every_rule_as_mandatory(pack):
-    assert [p.name for p in pack["policies"]()] == [p.name for p in rules.POLICIES]
+    assert [p.name for p in pack["policies"]()] == [
+        p.name for p in (*rules.POLICIES, *rules.STACK_POLICIES)]
     source = (ROOT / "policy" / "__main__.py").read_text()
     assert "EnforcementLevel.MANDATORY" in source
 
@@ -389,3 +425,21 @@ def test_the_adapter_reports_violations_and_reads_the_production_stacks_config(p
                                   config={"productionStacks": ["staging"]}),
                  lambda message, urn: reported.append(message))
         assert reported
+
+
+def test_the_stack_adapter_links_guards_to_their_bucket_by_dependency(pack):
+    from pulumi_policy.policy import PolicyResource, StackValidationArgs
+
+    def resource(type_, name, deps=()):
+        args = _crossguard_args(pack, type_, {})
+        return PolicyResource(type_, args.props, f"urn:pulumi:prod::plexichat::{type_}::{name}",
+                              name, args.opts, None, None, list(deps), {})
+
+    bucket = resource(rules.BUCKET, "backups")
+    guards = [resource(t, f"g{n}", [bucket]) for n, t in enumerate(rules.BUCKET_GUARDS)]
+    reported = []
+    validate = pack["stack_validator"](rules.buckets_guarded)
+    validate(StackValidationArgs([bucket, *guards]), lambda m, urn: reported.append(urn))
+    assert reported == []
+    validate(StackValidationArgs([bucket, *guards[:2]]), lambda m, urn: reported.append(urn))
+    assert reported == [bucket.urn]
