@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import runpy
+import subprocess
 import sys
 import warnings
 
@@ -443,3 +445,46 @@ def test_the_stack_adapter_links_guards_to_their_bucket_by_dependency(pack):
     assert reported == []
     validate(StackValidationArgs([bucket, *guards[:2]]), lambda m, urn: reported.append(urn))
     assert reported == [bucket.urn]
+
+
+def test_the_pack_runs_as_the_pulumi_cli_runs_it():
+    """Start the pack the way `pulumi preview --policy-pack policy` does (`python -m pulumi.policy`
+    on the directory) and talk to it over the analyzer gRPC protocol, as the engine would."""
+    import grpc
+    from google.protobuf import empty_pb2, json_format, struct_pb2
+    from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
+
+    def struct(values: dict) -> struct_pb2.Struct:
+        return json_format.ParseDict(values, struct_pb2.Struct())
+
+    env = {**os.environ, "PULUMI_PROJECT": "plexichat", "PULUMI_STACK": "prod", "PULUMI_DRY_RUN": "true"}
+    server = subprocess.Popen(
+        [sys.executable, "-u", "-m", "pulumi.policy", "127.0.0.1:0", str(ROOT / "policy")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )
+    try:
+        port = server.stdout.readline().strip()
+        assert port.isdigit(), server.stderr.read()
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            analyzer = analyzer_pb2_grpc.AnalyzerStub(channel)
+            info = analyzer.GetAnalyzerInfo(empty_pb2.Empty(), timeout=30)
+            assert info.name == "plexichat"
+            assert [p.name for p in info.policies] == [
+                p.name for p in (*rules.POLICIES, *rules.STACK_POLICIES)]
+            assert {p.enforcementLevel for p in info.policies} == {analyzer_pb2.MANDATORY}
+
+            response = analyzer.Analyze(analyzer_pb2.AnalyzeRequest(
+                type=RDS, name="db", urn="urn:pulumi:prod::plexichat::aws:rds/instance:Instance::db",
+                properties=struct({**GOOD_RDS, "storageEncrypted": False,
+                                   "kmsKeyId": "04da6b54-80e4-46f7-96ec-b56ff0331ba9"}),  # unknown
+                options=analyzer_pb2.AnalyzerResourceOptions(protect=False),
+            ), timeout=30)
+            # The SDK prefixes each message with its policy's description.
+            found = {(d.policyName, d.message.splitlines()[-1]) for d in response.diagnostics}
+            assert found == {
+                ("rds-encrypted", "RDS storageEncrypted must be true"),
+                ("prod-rds-protected", "production RDS must be created with the `protect` resource option"),
+            }
+    finally:
+        server.kill()
+        server.communicate()
