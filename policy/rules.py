@@ -89,6 +89,10 @@ def _is_true(value: Any) -> bool:
     return value is True or is_unknown(value)
 
 
+def _is_false(value: Any) -> bool:
+    return value is False or is_unknown(value)
+
+
 def _is_false_or_absent(value: Any) -> bool:
     return value in (None, False) or is_unknown(value)
 
@@ -146,16 +150,16 @@ def container_hardening(s: Subject) -> list[str]:
     pod_seccomp = get(pod_sc, "seccompProfile.type")
     for label, c in _containers(pod):
         sc = get(c, "securityContext") or {}
-
-        def effective(key: str) -> Any:
-            value = get(sc, key)
-            return get(pod_sc, key) if value is None else value
-
-        if not _is_true(effective("runAsNonRoot")):
+        # A container's own setting wins; otherwise it inherits the pod's.
+        run_as_non_root, run_as_user = (
+            get(pod_sc, key) if get(sc, key) is None else get(sc, key)
+            for key in ("runAsNonRoot", "runAsUser")
+        )
+        if not _is_true(run_as_non_root):
             out.append(f"{label}: runAsNonRoot must be true")
-        if effective("runAsUser") == 0:
+        if run_as_user == 0:
             out.append(f"{label}: runAsUser must not be 0 (root)")
-        if get(sc, "allowPrivilegeEscalation") is not False and not is_unknown(get(sc, "allowPrivilegeEscalation")):
+        if not _is_false(get(sc, "allowPrivilegeEscalation")):
             out.append(f"{label}: allowPrivilegeEscalation must be false")
         if not _is_true(get(sc, "readOnlyRootFilesystem")):
             out.append(f"{label}: readOnlyRootFilesystem must be true")
@@ -174,9 +178,6 @@ def container_hardening(s: Subject) -> list[str]:
             if _set(get(port, "hostPort")):
                 out.append(f"{label}: hostPort {get(port, 'hostPort')} binds a node port")
     return out
-
-
-_QUANTITY = re.compile(r"^[0-9.]+[a-zA-Z]*$")
 
 
 def container_resources(s: Subject) -> list[str]:
