@@ -11,6 +11,10 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from components import naming
+from components.app_access import AppAccess, AppAccessArgs
+from components.backups import Backups, BackupsArgs
+from components.cache import Cache, CacheArgs
+from components.database import Database, DatabaseArgs
 from components.network import NetworkPolicies, NetworkPoliciesArgs
 from components.release import ReleasePlan, plan_release
 from components.service import AppService, AppServiceArgs
@@ -75,6 +79,48 @@ class Platform(pulumi.ComponentResource):
         )
         namespace_name = namespace.metadata.name
 
+        # Data tier, before the workloads: they get its endpoints and the IRSA role.
+        account_id = aws.get_caller_identity_output(
+            opts=pulumi.InvokeOutputOptions(provider=self.aws_provider)
+        ).account_id
+        protect = settings.data_protection.protect
+        self.database = Database(
+            "database",
+            DatabaseArgs(settings.database, settings.network, account_id, protect),
+            opts=self.aws_opts,
+        )
+        self.cache = Cache(
+            "cache",
+            CacheArgs(settings.cache, settings.network, pulumi.Output.secret(settings.redis_auth_token),
+                      account_id, stack, protect),
+            opts=self.aws_opts,
+        )
+        # DR lives in a second region, through its own explicit provider.
+        self.dr_provider = (
+            aws.Provider(
+                f"{name}-aws-dr",
+                region=settings.backups.dr_region,
+                default_tags=aws.ProviderDefaultTagsArgs(tags=naming.aws_tags(stack)),
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            if settings.backups.dr_region
+            else None
+        )
+        self.backups = Backups(
+            "backups",
+            BackupsArgs(settings.backups, self.database, account_id, stack, protect, self.dr_provider),
+            opts=self.aws_opts,
+        )
+        self.app_access = AppAccess(
+            "app-access",
+            AppAccessArgs(
+                stack=stack, region=settings.aws.region, namespace=namespace_name,
+                namespace_name=settings.namespace, irsa=settings.irsa, database=self.database,
+                cache=self.cache, backups=self.backups, aws_opts=self.aws_opts, k8s_opts=k8s_opts,
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+
         self.tracks: dict[str, dict[str, WorkloadTrack]] = {}
         for workload_name, workload in settings.workloads.items():
             tracks = self.plan.tracks if workload.role == "web" else (self.plan.worker_track,)
@@ -88,6 +134,8 @@ class Platform(pulumi.ComponentResource):
                         track=track,
                         image_repository=settings.image_repository,
                         namespace=namespace_name,
+                        env=self.app_access.env,
+                        service_account_annotations=self.app_access.service_account_annotations,
                     ),
                     opts=k8s_opts,
                 )

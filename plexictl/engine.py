@@ -18,6 +18,7 @@ import logging
 import pathlib
 import runpy
 import sys
+import zlib
 from dataclasses import dataclass, field
 from collections.abc import Callable
 from typing import Any
@@ -148,29 +149,78 @@ class _Mocks:
         import pulumi
 
         self._pulumi = pulumi
+        self._regions: dict[str, str] = {}  # AWS provider id -> its region
 
     def new_resource(self, args):
         state = dict(args.inputs)
+        if args.typ == "pulumi:providers:aws":
+            self._regions[f"{args.name}-id"] = state.get("region", MOCK_REGION)
         if args.typ.startswith("kubernetes:") and isinstance(state.get("metadata"), dict):
             metadata = dict(state["metadata"])
             metadata.setdefault("name", f"{args.name}-mock")  # auto-named objects get a suffix
             state["metadata"] = metadata
         if args.typ.startswith("aws:"):
-            state.update(computed_aws_outputs(args.typ, args.name, state))
+            region = self._regions.get((args.provider or "").rsplit("::", 1)[-1], MOCK_REGION)
+            state.update(computed_aws_outputs(args.typ, args.name, state, region))
         return f"{args.name}-id", state
 
     def call(self, args):
         return computed_invoke_result(args.token, args.args)
 
 
-def computed_aws_outputs(type_: str, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
-    """What AWS reports after create, for the attributes the program reads."""
+MOCK_ACCOUNT = "123456789012"
+MOCK_REGION = "us-east-1"
+
+
+def computed_aws_outputs(
+    type_: str, name: str, inputs: dict[str, Any], region: str = MOCK_REGION
+) -> dict[str, Any]:
+    """What AWS reports after create, for the attributes the program reads.
+
+    `arn` and `id` for everything; per type, the names and endpoints AWS derives (the table).
+    """
     service = type_.split(":")[1].split("/")[0]
-    arn = f"arn:aws:{service}:us-east-1:123456789012:{name}"
-    return {"arn": arn, "id": f"{name}-id"}
+    prefix = f"arn:aws:{service}:{region}:{MOCK_ACCOUNT}"
+    given = inputs.get("name") or name
+    outputs: dict[str, Any] = {"arn": f"{prefix}:{name}", "id": f"{name}-id"}
+    if type_ == "aws:rds/instance:Instance":
+        ident = inputs.get("identifier") or name
+        address = f"{ident}.c0ffee123456.{region}.rds.amazonaws.com"
+        outputs.update(arn=f"{prefix}:db:{ident}", identifier=ident, address=address,
+                       endpoint=f"{address}:5432", port=5432)
+        if inputs.get("manageMasterUserPassword"):
+            outputs["masterUserSecrets"] = [{
+                "secretArn": f"arn:aws:secretsmanager:{region}:{MOCK_ACCOUNT}:secret:rds!db-{ident}-AbCdEf",
+                "kmsKeyId": inputs.get("masterUserSecretKmsKeyId"), "secretStatus": "active",
+            }]
+    elif type_ == "aws:elasticache/replicationGroup:ReplicationGroup":
+        group = inputs.get("replicationGroupId") or name
+        outputs.update(
+            arn=f"{prefix}:replicationgroup:{group}",
+            primaryEndpointAddress=f"master.{group}.c0ffee.use1.cache.amazonaws.com",
+            readerEndpointAddress=f"replica.{group}.c0ffee.use1.cache.amazonaws.com",
+        )
+    elif type_ == "aws:s3/bucket:Bucket":
+        bucket = inputs.get("bucket") or f"{name}-c0ffee"
+        outputs.update(arn=f"arn:aws:s3:::{bucket}", bucket=bucket, id=bucket)
+    elif type_ == "aws:kms/key:Key":
+        key_id = f"{zlib.crc32(name.encode()):08x}-0000-4000-8000-{zlib.crc32(type_.encode() + name.encode()):012x}"
+        outputs.update(arn=f"{prefix}:key/{key_id}", keyId=key_id, id=key_id)
+    elif type_ == "aws:iam/role:Role":
+        outputs.update(arn=f"arn:aws:iam::{MOCK_ACCOUNT}:role/{given}", name=given)
+    elif type_ == "aws:backup/vault:Vault":
+        outputs.update(arn=f"{prefix}:backup-vault:{given}", name=given)
+    elif type_ == "aws:secretsmanager/secret:Secret":
+        outputs.update(arn=f"{prefix}:secret:{given}-AbCdEf")
+    elif "name" in inputs or type_ in ("aws:cloudwatch/logGroup:LogGroup",):
+        outputs["name"] = given
+    return outputs
 
 
 def computed_invoke_result(token: str, args: dict[str, Any]) -> dict[str, Any]:
+    if token == "aws:index/getCallerIdentity:getCallerIdentity":
+        return {"accountId": MOCK_ACCOUNT, "arn": f"arn:aws:iam::{MOCK_ACCOUNT}:user/offline",
+                "userId": "OFFLINE", "id": MOCK_ACCOUNT}
     return {}
 
 

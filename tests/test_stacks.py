@@ -11,6 +11,7 @@ from tests.conftest import STACKS, render_edited, rendered
 
 KUBERNETES_VERSION = "1.33"
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
+CUSTOM_RESOURCE_GROUPS = {"external-secrets.io"}
 
 
 def pod_specs(rendering: Rendering):
@@ -34,6 +35,8 @@ def test_every_kubernetes_object_is_valid_for_the_target_version(any_stack):
         manifest = resource.manifest()
         if "[unknown until apply]" in str(manifest):
             continue  # preview mode: a computed value; `up` mode validates the same object
+        if manifest["apiVersion"].split("/")[0] in CUSTOM_RESOURCE_GROUPS:
+            continue  # no schema in kubernetes_validate; checked by their own tests
         kubernetes_validate.validate(manifest, KUBERNETES_VERSION, strict=True)
 
 
@@ -190,5 +193,5 @@ def test_no_cloud_resource_uses_a_default_provider(any_stack):
         if resource.custom and resource.type.startswith("aws:"):
             provider_name = resource.provider.rsplit("::", 2)[-2]
             assert not provider_name.startswith("default"), resource.urn
-    (aws_provider,) = [r for r in any_stack.resources if r.type == "pulumi:providers:aws"]
+    aws_provider = any_stack.one("pulumi:providers:aws", "plexichat-aws")
     assert aws_provider.inputs["region"] == "us-east-1"
