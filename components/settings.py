@@ -554,15 +554,22 @@ def _setting_at(settings: Any, path: str) -> Any:
 
 
 def check_data_tier(settings: Any) -> None:
-    """Cross-block rules of the data tier; called by StackSettings' validator."""
+    """Cross-block rules of the data tier; called by StackSettings' validator. The identity guard
+    comes first: when a pinned value changed, that is the one thing the operator must read."""
+    _check_pinned_identity(settings)
     region = settings.aws.region
     if settings.backups.dr_region == region:
         raise _FieldError("backups.drRegion", f"must differ from aws.region ({region}), or be left out")
+    if settings.backups.dr_region and len(settings.backups.bucket_name) > 60:
+        raise _FieldError("backups.bucketName", "must be at most 60 characters with a drRegion (the DR bucket adds -dr)")
     for zone in settings.database.replica_availability_zones:
         if not zone.startswith(region):
             raise _FieldError(
                 "database.replicaAvailabilityZones", f"must be zones of aws.region {region}, got {zone}"
             )
+
+
+def _check_pinned_identity(settings: Any) -> None:
     protection = settings.data_protection
     if not protection.protect:
         return
@@ -576,7 +583,8 @@ def check_data_tier(settings: Any) -> None:
             raise _FieldError(
                 path,
                 f"changing it from {pinned!r} to {current!r} would destroy {destroyed}; this stack is "
-                f"protected. To do this on purpose, also set dataProtection.pinned to {current!r} "
+                f"protected. To do this on purpose, also set dataProtection.pinned.{to_camel(pin)} to "
+                f"{current!r} "
                 "in the same reviewed change (README 'No data loss by config edit')",
             )
 

@@ -1,0 +1,88 @@
+"""Bad data-tier config: one RunError naming the key path, before any resource is registered."""
+
+from __future__ import annotations
+
+import pulumi
+import pytest
+
+from plexictl import engine
+from tests.conftest import render_edited
+from tests.test_settings import _remove, _set
+
+SHORT_TOKEN = {"secure": "v1:c2hvcnQ="}  # the engine turns any secure: value into its placeholder
+
+
+def _token(value):
+    return _set("redisAuthToken", value)
+
+
+BAD_DATA_CONFIGS = [
+    ("prod", _set("database.readReplicas", 6), "plexichat:database.readReplicas", "0 to 5"),
+    ("prod", _set("database.readReplicas", -1), "plexichat:database.readReplicas", "0 to 5"),
+    ("prod", _set("database.backupRetentionDays", 36), "plexichat:database.backupRetentionDays", "35"),
+    ("prod", _set("database.backupRetentionDays", 0), "plexichat:database.backupRetentionDays", "1 to 35"),
+    ("prod", _set("database.instanceClass", "db.huge"), "plexichat:database.instanceClass", "db.t4g.medium"),
+    ("prod", _set("database.instanceClass", "m5.large"), "plexichat:database.instanceClass", "RDS instance class"),
+    ("prod", _set("database.engineVersion", "12"), "plexichat:database.engineVersion", "14 or newer"),
+    ("prod", _set("database.maxAllocatedStorageGib", 100), "plexichat:database.maxAllocatedStorageGib", ">= allocatedStorageGib"),
+    ("prod", _set("database.backupWindow", "05:30-06:30"), "plexichat:database.backupWindow", "overlap"),
+    ("prod", _set("database.monitoringIntervalSeconds", 7), "plexichat:database.monitoringIntervalSeconds", "60"),
+    ("prod", _set("database.replicaAvailabilityZones", ["us-west-2a"]), "plexichat:database.replicaAvailabilityZones", "us-east-1"),
+    ("prod", _remove("database.identifier"), "plexichat:database.identifier", "required"),
+    ("dev", _set("database.identifier", "Plexi_DB"), "plexichat:database.identifier", "RDS identifier"),
+    ("prod", _set("cache.nodeType", "cache.giant"), "plexichat:cache.nodeType", "node type"),
+    ("prod", _set("cache.nodes", 7), "plexichat:cache.nodes", "1 to 6"),
+    ("dev", _set("cache.multiAz", True), "plexichat:cache.multiAz", "nodes >= 2"),
+    ("prod", _set("cache.engineVersion", "6.2"), "plexichat:cache.engineVersion", "7.0 or newer"),
+    ("prod", _set("network.privateSubnetIds", []), "plexichat:network.privateSubnetIds", "at least 2"),
+    ("prod", _remove("network.clusterSecurityGroupId"), "plexichat:network.clusterSecurityGroupId", "required"),
+    ("prod", _remove("network.vpcId"), "plexichat:network.vpcId", "required"),
+    ("prod", lambda c: [_set(k, "us-east-1")(c) for k in ("backups.drRegion", "dataProtection.pinned.drRegion")],
+     "plexichat:backups.drRegion", "must differ from aws.region"),
+    ("dev", _set("backups.drRegion", "us-east-1"), "plexichat:backups.drRegion", "must differ from aws.region"),
+    ("prod", _set("backups.drRegion", "mars-1"), "plexichat:backups.drRegion", "AWS region"),
+    ("prod", _set("backups.bucketName", "Bad_Bucket"), "plexichat:backups.bucketName", "S3 bucket name"),
+    ("prod", _set("irsa.oidcProviderArn", "arn:aws:iam::1:role/x"), "plexichat:irsa.oidcProviderArn", "OIDC provider ARN"),
+    ("prod", _remove("irsa"), "plexichat:irsa", "required"),
+    ("prod", _remove("redisAuthToken"), "plexichat:redisAuthToken", "required"),
+    ("prod", _token("a-plain-text-token-that-is-long-enough"), "plexichat:redisAuthToken", "must be a secret"),
+]
+
+
+@pytest.mark.parametrize(
+    "stack,edit,key,hint", BAD_DATA_CONFIGS,
+    ids=[f"{b[0]}:{b[2].split(':')[1]}:{i}" for i, b in enumerate(BAD_DATA_CONFIGS)],
+)
+def test_bad_data_config_is_one_run_error_naming_the_key(stack, edit, key, hint):
+    with pytest.raises(pulumi.RunError) as raised:
+        render_edited(stack, edit)
+    message = str(raised.value)
+    lines = [line for line in message.splitlines() if line.strip().startswith(f"- {key}:")]
+    assert lines, f"no problem reported for {key}:\n{message}"
+    assert any(hint in line for line in lines), message
+
+
+@pytest.mark.parametrize("token,hint", [
+    ("short-token", "16 to 128"),
+    ("x" * 129, "16 to 128"),
+    ("has-an-@-sign-0123456789", "'@'"),
+    ('has-a-"-quote-0123456789', "'@'"),
+    ("has-a-/-slash-0123456789", "'@'"),
+])
+def test_a_bad_token_is_refused_without_showing_it(monkeypatch, token, hint):
+    # The engine replaces every secure: value with one placeholder; stand in this bad one.
+    monkeypatch.setattr(engine, "FAKE_SECRET", token)
+    with pytest.raises(pulumi.RunError) as raised:
+        render_edited("prod", _token(SHORT_TOKEN))
+    message = str(raised.value)
+    assert f"- plexichat:redisAuthToken: must be" in message and hint in message, message
+    assert token not in message and "value hidden" in message
+
+
+def test_bad_data_config_registers_nothing(monkeypatch):
+    registered = []
+    original = engine._record
+    monkeypatch.setattr(engine, "_record", lambda request, urn: registered.append(urn) or original(request, urn))
+    with pytest.raises(pulumi.RunError):
+        render_edited("prod", _set("database.readReplicas", 6))
+    assert registered == []
