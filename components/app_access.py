@@ -52,8 +52,6 @@ class AppAccessArgs:
     database: Database
     cache: Cache
     backups: Backups
-    aws_opts: pulumi.ResourceOptions
-    k8s_opts: pulumi.ResourceOptions
 
 
 class AppAccess(pulumi.ComponentResource):
@@ -63,8 +61,8 @@ class AppAccess(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: AppAccessArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("plexichat:data:AppAccess", name, None, opts)
-        aws_child = pulumi.ResourceOptions.merge(args.aws_opts, pulumi.ResourceOptions(parent=self))
-        k8s_child = pulumi.ResourceOptions.merge(args.k8s_opts, pulumi.ResourceOptions(parent=self))
+        # Children inherit the AWS and Kubernetes providers given to this component.
+        child = pulumi.ResourceOptions(parent=self)
         issuer = args.irsa.oidc_provider_arn.split(":oidc-provider/", 1)[1]
         db, cache, backups = args.database, args.cache, args.backups
 
@@ -86,7 +84,7 @@ class AppAccess(pulumi.ComponentResource):
                     },
                 }],
             }),
-            opts=aws_child,
+            opts=child,
         )
         objects = [pulumi.Output.concat(backups.bucket.arn, "/", p, "*") for p in BACKUP_PREFIXES]
         aws.iam.RolePolicy(
@@ -108,7 +106,7 @@ class AppAccess(pulumi.ComponentResource):
                      "Resource": [db.key.arn, cache.key.arn, backups.key.arn]},
                 ],
             }),
-            opts=aws_child,
+            opts=child,
         )
         self.service_account_annotations = {ROLE_ARN_ANNOTATION: self.role.arn}
 
@@ -121,7 +119,7 @@ class AppAccess(pulumi.ComponentResource):
             ),
             # External Secrets requests its own short-lived token for this account.
             automount_service_account_token=False,
-            opts=k8s_child,
+            opts=child,
         )
         store = k8s.apiextensions.CustomResource(
             f"{name}-secret-store",
@@ -135,7 +133,7 @@ class AppAccess(pulumi.ComponentResource):
                     "auth": {"jwt": {"serviceAccountRef": {"name": STORE_SERVICE_ACCOUNT}}},
                 }},
             },
-            opts=pulumi.ResourceOptions.merge(k8s_child, pulumi.ResourceOptions(depends_on=[store_account])),
+            opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[store_account])),
         )
 
         def external_secret(role: str, target: str, data: list[dict]) -> None:
@@ -151,7 +149,7 @@ class AppAccess(pulumi.ComponentResource):
                     "target": {"name": target, "creationPolicy": "Owner", "deletionPolicy": "Retain"},
                     "data": data,
                 },
-                opts=pulumi.ResourceOptions.merge(k8s_child, pulumi.ResourceOptions(depends_on=[store])),
+                opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[store])),
             )
 
         external_secret("db-credentials", DB_CREDENTIALS_SECRET, [

@@ -16,6 +16,7 @@ import pulumi_aws as aws
 
 from components.settings import NetworkSettings
 
+
 def _load_aws_modules(*names: str) -> None:
     """Import pulumi_aws submodules now, ignoring the warnings they raise *at import* about
     deprecated resource types that this program never uses (pulumi-aws 7.51's ec2 and s3 modules
@@ -30,7 +31,7 @@ def _load_aws_modules(*names: str) -> None:
             getattr(importlib.import_module(f"pulumi_aws.{name}"), "_force_load", None)
 
 
-_load_aws_modules("ec2", "s3", "rds", "elasticache", "backup", "kms", "iam", "secretsmanager", "cloudwatch", "vpc")
+_load_aws_modules("ec2", "s3")
 
 KEY_DELETION_WINDOW_DAYS = 30
 """The longest window KMS allows: a deleted key (and every backup it encrypts) can be saved."""

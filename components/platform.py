@@ -116,9 +116,10 @@ class Platform(pulumi.ComponentResource):
             AppAccessArgs(
                 stack=stack, region=settings.aws.region, namespace=namespace_name,
                 namespace_name=settings.namespace, irsa=settings.irsa, database=self.database,
-                cache=self.cache, backups=self.backups, aws_opts=self.aws_opts, k8s_opts=k8s_opts,
+                cache=self.cache, backups=self.backups,
             ),
-            opts=pulumi.ResourceOptions(parent=self),
+            # Both explicit providers: its children are IAM (AWS) and External Secrets (cluster).
+            opts=pulumi.ResourceOptions(parent=self, providers=[self.aws_provider, self.k8s_provider]),
         )
 
         self.tracks: dict[str, dict[str, WorkloadTrack]] = {}
