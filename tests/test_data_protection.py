@@ -3,6 +3,8 @@ stable URNs of every stateful resource."""
 
 from __future__ import annotations
 
+import json
+
 import pulumi
 import pytest
 
@@ -160,3 +162,22 @@ def test_canary_and_release_edits_never_touch_the_data_tier(stack):
     for urn, resource in edited.by_urn().items():
         if resource.type.startswith("aws:"):
             assert before[urn].inputs == resource.inputs, urn
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_key_rotates_waits_30_days_and_has_an_explicit_policy(stack):
+    keys = rendered(stack).of_type("aws:kms/key:Key")
+    assert len(keys) == (4 if stack == "prod" else 3)  # database, cache, backups (+ DR)
+    for key in keys:
+        inputs = key.inputs
+        assert inputs["enableKeyRotation"] is True and inputs["isEnabled"] is True, key.name
+        assert inputs["deletionWindowInDays"] == 30 and inputs["description"], key.name
+        assert inputs["customerMasterKeySpec"] == "SYMMETRIC_DEFAULT" and inputs["multiRegion"] is False
+        for statement in json.loads(inputs["policy"])["Statement"]:
+            assert statement["Principal"] == {"AWS": "arn:aws:iam::123456789012:root"}, key.name
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_secrets_use_a_customer_key_and_a_30_day_recovery_window(stack):
+    for secret in rendered(stack).of_type("aws:secretsmanager/secret:Secret"):
+        assert ":key/" in secret.inputs["kmsKeyId"] and secret.inputs["recoveryWindowInDays"] == 30
