@@ -530,9 +530,9 @@ class DataProtectionSettings(Model):
     """Pulumi `protect` on the primary database, KMS keys, backup buckets and vaults, and
     `retain_on_delete` on the buckets. Default on; only dev turns it off."""
     pinned: PinnedIdentity | None = None
-    """The deployed identity. Required when `protect` is on. Editing a pinned value in the same
-    change as the setting it mirrors is the explicit, reviewed confirmation that the resource is
-    destroyed and re-created."""
+    """The deployed identity. Required when `protect` is on, enforced whenever present. Editing a
+    pinned value in the same change as the setting it mirrors is the explicit, reviewed
+    confirmation that the resource is destroyed and re-created."""
 
 
 # config key path of the mirrored setting -> (pinned field, what a change destroys)
@@ -570,13 +570,15 @@ def check_data_tier(settings: Any) -> None:
 
 
 def _check_pinned_identity(settings: Any) -> None:
+    # Pins hold whenever they exist, even with `protect` off: turning protection off and changing
+    # an identity in the same edit must still be refused.
     protection = settings.data_protection
-    if not protection.protect:
-        return
     if protection.pinned is None:
-        raise _FieldError(
-            "dataProtection.pinned", "is required when dataProtection.protect is on (copy the current values)"
-        )
+        if protection.protect:
+            raise _FieldError(
+                "dataProtection.pinned", "is required when dataProtection.protect is on (copy the current values)"
+            )
+        return
     for path, (pin, destroyed) in IDENTITY_PINS.items():
         current, pinned = _setting_at(settings, path), getattr(protection.pinned, pin)
         if current != pinned:

@@ -77,6 +77,15 @@ def test_moving_the_pin_with_the_setting_is_the_explicit_override():
     ) == ["bucket"]
 
 
+def test_turning_protection_off_does_not_lift_the_pins():
+    def edit(config):
+        _set("dataProtection.protect", False)(config)
+        _set("database.identifier", "plexichat-prod-2")(config)
+
+    with pytest.raises(pulumi.RunError, match=r"plexichat:database\.identifier: changing it"):
+        render_edited("prod", edit)
+
+
 def test_a_protected_stack_must_pin_its_identity():
     with pytest.raises(pulumi.RunError, match=r"plexichat:dataProtection\.pinned: is required"):
         render_edited("staging", _remove("dataProtection.pinned"))
