@@ -84,3 +84,24 @@ def test_bad_data_config_registers_nothing(monkeypatch):
     with pytest.raises(pulumi.RunError):
         render_edited("prod", _set("database.readReplicas", 6))
     assert registered == []
+
+
+@pytest.mark.parametrize("backup,maintenance,overlaps", [
+    ("03:00-04:00", "sun:05:00-sun:06:00", False),
+    ("03:00-04:00", "sun:03:30-sun:04:30", True),
+    ("23:30-00:30", "mon:00:00-mon:01:00", True),   # across midnight
+    ("22:00-23:00", "sat:23:00-sat:23:30", False),  # touching, not overlapping
+])
+def test_backup_and_maintenance_windows_must_not_overlap(backup, maintenance, overlaps):
+    from pydantic import ValidationError
+
+    from components.settings import DatabaseSettings
+
+    def parse():
+        return DatabaseSettings(identifier="plexichat-x", backup_window=backup, maintenance_window=maintenance)
+
+    if overlaps:
+        with pytest.raises(ValidationError, match="must not overlap maintenanceWindow"):
+            parse()
+    else:
+        parse()
