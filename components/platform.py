@@ -91,7 +91,7 @@ class Platform(pulumi.ComponentResource):
         )
         self.cache = Cache(
             "cache",
-            CacheArgs(settings.cache, settings.network, pulumi.Output.secret(settings.redis_auth_token),
+            CacheArgs(settings.cache, settings.network, pulumi.Output.secret(settings.redis_auth_token.get_secret_value()),
                       account_id, stack, protect),
             opts=self.aws_opts,
         )

@@ -23,6 +23,7 @@ from pydantic import (
     BeforeValidator,
     BaseModel,
     ConfigDict,
+    SecretStr,
     Discriminator,
     Field,
     ValidationError,
@@ -361,16 +362,18 @@ def _weekly_daily_minutes(window: str) -> set[int]:
     return _daily_minutes(f"{start[4:]}-{end[4:]}")
 
 
-def _check_redis_token(value: str) -> str:
-    # Never echo the value: it is a secret (the error handler hides it too).
+def _check_redis_token(secret: SecretStr) -> SecretStr:
+    # Never echo the value: it is a secret (the error handler hides it too, and SecretStr keeps
+    # it out of every repr of the settings).
+    value = secret.get_secret_value()
     if not 16 <= len(value) <= 128:
         raise ValueError("must be 16 to 128 characters long")
     if not value.isprintable() or not value.isascii() or any(c in value for c in '@"/ '):
         raise ValueError("must be printable ASCII without spaces, '@', '\"' or '/'")
-    return value
+    return secret
 
 
-RedisAuthToken = Annotated[str, AfterValidator(_check_redis_token)]
+RedisAuthToken = Annotated[SecretStr, AfterValidator(_check_redis_token)]
 
 
 class DatabaseSettings(Model):
@@ -535,7 +538,9 @@ class DataProtectionSettings(Model):
     confirmation that the resource is destroyed and re-created."""
 
 
-# config key path of the mirrored setting -> (pinned field, what a change destroys)
+# config key path of the mirrored setting -> (pinned field, what a change destroys). Which inputs
+# of which resource types replace data is components/stateful.py; these are the settings that
+# feed such inputs (or the provider's region) and therefore cannot be constants.
 IDENTITY_PINS: dict[str, tuple[str, str]] = {
     "aws.region": ("region", "every AWS resource of the stack, including the database, cache and backups"),
     "database.identifier": ("database_identifier", "the RDS primary and its replicas (renamed: new endpoints)"),

@@ -105,3 +105,13 @@ def test_backup_and_maintenance_windows_must_not_overlap(backup, maintenance, ov
             parse()
     else:
         parse()
+
+
+def test_the_parsed_token_never_shows_in_a_repr_of_the_settings():
+    from components.settings import parse_stack_config
+    from plexictl.engine import stack_config
+
+    config, secret_keys = stack_config("prod")
+    settings = parse_stack_config(config, "prod", secret_keys)
+    assert engine.FAKE_SECRET not in repr(settings)
+    assert settings.redis_auth_token.get_secret_value() == engine.FAKE_SECRET
