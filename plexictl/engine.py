@@ -172,48 +172,63 @@ MOCK_ACCOUNT = "123456789012"
 MOCK_REGION = "us-east-1"
 
 
+def _rds_instance(name: str, inputs: dict[str, Any], prefix: str, region: str) -> dict[str, Any]:
+    ident = inputs.get("identifier") or name
+    address = f"{ident}.c0ffee123456.{region}.rds.amazonaws.com"
+    outputs = {"arn": f"{prefix}:db:{ident}", "identifier": ident, "address": address,
+               "endpoint": f"{address}:5432", "port": 5432}
+    if inputs.get("manageMasterUserPassword"):
+        outputs["masterUserSecrets"] = [{
+            "secretArn": f"arn:aws:secretsmanager:{region}:{MOCK_ACCOUNT}:secret:rds!db-{ident}-AbCdEf",
+            "kmsKeyId": inputs.get("masterUserSecretKmsKeyId"), "secretStatus": "active",
+        }]
+    return outputs
+
+
+def _cache_group(name: str, inputs: dict[str, Any], prefix: str, region: str) -> dict[str, Any]:
+    group = inputs.get("replicationGroupId") or name
+    return {"arn": f"{prefix}:replicationgroup:{group}",
+            "primaryEndpointAddress": f"master.{group}.c0ffee.use1.cache.amazonaws.com",
+            "readerEndpointAddress": f"replica.{group}.c0ffee.use1.cache.amazonaws.com"}
+
+
+def _bucket(name: str, inputs: dict[str, Any], prefix: str, region: str) -> dict[str, Any]:
+    bucket = inputs.get("bucket") or f"{name}-c0ffee"
+    return {"arn": f"arn:aws:s3:::{bucket}", "bucket": bucket, "id": bucket}
+
+
+def _kms_key(name: str, inputs: dict[str, Any], prefix: str, region: str) -> dict[str, Any]:
+    # Deterministic across runs (Python's hash() is not), shaped like a real key id.
+    key_id = f"{zlib.crc32(name.encode()):08x}-0000-4000-8000-{zlib.crc32(b'key:' + name.encode()):012x}"
+    return {"arn": f"{prefix}:key/{key_id}", "keyId": key_id, "id": key_id}
+
+
+_COMPUTED_BY_TYPE: dict[str, Callable[[str, dict[str, Any], str, str], dict[str, Any]]] = {
+    "aws:rds/instance:Instance": _rds_instance,
+    "aws:elasticache/replicationGroup:ReplicationGroup": _cache_group,
+    "aws:s3/bucket:Bucket": _bucket,
+    "aws:kms/key:Key": _kms_key,
+    "aws:iam/role:Role": lambda name, inputs, prefix, region: {
+        "arn": f"arn:aws:iam::{MOCK_ACCOUNT}:role/{inputs.get('name') or name}"},
+    "aws:backup/vault:Vault": lambda name, inputs, prefix, region: {
+        "arn": f"{prefix}:backup-vault:{inputs.get('name') or name}"},
+    "aws:secretsmanager/secret:Secret": lambda name, inputs, prefix, region: {
+        "arn": f"{prefix}:secret:{inputs.get('name') or name}-AbCdEf"},
+}
+
+
 def computed_aws_outputs(
     type_: str, name: str, inputs: dict[str, Any], region: str = MOCK_REGION
 ) -> dict[str, Any]:
-    """What AWS reports after create, for the attributes the program reads.
-
-    `arn` and `id` for everything; per type, the names and endpoints AWS derives (the table).
-    """
+    """What AWS reports after create, for the attributes the program reads: `arn`, `id` and
+    `name` for everything, plus the per-type names and endpoints of the table above."""
     service = type_.split(":")[1].split("/")[0]
     prefix = f"arn:aws:{service}:{region}:{MOCK_ACCOUNT}"
-    given = inputs.get("name") or name
-    outputs: dict[str, Any] = {"arn": f"{prefix}:{name}", "id": f"{name}-id"}
-    if type_ == "aws:rds/instance:Instance":
-        ident = inputs.get("identifier") or name
-        address = f"{ident}.c0ffee123456.{region}.rds.amazonaws.com"
-        outputs.update(arn=f"{prefix}:db:{ident}", identifier=ident, address=address,
-                       endpoint=f"{address}:5432", port=5432)
-        if inputs.get("manageMasterUserPassword"):
-            outputs["masterUserSecrets"] = [{
-                "secretArn": f"arn:aws:secretsmanager:{region}:{MOCK_ACCOUNT}:secret:rds!db-{ident}-AbCdEf",
-                "kmsKeyId": inputs.get("masterUserSecretKmsKeyId"), "secretStatus": "active",
-            }]
-    elif type_ == "aws:elasticache/replicationGroup:ReplicationGroup":
-        group = inputs.get("replicationGroupId") or name
-        outputs.update(
-            arn=f"{prefix}:replicationgroup:{group}",
-            primaryEndpointAddress=f"master.{group}.c0ffee.use1.cache.amazonaws.com",
-            readerEndpointAddress=f"replica.{group}.c0ffee.use1.cache.amazonaws.com",
-        )
-    elif type_ == "aws:s3/bucket:Bucket":
-        bucket = inputs.get("bucket") or f"{name}-c0ffee"
-        outputs.update(arn=f"arn:aws:s3:::{bucket}", bucket=bucket, id=bucket)
-    elif type_ == "aws:kms/key:Key":
-        key_id = f"{zlib.crc32(name.encode()):08x}-0000-4000-8000-{zlib.crc32(type_.encode() + name.encode()):012x}"
-        outputs.update(arn=f"{prefix}:key/{key_id}", keyId=key_id, id=key_id)
-    elif type_ == "aws:iam/role:Role":
-        outputs.update(arn=f"arn:aws:iam::{MOCK_ACCOUNT}:role/{given}", name=given)
-    elif type_ == "aws:backup/vault:Vault":
-        outputs.update(arn=f"{prefix}:backup-vault:{given}", name=given)
-    elif type_ == "aws:secretsmanager/secret:Secret":
-        outputs.update(arn=f"{prefix}:secret:{given}-AbCdEf")
-    elif "name" in inputs or type_ in ("aws:cloudwatch/logGroup:LogGroup",):
-        outputs["name"] = given
+    outputs: dict[str, Any] = {"arn": f"{prefix}:{name}", "id": f"{name}-id",
+                               "name": inputs.get("name") or name}
+    compute = _COMPUTED_BY_TYPE.get(type_)
+    if compute:
+        outputs.update(compute(name, inputs, prefix, region))
     return outputs
 
 
