@@ -43,6 +43,7 @@ class Backups(pulumi.ComponentResource):
     bucket: aws.s3.Bucket
     key: aws.kms.Key
     vault: aws.backup.Vault
+    dr_key: aws.kms.Key | None
     dr_bucket: aws.s3.Bucket | None
     dr_vault: aws.backup.Vault | None
 
