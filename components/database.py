@@ -5,7 +5,11 @@ with the database's own customer-managed key; no public access; TLS forced by th
 group; only the cluster's nodes may connect (5432); the master password is managed by RDS in
 Secrets Manager and rotated every `passwordRotationDays`; a final snapshot and the automated
 backups survive a delete. Replicas inherit engine, storage encryption and credentials from the
-primary and never set a password of their own.
+primary and never set a password of their own: AWS lists "creating a read replica when the
+source manages credentials with Secrets Manager" among the limits of the managed-password
+integration (all engines but SQL Server), i.e. the replica cannot manage its own, so it sets
+neither `password` nor `manage_master_user_password` (staging creates a replica first, before
+prod does).
 """
 
 from __future__ import annotations
