@@ -10,7 +10,12 @@ stack = pulumi.get_stack()
 # The whole `plexichat:` namespace, parsed once and validated before any resource exists. The
 # language host passes the stack's config as this map (PULUMI_CONFIG as a fallback).
 raw_config = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
-settings = parse_stack_config(raw_config, stack)
+# Which keys are secrets (`config set --secret`): a secret setting given in plain text is refused.
+secret_keys = {
+    *runtime_config.get_config_secret_keys_env(),
+    *(key for key in raw_config if runtime_config.is_config_secret(key)),
+}
+settings = parse_stack_config(raw_config, stack, secret_keys)
 
 platform = Platform("plexichat", settings, stack)
 plan = platform.plan
@@ -27,3 +32,25 @@ if plan.active_colour is not None:
 if platform.preview_url is not None:
     pulumi.export("previewUrl", platform.preview_url)
 pulumi.export("alarmTopicArn", platform.alarm_topic.topic.arn)
+
+# Data tier: what operators need for connections, restores and DR.
+pulumi.export("database", {
+    "primaryEndpoint": platform.database.address,
+    "readerEndpoints": platform.database.reader_addresses,
+    "readReplicas": settings.database.read_replicas,
+    "multiAz": settings.database.multi_az,
+    "backupRetentionDays": settings.database.backup_retention_days,
+    "masterSecretArn": platform.database.master_secret_arn,
+})
+pulumi.export("cache", {
+    "primaryEndpoint": platform.cache.primary_address,
+    "readerEndpoint": platform.cache.reader_address,
+    "nodes": settings.cache.nodes,
+})
+pulumi.export("backups", {
+    "bucket": platform.backups.bucket.bucket,
+    "vault": platform.backups.vault.name,
+    "drRegion": settings.backups.dr_region,
+    "drBucket": platform.backups.dr_bucket.bucket if platform.backups.dr_bucket else None,
+})
+pulumi.export("appRoleArn", platform.app_access.role.arn)

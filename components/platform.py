@@ -14,6 +14,11 @@ from components import naming
 from components.ingress import Edge, EdgeArgs, preview_host
 from components.alarm_topic import AlarmTopic, AlarmTopicArgs
 from components.alerting import Alerting, AlertingArgs
+from components.cloud_alarms import CloudAlarms, CloudAlarmsArgs
+from components.app_access import AppAccess, AppAccessArgs
+from components.backups import Backups, BackupsArgs
+from components.cache import Cache, CacheArgs
+from components.database import Database, DatabaseArgs
 from components.network import NetworkPolicies, NetworkPoliciesArgs
 from components.release import ReleasePlan, plan_release
 from components.service import AppService, AppServiceArgs
@@ -79,6 +84,49 @@ class Platform(pulumi.ComponentResource):
         )
         namespace_name = namespace.metadata.name
 
+        # Data tier, before the workloads: they get its endpoints and the IRSA role.
+        account_id = aws.get_caller_identity_output(
+            opts=pulumi.InvokeOutputOptions(provider=self.aws_provider)
+        ).account_id
+        protect = settings.data_protection.protect
+        self.database = Database(
+            "database",
+            DatabaseArgs(settings.database, settings.network, account_id, protect),
+            opts=self.aws_opts,
+        )
+        self.cache = Cache(
+            "cache",
+            CacheArgs(settings.cache, settings.network, pulumi.Output.secret(settings.redis_auth_token.get_secret_value()),
+                      account_id, stack, protect),
+            opts=self.aws_opts,
+        )
+        # DR lives in a second region, through its own explicit provider.
+        self.dr_provider = (
+            aws.Provider(
+                f"{name}-aws-dr",
+                region=settings.backups.dr_region,
+                default_tags=aws.ProviderDefaultTagsArgs(tags=naming.aws_tags(stack)),
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            if settings.backups.dr_region
+            else None
+        )
+        self.backups = Backups(
+            "backups",
+            BackupsArgs(settings.backups, self.database, account_id, stack, protect, self.dr_provider),
+            opts=self.aws_opts,
+        )
+        self.app_access = AppAccess(
+            "app-access",
+            AppAccessArgs(
+                stack=stack, region=settings.aws.region, namespace=namespace_name,
+                namespace_name=settings.namespace, irsa=settings.irsa, database=self.database,
+                cache=self.cache, backups=self.backups,
+            ),
+            # Both explicit providers: its children are IAM (AWS) and External Secrets (cluster).
+            opts=pulumi.ResourceOptions(parent=self, providers=[self.aws_provider, self.k8s_provider]),
+        )
+
         self.tracks: dict[str, dict[str, WorkloadTrack]] = {}
         for workload_name, workload in settings.workloads.items():
             tracks = self.plan.tracks if workload.role == "web" else (self.plan.worker_track,)
@@ -92,6 +140,8 @@ class Platform(pulumi.ComponentResource):
                         track=track,
                         image_repository=settings.image_repository,
                         namespace=namespace_name,
+                        env=self.app_access.env,
+                        service_account_annotations=self.app_access.service_account_annotations,
                     ),
                     opts=k8s_opts,
                 )
@@ -178,6 +228,23 @@ class Platform(pulumi.ComponentResource):
             pager_duty_url = pulumi.Output.secret(settings.pager_duty_cloudwatch_url.get_secret_value())
         self.alarm_topic = AlarmTopic(
             "alarms", AlarmTopicArgs(stack=stack, pager_duty_url=pager_duty_url), opts=self.aws_opts
+        )
+        # The same thresholds as the Prometheus rules: one number changes both.
+        self.cloud_alarms = CloudAlarms(
+            "data",
+            CloudAlarmsArgs(
+                topic=self.alarm_topic.topic,
+                thresholds=settings.monitoring.thresholds,
+                db_primary_identifier=self.database.primary.identifier,
+                db_max_connections=settings.database.max_connections,
+                db_replica_identifiers={
+                    f"replica-{i + 1}": replica.identifier
+                    for i, replica in enumerate(self.database.replicas)
+                },
+                cache_replication_group_id=self.cache.group.id,
+                cache_node_count=settings.cache.nodes,
+            ),
+            opts=self.aws_opts,
         )
 
         self.url = pulumi.Output.from_input(f"https://{settings.domain}")

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 REPLACEMENT_FORCING_INPUTS: dict[str, frozenset[str]] = {
     "aws:rds/instance:Instance": frozenset({
-        "availabilityZone", "characterSetName", "customIamInstanceProfile", "dbName", "engine",
+        "availabilityZone", "backupTarget", "characterSetName", "customIamInstanceProfile", "dbName", "engine",
         "kmsKeyId", "ncharCharacterSetName", "restoreToPointInTime", "s3Import",
         "snapshotIdentifier", "storageEncrypted", "timezone", "username", "region",
     }),

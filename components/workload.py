@@ -8,6 +8,7 @@ count, so the Deployment never sets `spec.replicas` and Pulumi never fights the 
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import pulumi
@@ -30,6 +31,10 @@ class WorkloadTrackArgs:
     image_repository: str
     namespace: pulumi.Input[str]
     """The app namespace's name, taken from the Namespace resource so it is created first."""
+    env: Sequence[k8s.core.v1.EnvVarArgs] = ()
+    """Extra container environment (data tier endpoints, `secretKeyRef` credentials)."""
+    service_account_annotations: Mapping[str, pulumi.Input[str]] | None = None
+    """Annotations of the track's ServiceAccount (e.g. the IRSA role ARN)."""
 
 
 class WorkloadTrack(pulumi.ComponentResource):
@@ -53,7 +58,12 @@ class WorkloadTrack(pulumi.ComponentResource):
 
         self.service_account = k8s.core.v1.ServiceAccount(
             f"{name}-sa",
-            metadata=metadata,
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=object_name,
+                namespace=args.namespace,
+                labels={**naming.common_labels(args.stack), **selector},
+                annotations=dict(args.service_account_annotations or {}) or None,
+            ),
             # The app calls no Kubernetes API; a mounted token would only be something to steal.
             automount_service_account_token=False,
             opts=child,
@@ -220,6 +230,7 @@ def _pod_spec(
                     k8s.core.v1.EnvVarArgs(name="PLEXICHAT_TRACK", value=track.name),
                     k8s.core.v1.EnvVarArgs(name="PLEXICHAT_VERSION", value=track.version),
                     k8s.core.v1.EnvVarArgs(name="PLEXICHAT_PORT", value=str(w.port)),
+                    *args.env,
                 ],
                 resources=k8s.core.v1.ResourceRequirementsArgs(
                     requests={"cpu": w.cpu_request, "memory": memory},

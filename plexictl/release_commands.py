@@ -363,7 +363,8 @@ def edit_stack(
 
     old_config = engine.stack_config(stack, root, stack_file=yaml.safe_load(old_text))
     new_config = engine.stack_config(stack, root, stack_file=yaml.safe_load(new_text))
-    parse_stack_config(new_config[0], stack)  # raises the program's own RunError
+    config, secret_keys = new_config
+    parse_stack_config(config, stack, secret_keys)  # raises the program's own RunError
     edit = Edit(stack, path, message, before, _plain(release), old_text, new_text)
     if render:
         after = engine.run_program(stack, root=root, config=new_config[0], secret_keys=new_config[1])

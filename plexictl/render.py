@@ -65,9 +65,30 @@ def summary(rendering: Rendering) -> str:
     lines.append(f"release: {outputs.get('releaseStrategy')}")
     for track, info in (outputs.get("tracks") or {}).items():
         lines.append(f"  track {track:<7} {info['version']:<12} {info['weightPercent']:>3}% of traffic")
-    for key in sorted(set(outputs) - {"tracks", "releaseStrategy"}):
+    lines.extend(_data_tier_summary(outputs))
+    for key in sorted(set(outputs) - {"tracks", "releaseStrategy"} - set(_DATA_TIER_OUTPUTS)):
         lines.append(f"{key}: {mask_secrets(outputs[key])}")
     return "\n".join(lines)
+
+
+_DATA_TIER_OUTPUTS = ("database", "cache", "backups")
+
+
+def _data_tier_summary(outputs: dict[str, Any]) -> list[str]:
+    """Endpoints, replicas, retention and DR: what an operator checks before and after a change."""
+    if not all(key in outputs for key in _DATA_TIER_OUTPUTS):
+        return []
+    db, cache, backups = (outputs[key] for key in _DATA_TIER_OUTPUTS)
+    readers = ", ".join(db["readerEndpoints"]) if db["readReplicas"] else "(none: reads go to the primary)"
+    return [
+        "data tier:",
+        f"  database  primary {db['primaryEndpoint']} ({'Multi-AZ' if db['multiAz'] else 'single AZ'}), "
+        f"backups kept {db['backupRetentionDays']} days",
+        f"            {db['readReplicas']} read replica(s): {readers}",
+        f"  cache     {cache['primaryEndpoint']} ({cache['nodes']} node(s)), readers {cache['readerEndpoint']}",
+        f"  backups   s3://{backups['bucket']}, vault {backups['vault']}",
+        f"  DR        {backups['drRegion']}: s3://{backups['drBucket']}" if backups["drRegion"] else "  DR        none",
+    ]
 
 
 def _dump(value: Any) -> str:

@@ -233,6 +233,10 @@ def container_probes(s: Subject) -> list[str]:
 def rds_encrypted(s: Subject) -> list[str]:
     if s.type != "aws:rds/instance:Instance":
         return []
+    if _set(get(s.inputs, "replicateSourceDb")):
+        # A same-region read replica is always encrypted with its source's key, and AWS refuses
+        # a key on it ("do not specify"); the source is held to this rule instead.
+        return []
     out = []
     if not _is_true(get(s.inputs, "storageEncrypted")):
         out.append("RDS storageEncrypted must be true")
@@ -327,11 +331,13 @@ def prod_rds_protected(s: Subject) -> list[str]:
     if s.type != "aws:rds/instance:Instance" or not s.production:
         return []
     out = []
+    is_replica = _set(get(s.inputs, "replicateSourceDb"))
     if not _is_true(get(s.inputs, "deletionProtection")):
         out.append("production RDS deletionProtection must be true")
-    if not s.protect:
+    # Replicas hold no data of their own: `protect` on them would only make scaling the replica
+    # count down impossible without a state edit.
+    if not s.protect and not is_replica:
         out.append("production RDS must be created with the `protect` resource option")
-    is_replica = _set(get(s.inputs, "replicateSourceDb"))
     retention = get(s.inputs, "backupRetentionPeriod")
     if not is_replica and not is_unknown(retention) and (retention or 0) < MIN_PROD_BACKUP_RETENTION_DAYS:
         out.append(f"production RDS backupRetentionPeriod must be at least "

@@ -15,6 +15,7 @@ MODEL_MODULES = {
     "security.istio.io/v1": "cloudcoil.models.istio.security.v1",
     "cert-manager.io/v1": "cloudcoil.models.cert_manager.v1",
     "monitoring.coreos.com/v1": "cloudcoil.models.prometheus_operator.v1",
+    "monitoring.coreos.com/v1alpha1": "cloudcoil.models.prometheus_operator.v1alpha1",
 }
 
 

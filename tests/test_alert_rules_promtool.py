@@ -64,7 +64,8 @@ def promtool() -> str:
 
 
 def settings_of(stack: str) -> StackSettings:
-    return parse_stack_config(stack_config(stack)[0], stack)
+    config, secret_keys = stack_config(stack)
+    return parse_stack_config(config, stack, secret_keys)
 
 
 def rule_groups(stack: str) -> list[dict]:

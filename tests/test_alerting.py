@@ -13,7 +13,7 @@ from components import alert_rules, naming
 from components.alarm_topic import AlarmTopic, AlarmTopicArgs
 from components.cloud_alarms import GIB, MIB, CloudAlarms, CloudAlarmsArgs
 from components.settings import AlertThresholds, parse_stack_config
-from plexictl.engine import FAKE_SECRET, ROOT, Rendering, is_secret, run, stack_config
+from plexictl.engine import FAKE_SECRET, ROOT, Rendering, computed_aws_outputs, is_secret, run, stack_config
 from tests.conftest import STACKS, render_edited, rendered, stack_file
 
 MONITORING = "kubernetes:monitoring.coreos.com/"
@@ -175,8 +175,10 @@ def test_alarm_topic_is_encrypted_with_its_own_key_and_pages_only_in_prod():
     for stack in STACKS:
         rendering = rendered(stack)
         (topic,) = rendering.of_type("aws:sns/topic:Topic")
-        (key,) = rendering.of_type("aws:kms/key:Key")
-        assert topic.inputs["kmsMasterKeyId"] == "arn:aws:kms:us-east-1:123456789012:alarms-key"
+        key = rendering.one("aws:kms/key:Key", "alarms-key")
+        # The topic's own key, by the ARN the engine answered for it (not another stack key).
+        key_arn = computed_aws_outputs(key.type, key.name, key.inputs)["arn"]
+        assert topic.inputs["kmsMasterKeyId"] == key_arn
         assert key.inputs["enableKeyRotation"] is True
         policy = json.loads(key.inputs["policy"])
         cloudwatch = [s for s in policy["Statement"] if s["Principal"] == {"Service": "cloudwatch.amazonaws.com"}]
@@ -246,8 +248,8 @@ def test_one_setting_moves_the_prometheus_rule_and_the_cloudwatch_alarm_together
 
     data = stack_file("staging")
     edit(data["config"])
-    config, _ = stack_config("staging", stack_file=data)
-    thresholds = parse_stack_config(config, "staging").monitoring.thresholds
+    config, secret_keys = stack_config("staging", stack_file=data)
+    thresholds = parse_stack_config(config, "staging", secret_keys).monitoring.thresholds
     alarms = _alarm_inputs(_alarms(thresholds))
     prometheus = render_edited("staging", edit)
 
@@ -275,3 +277,20 @@ def test_cloud_alarms_need_max_connections_with_a_primary():
             topic=AlarmTopic("alarms", AlarmTopicArgs(stack="test")).topic,
             thresholds=AlertThresholds(), db_primary_identifier="db",
         )), "test")
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_stack_alarms_on_its_database_and_cache_through_the_topic(stack):
+    rendering = rendered(stack)
+    topic_arn = rendering.outputs["alarmTopicArn"]
+    alarms = rendering.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")
+    data_alarms = [a for a in alarms if a.inputs.get("namespace") in ("AWS/RDS", "AWS/ElastiCache")]
+    assert data_alarms
+    for alarm in data_alarms:
+        assert alarm.inputs["alarmActions"] == [topic_arn] and alarm.inputs["okActions"] == [topic_arn]
+    replicas = rendering.outputs["database"]["readReplicas"]
+    lag = [a for a in data_alarms if a.inputs["metricName"] == "ReplicaLag"]
+    assert len(lag) == replicas
+    cache_nodes = {a.inputs["dimensions"]["CacheClusterId"] for a in data_alarms
+                   if a.inputs["namespace"] == "AWS/ElastiCache"}
+    assert len(cache_nodes) == rendering.outputs["cache"]["nodes"]

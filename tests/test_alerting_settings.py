@@ -55,9 +55,9 @@ def test_defaults_are_the_runbooks_numbers():
 
 
 def test_a_secret_that_looks_like_a_number_stays_text():
-    config, _ = stack_config("prod")
+    config, secret_keys = stack_config("prod")
     config["plexichat:pagerDutyRoutingKey"] = "98765432109876543210"  # as the CLI passes it
-    settings = parse_stack_config(config, "prod")
+    settings = parse_stack_config(config, "prod", secret_keys)
     assert settings.pager_duty_routing_key.get_secret_value() == "98765432109876543210"
     assert "98765432109876543210" not in repr(settings)  # never printed by accident
 

@@ -170,8 +170,9 @@ def test_waf_rules_and_mode_per_stack(stack, mode):
     (association,) = rendering.of_type("aws:wafv2/webAclAssociation:WebAclAssociation")
     assert association.inputs["resourceArn"].endswith(f"loadbalancer/app/plexichat-{stack}/0a1b2c3d4e5f607{STACKS.index(stack) + 1}")
     (logging,) = rendering.of_type("aws:wafv2/webAclLoggingConfiguration:WebAclLoggingConfiguration")
-    (log_group,) = rendering.of_type("aws:cloudwatch/logGroup:LogGroup")
-    assert log_group.inputs["name"].startswith("aws-waf-logs-")
+    (log_group,) = [g for g in rendering.of_type("aws:cloudwatch/logGroup:LogGroup")
+                    if g.inputs["name"].startswith("aws-waf-logs-")]
+    assert log_group.inputs["retentionInDays"] > 0
     assert {f["singleHeader"]["name"] for f in logging.inputs["redactedFields"]} == {"authorization", "cookie"}
     assert association.inputs["webAclArn"].endswith(f":{acl.name}")  # the mock's ARN of this ACL
     assert logging.inputs["resourceArn"] == association.inputs["webAclArn"]

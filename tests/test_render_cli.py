@@ -53,3 +53,14 @@ def test_config_error_prints_the_run_error_and_exits_non_zero(tmp_path):
 def test_unknown_stack_is_a_clear_error():
     result = plexictl("render", "--stack", "qa")
     assert result.returncode == 2 and "Pulumi.qa.yaml" in result.stderr
+
+
+def test_summary_shows_the_data_tier(tmp_path):
+    result = plexictl("render", "--stack", "prod", "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "database  primary plexichat-prod.c0ffee123456.us-east-1.rds.amazonaws.com (Multi-AZ)" in out
+    assert "backups kept 30 days" in out and "2 read replica(s): plexichat-prod-replica-1." in out
+    assert "cache     master.plexichat-prod." in out
+    assert "DR        us-west-2: s3://plexichat-prod-backups-123456789012-dr" in out
+    assert "None" not in out

@@ -14,8 +14,8 @@ from tests.conftest import STACKS, render_edited
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_every_stack_file_parses(stack):
-    config, _ = stack_config(stack)
-    assert isinstance(parse_stack_config(config, stack), StackSettings)
+    config, secret_keys = stack_config(stack)
+    assert isinstance(parse_stack_config(config, stack, secret_keys), StackSettings)
 
 
 def test_project_defaults_match_the_settings_models():
@@ -146,14 +146,14 @@ def test_other_namespaces_are_not_ours_to_judge():
     config, secrets = stack_config("dev")
     config["aws:region"] = "eu-west-1"
     config["kubernetes:context"] = "anything"
-    parse_stack_config(config, "dev")  # no error
+    parse_stack_config(config, "dev", secrets)  # no error
 
 
 def test_digest_versions_are_accepted():
-    config, _ = stack_config("dev")
+    config, secret_keys = stack_config("dev")
     digest = "sha256:" + "ab" * 32
     config["plexichat:release"] = '{"strategy": "rolling", "version": "%s"}' % digest
-    assert parse_stack_config(config, "dev").release.version == digest
+    assert parse_stack_config(config, "dev", secret_keys).release.version == digest
 
 
 def test_weights_0_and_100_are_legal():

@@ -327,8 +327,8 @@ def test_every_strategy_renders_on_every_stack(stack, strategy):
 def test_the_rendered_routes_are_the_property_tested_function_of_the_config(stack):
     """Ties the hypothesis test above to the program: the VirtualService carries exactly what
     `http_routes` returns for the stack's own settings."""
-    config, _ = stack_config(stack)
-    settings = parse_stack_config(config, stack)
+    config, secret_keys = stack_config(stack)
+    settings = parse_stack_config(config, stack, secret_keys)
     plan = plan_release(settings.release)
     preview = preview_host(settings.domain) if plan.preview_track else None
     assert _spec(rendered(stack), VIRTUAL_SERVICE)["http"] == http_routes(plan, FQDN, settings.traffic, preview)

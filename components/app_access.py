@@ -1,0 +1,190 @@
+"""What the app may reach, and how its credentials get into the cluster without a manifest ever
+holding a secret.
+
+- An IAM role for the app's ServiceAccounts (IRSA): read its own two secrets, read and write the
+  backup bucket's prefixes, use the keys those are encrypted with. Every statement names its
+  resources; nothing is granted on `*`.
+- External Secrets Operator: a `SecretStore` (AWS Secrets Manager, authenticated by the same
+  role through a dedicated ServiceAccount) and two `ExternalSecret`s that materialise the
+  database credentials (the RDS-managed master secret) and the cache AUTH token as Kubernetes
+  Secrets.
+- The environment the web and worker containers get: endpoints as plain values, credentials
+  through `secretKeyRef` to those Secrets.
+
+The role's trust policy admits every ServiceAccount named `plexichat-*` in the app namespace
+(StringLike) rather than an exact list: the track ServiceAccounts come and go with releases
+(`plexichat-web-canary`, `plexichat-worker-green`), and an exact list would turn a canary start
+or a blue-green flip into an IAM change. The namespace holds only this program's
+ServiceAccounts (restricted Pod Security, no other writers), so the wildcard admits nothing else.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_kubernetes as k8s
+
+from components import naming
+from components.backups import Backups
+from components.cache import PORT as CACHE_PORT, Cache
+from components.database import DB_NAME, PORT as DB_PORT, Database
+from components.settings import IrsaSettings
+
+ROLE_ARN_ANNOTATION = "eks.amazonaws.com/role-arn"
+SECRET_STORE = "plexichat-aws"
+STORE_SERVICE_ACCOUNT = f"{naming.APP}-external-secrets"  # matches the trust policy's prefix
+DB_CREDENTIALS_SECRET = "plexichat-db-credentials"
+CACHE_AUTH_SECRET = "plexichat-cache-auth"
+BACKUP_PREFIXES = ("daily/", "monthly/", "logs/")
+EXTERNAL_SECRETS_API = "external-secrets.io/v1"
+
+
+@dataclass(frozen=True)
+class AppAccessArgs:
+    stack: str
+    region: str
+    namespace: pulumi.Input[str]
+    namespace_name: str
+    """The namespace's name as configured (for the trust policy's subject, known up front)."""
+    irsa: IrsaSettings
+    database: Database
+    cache: Cache
+    backups: Backups
+
+
+class AppAccess(pulumi.ComponentResource):
+    role: aws.iam.Role
+    env: list[k8s.core.v1.EnvVarArgs]
+    service_account_annotations: dict[str, pulumi.Output[str]]
+
+    def __init__(self, name: str, args: AppAccessArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("plexichat:data:AppAccess", name, None, opts)
+        # Children inherit the AWS and Kubernetes providers given to this component.
+        child = pulumi.ResourceOptions(parent=self)
+        issuer = args.irsa.oidc_provider_arn.split(":oidc-provider/", 1)[1]
+        db, cache, backups = args.database, args.cache, args.backups
+
+        self.role = aws.iam.Role(
+            f"{name}-role",
+            description=f"PlexiChat app pods ({args.stack}), via IRSA",
+            assume_role_policy=pulumi.Output.json_dumps({
+                "Version": "2012-10-17",
+                "Statement": [{
+                    "Effect": "Allow",
+                    "Principal": {"Federated": args.irsa.oidc_provider_arn},
+                    "Action": "sts:AssumeRoleWithWebIdentity",
+                    "Condition": {
+                        "StringEquals": {f"{issuer}:aud": "sts.amazonaws.com"},
+                        # See the module docstring for why a prefix and not an exact list.
+                        "StringLike": {
+                            f"{issuer}:sub": f"system:serviceaccount:{args.namespace_name}:{naming.APP}-*"
+                        },
+                    },
+                }],
+            }),
+            opts=child,
+        )
+        objects = [pulumi.Output.concat(backups.bucket.arn, "/", p, "*") for p in BACKUP_PREFIXES]
+        aws.iam.RolePolicy(
+            f"{name}-policy",
+            role=self.role.id,
+            policy=pulumi.Output.json_dumps({
+                "Version": "2012-10-17",
+                "Statement": [
+                    {"Sid": "ReadOwnSecrets", "Effect": "Allow",
+                     "Action": ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],
+                     "Resource": [db.master_secret_arn, cache.auth_secret.arn]},
+                    {"Sid": "ListBackupPrefixes", "Effect": "Allow", "Action": "s3:ListBucket",
+                     "Resource": [backups.bucket.arn],
+                     "Condition": {"StringLike": {"s3:prefix": [f"{p}*" for p in BACKUP_PREFIXES]}}},
+                    {"Sid": "ReadWriteBackups", "Effect": "Allow",
+                     "Action": ["s3:GetObject", "s3:PutObject"], "Resource": objects},
+                    {"Sid": "UseOwnKeys", "Effect": "Allow",
+                     "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
+                     "Resource": [db.key.arn, cache.key.arn, backups.key.arn]},
+                ],
+            }),
+            opts=child,
+        )
+        self.service_account_annotations = {ROLE_ARN_ANNOTATION: self.role.arn}
+
+        labels = naming.common_labels(args.stack)
+        store_account = k8s.core.v1.ServiceAccount(
+            f"{name}-external-secrets-sa",
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=STORE_SERVICE_ACCOUNT, namespace=args.namespace, labels=labels,
+                annotations=self.service_account_annotations,
+            ),
+            # External Secrets requests its own short-lived token for this account.
+            automount_service_account_token=False,
+            opts=child,
+        )
+        store = k8s.apiextensions.CustomResource(
+            f"{name}-secret-store",
+            api_version=EXTERNAL_SECRETS_API,
+            kind="SecretStore",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=SECRET_STORE, namespace=args.namespace, labels=labels),
+            spec={
+                "provider": {"aws": {
+                    "service": "SecretsManager",
+                    "region": args.region,
+                    "auth": {"jwt": {"serviceAccountRef": {"name": STORE_SERVICE_ACCOUNT}}},
+                }},
+            },
+            opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[store_account])),
+        )
+
+        def external_secret(role: str, target: str, data: list[dict]) -> None:
+            k8s.apiextensions.CustomResource(
+                f"{name}-{role}",
+                api_version=EXTERNAL_SECRETS_API,
+                kind="ExternalSecret",
+                metadata=k8s.meta.v1.ObjectMetaArgs(name=target, namespace=args.namespace, labels=labels),
+                spec={
+                    "refreshInterval": args.irsa.secret_refresh_interval,
+                    "secretStoreRef": {"name": SECRET_STORE, "kind": "SecretStore"},
+                    # The Kubernetes Secret belongs to the ExternalSecret: never in a manifest.
+                    "target": {"name": target, "creationPolicy": "Owner", "deletionPolicy": "Retain"},
+                    "data": data,
+                },
+                opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[store])),
+            )
+
+        external_secret("db-credentials", DB_CREDENTIALS_SECRET, [
+            {"secretKey": key, "remoteRef": {"key": db.master_secret_arn, "property": key}}
+            for key in ("username", "password")
+        ])
+        external_secret("cache-auth", CACHE_AUTH_SECRET, [
+            {"secretKey": "token", "remoteRef": {"key": cache.auth_secret.arn}}
+        ])
+
+        def value(env_name: str, v: pulumi.Input[str]) -> k8s.core.v1.EnvVarArgs:
+            return k8s.core.v1.EnvVarArgs(name=env_name, value=v)
+
+        def from_secret(env_name: str, secret: str, key: str) -> k8s.core.v1.EnvVarArgs:
+            return k8s.core.v1.EnvVarArgs(
+                name=env_name,
+                value_from=k8s.core.v1.EnvVarSourceArgs(
+                    secret_key_ref=k8s.core.v1.SecretKeySelectorArgs(name=secret, key=key)
+                ),
+            )
+
+        self.env = [
+            value("PLEXICHAT_DATABASE_HOST", db.address),
+            value("PLEXICHAT_DATABASE_READER_HOSTS", db.reader_addresses.apply(",".join)),
+            value("PLEXICHAT_DATABASE_PORT", str(DB_PORT)),
+            value("PLEXICHAT_DATABASE_NAME", DB_NAME),
+            value("PLEXICHAT_DATABASE_SSLMODE", "verify-full"),
+            from_secret("PLEXICHAT_DATABASE_USER", DB_CREDENTIALS_SECRET, "username"),
+            from_secret("PLEXICHAT_DATABASE_PASSWORD", DB_CREDENTIALS_SECRET, "password"),
+            value("PLEXICHAT_REDIS_HOST", cache.primary_address),
+            value("PLEXICHAT_REDIS_READER_HOST", cache.reader_address),
+            value("PLEXICHAT_REDIS_PORT", str(CACHE_PORT)),
+            value("PLEXICHAT_REDIS_TLS", "true"),
+            from_secret("PLEXICHAT_REDIS_AUTH_TOKEN", CACHE_AUTH_SECRET, "token"),
+            value("PLEXICHAT_BACKUP_BUCKET", backups.bucket.bucket),
+            value("AWS_REGION", args.region),
+        ]
+        self.register_outputs({"role_arn": self.role.arn})

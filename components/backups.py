@@ -1,0 +1,315 @@
+"""Backups: the backup bucket, the AWS Backup vault and plan for the database, and DR.
+
+The bucket is versioned, SSE-KMS encrypted with its own key (bucket key on), closed to the
+public, ACL-free and TLS-only; lifecycle rules follow the runbook (`daily/` 30 days, `monthly/`
+archived then kept a year, `logs/` 90 days). AWS Backup keeps daily recovery points 30 days and
+monthly ones 365 days (RDS's own retention stops at 35). With a DR region (prod) the bucket
+replicates there within 15 minutes, every recovery point is copied to a vault there, and RDS
+automated backups are replicated there for point-in-time restore (runbook: RPO 1 h, RTO 4 h).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from components.database import Database
+from components.datastore import data_key, service_role, with_protection
+from components.settings import BackupSettings
+
+DAILY_SCHEDULE = "cron(0 5 * * ? *)"  # after the RDS backup window (03:00-04:00 UTC)
+MONTHLY_SCHEDULE = "cron(0 6 1 * ? *)"
+BACKUP_START_WINDOW_MINUTES = 60
+BACKUP_COMPLETION_WINDOW_MINUTES = 360
+REPLICATION_TIME_MINUTES = 15  # S3 Replication Time Control: well inside the 1 h RPO
+ABORT_INCOMPLETE_UPLOADS_DAYS = 7
+
+
+@dataclass(frozen=True)
+class BackupsArgs:
+    settings: BackupSettings
+    database: Database
+    account_id: pulumi.Input[str]
+    stack: str
+    protect: bool
+    """Pulumi `protect` on keys, buckets and vaults, `retain_on_delete` on buckets."""
+    dr_provider: aws.Provider | None = None
+    """Provider of the DR region; required when settings.dr_region is set."""
+
+
+class Backups(pulumi.ComponentResource):
+    bucket: aws.s3.Bucket
+    key: aws.kms.Key
+    vault: aws.backup.Vault
+    dr_key: aws.kms.Key | None
+    dr_bucket: aws.s3.Bucket | None
+    dr_vault: aws.backup.Vault | None
+
+    def __init__(self, name: str, args: BackupsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("plexichat:data:Backups", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        s = args.settings
+        protected = with_protection(child, args.protect)
+
+        self.key = data_key(f"{name}-key", f"PlexiChat backups ({args.stack})", args.account_id, protected)
+        self.bucket, versioning = self._bucket(f"{name}-bucket", s.bucket_name, self.key, child, args)
+        self.vault = aws.backup.Vault(
+            f"{name}-vault", name=f"plexichat-{args.stack}", kms_key_arn=self.key.arn, opts=protected
+        )
+
+        self.dr_bucket = self.dr_vault = self.dr_key = None
+        if s.dr_region:
+            if args.dr_provider is None:
+                raise ValueError("backups.drRegion is set but no DR provider was given")
+            dr = pulumi.ResourceOptions(parent=self, provider=args.dr_provider)
+            self.dr_key = data_key(
+                f"{name}-dr-key", f"PlexiChat DR copies ({args.stack}, {s.dr_region})",
+                args.account_id, with_protection(dr, args.protect),
+            )
+            self.dr_bucket, dr_versioning = self._bucket(
+                f"{name}-dr-bucket", f"{s.bucket_name}-dr", self.dr_key, dr, args
+            )
+            self.dr_vault = aws.backup.Vault(
+                f"{name}-dr-vault", name=f"plexichat-{args.stack}-dr", kms_key_arn=self.dr_key.arn,
+                opts=with_protection(dr, args.protect),
+            )
+            self._replicate_bucket(name, versioning, dr_versioning, child)
+            # Point-in-time restore in the DR region, independent of the primary region.
+            aws.rds.InstanceAutomatedBackupsReplication(
+                f"{name}-dr-rds-backups",
+                source_db_instance_arn=args.database.primary.arn,
+                kms_key_id=self.dr_key.arn,
+                retention_period=s.dr_automated_backup_retention_days,
+                opts=dr,
+            )
+
+        backup_role = service_role(
+            f"{name}-backup-role", "backup.amazonaws.com",
+            [
+                "arn:aws:iam::aws:policy/service-role/AWSBackupServiceRolePolicyForBackup",
+                "arn:aws:iam::aws:policy/service-role/AWSBackupServiceRolePolicyForRestores",
+            ],
+            child,
+        )
+
+        def rule(rule_name: str, schedule: str, keep_days: int) -> aws.backup.PlanRuleArgs:
+            lifecycle = aws.backup.PlanRuleLifecycleArgs(delete_after=keep_days)
+            return aws.backup.PlanRuleArgs(
+                rule_name=rule_name,
+                target_vault_name=self.vault.name,
+                schedule=schedule,
+                start_window=BACKUP_START_WINDOW_MINUTES,
+                completion_window=BACKUP_COMPLETION_WINDOW_MINUTES,
+                lifecycle=lifecycle,
+                copy_actions=[
+                    aws.backup.PlanRuleCopyActionArgs(
+                        destination_vault_arn=self.dr_vault.arn, lifecycle=lifecycle
+                    )
+                ] if self.dr_vault else None,
+            )
+
+        self.plan = aws.backup.Plan(
+            f"{name}-plan",
+            name=f"plexichat-{args.stack}-database",
+            rules=[
+                rule("daily", DAILY_SCHEDULE, s.daily_retention_days),
+                rule("monthly", MONTHLY_SCHEDULE, s.monthly_retention_days),
+            ],
+            opts=child,
+        )
+        aws.backup.Selection(
+            f"{name}-selection",
+            name=f"plexichat-{args.stack}-database",
+            plan_id=self.plan.id,
+            iam_role_arn=backup_role.arn,
+            resources=[args.database.primary.arn],
+            opts=child,
+        )
+        self.register_outputs({
+            "bucket": self.bucket.bucket,
+            "vault": self.vault.name,
+            "dr_bucket": self.dr_bucket.bucket if self.dr_bucket else None,
+        })
+
+    def _bucket(
+        self, name: str, bucket_name: str, key: aws.kms.Key, opts: pulumi.ResourceOptions, args: BackupsArgs
+    ) -> tuple[aws.s3.Bucket, aws.s3.BucketVersioning]:
+        """A hardened bucket: versioned, SSE-KMS, private, ACL-free, TLS 1.2+ only, with the
+        runbook's lifecycle."""
+        bucket = aws.s3.Bucket(
+            name,
+            bucket=bucket_name,
+            force_destroy=False,
+            # protect, and retain_on_delete: removing it from the program must not delete backups.
+            opts=with_protection(opts, args.protect, retain=True),
+        )
+        versioning = aws.s3.BucketVersioning(
+            f"{name}-versioning",
+            bucket=bucket.id,
+            versioning_configuration=aws.s3.BucketVersioningVersioningConfigurationArgs(status="Enabled"),
+            opts=opts,
+        )
+        aws.s3.BucketServerSideEncryptionConfiguration(
+            f"{name}-encryption",
+            bucket=bucket.id,
+            rules=[aws.s3.BucketServerSideEncryptionConfigurationRuleArgs(
+                apply_server_side_encryption_by_default=aws.s3.BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultArgs(
+                    sse_algorithm="aws:kms", kms_master_key_id=key.arn
+                ),
+                bucket_key_enabled=True,  # far fewer KMS calls for many small objects
+            )],
+            opts=opts,
+        )
+        aws.s3.BucketPublicAccessBlock(
+            f"{name}-public-access",
+            bucket=bucket.id,
+            block_public_acls=True,
+            block_public_policy=True,
+            ignore_public_acls=True,
+            restrict_public_buckets=True,
+            opts=opts,
+        )
+        aws.s3.BucketOwnershipControls(
+            f"{name}-ownership",
+            bucket=bucket.id,
+            rule=aws.s3.BucketOwnershipControlsRuleArgs(object_ownership="BucketOwnerEnforced"),
+            opts=opts,
+        )
+        aws.s3.BucketPolicy(
+            f"{name}-policy",
+            bucket=bucket.id,
+            policy=pulumi.Output.json_dumps({
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Sid": "DenyInsecureTransport",
+                        "Effect": "Deny",
+                        "Principal": "*",
+                        "Action": "s3:*",
+                        "Resource": [bucket.arn, pulumi.Output.concat(bucket.arn, "/*")],
+                        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+                    },
+                    {
+                        "Sid": "DenyOutdatedTls",
+                        "Effect": "Deny",
+                        "Principal": "*",
+                        "Action": "s3:*",
+                        "Resource": [bucket.arn, pulumi.Output.concat(bucket.arn, "/*")],
+                        "Condition": {"NumericLessThan": {"s3:TlsVersion": "1.2"}},
+                    },
+                ],
+            }),
+            opts=opts,
+        )
+        aws.s3.BucketLifecycleConfiguration(
+            f"{name}-lifecycle",
+            bucket=bucket.id,
+            rules=_lifecycle_rules(args.settings),
+            # Lifecycle rules on an unversioned bucket would not expire old versions.
+            opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[versioning])),
+        )
+        return bucket, versioning
+
+    def _replicate_bucket(
+        self, name: str, versioning: aws.s3.BucketVersioning, dr_versioning: aws.s3.BucketVersioning,
+        opts: pulumi.ResourceOptions,
+    ) -> None:
+        role = service_role(f"{name}-replication-role", "s3.amazonaws.com", [], opts)
+        aws.iam.RolePolicy(
+            f"{name}-replication-policy",
+            role=role.id,
+            policy=pulumi.Output.json_dumps({
+                "Version": "2012-10-17",
+                "Statement": [
+                    {"Effect": "Allow", "Action": ["s3:GetReplicationConfiguration", "s3:ListBucket"],
+                     "Resource": [self.bucket.arn]},
+                    {"Effect": "Allow",
+                     "Action": ["s3:GetObjectVersionForReplication", "s3:GetObjectVersionAcl",
+                                "s3:GetObjectVersionTagging"],
+                     "Resource": [pulumi.Output.concat(self.bucket.arn, "/*")]},
+                    {"Effect": "Allow",
+                     "Action": ["s3:ReplicateObject", "s3:ReplicateDelete", "s3:ReplicateTags"],
+                     "Resource": [pulumi.Output.concat(self.dr_bucket.arn, "/*")]},
+                    {"Effect": "Allow", "Action": ["kms:Decrypt"], "Resource": [self.key.arn]},
+                    {"Effect": "Allow", "Action": ["kms:Encrypt", "kms:GenerateDataKey"],
+                     "Resource": [self.dr_key.arn]},
+                ],
+            }),
+            opts=opts,
+        )
+        aws.s3.BucketReplicationConfig(
+            f"{name}-replication",
+            bucket=self.bucket.id,
+            role=role.arn,
+            rules=[aws.s3.BucketReplicationConfigRuleArgs(
+                id="dr",
+                status="Enabled",
+                filter=aws.s3.BucketReplicationConfigRuleFilterArgs(prefix=""),
+                delete_marker_replication=aws.s3.BucketReplicationConfigRuleDeleteMarkerReplicationArgs(
+                    status="Enabled"
+                ),
+                source_selection_criteria=aws.s3.BucketReplicationConfigRuleSourceSelectionCriteriaArgs(
+                    sse_kms_encrypted_objects=aws.s3.BucketReplicationConfigRuleSourceSelectionCriteriaSseKmsEncryptedObjectsArgs(
+                        status="Enabled"
+                    )
+                ),
+                destination=aws.s3.BucketReplicationConfigRuleDestinationArgs(
+                    bucket=self.dr_bucket.arn,
+                    encryption_configuration=aws.s3.BucketReplicationConfigRuleDestinationEncryptionConfigurationArgs(
+                        replica_kms_key_id=self.dr_key.arn
+                    ),
+                    replication_time=aws.s3.BucketReplicationConfigRuleDestinationReplicationTimeArgs(
+                        status="Enabled",
+                        time=aws.s3.BucketReplicationConfigRuleDestinationReplicationTimeTimeArgs(
+                            minutes=REPLICATION_TIME_MINUTES
+                        ),
+                    ),
+                    metrics=aws.s3.BucketReplicationConfigRuleDestinationMetricsArgs(
+                        status="Enabled",
+                        event_threshold=aws.s3.BucketReplicationConfigRuleDestinationMetricsEventThresholdArgs(
+                            minutes=REPLICATION_TIME_MINUTES
+                        ),
+                    ),
+                ),
+            )],
+            # Replication needs versioning on both sides first.
+            opts=pulumi.ResourceOptions.merge(
+                opts, pulumi.ResourceOptions(depends_on=[versioning, dr_versioning])
+            ),
+        )
+
+
+def _lifecycle_rules(s: BackupSettings) -> list[aws.s3.BucketLifecycleConfigurationRuleArgs]:
+    def prefix_rule(rule_id: str, prefix: str, days: int, transitions=None):
+        return aws.s3.BucketLifecycleConfigurationRuleArgs(
+            id=rule_id,
+            status="Enabled",
+            filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix=prefix),
+            expiration=aws.s3.BucketLifecycleConfigurationRuleExpirationArgs(days=days),
+            transitions=transitions,
+        )
+
+    return [
+        prefix_rule("daily", "daily/", s.daily_retention_days),
+        prefix_rule(
+            "monthly", "monthly/", s.monthly_retention_days,
+            [aws.s3.BucketLifecycleConfigurationRuleTransitionArgs(
+                days=s.monthly_archive_after_days, storage_class="GLACIER"
+            )],
+        ),
+        prefix_rule("logs", "logs/", s.log_retention_days),
+        aws.s3.BucketLifecycleConfigurationRuleArgs(
+            id="cleanup",
+            status="Enabled",
+            filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix=""),
+            noncurrent_version_expiration=aws.s3.BucketLifecycleConfigurationRuleNoncurrentVersionExpirationArgs(
+                noncurrent_days=s.noncurrent_version_days
+            ),
+            abort_incomplete_multipart_upload=aws.s3.BucketLifecycleConfigurationRuleAbortIncompleteMultipartUploadArgs(
+                days_after_initiation=ABORT_INCOMPLETE_UPLOADS_DAYS
+            ),
+            expiration=aws.s3.BucketLifecycleConfigurationRuleExpirationArgs(expired_object_delete_marker=True),
+        ),
+    ]

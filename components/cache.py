@@ -1,0 +1,138 @@
+"""ElastiCache (Valkey or Redis OSS) replication group: the app's write-through cache.
+
+Encrypted at rest with its own customer-managed key and in transit (TLS required), AUTH token
+from a Pulumi secret, only the cluster's nodes may connect (6379). With two or more nodes the
+group fails over automatically (and across AZs with `multiAz`). The token is also stored in
+Secrets Manager, from where External Secrets brings it into the cluster.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from components.datastore import cluster_only_security_group, data_key, log_group, with_protection
+from components.settings import CacheSettings, NetworkSettings
+
+PORT = 6379  # forces a replacement when changed: a constant
+
+
+@dataclass(frozen=True)
+class CacheArgs:
+    settings: CacheSettings
+    network: NetworkSettings
+    auth_token: pulumi.Input[str]
+    """Must be a Pulumi secret (`pulumi.Output.secret`)."""
+    account_id: pulumi.Input[str]
+    stack: str
+    protect: bool
+    """Pulumi `protect` on the cache's key (dataProtection.protect)."""
+
+
+class Cache(pulumi.ComponentResource):
+    group: aws.elasticache.ReplicationGroup
+    key: aws.kms.Key
+    auth_secret: aws.secretsmanager.Secret
+    primary_address: pulumi.Output[str]
+    reader_address: pulumi.Output[str]
+
+    def __init__(self, name: str, args: CacheArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("plexichat:data:Cache", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        s = args.settings
+        group_id = s.replication_group_id
+
+        self.key = data_key(
+            f"{name}-key", f"PlexiChat cache {group_id}: data at rest and its AUTH token secret",
+            args.account_id, with_protection(child, args.protect),
+        )
+        subnets = aws.elasticache.SubnetGroup(
+            f"{name}-subnets",
+            name=f"{group_id}-private",
+            description=f"Private subnets of {group_id}",
+            subnet_ids=args.network.private_subnet_ids,
+            opts=child,
+        )
+        self.security_group = cluster_only_security_group(
+            f"{name}-sg", f"{group_id}-cache", f"Cache {group_id}", PORT, args.network, child
+        )
+        major = s.engine_version.split(".")[0]
+        parameters = aws.elasticache.ParameterGroup(
+            f"{name}-params",
+            name=f"{group_id}-{s.engine}{major}",
+            family=f"{s.engine}{major}",
+            description=f"{group_id}: write-through cache, entries expire by TTL",
+            parameters=[
+                # Only keys with a TTL are evicted: everything cached has one, so a full cache
+                # drops stale entries first and never a key the app expects to keep.
+                aws.elasticache.ParameterGroupParameterArgs(name="maxmemory-policy", value=s.maxmemory_policy),
+                aws.elasticache.ParameterGroupParameterArgs(name="slowlog-log-slower-than", value="10000"),
+                aws.elasticache.ParameterGroupParameterArgs(name="slowlog-max-len", value="256"),
+            ],
+            opts=child,
+        )
+        slow_log = log_group(
+            f"{name}-slow-log", f"/aws/elasticache/{group_id}/slow-log", s.log_retention_days, child
+        )
+        failover = s.nodes >= 2  # a replica to promote exists
+        self.group = aws.elasticache.ReplicationGroup(
+            f"{name}-group",
+            replication_group_id=group_id,
+            description=f"PlexiChat cache ({args.stack})",
+            engine=s.engine,
+            engine_version=s.engine_version,
+            node_type=s.node_type,
+            num_cache_clusters=s.nodes,
+            port=PORT,
+            parameter_group_name=parameters.name,
+            subnet_group_name=subnets.name,
+            security_group_ids=[self.security_group.id],
+            at_rest_encryption_enabled=True,
+            kms_key_id=self.key.arn,
+            transit_encryption_enabled=True,
+            transit_encryption_mode="required",
+            auth_token=pulumi.Output.secret(args.auth_token),
+            # A token change keeps the old one valid until clients have the new one.
+            auth_token_update_strategy="ROTATE",
+            automatic_failover_enabled=failover,
+            multi_az_enabled=s.multi_az,
+            snapshot_retention_limit=s.snapshot_retention_days,
+            snapshot_window=s.snapshot_window,
+            maintenance_window=s.maintenance_window,
+            final_snapshot_identifier=f"{group_id}-final",
+            auto_minor_version_upgrade=True,
+            apply_immediately=False,
+            log_delivery_configurations=[
+                aws.elasticache.ReplicationGroupLogDeliveryConfigurationArgs(
+                    destination=slow_log.name,
+                    destination_type="cloudwatch-logs",
+                    log_format="json",
+                    log_type="slow-log",
+                )
+            ],
+            opts=child,
+        )
+
+        self.auth_secret = aws.secretsmanager.Secret(
+            f"{name}-auth-secret",
+            name=f"plexichat/{args.stack}/cache-auth-token",
+            description=f"AUTH token of cache {group_id} (source: plexichat:redisAuthToken)",
+            kms_key_id=self.key.arn,
+            recovery_window_in_days=30,
+            opts=child,
+        )
+        aws.secretsmanager.SecretVersion(
+            f"{name}-auth-secret-value",
+            secret_id=self.auth_secret.id,
+            secret_string=pulumi.Output.secret(args.auth_token),
+            opts=child,
+        )
+
+        self.primary_address = self.group.primary_endpoint_address
+        self.reader_address = self.group.reader_endpoint_address
+        self.register_outputs({
+            "primary_address": self.primary_address,
+            "reader_address": self.reader_address,
+        })

@@ -1,0 +1,206 @@
+"""RDS PostgreSQL: a primary and N read replicas in the VPC's private subnets.
+
+Secure and durable by default: storage, Performance Insights and the master password encrypted
+with the database's own customer-managed key; no public access; TLS forced by the parameter
+group; only the cluster's nodes may connect (5432); the master password is managed by RDS in
+Secrets Manager and rotated every `passwordRotationDays`; a final snapshot and the automated
+backups survive a delete. Replicas inherit engine, storage encryption and credentials from the
+primary and never set a password of their own: AWS lists "creating a read replica when the
+source manages credentials with Secrets Manager" among the limits of the managed-password
+integration (all engines but SQL Server), i.e. the replica cannot manage its own, so it sets
+neither `password` nor `manage_master_user_password` (staging creates a replica first, before
+prod does).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from components.datastore import cluster_only_security_group, data_key, log_group, service_role, with_protection
+from components.settings import DatabaseSettings, NetworkSettings
+
+PORT = 5432
+DB_NAME = "plexichat"
+USERNAME = "plexichat"
+# Both force a replacement (components/stateful.py), so they are constants, not settings.
+LOG_EXPORTS = ["postgresql", "upgrade"]
+CA_CERT = "rds-ca-rsa2048-g1"
+PERFORMANCE_INSIGHTS_RETENTION_DAYS = 7  # the free tier
+
+
+@dataclass(frozen=True)
+class DatabaseArgs:
+    settings: DatabaseSettings
+    network: NetworkSettings
+    account_id: pulumi.Input[str]
+    protect: bool
+    """Pulumi `protect` on the primary and its key (dataProtection.protect)."""
+
+
+class Database(pulumi.ComponentResource):
+    primary: aws.rds.Instance
+    replicas: list[aws.rds.Instance]
+    key: aws.kms.Key
+    address: pulumi.Output[str]
+    reader_addresses: pulumi.Output[list[str]]
+    master_secret_arn: pulumi.Output[str]
+
+    def __init__(self, name: str, args: DatabaseArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("plexichat:data:Database", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        s = args.settings
+        ident = s.identifier
+
+        self.key = data_key(
+            f"{name}-key", f"PlexiChat database {ident}: storage, password, Performance Insights",
+            args.account_id, with_protection(child, args.protect),
+        )
+        subnets = aws.rds.SubnetGroup(
+            f"{name}-subnets",
+            name=f"{ident}-private",
+            description=f"Private subnets of {ident}",
+            subnet_ids=args.network.private_subnet_ids,
+            opts=child,
+        )
+        self.security_group = cluster_only_security_group(
+            f"{name}-sg", f"{ident}-db", f"PostgreSQL {ident}", PORT, args.network, child
+        )
+        major = s.engine_version.split(".")[0]
+        parameters = aws.rds.ParameterGroup(
+            f"{name}-params",
+            name=f"{ident}-postgres{major}",
+            family=f"postgres{major}",
+            description=f"{ident}: TLS only, slow statements logged",
+            parameters=[
+                aws.rds.ParameterGroupParameterArgs(name="rds.force_ssl", value="1"),
+                # Static parameter: RDS accepts it only with a pending-reboot apply method.
+                aws.rds.ParameterGroupParameterArgs(
+                    name="max_connections", value=str(s.max_connections),
+                    apply_method="pending-reboot",
+                ),
+                aws.rds.ParameterGroupParameterArgs(
+                    name="log_min_duration_statement", value=str(s.slow_statement_ms)
+                ),
+                aws.rds.ParameterGroupParameterArgs(name="log_lock_waits", value="1"),
+                aws.rds.ParameterGroupParameterArgs(name="log_temp_files", value="0"),
+            ],
+            opts=child,
+        )
+        monitoring_role = (
+            service_role(
+                f"{name}-monitoring", "monitoring.rds.amazonaws.com",
+                ["arn:aws:iam::aws:policy/service-role/AmazonRDSEnhancedMonitoringRole"], child,
+            )
+            if s.monitoring_interval_seconds
+            else None
+        )
+
+        def hardening(identifier: str) -> dict:
+            """What primary and replicas share (checkov flags replicas that omit any of it)."""
+            groups = [
+                log_group(
+                    f"{name}-{identifier.removeprefix(ident).strip('-') or 'primary'}-log-{export}",
+                    f"/aws/rds/instance/{identifier}/{export}", s.log_retention_days, child,
+                )
+                for export in LOG_EXPORTS
+            ]
+            return dict(
+                identifier=identifier,
+                instance_class=s.instance_class,
+                storage_type="gp3",
+                max_allocated_storage=s.max_allocated_storage_gib,
+                publicly_accessible=False,
+                vpc_security_group_ids=[self.security_group.id],
+                parameter_group_name=parameters.name,
+                iam_database_authentication_enabled=True,
+                deletion_protection=s.deletion_protection,
+                auto_minor_version_upgrade=True,
+                copy_tags_to_snapshot=True,
+                ca_cert_identifier=CA_CERT,
+                maintenance_window=s.maintenance_window,
+                performance_insights_enabled=s.performance_insights,
+                performance_insights_kms_key_id=self.key.arn if s.performance_insights else None,
+                performance_insights_retention_period=(
+                    PERFORMANCE_INSIGHTS_RETENTION_DAYS if s.performance_insights else None
+                ),
+                monitoring_interval=s.monitoring_interval_seconds,
+                monitoring_role_arn=monitoring_role.arn if monitoring_role else None,
+                enabled_cloudwatch_logs_exports=LOG_EXPORTS,
+                # Changes wait for the maintenance window unless an operator applies them.
+                apply_immediately=False,
+            ), groups
+
+        primary_settings, primary_logs = hardening(ident)
+        self.primary = aws.rds.Instance(
+            f"{name}-primary",
+            **primary_settings,
+            engine="postgres",
+            engine_version=s.engine_version,
+            db_name=DB_NAME,
+            username=USERNAME,
+            port=PORT,
+            allocated_storage=s.allocated_storage_gib,
+            storage_encrypted=True,
+            kms_key_id=self.key.arn,
+            # RDS keeps the password in Secrets Manager; it never passes through Pulumi state.
+            manage_master_user_password=True,
+            master_user_secret_kms_key_id=self.key.arn,
+            db_subnet_group_name=subnets.name,
+            multi_az=s.multi_az,
+            backup_retention_period=s.backup_retention_days,
+            backup_window=s.backup_window,
+            skip_final_snapshot=False,
+            final_snapshot_identifier=f"{ident}-final",
+            # Point-in-time backups outlive the instance: a mistaken delete is recoverable.
+            delete_automated_backups=False,
+            # protect: Pulumi refuses any delete or replacement of the data (staging, prod).
+            # depends_on: the log groups exist first, so they keep their retention.
+            opts=pulumi.ResourceOptions.merge(
+                with_protection(child, args.protect), pulumi.ResourceOptions(depends_on=primary_logs)
+            ),
+        )
+        self.master_secret_arn = self.primary.master_user_secrets.apply(lambda s_: s_[0].secret_arn)
+        # RDS rotates a managed password every 7 days unless told otherwise; no Lambda is needed
+        # for an RDS-managed secret. Replicas share the primary's credentials.
+        aws.secretsmanager.SecretRotation(
+            f"{name}-password-rotation",
+            secret_id=self.master_secret_arn,
+            rotation_rules=aws.secretsmanager.SecretRotationRotationRulesArgs(
+                automatically_after_days=s.password_rotation_days
+            ),
+            opts=child,
+        )
+
+        zones = s.replica_availability_zones
+        self.replicas = []
+        for number in range(1, s.read_replicas + 1):
+            replica_settings, replica_logs = hardening(f"{ident}-replica-{number}")
+            self.replicas.append(aws.rds.Instance(
+                f"{name}-replica-{number}",
+                **replica_settings,
+                # Same region: the source's identifier. Engine, storage encryption (same key),
+                # subnet group and master credentials are inherited and must not be set.
+                replicate_source_db=self.primary.identifier,
+                availability_zone=zones[(number - 1) % len(zones)] if zones else None,
+                multi_az=False,  # a replica's redundancy is the other replicas
+                # A PostgreSQL replica keeps no backups of its own; the primary's are the record.
+                skip_final_snapshot=True,
+                opts=pulumi.ResourceOptions.merge(
+                    child,
+                    pulumi.ResourceOptions(depends_on=[self.primary, *replica_logs]),
+                ),
+            ))
+
+        self.address = self.primary.address
+        self.reader_addresses = (
+            pulumi.Output.all(*[r.address for r in self.replicas]) if self.replicas
+            else pulumi.Output.all(self.primary.address)  # no replicas: reads go to the primary
+        )
+        self.register_outputs({
+            "address": self.address,
+            "reader_addresses": self.reader_addresses,
+            "master_secret_arn": self.master_secret_arn,
+        })

@@ -1,0 +1,133 @@
+"""Building blocks every data component needs, written once: customer-managed KMS keys, AWS
+service roles, log groups with a retention, cluster-only security groups, protection options.
+
+A data key is symmetric (the only kind that rotates), rotates yearly, waits the maximum 30 days
+before deletion, and has an explicit key policy that only delegates to the account's IAM
+policies (no `*` principal): who may use it is decided by IAM roles that name the key's ARN.
+"""
+
+from __future__ import annotations
+
+import importlib
+import warnings
+
+import pulumi
+import pulumi_aws as aws
+
+from components.settings import NetworkSettings
+
+
+def _load_aws_modules(*names: str) -> None:
+    """Import pulumi_aws submodules now, ignoring the warnings they raise *at import* about
+    deprecated resource types that this program never uses (pulumi-aws 7.51's ec2 and s3 modules
+    announce EncryptionControl and the *V2 bucket resources that way). Using a deprecated type or
+    argument still warns at construction, which the tests catch."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message=r".* has been deprecated in favor of ", category=DeprecationWarning
+        )
+        for name in names:
+            # Submodules load lazily, on the first non-introspection attribute: force it here.
+            getattr(importlib.import_module(f"pulumi_aws.{name}"), "_force_load", None)
+
+
+_load_aws_modules("ec2", "s3")
+
+KEY_DELETION_WINDOW_DAYS = 30
+"""The longest window KMS allows: a deleted key (and every backup it encrypts) can be saved."""
+
+
+def data_key(
+    name: str, description: str, account_id: pulumi.Input[str], opts: pulumi.ResourceOptions
+) -> aws.kms.Key:
+    """A customer-managed key for one data store. Callers pass `key.arn` (never an alias ARN,
+    which makes RDS and ElastiCache see a replacement on every update)."""
+    return aws.kms.Key(
+        name,
+        description=description,
+        # Symmetric, single-region: both force a replacement, so they are constants.
+        key_usage="ENCRYPT_DECRYPT",
+        customer_master_key_spec="SYMMETRIC_DEFAULT",
+        multi_region=False,
+        enable_key_rotation=True,
+        is_enabled=True,
+        deletion_window_in_days=KEY_DELETION_WINDOW_DAYS,
+        policy=pulumi.Output.json_dumps({
+            "Version": "2012-10-17",
+            "Statement": [{
+                "Sid": "DelegateToAccountIam",
+                "Effect": "Allow",
+                "Principal": {"AWS": pulumi.Output.concat("arn:aws:iam::", account_id, ":root")},
+                "Action": "kms:*",
+                "Resource": "*",  # in a key policy, "*" means this key
+            }],
+        }),
+        opts=opts,
+    )
+
+
+def service_role(
+    name: str, service: str, managed_policy_arns: list[str], opts: pulumi.ResourceOptions
+) -> aws.iam.Role:
+    """An IAM role that one AWS service assumes, with AWS's managed policies for that job."""
+    role = aws.iam.Role(
+        name,
+        assume_role_policy=pulumi.Output.json_dumps({
+            "Version": "2012-10-17",
+            "Statement": [{
+                "Effect": "Allow",
+                "Principal": {"Service": service},
+                "Action": "sts:AssumeRole",
+            }],
+        }),
+        opts=opts,
+    )
+    for index, policy_arn in enumerate(managed_policy_arns):
+        aws.iam.RolePolicyAttachment(
+            f"{name}-policy-{index}", role=role.name, policy_arn=policy_arn, opts=opts
+        )
+    return role
+
+
+def log_group(
+    name: str, log_group_name: pulumi.Input[str], retention_days: int, opts: pulumi.ResourceOptions
+) -> aws.cloudwatch.LogGroup:
+    """A log group created before the service writes to it, so it has a retention (a group the
+    service creates itself keeps logs forever)."""
+    return aws.cloudwatch.LogGroup(
+        name, name=log_group_name, retention_in_days=retention_days, opts=opts
+    )
+
+
+def with_protection(opts: pulumi.ResourceOptions, protect: bool, retain: bool = False) -> pulumi.ResourceOptions:
+    """`protect` (Pulumi refuses to delete or replace) and optionally `retain_on_delete` (a
+    removal from the program leaves the cloud resource in place), from explicit settings."""
+    return pulumi.ResourceOptions.merge(
+        opts, pulumi.ResourceOptions(protect=protect, retain_on_delete=retain and protect)
+    )
+
+
+def cluster_only_security_group(
+    name: str, group_name: str, what: str, port: int, network: NetworkSettings,
+    opts: pulumi.ResourceOptions,
+) -> aws.ec2.SecurityGroup:
+    """A security group admitting `port` from the cluster's nodes and nothing else. No egress
+    rules: a data store never opens connections."""
+    group = aws.ec2.SecurityGroup(
+        name,
+        name=group_name,
+        description=f"{what}: {port} from the cluster only",
+        vpc_id=network.vpc_id,
+        opts=opts,
+    )
+    aws.vpc.SecurityGroupIngressRule(
+        f"{name.removesuffix('-sg')}-from-cluster",
+        security_group_id=group.id,
+        referenced_security_group_id=network.cluster_security_group_id,
+        ip_protocol="tcp",
+        from_port=port,
+        to_port=port,
+        description=f"{what} from the cluster's nodes",
+        opts=opts,
+    )
+    return group

@@ -1,0 +1,127 @@
+"""Backup bucket, AWS Backup plan and (prod) DR in the second region."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.conftest import STACKS, rendered
+
+
+def bucket_parts(stack, bucket="backups-bucket"):
+    r = rendered(stack)
+    return {
+        kind: r.one(f"aws:s3/{token}", f"{bucket}-{suffix}").inputs
+        for kind, token, suffix in (
+            ("versioning", "bucketVersioning:BucketVersioning", "versioning"),
+            ("encryption", "bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration", "encryption"),
+            ("public", "bucketPublicAccessBlock:BucketPublicAccessBlock", "public-access"),
+            ("ownership", "bucketOwnershipControls:BucketOwnershipControls", "ownership"),
+            ("policy", "bucketPolicy:BucketPolicy", "policy"),
+            ("lifecycle", "bucketLifecycleConfiguration:BucketLifecycleConfiguration", "lifecycle"),
+        )
+    }
+
+
+def hardened_buckets():
+    yield "dev", "backups-bucket"
+    yield "staging", "backups-bucket"
+    yield "prod", "backups-bucket"
+    yield "prod", "backups-dr-bucket"
+
+
+@pytest.mark.parametrize("stack,bucket", list(hardened_buckets()))
+def test_bucket_is_versioned_encrypted_private_and_tls_only(stack, bucket):
+    parts = bucket_parts(stack, bucket)
+    resource = rendered(stack).one("aws:s3/bucket:Bucket", bucket)
+    assert resource.inputs["forceDestroy"] is False
+    assert parts["versioning"]["versioningConfiguration"]["status"] == "Enabled"
+    (rule,) = parts["encryption"]["rules"]
+    assert rule["bucketKeyEnabled"] is True
+    default = rule["applyServerSideEncryptionByDefault"]
+    assert default["sseAlgorithm"] == "aws:kms" and ":key/" in default["kmsMasterKeyId"]
+    assert all(parts["public"][k] is True for k in
+               ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets"))
+    assert parts["ownership"]["rule"]["objectOwnership"] == "BucketOwnerEnforced"
+    statements = json.loads(parts["policy"]["policy"])["Statement"]
+    conditions = {json.dumps(s["Condition"]) for s in statements if s["Effect"] == "Deny"}
+    assert '{"Bool": {"aws:SecureTransport": "false"}}' in conditions
+    assert '{"NumericLessThan": {"s3:TlsVersion": "1.2"}}' in conditions
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_lifecycle_matches_the_runbook(stack):
+    rules = {r["id"]: r for r in bucket_parts(stack)["lifecycle"]["rules"]}
+    assert all(r["status"] == "Enabled" for r in rules.values())
+    assert (rules["daily"]["filter"]["prefix"], rules["daily"]["expiration"]["days"]) == ("daily/", 30)
+    monthly = rules["monthly"]
+    assert (monthly["filter"]["prefix"], monthly["expiration"]["days"]) == ("monthly/", 365)
+    assert monthly["transitions"] == [{"days": 30, "storageClass": "GLACIER"}]
+    assert (rules["logs"]["filter"]["prefix"], rules["logs"]["expiration"]["days"]) == ("logs/", 90)
+    cleanup = rules["cleanup"]
+    assert cleanup["noncurrentVersionExpiration"]["noncurrentDays"] == 30
+    assert cleanup["abortIncompleteMultipartUpload"]["daysAfterInitiation"] == 7
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_backup_plan_keeps_daily_30_and_monthly_365_days_of_the_database(stack):
+    r = rendered(stack)
+    rules = {rule["ruleName"]: rule for rule in r.one("aws:backup/plan:Plan", "backups-plan").inputs["rules"]}
+    assert rules["daily"]["lifecycle"]["deleteAfter"] == 30
+    assert rules["monthly"]["lifecycle"]["deleteAfter"] == 365
+    vault = r.one("aws:backup/vault:Vault", "backups-vault").inputs
+    assert ":key/" in vault["kmsKeyArn"]
+    selection = r.one("aws:backup/selection:Selection", "backups-selection").inputs
+    assert selection["resources"] == ["arn:aws:rds:us-east-1:123456789012:db:plexichat-" + stack]
+    has_dr = stack == "prod"
+    assert all(("copyActions" in rule) is has_dr for rule in rules.values())
+
+
+def _provider_name(resource) -> str:
+    return resource.provider.rsplit("::", 2)[-2]
+
+
+def test_prod_dr_pieces_live_in_the_second_region():
+    r = rendered("prod")
+    dr = r.one("pulumi:providers:aws", "plexichat-aws-dr")
+    assert dr.inputs["region"] == "us-west-2" != r.one("pulumi:providers:aws", "plexichat-aws").inputs["region"]
+    dr_resources = {
+        ("aws:kms/key:Key", "backups-dr-key"),
+        ("aws:s3/bucket:Bucket", "backups-dr-bucket"),
+        ("aws:backup/vault:Vault", "backups-dr-vault"),
+        ("aws:rds/instanceAutomatedBackupsReplication:InstanceAutomatedBackupsReplication", "backups-dr-rds-backups"),
+    }
+    for type_, name in dr_resources:
+        assert _provider_name(r.one(type_, name)) == "plexichat-aws-dr", name
+    # Everything named backups-dr-* (bucket side resources too) is in the DR region; the rest not.
+    for resource in r.resources:
+        if resource.custom and resource.type.startswith("aws:"):
+            expected = "plexichat-aws-dr" if resource.name.startswith("backups-dr-") else "plexichat-aws"
+            assert _provider_name(resource) == expected, resource.name
+
+    dr_vault_arn = "arn:aws:backup:us-west-2:123456789012:backup-vault:plexichat-prod-dr"
+    for rule in r.one("aws:backup/plan:Plan", "backups-plan").inputs["rules"]:
+        (copy,) = rule["copyActions"]
+        assert copy["destinationVaultArn"] == dr_vault_arn
+        assert copy["lifecycle"] == rule["lifecycle"]
+
+    replication = r.one("aws:s3/bucketReplicationConfig:BucketReplicationConfig", "backups-replication").inputs
+    (rule,) = replication["rules"]
+    assert rule["status"] == "Enabled"
+    assert rule["destination"]["bucket"] == "arn:aws:s3:::plexichat-prod-backups-123456789012-dr"
+    assert rule["destination"]["encryptionConfiguration"]["replicaKmsKeyId"].startswith("arn:aws:kms:us-west-2:")
+    assert rule["destination"]["replicationTime"] == {"status": "Enabled", "time": {"minutes": 15}}
+    assert rule["sourceSelectionCriteria"]["sseKmsEncryptedObjects"]["status"] == "Enabled"
+
+    rds = r.one("aws:rds/instanceAutomatedBackupsReplication:InstanceAutomatedBackupsReplication",
+                "backups-dr-rds-backups").inputs
+    assert rds["sourceDbInstanceArn"] == "arn:aws:rds:us-east-1:123456789012:db:plexichat-prod"
+    assert rds["kmsKeyId"].startswith("arn:aws:kms:us-west-2:")
+
+
+@pytest.mark.parametrize("stack", ["dev", "staging"])
+def test_no_dr_outside_prod(stack):
+    r = rendered(stack)
+    assert [p.name for p in r.of_type("pulumi:providers:aws")] == ["plexichat-aws"]
+    assert rendered(stack).outputs["backups"]["drRegion"] is None

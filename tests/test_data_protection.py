@@ -1,0 +1,193 @@
+"""No data loss by config edit or refactor: protection options, the pinned-identity guard, and
+stable URNs of every stateful resource."""
+
+from __future__ import annotations
+
+import json
+
+import pulumi
+import pytest
+
+from components.stateful import STATEFUL_TYPES, replacement_forcing_changes
+from tests.conftest import STACKS, render_edited, rendered
+from tests.test_settings import _remove, _set
+
+PROTECTED = {  # (type, name) -> retain_on_delete as well
+    ("aws:rds/instance:Instance", "database-primary"): False,
+    ("aws:kms/key:Key", "database-key"): False,
+    ("aws:kms/key:Key", "cache-key"): False,
+    ("aws:kms/key:Key", "backups-key"): False,
+    ("aws:s3/bucket:Bucket", "backups-bucket"): True,
+    ("aws:backup/vault:Vault", "backups-vault"): False,
+}
+PROTECTED_DR = {
+    ("aws:kms/key:Key", "backups-dr-key"): False,
+    ("aws:s3/bucket:Bucket", "backups-dr-bucket"): True,
+    ("aws:backup/vault:Vault", "backups-dr-vault"): False,
+}
+
+
+@pytest.mark.parametrize("stack", ["staging", "prod"])
+def test_staging_and_prod_protect_the_data(stack):
+    r = rendered(stack)
+    expected = {**PROTECTED, **(PROTECTED_DR if stack == "prod" else {})}
+    for (type_, name), retain in expected.items():
+        resource = r.one(type_, name)
+        assert resource.protect is True, name
+        assert resource.retain_on_delete is retain, name
+    # Nothing else is protected: a protected replica or side resource would block routine changes.
+    assert {(res.type, res.name) for res in r.resources if res.protect} == set(expected)
+
+
+def test_dev_protects_nothing_so_it_can_be_torn_down():
+    assert not [r.name for r in rendered("dev").resources if r.protect or r.retain_on_delete]
+
+
+GUARDED_EDITS = [
+    # (edit of a protected stack, the key path the error names, what it says is destroyed)
+    (_set("aws", {"region": "eu-west-1"}), "plexichat:aws.region", "every AWS resource"),
+    (_set("database.identifier", "plexichat-prod-2"), "plexichat:database.identifier", "RDS primary"),
+    (_set("cache.replicationGroupId", "plexichat-prod-2"), "plexichat:cache.replicationGroupId", "replication group"),
+    (_set("cache.engine", "redis"), "plexichat:cache.engine", "replication group"),
+    (_set("backups.bucketName", "plexichat-prod-backups-2"), "plexichat:backups.bucketName", "every backup"),
+    (_set("backups.drRegion", "eu-west-1"), "plexichat:backups.drRegion", "DR bucket"),
+    (_remove("backups.drRegion"), "plexichat:backups.drRegion", "DR bucket"),
+]
+
+
+@pytest.mark.parametrize("edit,key,destroyed", GUARDED_EDITS, ids=[g[1] for g in GUARDED_EDITS])
+def test_the_guard_refuses_each_replacing_edit_in_prod(edit, key, destroyed):
+    with pytest.raises(pulumi.RunError) as raised:
+        render_edited("prod", edit)
+    lines = [line for line in str(raised.value).splitlines() if line.strip().startswith(f"- {key}:")]
+    assert lines and "would destroy" in lines[0] and destroyed in lines[0], str(raised.value)
+    assert "dataProtection.pinned" in lines[0]  # it says how to do it on purpose
+
+
+def test_moving_the_pin_with_the_setting_is_the_explicit_override():
+    def edit(config):
+        _set("backups.bucketName", "plexichat-prod-backups-2")(config)
+        _set("dataProtection.pinned.backupBucketName", "plexichat-prod-backups-2")(config)
+
+    before, after = rendered("prod").by_urn(), render_edited("prod", edit).by_urn()
+    bucket = next(urn for urn, r in before.items() if r.name == "backups-bucket")
+    # Allowed now, and the replacement stays visible to `plexictl diff` through the shared table.
+    assert replacement_forcing_changes(
+        "aws:s3/bucket:Bucket", before[bucket].inputs, after[bucket].inputs
+    ) == ["bucket"]
+
+
+def test_turning_protection_off_does_not_lift_the_pins():
+    def edit(config):
+        _set("dataProtection.protect", False)(config)
+        _set("database.identifier", "plexichat-prod-2")(config)
+
+    with pytest.raises(pulumi.RunError, match=r"plexichat:database\.identifier: changing it"):
+        render_edited("prod", edit)
+
+
+def test_a_protected_stack_must_pin_its_identity():
+    with pytest.raises(pulumi.RunError, match=r"plexichat:dataProtection\.pinned: is required"):
+        render_edited("staging", _remove("dataProtection.pinned"))
+
+
+def test_an_unprotected_stack_may_change_identity_freely():
+    render_edited("dev", _set("database.identifier", "plexichat-dev-2"))
+
+
+TUNABLE_EDITS = {
+    "database.instanceClass": "db.r7g.xlarge",
+    "database.engineVersion": "17.6",
+    "database.allocatedStorageGib": 300,
+    "database.maxAllocatedStorageGib": 2000,
+    "database.multiAz": False,
+    "database.backupRetentionDays": 35,
+    "database.backupWindow": "01:00-02:00",
+    "database.maintenanceWindow": "sat:05:00-sat:06:00",
+    "database.deletionProtection": False,
+    "database.performanceInsights": False,
+    "database.monitoringIntervalSeconds": 0,
+    "database.slowStatementMs": 1000,
+    "database.logRetentionDays": 30,
+    "database.passwordRotationDays": 14,
+    "cache.engineVersion": "8.1",
+    "cache.nodeType": "cache.r7g.xlarge",
+    "cache.nodes": 2,
+    "cache.snapshotRetentionDays": 35,
+    "cache.maxmemoryPolicy": "allkeys-lru",
+    "backups.dailyRetentionDays": 14,
+    "backups.monthlyRetentionDays": 730,
+    "backups.drAutomatedBackupRetentionDays": 14,
+}
+
+
+def test_no_tunable_setting_reaches_an_input_that_replaces_stateful_data():
+    """Every data-tier setting that is not pinned, changed at once in prod: no stateful resource
+    sees a replacement-forcing change (so only the pins can ever replace data)."""
+
+    def edit(config):
+        for path, value in TUNABLE_EDITS.items():
+            _set(path, value)(config)
+
+    before, after = rendered("prod").by_urn(), render_edited("prod", edit).by_urn()
+    stateful = [urn for urn, r in before.items() if r.type in STATEFUL_TYPES]
+    assert len(stateful) >= 10
+    for urn in stateful:
+        assert urn in after, f"{urn} would be deleted"
+        assert replacement_forcing_changes(before[urn].type, before[urn].inputs, after[urn].inputs) == [], urn
+    assert any(before[u].inputs != after[u].inputs for u in stateful)  # the edits did reach them
+
+
+STATEFUL_URNS_PROD = {
+    "plexichat:data:Database$aws:rds/instance:Instance::database-primary",
+    "plexichat:data:Database$aws:rds/instance:Instance::database-replica-1",
+    "plexichat:data:Database$aws:rds/instance:Instance::database-replica-2",
+    "plexichat:data:Database$aws:kms/key:Key::database-key",
+    "plexichat:data:Cache$aws:elasticache/replicationGroup:ReplicationGroup::cache-group",
+    "plexichat:data:Cache$aws:kms/key:Key::cache-key",
+    "plexichat:data:Cache$aws:secretsmanager/secret:Secret::cache-auth-secret",
+    "plexichat:data:Backups$aws:kms/key:Key::backups-key",
+    "plexichat:data:Backups$aws:kms/key:Key::backups-dr-key",
+    "plexichat:data:Backups$aws:s3/bucket:Bucket::backups-bucket",
+    "plexichat:data:Backups$aws:s3/bucket:Bucket::backups-dr-bucket",
+    "plexichat:data:Backups$aws:backup/vault:Vault::backups-vault",
+    "plexichat:data:Backups$aws:backup/vault:Vault::backups-dr-vault",
+    "plexichat:alerting:AlarmTopic$aws:kms/key:Key::alarms-key",
+}
+
+
+@pytest.mark.parametrize("preview", [False, True])
+def test_stateful_urns_are_stable(preview):
+    """A rename of a component or resource changes these URNs and replaces the data: do it only
+    with an alias, and keep this list as it is."""
+    prefix = "urn:pulumi:prod::plexichat::"  # the mock monitor shows only the parent type
+    urns = {r.urn.removeprefix(prefix) for r in rendered("prod", preview).resources if r.type in STATEFUL_TYPES}
+    assert urns == STATEFUL_URNS_PROD
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_canary_and_release_edits_never_touch_the_data_tier(stack):
+    edited = render_edited(stack, _set("release", {"strategy": "rolling", "version": "v9.9.9"}))
+    before = rendered(stack).by_urn()
+    for urn, resource in edited.by_urn().items():
+        if resource.type.startswith("aws:"):
+            assert before[urn].inputs == resource.inputs, urn
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_key_rotates_waits_30_days_and_has_an_explicit_policy(stack):
+    keys = [k for k in rendered(stack).of_type("aws:kms/key:Key") if ":plexichat:data:" in k.urn]
+    assert len(keys) == (4 if stack == "prod" else 3)  # database, cache, backups (+ DR)
+    for key in keys:
+        inputs = key.inputs
+        assert inputs["enableKeyRotation"] is True and inputs["isEnabled"] is True, key.name
+        assert inputs["deletionWindowInDays"] == 30 and inputs["description"], key.name
+        assert inputs["customerMasterKeySpec"] == "SYMMETRIC_DEFAULT" and inputs["multiRegion"] is False
+        for statement in json.loads(inputs["policy"])["Statement"]:
+            assert statement["Principal"] == {"AWS": "arn:aws:iam::123456789012:root"}, key.name
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_secrets_use_a_customer_key_and_a_30_day_recovery_window(stack):
+    for secret in rendered(stack).of_type("aws:secretsmanager/secret:Secret"):
+        assert ":key/" in secret.inputs["kmsKeyId"] and secret.inputs["recoveryWindowInDays"] == 30

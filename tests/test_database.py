@@ -1,0 +1,124 @@
+"""The RDS PostgreSQL primary and its replicas, per stack, on the real resource inputs."""
+
+from __future__ import annotations
+
+import pytest
+
+from plexictl.engine import computed_aws_outputs, is_secret
+from tests.conftest import STACKS, rendered
+
+INSTANCE = "aws:rds/instance:Instance"
+EXPECTED = {  # stack -> (replicas, multi-AZ, deletion protection, retention days, PI, monitoring s)
+    "dev": (0, False, False, 7, False, 0),
+    "staging": (1, True, True, 14, True, 60),
+    "prod": (2, True, True, 30, True, 15),
+}
+
+
+def primary(stack, preview=False):
+    return rendered(stack, preview).one(INSTANCE, "database-primary")
+
+
+def replicas(stack, preview=False):
+    return [r for r in rendered(stack, preview).of_type(INSTANCE) if r.name != "database-primary"]
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_primary_is_encrypted_private_and_durable(stack):
+    db = primary(stack).inputs
+    key_arn = computed_aws_outputs("aws:kms/key:Key", "database-key", {})["arn"]
+    n_replicas, multi_az, deletion_protection, retention, insights, monitoring = EXPECTED[stack]
+    assert db["engine"] == "postgres" and db["engineVersion"].startswith("17")
+    assert db["storageType"] == "gp3" and db["maxAllocatedStorage"] > db["allocatedStorage"]
+    assert db["storageEncrypted"] is True
+    # The key's ARN, never an alias ARN (an alias forces a replacement on every update).
+    assert db["kmsKeyId"] == key_arn and ":alias/" not in key_arn
+    assert db["publiclyAccessible"] is False
+    assert db["manageMasterUserPassword"] is True and "password" not in db
+    assert db["masterUserSecretKmsKeyId"] == db["kmsKeyId"]
+    assert db["iamDatabaseAuthenticationEnabled"] is True
+    assert db["multiAz"] is multi_az
+    assert db["deletionProtection"] is deletion_protection
+    assert db["backupRetentionPeriod"] == retention
+    assert db["backupWindow"] == "03:00-04:00" and db["maintenanceWindow"] == "sun:05:00-sun:06:00"
+    assert db["copyTagsToSnapshot"] is True and db["autoMinorVersionUpgrade"] is True
+    assert db["skipFinalSnapshot"] is False and db["finalSnapshotIdentifier"] == f"plexichat-{stack}-final"
+    assert db["deleteAutomatedBackups"] is False
+    assert db["performanceInsightsEnabled"] is insights
+    assert ("performanceInsightsKmsKeyId" in db) is insights
+    assert db["monitoringInterval"] == monitoring and ("monitoringRoleArn" in db) is bool(monitoring)
+    assert db["enabledCloudwatchLogsExports"] == ["postgresql", "upgrade"]
+    assert db["caCertIdentifier"].startswith("rds-ca-")
+    assert len(replicas(stack)) == n_replicas
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_parameter_group_forces_tls_and_logs_slow_statements(stack):
+    r = rendered(stack)
+    group = r.one("aws:rds/parameterGroup:ParameterGroup", "database-params").inputs
+    assert group["family"] == "postgres17"
+    parameters = {p["name"]: p["value"] for p in group["parameters"]}
+    assert parameters["rds.force_ssl"] == "1"
+    assert parameters["log_min_duration_statement"] == "500"
+    assert primary(stack).inputs["parameterGroupName"] == group["name"]
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_password_is_rotated_every_30_days_and_only_on_the_primary(stack):
+    r = rendered(stack)
+    (rotation,) = r.of_type("aws:secretsmanager/secretRotation:SecretRotation")
+    assert rotation.inputs["rotationRules"]["automaticallyAfterDays"] == 30
+    assert "rotationLambdaArn" not in rotation.inputs  # RDS-managed: no Lambda
+    assert rotation.inputs["secretId"].startswith("arn:aws:secretsmanager:")
+    for replica in replicas(stack):
+        # AWS: replicas inherit the source's credentials and must not manage their own.
+        assert "manageMasterUserPassword" not in replica.inputs and "password" not in replica.inputs
+
+
+@pytest.mark.parametrize("stack", ["staging", "prod"])
+@pytest.mark.parametrize("preview", [False, True])
+def test_replicas_reference_the_primary_and_are_hardened_alike(stack, preview):
+    source = primary(stack, preview)
+    zones = []
+    for replica in replicas(stack, preview):
+        inputs = replica.inputs
+        assert inputs["replicateSourceDb"] in ("plexichat-" + stack, "[unknown until apply]")
+        assert source.urn in replica.dependencies
+        for same in ("instanceClass", "publiclyAccessible", "deletionProtection", "copyTagsToSnapshot",
+                     "autoMinorVersionUpgrade", "performanceInsightsEnabled", "monitoringInterval",
+                     "iamDatabaseAuthenticationEnabled", "parameterGroupName", "vpcSecurityGroupIds"):
+            assert inputs[same] == source.inputs[same], same
+        # Inherited from the source: setting them on a same-region replica is an error or a no-op.
+        for inherited in ("engine", "storageEncrypted", "kmsKeyId", "username", "dbSubnetGroupName"):
+            assert inherited not in inputs, inherited
+        zones.append(inputs["availabilityZone"])
+    assert len(set(zones)) == len(zones)  # spread over AZs
+
+
+def test_replica_reader_endpoints_reach_the_outputs():
+    outputs = rendered("prod").outputs["database"]
+    assert outputs["readReplicas"] == 2
+    assert outputs["readerEndpoints"] == [
+        f"plexichat-prod-replica-{n}.c0ffee123456.us-east-1.rds.amazonaws.com" for n in (1, 2)
+    ]
+    assert rendered("dev").outputs["database"]["readerEndpoints"] == [
+        rendered("dev").outputs["database"]["primaryEndpoint"]
+    ]
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_log_groups_exist_with_90_day_retention_before_the_instances(stack):
+    r = rendered(stack)
+    groups = {g.inputs["name"]: g for g in r.of_type("aws:cloudwatch/logGroup:LogGroup")}
+    for instance in r.of_type(INSTANCE):
+        ident = instance.inputs["identifier"]
+        for export in ("postgresql", "upgrade"):
+            group = groups[f"/aws/rds/instance/{ident}/{export}"]
+            assert group.inputs["retentionInDays"] == 90
+            assert group.urn in instance.dependencies
+
+
+def test_managed_password_secret_is_never_a_plain_value():
+    for stack in STACKS:
+        for resource in rendered(stack).resources:
+            assert "password" not in resource.inputs or is_secret(resource.inputs["password"])
