@@ -73,11 +73,10 @@ class Alerting(pulumi.ComponentResource):
         self.pod_monitor = custom("pods", "monitoring.coreos.com/v1", "PodMonitor", {
             "selector": {"matchLabels": {"app.kubernetes.io/name": naming.APP}},
             "podTargetLabels": list(alert_rules.POD_TARGET_LABELS),
-            # Web serves metrics on its `http` port, workers on `metrics`; a pod without the
-            # named port is simply not a target of that endpoint.
+            # Every pod serves metrics on its `metrics` port, which bypasses the sidecar (see
+            # components/workload.py): mTLS STRICT would otherwise refuse Prometheus.
             "podMetricsEndpoints": [
-                {"port": port, "path": monitoring.metrics_path, "interval": interval}
-                for port in ("http", "metrics")
+                {"port": "metrics", "path": monitoring.metrics_path, "interval": interval}
             ],
         })
         self.rules = custom("rules", "monitoring.coreos.com/v1", "PrometheusRule", {

@@ -164,7 +164,7 @@ class Platform(pulumi.ComponentResource):
                 vpc_cidr=settings.network.vpc_cidr,
                 web_workload="web",
                 web_port=web.port,
-                metrics_ports=tuple(w.port for w in settings.workloads.values()),
+                metrics_ports=tuple(w.metrics_port for w in settings.workloads.values()),
             ),
             opts=k8s_opts,
         )

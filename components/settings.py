@@ -210,7 +210,12 @@ class Workload(Model):
     """`web` serves HTTP and runs every release track; `worker` consumes background jobs and runs
     only the stable (canary) or active (blue-green) version."""
     port: Port = 8080
-    """Container port: HTTP for `web`, health and metrics for `worker`. Default 8080."""
+    """Container port: HTTP (and health) for `web`; health for `worker`, where it must equal
+    metricsPort. Default 8080."""
+    metrics_port: Port = 9090
+    """Where Prometheus scrapes `/metrics`. It is kept out of the sidecar (mTLS STRICT would
+    refuse Prometheus, which is outside the mesh) and open only to the monitoring namespace.
+    Default 9090."""
     args: list[str] = []
     """Container arguments (the image's entrypoint is kept). Default none."""
     min_replicas: Replicas = 2
@@ -240,6 +245,16 @@ class Workload(Model):
 
     @model_validator(mode="after")
     def _consistent(self) -> Workload:
+        if self.role == "web" and self.metrics_port == self.port:
+            raise _FieldError(
+                "metricsPort", f"must differ from port ({self.port}): the metrics port bypasses "
+                "the mesh, the serving port must not",
+            )
+        if self.role == "worker" and self.metrics_port != self.port:
+            raise _FieldError(
+                "metricsPort", f"must equal port ({self.port}) for a worker: it serves health "
+                "and metrics on one port",
+            )
         if self.max_replicas < self.min_replicas:
             raise _FieldError(
                 "maxReplicas", f"must be >= minReplicas ({self.min_replicas}), got {self.max_replicas}"

@@ -95,6 +95,10 @@ class WorkloadTrack(pulumi.ComponentResource):
                                 '{"holdApplicationUntilProxyStarts": true, '
                                 '"terminationDrainDuration": "%ds"}' % w.pre_stop_delay_seconds
                             ),
+                            # Prometheus runs outside the mesh, so under mTLS STRICT the sidecar
+                            # would refuse its scrapes: the metrics port bypasses the sidecar and
+                            # a NetworkPolicy opens it to the monitoring namespace only.
+                            "traffic.sidecar.istio.io/excludeInboundPorts": str(w.metrics_port),
                         },
                     ),
                     spec=_pod_spec(args, object_name, selector),
@@ -179,7 +183,12 @@ def _pod_spec(
     args: WorkloadTrackArgs, service_account: str, selector: dict[str, str]
 ) -> k8s.core.v1.PodSpecArgs:
     w, track = args.workload, args.track
+    # Web serves requests on `http` and metrics on `metrics`; a worker serves health and
+    # metrics on `metrics` alone (settings enforce port == metricsPort for workers).
     port_name = "http" if w.role == "web" else "metrics"
+    ports = [k8s.core.v1.ContainerPortArgs(name="metrics", container_port=w.metrics_port, protocol="TCP")]
+    if w.role == "web":
+        ports.insert(0, k8s.core.v1.ContainerPortArgs(name="http", container_port=w.port, protocol="TCP"))
 
     def http_probe(path: str, period: int, failures: int) -> k8s.core.v1.ProbeArgs:
         return k8s.core.v1.ProbeArgs(
@@ -221,11 +230,7 @@ def _pod_spec(
                 image=image_reference(args.image_repository, track.version),
                 image_pull_policy="IfNotPresent",
                 args=list(w.args) or None,
-                ports=[
-                    k8s.core.v1.ContainerPortArgs(
-                        name=port_name, container_port=w.port, protocol="TCP"
-                    )
-                ],
+                ports=ports,
                 env=[
                     k8s.core.v1.EnvVarArgs(name="PLEXICHAT_TRACK", value=track.name),
                     k8s.core.v1.EnvVarArgs(name="PLEXICHAT_VERSION", value=track.version),

@@ -151,9 +151,22 @@ def test_every_pod_can_resolve_dns_and_be_scraped(any_stack):
     policies = _policies(any_stack)
     assert policies["allow-egress-dns"]["podSelector"] == {}
     scrape = policies["allow-prometheus-scrape"]
-    ports = {p["port"] for p in scrape["ingress"][0]["ports"]}
-    for _, pod in pod_specs(any_stack):
-        assert {p["containerPort"] for c in pod["containers"] for p in c["ports"]} <= ports
+    open_to_prometheus = {p["port"] for p in scrape["ingress"][0]["ports"]}
+    (pod_monitor,) = any_stack.of_type("kubernetes:monitoring.coreos.com/v1:PodMonitor")
+    scraped_names = {e["port"] for e in pod_monitor.inputs["spec"]["podMetricsEndpoints"]}
+    deployments = any_stack.of_type(DEPLOYMENT)
+    for deployment in deployments:
+        template = deployment.inputs["spec"]["template"]
+        scraped = {
+            p["containerPort"] for c in template["spec"]["containers"] for p in c["ports"]
+            if p["name"] in scraped_names
+        }
+        assert scraped, deployment.name  # every pod has a port the PodMonitor scrapes
+        assert scraped <= open_to_prometheus, deployment.name
+        # Prometheus is outside the mesh: under mTLS STRICT a scrape through the sidecar is
+        # refused, so the scraped port must bypass it.
+        bypassing = template["metadata"]["annotations"]["traffic.sidecar.istio.io/excludeInboundPorts"]
+        assert scraped <= {int(p) for p in bypassing.split(",")}, deployment.name
 
 
 @pytest.mark.parametrize(
