@@ -25,7 +25,7 @@ from components.settings import DatabaseSettings, NetworkSettings
 PORT = 5432
 DB_NAME = "plexichat"
 USERNAME = "plexichat"
-# Both force a replacement (components/stateful.py), so they are constants, not settings.
+# Fixed on purpose: the exported logs and the CA are part of the security baseline.
 LOG_EXPORTS = ["postgresql", "upgrade"]
 CA_CERT = "rds-ca-rsa2048-g1"
 PERFORMANCE_INSIGHTS_RETENTION_DAYS = 7  # the free tier

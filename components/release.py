@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 from components.settings import BlueGreenRelease, CanaryRelease, RollingRelease
 
+TRACK_NAMES = ("stable", "canary", "blue", "green")
+"""Every track name any strategy uses (the traffic component keeps a subset for each)."""
 WORKER_TRACK = "stable"
 PREVIEW_HEADER = ("x-plexichat-preview", "true")
 """Requests with this header reach the inactive blue-green colour (smoke tests before a flip)."""

@@ -26,7 +26,6 @@ from pydantic import (
     SecretStr,
     Discriminator,
     Field,
-    SecretStr,
     ValidationError,
     model_validator,
 )
@@ -380,7 +379,8 @@ class TrafficSettings(Model):
 _ALB_ARN = re.compile(
     r"^arn:aws[a-z-]*:elasticloadbalancing:(?P<region>[a-z0-9-]+):\d{12}:loadbalancer/app/[A-Za-z0-9-]{1,32}/[0-9a-f]{16}$"
 )
-LogRetentionDays = Literal[1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1827, 3653]
+# The values CloudWatch Logs accepts for a log group's retention.
+LogRetentionDays = Literal[1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 3653]
 
 
 class WafSettings(Model):
@@ -631,7 +631,6 @@ OidcProviderArn = _pattern(
     "an IAM OIDC provider ARN such as arn:aws:iam::123456789012:oidc-provider/oidc.eks.us-east-1.amazonaws.com/id/EXAMPLE",
 )
 # The values CloudWatch Logs accepts for retention_in_days.
-LogRetentionDays = Literal[1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 3653]
 
 
 def _minutes(hh_mm: str) -> int:
@@ -656,8 +655,9 @@ def _check_redis_token(secret: SecretStr) -> SecretStr:
     value = secret.get_secret_value()
     if not 16 <= len(value) <= 128:
         raise ValueError("must be 16 to 128 characters long")
-    if not value.isprintable() or not value.isascii() or any(c in value for c in '@"/ '):
-        raise ValueError("must be printable ASCII without spaces, '@', '\"' or '/'")
+    # AWS's rule, stricter than "no @ \" /": letters, digits and only these symbols.
+    if not re.fullmatch(r"[A-Za-z0-9!&#$^<>-]*", value):
+        raise ValueError("must be made of letters, digits and the symbols ! & # $ ^ < > - only")
     return secret
 
 
@@ -934,7 +934,8 @@ class StackSettings(Model):
     """ElastiCache replication group."""
     redis_auth_token: RedisAuthToken
     """Cache AUTH token: set it with `pulumi config set --secret plexichat:redisAuthToken ...`
-    (16..128 printable characters, no '@', '"' or '/'). Required, and must be a secret."""
+    (16..128 characters: letters, digits and ! & # $ ^ < > -, as ElastiCache demands, so no
+    '@', '"' or '/'). Required, and must be a secret."""
     backups: BackupSettings
     """Backup bucket, AWS Backup plan and DR region."""
     irsa: IrsaSettings

@@ -28,12 +28,12 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components import naming
-from components.release import PREVIEW_HEADER, ReleasePlan, Route
+from components.release import PREVIEW_HEADER, TRACK_NAMES, ReleasePlan, Route
 from components.service import AppService
 from components.settings import TrafficSettings
 
-SUBSETS = ("stable", "canary", "blue", "green")
-"""Every track name of every strategy (components/release.py): one DestinationRule subset each."""
+SUBSETS = TRACK_NAMES
+"""One DestinationRule subset per track name of every strategy."""
 RETRY_ON = "5xx,reset,connect-failure"
 WEBSOCKET_RETRY_ON = "connect-failure"
 """A WebSocket is retried only when no connection was made: nothing reached the app yet."""

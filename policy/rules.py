@@ -547,7 +547,9 @@ POLICIES: tuple[Policy, ...] = (
            prod_rds_protected),
     Policy("no-world-data-ports", "PostgreSQL and Redis ports are never open to the internet",
            no_world_data_ports),
-    Policy("secrets-as-secrets", "Credentials are Pulumi secrets, never plain values",
+    Policy("secrets-as-secrets", "Credentials are Pulumi secrets, never plain values (secrecy is "
+           "checked by the offline tests; CrossGuard unwraps secrets, so previews check only that "
+           "no credential-named env var holds a literal)",
            secrets_as_secrets),
 )
 

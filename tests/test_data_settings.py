@@ -63,9 +63,11 @@ def test_bad_data_config_is_one_run_error_naming_the_key(stack, edit, key, hint)
 @pytest.mark.parametrize("token,hint", [
     ("short-token", "16 to 128"),
     ("x" * 129, "16 to 128"),
-    ("has-an-@-sign-0123456789", "'@'"),
-    ('has-a-"-quote-0123456789', "'@'"),
-    ("has-a-/-slash-0123456789", "'@'"),
+    ("has-an-@-sign-0123456789", "! & # $ ^ < > -"),
+    ('has-a-"-quote-0123456789', "! & # $ ^ < > -"),
+    ("has-a-/-slash-0123456789", "! & # $ ^ < > -"),
+    ("has-a-%-percent-0123456789", "! & # $ ^ < > -"),  # printable, but ElastiCache refuses it
+    ("has a space 0123456789", "! & # $ ^ < > -"),
 ])
 def test_a_bad_token_is_refused_without_showing_it(monkeypatch, token, hint):
     # The engine replaces every secure: value with one placeholder; stand in this bad one.

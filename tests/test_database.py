@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from plexictl.engine import computed_aws_outputs, is_secret
+from plexictl.engine import computed_aws_outputs
 from tests.conftest import STACKS, rendered
 
 INSTANCE = "aws:rds/instance:Instance"
@@ -118,7 +118,10 @@ def test_log_groups_exist_with_90_day_retention_before_the_instances(stack):
             assert group.urn in instance.dependencies
 
 
-def test_managed_password_secret_is_never_a_plain_value():
+def test_no_password_ever_passes_through_the_program():
+    """RDS generates and keeps the master password (Secrets Manager): no instance takes one."""
     for stack in STACKS:
-        for resource in rendered(stack).resources:
-            assert "password" not in resource.inputs or is_secret(resource.inputs["password"])
+        for instance in rendered(stack).of_type("aws:rds/instance:Instance"):
+            assert "password" not in instance.inputs and "passwordWo" not in instance.inputs
+            is_primary = "replicateSourceDb" not in instance.inputs
+            assert instance.inputs.get("manageMasterUserPassword", False) is is_primary, instance.name

@@ -150,6 +150,14 @@ CASES = [
      "deletionProtection"),
     (rules.prod_rds_protected, Subject(RDS, GOOD_RDS, protect=True, production=True),
      Subject(RDS, GOOD_RDS, protect=False, production=True), "protect"),
+    # A same-region read replica inherits its source's encryption (AWS refuses a key on it) and
+    # needs no `protect`; deletion protection still applies to it in production.
+    (rules.rds_encrypted, Subject(RDS, {"replicateSourceDb": "plexichat-prod"}),
+     Subject(RDS, {"storageEncrypted": False}), "storageEncrypted"),
+    (rules.prod_rds_protected,
+     Subject(RDS, {"replicateSourceDb": "plexichat-prod", "deletionProtection": True}, production=True),
+     Subject(RDS, {"replicateSourceDb": "plexichat-prod", "deletionProtection": False}, production=True),
+     "deletionProtection"),
     (rules.prod_rds_protected, Subject(RDS, {**GOOD_RDS, "backupRetentionPeriod": 0}, production=False),
      Subject(RDS, {**GOOD_RDS, "backupRetentionPeriod": 1}, protect=True, production=True),
      "backupRetentionPeriod"),

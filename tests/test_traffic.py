@@ -292,7 +292,7 @@ def test_virtual_service_waits_for_the_subsets_and_every_routed_deployment(strat
     assert required <= set(vs.dependencies)
 
 
-def test_removing_a_track_stops_routing_before_its_deployment_goes():
+def test_removing_a_track_updates_routes_in_place_and_keeps_its_subset():
     """Promote (canary -> rolling): the canary Deployment leaves the program, so Pulumi deletes it
     after the run's updates, i.e. after the VirtualService update that stopped routing to it; the
     subset it used stays (the DestinationRule is unchanged), so no request meets a missing subset."""
