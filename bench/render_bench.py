@@ -65,7 +65,7 @@ def scaled_config(workloads: int) -> tuple[dict[str, str], list[str]]:
     base = json.loads(config["plexichat:workloads"])
     scaled = {"web": base["web"]}
     for i in range(1, workloads):
-        scaled[f"worker{i}"] = {**base["worker"], "port": 9000 + i}
+        scaled[f"worker{i}"] = base["worker"]
     config["plexichat:workloads"] = json.dumps(scaled)
     return config, secret_keys
 
