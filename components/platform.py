@@ -199,8 +199,8 @@ class Platform(pulumi.ComponentResource):
             opts=k8s_opts,
         )
         self.preview_url = self.edge.preview_url
-        # Monitoring: scraping, rules, routing, smoke probe, dashboard; and the topic the data
-        # tier's CloudWatch alarms notify (components/cloud_alarms.py, wired with the data tier).
+        # Monitoring: scraping, rules, routing, smoke probe, dashboard; then the topic the
+        # CloudWatch alarms on the database and cache notify.
         receiver_secrets = {
             kind: pulumi.Output.secret(value.get_secret_value())
             for kind, value in (

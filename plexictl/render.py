@@ -16,6 +16,7 @@ import yaml
 
 from plexictl.engine import Rendering, mask_secrets
 
+_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml when available: much faster
 _FIRST_KEYS = ("apiVersion", "kind", "metadata", "spec")
 
 
@@ -92,4 +93,4 @@ def _data_tier_summary(outputs: dict[str, Any]) -> list[str]:
 
 
 def _dump(value: Any) -> str:
-    return yaml.safe_dump(value, sort_keys=False, default_flow_style=False, width=100)
+    return yaml.dump(value, Dumper=_DUMPER, sort_keys=False, default_flow_style=False, width=100)
