@@ -688,8 +688,9 @@ class DatabaseSettings(Model):
     """Automated backup (point-in-time recovery) retention, 1..35. Default 30."""
     backup_window: DailyWindow = "03:00-04:00"
     """Daily UTC backup window. Default 03:00-04:00; must not overlap maintenanceWindow."""
-    maintenance_window: WeeklyWindow = "sun:05:00-sun:06:00"
-    """Weekly UTC maintenance window. Default sun:05:00-sun:06:00."""
+    maintenance_window: WeeklyWindow = "sun:21:00-sun:22:00"
+    """Weekly UTC maintenance window. Default sun:21:00-sun:22:00: clear of the backup window and
+    of the AWS Backup jobs (daily from 05:00, up to 7 h)."""
     deletion_protection: bool = True
     """RDS refuses to delete the instance while on. Default on; dev turns it off."""
     performance_insights: bool = True
@@ -743,8 +744,8 @@ class CacheSettings(Model):
     """Daily snapshots kept, 1..35. Default 7."""
     snapshot_window: DailyWindow = "04:00-05:00"
     """Daily UTC snapshot window. Default 04:00-05:00."""
-    maintenance_window: WeeklyWindow = "sun:06:00-sun:07:00"
-    """Weekly UTC maintenance window. Default sun:06:00-sun:07:00."""
+    maintenance_window: WeeklyWindow = "sun:22:00-sun:23:00"
+    """Weekly UTC maintenance window. Default sun:22:00-sun:23:00 (after the database's)."""
     maxmemory_policy: Literal["volatile-lru", "volatile-lfu", "volatile-ttl", "allkeys-lru", "allkeys-lfu"] = "volatile-lru"
     """Eviction when full; volatile-* evicts only keys with a TTL. Default volatile-lru."""
     log_retention_days: LogRetentionDays = 90

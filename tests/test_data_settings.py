@@ -28,7 +28,7 @@ BAD_DATA_CONFIGS = [
     ("prod", _set("database.instanceClass", "m5.large"), "plexichat:database.instanceClass", "RDS instance class"),
     ("prod", _set("database.engineVersion", "12"), "plexichat:database.engineVersion", "14 or newer"),
     ("prod", _set("database.maxAllocatedStorageGib", 100), "plexichat:database.maxAllocatedStorageGib", ">= allocatedStorageGib"),
-    ("prod", _set("database.backupWindow", "05:30-06:30"), "plexichat:database.backupWindow", "overlap"),
+    ("prod", _set("database.backupWindow", "21:30-22:30"), "plexichat:database.backupWindow", "overlap"),
     ("prod", _set("database.monitoringIntervalSeconds", 7), "plexichat:database.monitoringIntervalSeconds", "60"),
     ("prod", _set("database.replicaAvailabilityZones", ["us-west-2a"]), "plexichat:database.replicaAvailabilityZones", "us-east-1"),
     ("prod", _remove("database.identifier"), "plexichat:database.identifier", "required"),

@@ -40,7 +40,7 @@ def test_primary_is_encrypted_private_and_durable(stack):
     assert db["multiAz"] is multi_az
     assert db["deletionProtection"] is deletion_protection
     assert db["backupRetentionPeriod"] == retention
-    assert db["backupWindow"] == "03:00-04:00" and db["maintenanceWindow"] == "sun:05:00-sun:06:00"
+    assert db["backupWindow"] == "03:00-04:00" and db["maintenanceWindow"] == "sun:21:00-sun:22:00"
     assert db["copyTagsToSnapshot"] is True and db["autoMinorVersionUpgrade"] is True
     assert db["skipFinalSnapshot"] is False and db["finalSnapshotIdentifier"] == f"plexichat-{stack}-final"
     assert db["deleteAutomatedBackups"] is False
