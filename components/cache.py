@@ -94,7 +94,8 @@ class Cache(pulumi.ComponentResource):
             transit_encryption_enabled=True,
             transit_encryption_mode="required",
             auth_token=pulumi.Output.secret(args.auth_token),
-            # A token change keeps the old one valid until clients have the new one.
+            # A token change adds the new token next to the old one, so running clients keep
+            # working; the old one stays valid until a second step (README runbook) retires it.
             auth_token_update_strategy="ROTATE",
             automatic_failover_enabled=failover,
             multi_az_enabled=s.multi_az,
