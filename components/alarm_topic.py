@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from components.datastore import data_key
+
 CLOUDWATCH = "cloudwatch.amazonaws.com"
 
 
@@ -38,23 +40,13 @@ class AlarmTopic(pulumi.ComponentResource):
         root = pulumi.Output.concat("arn:", partition, ":iam::", account, ":root")
         from_this_account = {"StringEquals": {"aws:SourceAccount": account}}
 
-        self.key = aws.kms.Key(
-            f"{name}-key",
-            description=f"Encrypts the {args.stack} CloudWatch alarm topic",
-            enable_key_rotation=True,
-            deletion_window_in_days=30,
-            policy=pulumi.Output.json_dumps({
-                "Version": "2012-10-17",
-                "Statement": [
-                    # Without this the key could lock out even the account's administrators.
-                    {"Sid": "AccountAdministers", "Effect": "Allow", "Principal": {"AWS": root},
-                     "Action": "kms:*", "Resource": "*"},
-                    {"Sid": "CloudWatchPublishes", "Effect": "Allow", "Principal": {"Service": CLOUDWATCH},
-                     "Action": ["kms:Decrypt", "kms:GenerateDataKey*"], "Resource": "*",
-                     "Condition": from_this_account},
-                ],
-            }),
-            opts=child,
+        self.key = data_key(
+            f"{name}-key", f"Encrypts the {args.stack} CloudWatch alarm topic", account, child,
+            extra_statements=[
+                {"Sid": "CloudWatchPublishes", "Effect": "Allow", "Principal": {"Service": CLOUDWATCH},
+                 "Action": ["kms:Decrypt", "kms:GenerateDataKey*"], "Resource": "*",
+                 "Condition": from_this_account},
+            ],
         )
         self.topic = aws.sns.Topic(f"{name}-topic", kms_master_key_id=self.key.arn, opts=child)
         aws.sns.TopicPolicy(

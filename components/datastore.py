@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import warnings
+from collections.abc import Sequence
 
 import pulumi
 import pulumi_aws as aws
@@ -38,10 +39,15 @@ KEY_DELETION_WINDOW_DAYS = 30
 
 
 def data_key(
-    name: str, description: str, account_id: pulumi.Input[str], opts: pulumi.ResourceOptions
+    name: str,
+    description: str,
+    account_id: pulumi.Input[str],
+    opts: pulumi.ResourceOptions,
+    extra_statements: Sequence[dict] = (),
 ) -> aws.kms.Key:
-    """A customer-managed key for one data store. Callers pass `key.arn` (never an alias ARN,
-    which makes RDS and ElastiCache see a replacement on every update)."""
+    """A customer-managed key for one data store (or topic). Callers pass `key.arn` (never an
+    alias ARN, which makes RDS and ElastiCache see a replacement on every update).
+    `extra_statements` grant AWS services use of the key next to the account's IAM."""
     return aws.kms.Key(
         name,
         description=description,
@@ -60,7 +66,7 @@ def data_key(
                 "Principal": {"AWS": pulumi.Output.concat("arn:aws:iam::", account_id, ":root")},
                 "Action": "kms:*",
                 "Resource": "*",  # in a key policy, "*" means this key
-            }],
+            }, *extra_statements],
         }),
         opts=opts,
     )
