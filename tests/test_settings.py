@@ -122,7 +122,7 @@ def test_a_bad_config_registers_no_resource():
 
     registered = []
     original = engine._record
-    engine._record = lambda request, urn: registered.append(urn) or original(request, urn)
+    engine._record = lambda request, urn, *rest: registered.append(urn) or original(request, urn, *rest)
     try:
         with pytest.raises(pulumi.RunError):
             render_edited("prod", _set("release.canary.weight", 150))
