@@ -32,7 +32,24 @@ REPLACEMENT_FORCING_INPUTS: dict[str, frozenset[str]] = {
 STATEFUL_TYPES = frozenset(REPLACEMENT_FORCING_INPUTS)
 
 
+PROVIDER_DEFAULTS: dict[str, dict[str, object]] = {
+    "aws:kms/key:Key": {
+        "customerMasterKeySpec": "SYMMETRIC_DEFAULT", "keyUsage": "ENCRYPT_DECRYPT",
+        "multiRegion": False,
+    },
+    "aws:rds/instance:Instance": {"storageEncrypted": False},
+    "aws:elasticache/replicationGroup:ReplicationGroup": {"atRestEncryptionEnabled": False},
+    "aws:s3/bucket:Bucket": {"objectLockEnabled": False},
+}
+"""What the provider assumes for an input left out: spelling a default out is no change."""
+
+
 def replacement_forcing_changes(type_: str, before: dict, after: dict) -> list[str]:
     """The replacement-forcing inputs that differ between two input maps of one resource."""
     keys = REPLACEMENT_FORCING_INPUTS.get(type_, frozenset())
-    return sorted(k for k in keys if before.get(k) != after.get(k))
+    defaults = PROVIDER_DEFAULTS.get(type_, {})
+
+    def value(inputs: dict, key: str) -> object:
+        return inputs.get(key, defaults.get(key))
+
+    return sorted(k for k in keys if value(before, k) != value(after, k))

@@ -191,3 +191,10 @@ def test_every_key_rotates_waits_30_days_and_has_an_explicit_policy(stack):
 def test_secrets_use_a_customer_key_and_a_30_day_recovery_window(stack):
     for secret in rendered(stack).of_type("aws:secretsmanager/secret:Secret"):
         assert ":key/" in secret.inputs["kmsKeyId"] and secret.inputs["recoveryWindowInDays"] == 30
+
+
+def test_spelling_out_a_provider_default_is_no_replacement():
+    """`multiRegion: false` where it was left out changes nothing at AWS: no false alarm."""
+    key = "aws:kms/key:Key"
+    assert replacement_forcing_changes(key, {}, {"multiRegion": False, "keyUsage": "ENCRYPT_DECRYPT"}) == []
+    assert replacement_forcing_changes(key, {}, {"multiRegion": True}) == ["multiRegion"]
