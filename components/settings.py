@@ -117,7 +117,12 @@ class CanaryHeader(Model):
 
     name: Annotated[str, AfterValidator(lambda v: _header_name(v))] = "x-plexichat-canary"
     """Lowercase header name. Default x-plexichat-canary."""
-    value: Annotated[str, Field(min_length=1, max_length=256)] = "true"
+    # `pulumi config set --path release.canary.header.value true` stores a YAML boolean.
+    value: Annotated[
+        str,
+        BeforeValidator(lambda v: str(v).lower() if isinstance(v, bool) else v),
+        Field(min_length=1, max_length=256),
+    ] = "true"
     """Exact header value that opts a request in. Default "true"."""
 
 
@@ -171,8 +176,9 @@ class CanaryRelease(Model):
 
 
 class BlueGreenRelease(Model):
-    """Tracks `blue` and `green` at full size; `active` gets all live traffic, the other one
-    only the preview route."""
+    """Tracks `blue` and `green`, each with the web workload's full autoscaling range; `active`
+    gets all live traffic, the other only the preview route (so it idles at minReplicas until
+    the flip: raise minReplicas first when flipping under heavy load)."""
 
     strategy: Literal["blueGreen"]
     active: Literal["blue", "green"]

@@ -1,10 +1,14 @@
-"""plexictl: the operator's tool for PlexiChat stacks. Run `python -m plexictl --help`."""
+"""plexictl: the operator's tool for PlexiChat stacks: offline render, desired-state diff, release edits."""
 
 from __future__ import annotations
 
 import argparse
 import pathlib
+import signal
 import sys
+
+import ruamel.yaml
+import yaml
 
 from plexictl import engine, render
 
@@ -214,12 +218,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Piped into `head` or `less`: stop quietly when the reader goes away, like other CLIs.
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
     except FileNotFoundError as error:
+        # 1, as for any stack that cannot be rendered; `diff` keeps 2 for a data-loss risk.
         print(f"error: {error}", file=sys.stderr)
-        return 2
+        return 1
+    except (yaml.YAMLError, ruamel.yaml.YAMLError) as error:
+        print(f"error: a stack or project file is not valid YAML: {error}", file=sys.stderr)
+        return 1
     except Exception as error:  # noqa: BLE001 - a config error is the user's, not a crash
         import pulumi
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import typing
 from typing import Any
 
@@ -27,7 +28,10 @@ def _default(field: FieldInfo) -> str:
     value = field.default
     if value is PydanticUndefined or isinstance(value, BaseModel):
         return ""
-    return f"`{value}`" if value not in (None, [], {}) else "—"
+    if value in (None, [], {}):
+        return "—"
+    # As it is written in a stack file (YAML), not as Python prints it.
+    return f"`{json.dumps(value) if not isinstance(value, str) else value}`"
 
 
 def _rows(model: type[BaseModel], prefix: str) -> list[str]:
@@ -43,7 +47,8 @@ def _rows(model: type[BaseModel], prefix: str) -> list[str]:
         elif nested and key.endswith("release"):
             for strategy_model in nested:
                 strategy = typing.get_args(strategy_model.model_fields["strategy"].annotation)[0]
-                rows.append(f"| `{NAMESPACE}:{key}` (strategy `{strategy}`) | | {strategy_model.__doc__ or ''} |")
+                summary = " ".join((strategy_model.__doc__ or "").split())
+                rows.append(f"| `{NAMESPACE}:{key}` (strategy `{strategy}`) | | {summary} |")
                 rows.extend(_rows(strategy_model, key))
         elif nested:
             rows.append(f"| `{NAMESPACE}:{key}` | {_default(field)} | {description} |")

@@ -381,20 +381,28 @@ def edit_stack(
     return edit
 
 
+NOT_APPLIED = 3
+"""Exit code of `--apply` without the Pulumi CLI: the edit is written, nothing was deployed."""
+
+
 def apply(stack: str, project_dir: pathlib.Path) -> int:
     """`pulumi up` for the stack through the Automation API, if the Pulumi CLI is installed."""
     command = f"pulumi up --stack {stack} --cwd {shlex.quote(str(project_dir))}"
     if shutil.which("pulumi") is None:
         print(f"--apply: the Pulumi CLI is not installed here, so nothing was deployed. "
               f"Run this where it is (after committing the edit):\n  {command}")
-        return 0
+        return NOT_APPLIED
     from pulumi import automation
 
     # select, not create: applying to a stack that does not exist in the logged-in backend would
     # create every resource afresh next to the real ones.
     try:
         workspace_stack = automation.select_stack(stack_name=stack, work_dir=str(project_dir))
-        result = workspace_stack.up(on_output=print, show_secrets=False)
+        # The same mandatory policy pack as every CI preview and deployment: the emergency
+        # path is not a way around the rules.
+        result = workspace_stack.up(
+            on_output=print, show_secrets=False, policy_packs=[str(project_dir / "policy")]
+        )
     except automation.CommandError as error:
         print(f"error: pulumi up failed for stack {stack}: {error}")
         return 1

@@ -235,7 +235,7 @@ def test_the_command_line_edits_prints_and_explains_apply_without_the_pulumi_cli
                               cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
 
     result = plexictl("canary", "next", "--stack", "prod", "--apply")
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == rc.NOT_APPLIED, result.stderr  # edited, but nothing deployed
     assert "prod: canary weight 10% -> 25% (step 2 of 4)" in result.stdout
     assert "pulumi config set --path release.canary.weight 25 -s prod" in result.stdout
     assert "the Pulumi CLI is not installed here" in result.stdout
@@ -270,6 +270,7 @@ def test_apply_runs_pulumi_up_through_the_automation_api_when_the_cli_exists(mon
     (_, selected), (_, up) = calls
     assert selected == {"stack_name": "prod", "work_dir": str(ROOT)}
     assert up["show_secrets"] is False  # the Automation API shows secrets unless told not to
+    assert up["policy_packs"] == [str(ROOT / "policy")]  # never around the mandatory rules
     assert "pulumi up: succeeded" in capsys.readouterr().out
 
 

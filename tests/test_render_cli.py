@@ -52,7 +52,16 @@ def test_config_error_prints_the_run_error_and_exits_non_zero(tmp_path):
 
 def test_unknown_stack_is_a_clear_error():
     result = plexictl("render", "--stack", "qa")
-    assert result.returncode == 2 and "Pulumi.qa.yaml" in result.stderr
+    assert result.returncode == 1 and "Pulumi.qa.yaml" in result.stderr
+
+
+def test_a_stack_file_that_is_not_yaml_is_a_clear_error(tmp_path):
+    for name in ("Pulumi.yaml", "__main__.py"):
+        (tmp_path / name).write_text((ROOT / name).read_text())
+    (tmp_path / "Pulumi.dev.yaml").write_text("config:\n  plexichat:domain: [unclosed\n")
+    result = plexictl("--project-dir", str(tmp_path), "render", "--stack", "dev", "--out", str(tmp_path / "out"))
+    assert result.returncode == 1 and "not valid YAML" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_summary_shows_the_data_tier(tmp_path):

@@ -171,3 +171,10 @@ def test_readme_configuration_reference_is_current():
     assert config_reference.markdown() in (ROOT / "README.md").read_text(), (
         "README is stale: run `python -m plexictl config-reference --write README.md`"
     )
+
+
+def test_a_header_value_set_with_config_set_path_is_still_a_string():
+    """`pulumi config set --path release.canary.header.value true` stores a YAML boolean."""
+    rendering = render_edited("prod", _set("release.canary.header.value", True))
+    (vs,) = rendering.of_type("kubernetes:networking.istio.io/v1:VirtualService")
+    assert '"exact": "true"' in str(vs.inputs).replace("'", '"')
