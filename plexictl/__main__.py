@@ -212,8 +212,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "blue-green: put VERSION on the inactive colour; rolling: set the version")
     p.add_argument("version")
     release_command(commands, "rollback", "rollback",
-                    "undo the last release: flip back (blue-green), abort (canary), or restore the "
-                    "previous version from the stack file's git history (rolling)")
+                    "undo the last release edit: restore the release block as it was before it "
+                    "(stack file's git history); without history, flip back (blue-green) or abort "
+                    "(canary)")
     return parser
 
 

@@ -290,21 +290,61 @@ def deploy(release: CommentedMap, version: str) -> str:
 
 
 def rollback(release: CommentedMap, history: Callable[[], list[tuple[str, dict]]]) -> str:
+    """Undo the last release edit: restore the release block as it was before it.
+
+    With git history this restores exactly what the last edit changed (a `deploy` onto the idle
+    colour is undone without a flip; a weight step goes back one step). A state the stack was
+    rolled back *from* is never restored again, so a second rollback goes further back instead
+    of re-deploying the release that was just abandoned. Without history: blue-green flips
+    back, a canary is aborted.
+    """
+    current = _plain(release)
+    try:
+        target = _rollback_target(current, history())
+        history_error = None
+    except ReleaseError as error:
+        target, history_error = None, error
+    if target is not None:
+        commit, block = target
+        changes = "; ".join(_differences(current, block))
+        for key in [k for k in release if k not in block]:
+            del release[key]
+        for key, value in block.items():
+            if release.get(key) != value:
+                release[key] = value
+        return f"rollback: {changes} (as at commit {commit[:10]})"
     strategy = release.get("strategy")
     if strategy == "blueGreen":
         return "rollback: " + switch(release)
     if strategy == "canary":
         return "rollback: " + canary_abort(release)
-    current = release.get("version")
-    for commit, earlier in history():
-        version = live_version(earlier)
-        if version and version != current:
-            release["version"] = version
-            return f"rollback: version {current} -> {version} (live at commit {commit[:10]})"
+    if history_error is not None:
+        raise history_error
     raise ReleaseError(
-        f"no earlier version than {current} in the git history of the stack file; "
-        "use `deploy VERSION` with the version to go back to"
+        f"no earlier version than {release.get('version')} in the git history of the stack "
+        "file; use `deploy VERSION` with the version to go back to"
     )
+
+
+def _rollback_target(current: dict, history: list[tuple[str, dict]]) -> tuple[str, dict] | None:
+    """The newest earlier release block, skipping states the stack was rolled back from (they
+    are newer than an earlier occurrence of the current state)."""
+    blocks = [_plain(block) for _, block in history]
+    for index, (commit, _) in enumerate(history):
+        block = blocks[index]
+        if block != current and current not in blocks[index + 1:]:
+            return commit, block
+    return None
+
+
+def _differences(before: Any, after: Any, path: str = "") -> list[str]:
+    """`version v1.7.0 -> v1.6.0`-style lines for what a rollback changes."""
+    if isinstance(before, dict) and isinstance(after, dict):
+        return [line for key in [*before, *(k for k in after if k not in before)]
+                for line in _differences(before.get(key), after.get(key), f"{path}.{key}".lstrip("."))]
+    if before == after:
+        return []
+    return [f"{path} {'(none)' if before is None else before} -> {'(none)' if after is None else after}"]
 
 
 def git_history(path: pathlib.Path) -> Callable[[], list[tuple[str, dict]]]:

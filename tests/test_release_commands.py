@@ -288,3 +288,33 @@ def test_an_edit_that_repairs_a_broken_file_is_allowed(stack_dir):
     edit = run(stack_dir, "prod", lambda r: rc.canary_set(r, 25))
     assert "weight: 25" in path.read_text()
     assert edit.diff.note == "Pulumi.prod.yaml was invalid before this edit; everything shows as added"
+
+
+def test_blue_green_rollback_after_a_deploy_undoes_the_deploy_not_the_live_colour(stack_dir):
+    """Rolling back a `deploy` onto the idle colour must never make that untested version live."""
+    path = stack_dir / "Pulumi.staging.yaml"
+    git(stack_dir, "init", "--quiet")
+    git(stack_dir, "add", path.name)
+    git(stack_dir, "commit", "--quiet", "-m", "staging as it is")
+    run(stack_dir, "staging", lambda r: rc.deploy(r, "v1.6.0"))
+    git(stack_dir, "commit", "--quiet", "-am", "deploy v1.6.0 to green")
+    edit = run(stack_dir, "staging", lambda r: rc.rollback(r, rc.git_history(path)))
+    assert edit.message.startswith("rollback: green v1.6.0 -> v1.5.0")
+    assert path.read_text() == (ROOT / "Pulumi.staging.yaml").read_text()
+    assert render_file(stack_dir, "staging").outputs["activeColour"] == "blue"
+
+
+def test_a_second_rollback_never_restores_the_release_just_rolled_back(stack_dir):
+    path = stack_dir / "Pulumi.dev.yaml"
+    history = rc.git_history(path)
+    git(stack_dir, "init", "--quiet")
+    git(stack_dir, "add", path.name)
+    git(stack_dir, "commit", "--quiet", "-m", "v1.5.0")
+    run(stack_dir, "dev", lambda r: rc.deploy(r, "v1.6.0"))
+    git(stack_dir, "commit", "--quiet", "-am", "v1.6.0 (bad)")
+    run(stack_dir, "dev", lambda r: rc.rollback(r, history))
+    git(stack_dir, "commit", "--quiet", "-am", "rollback to v1.5.0")
+    before = path.read_bytes()
+    with pytest.raises(rc.ReleaseError, match="no earlier version than v1.5.0"):
+        run(stack_dir, "dev", lambda r: rc.rollback(r, history))  # not back to the bad v1.6.0
+    assert path.read_bytes() == before
