@@ -62,6 +62,22 @@ def test_pulumi_jobs_get_the_program_and_policy_venvs_first():
         assert "./.github/actions/pulumi-venvs" in steps[:pulumi], name
 
 
+def test_pulumi_jobs_reach_the_cluster_through_the_stack_files_context():
+    """The program's Kubernetes provider uses the context `plexichat-<stack>` (stack files): each
+    job that runs Pulumi must create it, after the AWS login and before Pulumi."""
+    for name, job in [("pr.yml", "preview"), ("deploy-stack.yml", "up"), ("drift.yml", "drift")]:
+        steps = load(name)["jobs"][job]["steps"]
+        uses = [s.get("uses", "") for s in steps]
+        login = next(i for i, u in enumerate(uses) if u.startswith("aws-actions/configure-aws-credentials@"))
+        pulumi = next(i for i, u in enumerate(uses) if u.startswith("pulumi/actions@"))
+        kubeconfig = [i for i, s in enumerate(steps) if "aws eks update-kubeconfig" in s.get("run", "")]
+        assert kubeconfig and login < kubeconfig[0] < pulumi, name
+        assert '--alias "plexichat-$STACK"' in steps[kubeconfig[0]]["run"], name
+    for stack in ("dev", "staging", "prod"):
+        context = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())["config"]["plexichat:kubernetes"]["context"]
+        assert context == f"plexichat-{stack}"
+
+
 def test_the_schema_check_rejects_a_broken_workflow(tmp_path):
     broken = tmp_path / "broken.yml"
     broken.write_text("on: push\njobs:\n  build:\n    steps:\n      - run: make test\n")  # no runs-on
