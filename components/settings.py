@@ -109,7 +109,8 @@ Cidr = Annotated[str, AfterValidator(_check_cidr)]
 
 
 # ---------------------------------------------------------------------------------------------
-# The release contract (DESIGN.md). Exactly one strategy; `strategy` selects the model.
+# The release contract (README: Releases are config changes). Exactly one strategy;
+# `strategy` selects the model.
 
 
 class CanaryHeader(Model):
@@ -908,7 +909,7 @@ class StackSettings(Model):
     image_repository: ImageRepository = "ghcr.io/plexichat/plexichat"
     """Container image repository; versions come from `release`. Default ghcr.io/plexichat/plexichat."""
     release: Release
-    """The release contract: rolling, canary or blueGreen (see DESIGN.md)."""
+    """The release contract: rolling, canary or blueGreen (README: Releases are config changes)."""
     workloads: Annotated[dict[str, Workload], AfterValidator(_check_workloads)]
     """Process types by name: exactly one `web`, any number of workers."""
     kubernetes: KubernetesSettings = KubernetesSettings()
