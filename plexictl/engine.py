@@ -29,6 +29,8 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 SECRET_SIG_KEY = "4dabf18193072939515e22adb298388d"
 SECRET_SIG_VALUE = "1b47061264138c4ac30d75fd1eb44270"
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when available: 10x faster
+UNKNOWN = "[unknown until apply]"
+"""How a value the provider computes looks in a preview render (and in `pulumi preview`)."""
 FAKE_SECRET = "offline-placeholder-secret-0123456789"
 """Stands in for every `secure:` value: long enough for any token validator, clearly fake."""
 
@@ -158,6 +160,10 @@ class _Mocks:
 
     def new_resource(self, args):
         state = dict(args.inputs)
+        if self._pulumi.runtime.is_dry_run() and args.typ.startswith(("aws:", "kubernetes:")):
+            # A preview knows only what the program set: whatever the provider computes (ARNs,
+            # endpoints, generated names) stays unknown until `up`, as in a real preview.
+            return "", state
         if args.typ == "pulumi:providers:aws":
             self._regions[f"{args.name}-id"] = state.get("region", MOCK_REGION)
         if args.typ.startswith("kubernetes:") and isinstance(state.get("metadata"), dict):
@@ -333,7 +339,13 @@ def run(
     def execute():
         program()
         exported = pulumi.runtime.get_root_resource().outputs
-        return pulumi.Output.all(**exported).apply(rendering.outputs.update)
+        # One by one, so a preview shows every output it knows; the rest stay marked unknown.
+        for key in exported:
+            rendering.outputs[key] = UNKNOWN
+        return pulumi.Output.all(*(
+            pulumi.Output.from_input(value).apply(lambda v, k=key: rendering.outputs.__setitem__(k, v))
+            for key, value in exported.items()
+        ))
 
     execute()
     return rendering
@@ -367,7 +379,7 @@ def _plain(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
     if type(value).__name__ == "Unknown":
-        return "[unknown until apply]"
+        return UNKNOWN
     if isinstance(value, float) and value.is_integer():
         return int(value)  # the wire format has only floats; 25.0 was an int in the program
     return value

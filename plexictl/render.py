@@ -80,6 +80,8 @@ def _data_tier_summary(outputs: dict[str, Any]) -> list[str]:
     if not all(key in outputs for key in _DATA_TIER_OUTPUTS):
         return []
     db, cache, backups = (outputs[key] for key in _DATA_TIER_OUTPUTS)
+    if not all(isinstance(value, dict) for value in (db, cache, backups)):
+        return ["data tier: endpoints are computed by AWS, known after `pulumi up` (preview)"]
     readers = ", ".join(db["readerEndpoints"]) if db["readReplicas"] else "(none: reads go to the primary)"
     return [
         "data tier:",
