@@ -116,6 +116,9 @@ def _release(args: argparse.Namespace) -> int:
     try:
         edit = rc.edit_stack(args.stack, path, actions[args.action], root=args.project_dir,
                              write=not args.dry_run)
+    except rc.NothingToDo as error:
+        print(f"{args.stack}: {error}; {path.name} was not changed")
+        return 0
     except rc.ReleaseError as error:
         print(f"error: {error}; {path.name} was not changed", file=sys.stderr)
         return 1

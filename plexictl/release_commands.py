@@ -52,6 +52,10 @@ class ReleaseError(Exception):
     """The request does not apply to the stack's current release (wrong strategy, no plan...)."""
 
 
+class NothingToDo(ReleaseError):
+    """The request would leave the release block as it is: nothing to write, review or apply."""
+
+
 @dataclass
 class Edit:
     stack: str
@@ -208,7 +212,7 @@ def canary_start(release: CommentedMap, version: str, weight: int | None = None,
         if steps:
             canary["steps"] = _flow_list(steps)
         _set_keys(release, {"strategy": "canary", "stable": stable, "canary": canary})
-        return f"canary {version} started at {canary['weight']}% next to stable {stable}"
+        return f"canary {version} started at {canary['weight']}% next to stable {stable}" + _unreachable(canary)
     canary = release["canary"]
     if steps:
         canary["steps"] = _flow_list(steps)
@@ -217,7 +221,15 @@ def canary_start(release: CommentedMap, version: str, weight: int | None = None,
     previous = canary["version"]
     canary["version"] = version
     _set_weight(canary, new_weight)
-    return f"canary version {previous} -> {version}, weight restarts at {new_weight}%"
+    return f"canary version {previous} -> {version}, weight restarts at {new_weight}%" + _unreachable(canary)
+
+
+def _unreachable(canary: CommentedMap) -> str:
+    """A warning when no request can reach the canary yet (weight 0 and no header route)."""
+    if canary.get("weight") or canary.get("header"):
+        return ""
+    return ("; note: no request reaches it yet (weight 0, no header route): `canary set WEIGHT` "
+            "or `canary start --steps`")
 
 
 def _set_weight(canary: CommentedMap, weight: int) -> None:
@@ -397,6 +409,8 @@ def edit_stack(
     release = config[RELEASE_KEY]
     before = _plain(release)
     message = change(release)
+    if _plain(release) == before:
+        raise NothingToDo(f"nothing to do: the release is already as requested ({message})")
     buffer = io.StringIO()
     round_trip.dump(document, buffer)
     new_text = buffer.getvalue()

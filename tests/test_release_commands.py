@@ -318,3 +318,11 @@ def test_a_second_rollback_never_restores_the_release_just_rolled_back(stack_dir
     with pytest.raises(rc.ReleaseError, match="no earlier version than v1.5.0"):
         run(stack_dir, "dev", lambda r: rc.rollback(r, history))  # not back to the bad v1.6.0
     assert path.read_bytes() == before
+
+
+def test_a_request_that_changes_nothing_says_so_and_writes_nothing(stack_dir):
+    path = stack_dir / "Pulumi.dev.yaml"
+    before = path.read_bytes()
+    with pytest.raises(rc.NothingToDo, match="already as requested"):
+        run(stack_dir, "dev", lambda r: rc.deploy(r, "v1.5.0"))  # dev already runs v1.5.0
+    assert path.read_bytes() == before
