@@ -15,7 +15,7 @@ import ipaddress
 import json
 import re
 from collections.abc import Collection, Mapping
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal, Union, get_args
 
 import pulumi
 from pydantic import (
@@ -1057,10 +1057,37 @@ def _decode(text: Any) -> Any:
         return text
 
 
+_RELEASE_KEYS = {
+    get_args(model.model_fields["strategy"].annotation)[0]: {
+        field.alias or name for name, field in model.model_fields.items()
+    }
+    for model in (RollingRelease, CanaryRelease, BlueGreenRelease)
+}
+
+
+def _allowed_keys(loc: list[Any]) -> list[str]:
+    """The keys the model at `loc`'s parent accepts (for an unknown-key message), if known."""
+    model: Any = StackSettings
+    for part in loc[:-1]:
+        if part == "release":
+            return []  # a union: the strategy decides; its own message covers the top level
+        fields = {field.alias or name: field for name, field in model.model_fields.items()}
+        field = fields.get(part)
+        if field is None:
+            return []
+        nested = [a for a in (field.annotation, *get_args(field.annotation))
+                  if isinstance(a, type) and issubclass(a, BaseModel)]
+        if not nested:
+            return []
+        model = nested[0]
+    return sorted(field.alias or name for name, field in model.model_fields.items())
+
+
 def _describe(error: Mapping[str, Any]) -> str:
     loc = list(error["loc"])
     kind = error["type"]
     message = error["msg"].removeprefix("Value error, ")
+    strategy = loc[1] if len(loc) > 1 and loc[0] == "release" else None
     if loc and loc[0] == "release":
         if kind.startswith("union_tag"):
             message = "must be one of " + ", ".join(STRATEGIES)
@@ -1081,7 +1108,15 @@ def _describe(error: Mapping[str, Any]) -> str:
     if kind == "missing":
         return f"{key}: required, but not set"
     if kind == "extra_forbidden":
-        return f"{key}: unknown key (check the spelling; see README 'Configuration reference')"
+        if len(loc) == 2 and strategy in STRATEGIES:
+            owners = [name for name in STRATEGIES if loc[1] in _RELEASE_KEYS[name]]
+            if owners:  # a leftover from another strategy, e.g. `version` on a canary stack
+                return (f"{key}: belongs to strategy {' and '.join(owners)}, not {strategy}; remove "
+                        f"it (pulumi config rm --path release.{loc[1]})")
+        allowed = _allowed_keys(loc)
+        return (f"{key}: unknown key (check the spelling"
+                + (f"; allowed here: {', '.join(allowed)}" if allowed else "")
+                + "; see README 'Configuration reference')")
     shown = error.get("input")
     if loc and loc[0] in _SECRET_KEYS:
         return f"{key}: {message} (value hidden: it is a secret)"

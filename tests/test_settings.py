@@ -99,7 +99,8 @@ BAD_CONFIGS = [
     ("dev", _set("network.privateSubnetIds", ["subnet-0a1b2c3d4e5f60011"]), "plexichat:network.privateSubnetIds", "at least 2"),
     ("dev", _remove("network"), "plexichat:network", "required"),
     ("dev", _set("release", "rolling"), "plexichat:release", "strategy"),
-    ("dev", _set("kubernetes.ingresNamespace", "x"), "plexichat:kubernetes.ingresNamespace", "unknown key"),
+    ("dev", _set("kubernetes.ingresNamespace", "x"), "plexichat:kubernetes.ingresNamespace", "allowed here: context,"),
+    ("prod", _set("release.version", "v1.0.0"), "plexichat:release.version", "belongs to strategy rolling, not canary"),
 ]
 
 
