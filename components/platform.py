@@ -9,16 +9,17 @@ from __future__ import annotations
 import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
+from pydantic import SecretStr
 
 from components import naming
-from components.ingress import Edge, EdgeArgs, preview_host
 from components.alarm_topic import AlarmTopic, AlarmTopicArgs
 from components.alerting import Alerting, AlertingArgs
-from components.cloud_alarms import CloudAlarms, CloudAlarmsArgs
 from components.app_access import AppAccess, AppAccessArgs
 from components.backups import Backups, BackupsArgs
 from components.cache import Cache, CacheArgs
+from components.cloud_alarms import CloudAlarms, CloudAlarmsArgs
 from components.database import Database, DatabaseArgs
+from components.ingress import Edge, EdgeArgs, preview_host
 from components.network import NetworkPolicies, NetworkPoliciesArgs
 from components.release import ReleasePlan, plan_release
 from components.service import AppService, AppServiceArgs
@@ -96,7 +97,7 @@ class Platform(pulumi.ComponentResource):
         )
         self.cache = Cache(
             "cache",
-            CacheArgs(settings.cache, settings.network, pulumi.Output.secret(settings.redis_auth_token.get_secret_value()),
+            CacheArgs(settings.cache, settings.network, _secret(settings.redis_auth_token),
                       account_id, stack, protect),
             opts=self.aws_opts,
         )
@@ -202,7 +203,7 @@ class Platform(pulumi.ComponentResource):
         # Monitoring: scraping, rules, routing, smoke probe, dashboard; then the topic the
         # CloudWatch alarms on the database and cache notify.
         receiver_secrets = {
-            kind: pulumi.Output.secret(value.get_secret_value())
+            kind: _secret(value)
             for kind, value in (
                 ("chat", settings.alert_chat_webhook_url),
                 ("lowPriority", settings.alert_low_priority_webhook_url),
@@ -225,7 +226,7 @@ class Platform(pulumi.ComponentResource):
         )
         pager_duty_url = None
         if settings.alerting.critical == "pagerduty":  # settings guarantee the URL is then set
-            pager_duty_url = pulumi.Output.secret(settings.pager_duty_cloudwatch_url.get_secret_value())
+            pager_duty_url = _secret(settings.pager_duty_cloudwatch_url)
         self.alarm_topic = AlarmTopic(
             "alarms", AlarmTopicArgs(stack=stack, pager_duty_url=pager_duty_url), opts=self.aws_opts
         )
@@ -257,3 +258,8 @@ class Platform(pulumi.ComponentResource):
                 "tracks": {t.name: t.version for t in self.plan.tracks},
             }
         )
+
+
+def _secret(value: SecretStr) -> pulumi.Output[str]:
+    """A secret setting as a Pulumi secret: the one place a secret's value leaves its SecretStr."""
+    return pulumi.Output.secret(value.get_secret_value())
