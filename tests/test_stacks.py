@@ -6,7 +6,7 @@ from __future__ import annotations
 import kubernetes_validate
 import pytest
 
-from plexictl.engine import Rendering
+from plexictl.engine import UNKNOWN, Rendering
 from tests.conftest import STACKS, render_edited, rendered
 from tests.crd_models import is_custom_resource, validate_strictly
 
@@ -229,3 +229,14 @@ def test_kubernetes_provider_follows_the_stack_settings():
     assert provider.inputs["namespace"] == "plexichat"
     (default,) = rendered("prod").of_type("pulumi:providers:kubernetes")
     assert default.inputs["context"] == "plexichat-prod" and "renderYamlToDirectory" not in default.inputs
+
+
+def test_a_preview_knows_only_what_the_program_sets():
+    """As in `pulumi preview`: ARNs and endpoints AWS computes are unknown until `up`, while
+    values the program sets (names, weights) are known."""
+    preview, up = rendered("prod", True), rendered("prod")
+    (topic,) = preview.of_type("aws:sns/topic:Topic")
+    assert topic.inputs["kmsMasterKeyId"] == UNKNOWN
+    assert up.of_type("aws:sns/topic:Topic")[0].inputs["kmsMasterKeyId"].startswith("arn:aws:kms:")
+    assert preview.outputs["appRoleArn"] == UNKNOWN and up.outputs["appRoleArn"].startswith("arn:aws:iam::")
+    assert preview.outputs["canaryWeightPercent"] == up.outputs["canaryWeightPercent"] == 10
