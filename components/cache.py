@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from components.datastore import cluster_only_security_group, data_key, log_group, with_protection
+from components.datastore import cluster_only_security_group, data_key, log_group, logs_may_use_key, with_protection
 from components.settings import CacheSettings, NetworkSettings
 
 PORT = 6379  # forces a replacement when changed: a constant
@@ -26,6 +26,7 @@ class CacheArgs:
     auth_token: pulumi.Input[str]
     """Must be a Pulumi secret (`pulumi.Output.secret`)."""
     account_id: pulumi.Input[str]
+    region: str
     stack: str
     protect: bool
     """Pulumi `protect` on the cache's key (dataProtection.protect)."""
@@ -44,9 +45,11 @@ class Cache(pulumi.ComponentResource):
         s = args.settings
         group_id = s.replication_group_id
 
+        log_prefix = f"/aws/elasticache/{group_id}/"
         self.key = data_key(
-            f"{name}-key", f"PlexiChat cache {group_id}: data at rest and its AUTH token secret",
+            f"{name}-key", f"PlexiChat cache {group_id}: data at rest, its AUTH token secret, its logs",
             args.account_id, with_protection(child, args.protect),
+            extra_statements=[logs_may_use_key(args.region, args.account_id, [f"{log_prefix}*"])],
         )
         subnets = aws.elasticache.SubnetGroup(
             f"{name}-subnets",
@@ -74,7 +77,7 @@ class Cache(pulumi.ComponentResource):
             opts=child,
         )
         slow_log = log_group(
-            f"{name}-slow-log", f"/aws/elasticache/{group_id}/slow-log", s.log_retention_days, child
+            f"{name}-slow-log", f"{log_prefix}slow-log", s.log_retention_days, self.key, child
         )
         failover = s.nodes >= 2  # a replica to promote exists
         self.group = aws.elasticache.ReplicationGroup(

@@ -19,7 +19,9 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from components.datastore import cluster_only_security_group, data_key, log_group, service_role, with_protection
+from components.datastore import (
+    cluster_only_security_group, data_key, log_group, logs_may_use_key, service_role, with_protection,
+)
 from components.settings import DatabaseSettings, NetworkSettings
 
 PORT = 5432
@@ -28,6 +30,7 @@ USERNAME = "plexichat"
 # Fixed on purpose: the exported logs and the CA are part of the security baseline.
 LOG_EXPORTS = ["postgresql", "upgrade"]
 CA_CERT = "rds-ca-rsa2048-g1"
+LOG_GROUP_PREFIX = "/aws/rds/instance/"  # where RDS writes an instance's exported logs
 PERFORMANCE_INSIGHTS_RETENTION_DAYS = 7  # the free tier
 
 
@@ -36,6 +39,7 @@ class DatabaseArgs:
     settings: DatabaseSettings
     network: NetworkSettings
     account_id: pulumi.Input[str]
+    region: str
     protect: bool
     """Pulumi `protect` on the primary and its key (dataProtection.protect)."""
 
@@ -55,8 +59,11 @@ class Database(pulumi.ComponentResource):
         ident = s.identifier
 
         self.key = data_key(
-            f"{name}-key", f"PlexiChat database {ident}: storage, password, Performance Insights",
+            f"{name}-key", f"PlexiChat database {ident}: storage, password, Performance Insights, logs",
             args.account_id, with_protection(child, args.protect),
+            extra_statements=[logs_may_use_key(args.region, args.account_id, [
+                f"{LOG_GROUP_PREFIX}{ident}/*", f"{LOG_GROUP_PREFIX}{ident}-replica-*/*"
+            ])],
         )
         subnets = aws.rds.SubnetGroup(
             f"{name}-subnets",
@@ -103,7 +110,7 @@ class Database(pulumi.ComponentResource):
             groups = [
                 log_group(
                     f"{name}-{identifier.removeprefix(ident).strip('-') or 'primary'}-log-{export}",
-                    f"/aws/rds/instance/{identifier}/{export}", s.log_retention_days, child,
+                    f"{LOG_GROUP_PREFIX}{identifier}/{export}", s.log_retention_days, self.key, child,
                 )
                 for export in LOG_EXPORTS
             ]

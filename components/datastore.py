@@ -1,5 +1,6 @@
 """Building blocks every data component needs, written once: customer-managed KMS keys, AWS
-service roles, log groups with a retention, cluster-only security groups, protection options.
+service roles, encrypted log groups with a retention, cluster-only security groups, protection
+options.
 
 A data key is symmetric (the only kind that rotates), rotates yearly, waits the maximum 30 days
 before deletion, and has an explicit key policy that only delegates to the account's IAM
@@ -96,13 +97,32 @@ def service_role(
 
 
 def log_group(
-    name: str, log_group_name: pulumi.Input[str], retention_days: int, opts: pulumi.ResourceOptions
+    name: str, log_group_name: str, retention_days: int, key: aws.kms.Key, opts: pulumi.ResourceOptions
 ) -> aws.cloudwatch.LogGroup:
     """A log group created before the service writes to it, so it has a retention (a group the
-    service creates itself keeps logs forever)."""
+    service creates itself keeps logs forever), encrypted with `key`. The key's policy must carry
+    `logs_may_use_key` for this group's name, or CloudWatch Logs refuses the association."""
     return aws.cloudwatch.LogGroup(
-        name, name=log_group_name, retention_in_days=retention_days, opts=opts
+        name, name=log_group_name, retention_in_days=retention_days, kms_key_id=key.arn, opts=opts
     )
+
+
+def logs_may_use_key(region: str, account_id: pulumi.Input[str], log_group_names: Sequence[str]) -> dict:
+    """A key policy statement letting CloudWatch Logs in `region` use the key for this account's
+    log groups named by `log_group_names` (IAM ArnLike patterns: `*` and `?`), and no others:
+    CloudWatch Logs names the log group in the encryption context of every call it makes."""
+    return {
+        "Sid": "CloudWatchLogsForTheseLogGroups",
+        "Effect": "Allow",
+        "Principal": {"Service": f"logs.{region}.amazonaws.com"},
+        "Action": ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
+        "Resource": "*",
+        "Condition": {"ArnLike": {"kms:EncryptionContext:aws:logs:arn": [
+            # Any partition: the regional service principal already pins it.
+            pulumi.Output.concat("arn:*:logs:", region, ":", account_id, ":log-group:", name)
+            for name in log_group_names
+        ]}},
+    }
 
 
 def with_protection(opts: pulumi.ResourceOptions, protect: bool, retain: bool = False) -> pulumi.ResourceOptions:

@@ -24,10 +24,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pulumi
-from pulumi_aws import cloudwatch, wafv2
+from pulumi_aws import wafv2
 import pulumi_kubernetes as k8s
 
 from components import naming
+from components.datastore import data_key, log_group, logs_may_use_key
 from components.service import AppService
 from components.settings import IngressSettings
 
@@ -54,6 +55,9 @@ class EdgeArgs:
     """Only for blue-green; None otherwise (no preview Ingress)."""
     service: AppService
     settings: IngressSettings
+    account_id: pulumi.Input[str]
+    region: str
+    """Where the WAF logs' key lets CloudWatch Logs use it."""
 
 
 def controller_annotations(
@@ -223,17 +227,18 @@ class Edge(pulumi.ComponentResource):
             visibility_config=wafv2.WebAclVisibilityConfigArgs(**visibility("web-acl")),
             opts=child,
         )
-        # WAF logs only to destinations named `aws-waf-logs-*`.
-        log_group = cloudwatch.LogGroup(
-            f"{name}-waf-logs",
-            name=f"aws-waf-logs-{acl_name}",
-            retention_in_days=waf.log_retention_days,
-            opts=child,
+        # WAF logs only to destinations named `aws-waf-logs-*`. They hold client IPs and URLs:
+        # encrypted with a key of their own.
+        log_name = f"aws-waf-logs-{acl_name}"
+        log_key = data_key(
+            f"{name}-waf-logs-key", f"PlexiChat {args.stack}: WAF logs", args.account_id, child,
+            extra_statements=[logs_may_use_key(args.region, args.account_id, [log_name])],
         )
+        waf_logs = log_group(f"{name}-waf-logs", log_name, waf.log_retention_days, log_key, child)
         wafv2.WebAclLoggingConfiguration(
             f"{name}-waf-logging",
             resource_arn=self.web_acl.arn,
-            log_destination_configs=[log_group.arn],
+            log_destination_configs=[waf_logs.arn],
             # Session credentials must not end up in logs that many people can read.
             redacted_fields=[
                 wafv2.WebAclLoggingConfigurationRedactedFieldArgs(

@@ -92,13 +92,13 @@ class Platform(pulumi.ComponentResource):
         protect = settings.data_protection.protect
         self.database = Database(
             "database",
-            DatabaseArgs(settings.database, settings.network, account_id, protect),
+            DatabaseArgs(settings.database, settings.network, account_id, settings.aws.region, protect),
             opts=self.aws_opts,
         )
         self.cache = Cache(
             "cache",
             CacheArgs(settings.cache, settings.network, _secret(settings.redis_auth_token),
-                      account_id, stack, protect),
+                      account_id, settings.aws.region, stack, protect),
             opts=self.aws_opts,
         )
         # DR lives in a second region, through its own explicit provider.
@@ -182,6 +182,8 @@ class Platform(pulumi.ComponentResource):
                 preview_host=preview,
                 service=self.web_service,
                 settings=settings.ingress,
+                account_id=account_id,
+                region=settings.aws.region,
             ),
             opts=pulumi.ResourceOptions(parent=self, providers=[self.k8s_provider, self.aws_provider]),
         )

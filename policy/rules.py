@@ -279,6 +279,12 @@ def sns_encrypted(s: Subject) -> list[str]:
     return ["SNS topic kmsMasterKeyId must be set (messages encrypted at rest)"]
 
 
+def log_group_encrypted(s: Subject) -> list[str]:
+    if s.type != "aws:cloudwatch/logGroup:LogGroup" or _set(get(s.inputs, "kmsKeyId")):
+        return []
+    return ["CloudWatch log group kmsKeyId must be set (logs hold client IPs, URLs and SQL)"]
+
+
 def kms_rotation(s: Subject) -> list[str]:
     if s.type != "aws:kms/key:Key" or _is_true(get(s.inputs, "enableKeyRotation")):
         return []
@@ -538,6 +544,8 @@ POLICIES: tuple[Policy, ...] = (
     Policy("s3-sse-kms", "S3 buckets are encrypted with SSE-KMS under a customer-managed key",
            s3_sse_kms),
     Policy("sns-encrypted", "SNS topics are encrypted with KMS", sns_encrypted),
+    Policy("log-group-encrypted", "CloudWatch log groups are encrypted with a customer-managed key",
+           log_group_encrypted),
     Policy("kms-rotation", "KMS keys rotate automatically", kms_rotation),
     Policy("s3-public-access-blocked", "S3 public access blocks set all four flags",
            s3_public_access_blocked),

@@ -3,12 +3,14 @@ stable URNs of every stateful resource."""
 
 from __future__ import annotations
 
+import fnmatch
 import json
 
 import pulumi
 import pytest
 
 from components.stateful import STATEFUL_TYPES, replacement_forcing_changes
+from plexictl.engine import computed_aws_outputs
 from tests.conftest import STACKS, render_edited, rendered
 from tests.test_settings import _remove, _set
 
@@ -153,6 +155,7 @@ STATEFUL_URNS_PROD = {
     "plexichat:data:Backups$aws:backup/vault:Vault::backups-vault",
     "plexichat:data:Backups$aws:backup/vault:Vault::backups-dr-vault",
     "plexichat:alerting:AlarmTopic$aws:kms/key:Key::alarms-key",
+    "plexichat:ingress:Edge$aws:kms/key:Key::web-waf-logs-key",
 }
 
 
@@ -183,8 +186,45 @@ def test_every_key_rotates_waits_30_days_and_has_an_explicit_policy(stack):
         assert inputs["enableKeyRotation"] is True and inputs["isEnabled"] is True, key.name
         assert inputs["deletionWindowInDays"] == 30 and inputs["description"], key.name
         assert inputs["customerMasterKeySpec"] == "SYMMETRIC_DEFAULT" and inputs["multiRegion"] is False
-        for statement in json.loads(inputs["policy"])["Statement"]:
-            assert statement["Principal"] == {"AWS": "arn:aws:iam::123456789012:root"}, key.name
+        root, *services = json.loads(inputs["policy"])["Statement"]
+        assert root["Principal"] == {"AWS": "arn:aws:iam::123456789012:root"}, key.name
+        # Beyond the account's IAM, only CloudWatch Logs, for the store's own log groups (below).
+        assert all(s["Principal"] == {"Service": "logs.us-east-1.amazonaws.com"} for s in services), key.name
+
+
+def _arn_like(patterns: list[str], arn: str) -> bool:
+    """IAM's ArnLike with a list (any may match): each of the six colon-separated parts matched
+    on its own, `*` and `?` as wildcards."""
+    return any(
+        all(fnmatch.fnmatchcase(part, wanted)
+            for wanted, part in zip(pattern.split(":", 5), arn.split(":", 5), strict=True))
+        for pattern in patterns
+    )
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_log_group_is_encrypted_with_a_key_that_admits_exactly_its_log_groups(stack):
+    """A log group's key must let CloudWatch Logs use it for that group (or the association
+    fails at deploy time), and for no log group that is not encrypted with it."""
+    r = rendered(stack)
+    region = "us-east-1"
+    groups = r.of_type("aws:cloudwatch/logGroup:LogGroup")
+    assert len(groups) >= 4  # database (per instance), cache slow log, WAF
+    keys = {computed_aws_outputs(k.type, k.name, k.inputs, region)["arn"]: k for k in r.of_type("aws:kms/key:Key")}
+    for key_arn, key in keys.items():
+        statements = [s for s in json.loads(key.inputs["policy"])["Statement"]
+                      if s["Principal"] == {"Service": f"logs.{region}.amazonaws.com"}]
+        encrypted_here = {g.inputs["name"] for g in groups if g.inputs.get("kmsKeyId") == key_arn}
+        admitted = {
+            g.inputs["name"] for g in groups for s in statements
+            if _arn_like(s["Condition"]["ArnLike"]["kms:EncryptionContext:aws:logs:arn"],
+                         f"arn:aws:logs:{region}:123456789012:log-group:{g.inputs['name']}")
+        }
+        assert admitted == encrypted_here, key.name
+        for s in statements:
+            assert {"kms:GenerateDataKey*", "kms:Decrypt*"} <= set(s["Action"]) and "kms:*" not in s["Action"]
+    for group in groups:
+        assert group.inputs["kmsKeyId"] in keys, group.inputs["name"]
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -198,3 +238,13 @@ def test_spelling_out_a_provider_default_is_no_replacement():
     key = "aws:kms/key:Key"
     assert replacement_forcing_changes(key, {}, {"multiRegion": False, "keyUsage": "ENCRYPT_DECRYPT"}) == []
     assert replacement_forcing_changes(key, {}, {"multiRegion": True}) == ["multiRegion"]
+
+
+def test_the_database_key_does_not_admit_a_neighbouring_instances_logs():
+    """`plexichat-prod-restored` (a restore drill) shares the identifier's prefix: not its logs."""
+    key = rendered("prod").one("aws:kms/key:Key", "database-key")
+    (logs,) = [s for s in json.loads(key.inputs["policy"])["Statement"] if "Condition" in s]
+    patterns = logs["Condition"]["ArnLike"]["kms:EncryptionContext:aws:logs:arn"]
+    arn = "arn:aws:logs:us-east-1:123456789012:log-group:/aws/rds/instance/{}/postgresql"
+    assert _arn_like(patterns, arn.format("plexichat-prod-replica-2"))
+    assert not _arn_like(patterns, arn.format("plexichat-prod-restored"))
