@@ -136,8 +136,10 @@ class Database(pulumi.ComponentResource):
                 monitoring_interval=s.monitoring_interval_seconds,
                 monitoring_role_arn=monitoring_role.arn if monitoring_role else None,
                 enabled_cloudwatch_logs_exports=LOG_EXPORTS,
-                # Changes wait for the maintenance window unless an operator applies them.
-                apply_immediately=False,
+                # Changes wait for the maintenance window, except a major upgrade: deferred, it
+                # would leave every instance on the old parameter group, which Pulumi then
+                # fails to delete at the end of the same update.
+                apply_immediately=s.major_version_upgrade,
             ), groups
 
         primary_settings, primary_logs = hardening(ident)
@@ -146,6 +148,8 @@ class Database(pulumi.ComponentResource):
             **primary_settings,
             engine="postgres",
             engine_version=s.engine_version,
+            # Replicas follow the primary's major upgrade (RDS upgrades them with it).
+            allow_major_version_upgrade=s.major_version_upgrade,
             db_name=DB_NAME,
             username=USERNAME,
             port=PORT,

@@ -678,7 +678,13 @@ class DatabaseSettings(Model):
     """RDS identifier of the primary (replicas add -replica-<n>). Required. Pinned in protected
     stacks (see dataProtection)."""
     engine_version: Annotated[str, AfterValidator(lambda v: _postgres_version(v))] = "17"
-    """PostgreSQL major (17) or major.minor (17.6); minor upgrades are automatic. Default 17."""
+    """PostgreSQL major (17) or major.minor (17.6); minor upgrades are automatic. A new major
+    needs majorVersionUpgrade in the same change. Default 17."""
+    major_version_upgrade: bool = False
+    """Set in the change that raises engineVersion's major (17 to 18), unset afterwards: RDS then
+    upgrades the primary and its replicas together, at once instead of in the maintenance window
+    (the database is down for several minutes: schedule it), and the old parameter group is
+    detached so it can be deleted. Default off: RDS refuses a major change."""
     instance_class: DbInstanceClass = "db.t4g.medium"
     """Instance class of the primary and the replicas. Default db.t4g.medium."""
     allocated_storage_gib: _int_range(20, 65536, "a size in GiB") = 20

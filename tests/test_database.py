@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from plexictl.engine import computed_aws_outputs
-from tests.conftest import STACKS, rendered
+from tests.conftest import STACKS, render_edited, rendered
+from tests.test_settings import _set
 
 INSTANCE = "aws:rds/instance:Instance"
 EXPECTED = {  # stack -> (replicas, multi-AZ, deletion protection, retention days, PI, monitoring s)
@@ -125,3 +126,30 @@ def test_no_password_ever_passes_through_the_program():
             assert "password" not in instance.inputs and "passwordWo" not in instance.inputs
             is_primary = "replicateSourceDb" not in instance.inputs
             assert instance.inputs.get("manageMasterUserPassword", False) is is_primary, instance.name
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_a_major_upgrade_is_refused_and_changes_wait_for_the_window_by_default(stack):
+    instances = rendered(stack).of_type(INSTANCE)
+    assert primary(stack).inputs["allowMajorVersionUpgrade"] is False
+    assert all(i.inputs["applyImmediately"] is False for i in instances)
+
+
+def test_a_major_upgrade_applies_at_once_to_the_primary_and_the_replicas():
+    """17 -> 18 in one change: allowed on the primary (replicas follow it), and applied now by
+    every instance, so none stays on the postgres17 parameter group Pulumi is deleting."""
+    def upgrade(config):
+        _set("database.engineVersion", "18")(config)
+        _set("database.majorVersionUpgrade", True)(config)
+
+    r = render_edited("prod", upgrade)
+    params = r.one("aws:rds/parameterGroup:ParameterGroup", "database-params").inputs
+    assert params["family"] == "postgres18" and params["name"] == "plexichat-prod-postgres18"
+    instances = r.of_type(INSTANCE)
+    assert len(instances) == 3
+    for instance in instances:
+        assert instance.inputs["applyImmediately"] is True, instance.name
+        assert instance.inputs["parameterGroupName"] == "plexichat-prod-postgres18", instance.name
+    db = r.one(INSTANCE, "database-primary").inputs
+    assert db["engineVersion"] == "18" and db["allowMajorVersionUpgrade"] is True
+    assert all("engineVersion" not in i.inputs for i in instances if i.name != "database-primary")
