@@ -58,6 +58,7 @@ class Backups(pulumi.ComponentResource):
         self.vault = aws.backup.Vault(
             f"{name}-vault", name=f"plexichat-{args.stack}", kms_key_arn=self.key.arn, opts=protected
         )
+        _lock(f"{name}-vault-lock", self.vault, s, child)
 
         self.dr_bucket = self.dr_vault = self.dr_key = None
         if s.dr_region:
@@ -75,6 +76,7 @@ class Backups(pulumi.ComponentResource):
                 f"{name}-dr-vault", name=f"plexichat-{args.stack}-dr", kms_key_arn=self.dr_key.arn,
                 opts=with_protection(dr, args.protect),
             )
+            _lock(f"{name}-dr-vault-lock", self.dr_vault, s, dr)
             self._replicate_bucket(name, versioning, dr_versioning, child)
             # Point-in-time restore in the DR region, independent of the primary region.
             aws.rds.InstanceAutomatedBackupsReplication(
@@ -313,3 +315,16 @@ def _lifecycle_rules(s: BackupSettings) -> list[aws.s3.BucketLifecycleConfigurat
             expiration=aws.s3.BucketLifecycleConfigurationRuleExpirationArgs(expired_object_delete_marker=True),
         ),
     ]
+
+
+def _lock(name: str, vault: aws.backup.Vault, s: BackupSettings, opts: pulumi.ResourceOptions) -> None:
+    """Governance-mode Vault Lock (no `changeable_for_days`), when the settings ask for one. Its
+    bounds are the plan's own retentions, so every recovery point the plan makes or copies fits."""
+    if s.vault_lock:
+        aws.backup.VaultLockConfiguration(
+            name,
+            backup_vault_name=vault.name,
+            min_retention_days=s.daily_retention_days,
+            max_retention_days=s.monthly_retention_days,
+            opts=opts,
+        )

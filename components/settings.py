@@ -800,6 +800,12 @@ class BackupSettings(Model):
     dr_automated_backup_retention_days: _int_range(1, 35, "a number of days") = 7
     """Retention of the RDS automated backups replicated to drRegion (point-in-time restore
     there). Default 7."""
+    vault_lock: bool = True
+    """AWS Backup Vault Lock, governance mode, on the vault (and the DR vault): no recovery point
+    can be deleted before dailyRetentionDays, or kept beyond monthlyRetentionDays, except by a
+    principal allowed backup:DeleteBackupVaultLockConfiguration. Default on; dev turns it off so
+    the stack can be torn down. (Compliance mode, which nobody can lift, is left to a deliberate
+    manual step.)"""
 
 
 class IrsaSettings(Model):

@@ -78,6 +78,24 @@ def test_backup_plan_keeps_daily_30_and_monthly_365_days_of_the_database(stack):
     assert all(("copyActions" in rule) is has_dr for rule in rules.values())
 
 
+LOCKS = {"dev": set(), "staging": {"backups-vault-lock"}, "prod": {"backups-vault-lock", "backups-dr-vault-lock"}}
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_vaults_are_locked_in_governance_mode_around_the_plans_retentions(stack):
+    """No recovery point can be deleted early or kept forever; dev (torn down) has no lock."""
+    r = rendered(stack)
+    locks = {lock.name: lock for lock in r.of_type("aws:backup/vaultLockConfiguration:VaultLockConfiguration")}
+    assert set(locks) == LOCKS[stack]
+    vaults = {v.urn: v for v in r.of_type("aws:backup/vault:Vault")}
+    for lock in locks.values():
+        assert lock.inputs["minRetentionDays"] == 30 and lock.inputs["maxRetentionDays"] == 365
+        assert "changeableForDays" not in lock.inputs  # compliance mode could never be lifted
+        # Locks its own vault, in its vault's region (the DR lock through the DR provider).
+        (vault,) = [v for v in vaults.values() if v.inputs["name"] == lock.inputs["backupVaultName"]]
+        assert lock.provider == vault.provider and lock.name == f"{vault.name}-lock"
+
+
 def _provider_name(resource) -> str:
     return resource.provider.rsplit("::", 2)[-2]
 
