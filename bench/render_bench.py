@@ -145,5 +145,6 @@ def main() -> None:
     print(f"\nlinear fit: {intercept:.3f} s + {1000 * slope:.1f} ms per workload;"
           f" R^2 {r_squared:.3f}, largest deviation from the line {100 * worst:.1f}%")
 
+
 if __name__ == "__main__":
     main()
