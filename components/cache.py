@@ -47,7 +47,7 @@ class Cache(pulumi.ComponentResource):
 
         log_prefix = f"/aws/elasticache/{group_id}/"
         self.key = data_key(
-            f"{name}-key", f"PlexiChat cache {group_id}: data at rest, its AUTH token secret, its logs",
+            f"{name}-key", f"PlexiChat cache {group_id}: data at rest and its AUTH token secret",
             args.account_id, with_protection(child, args.protect),
             extra_statements=[logs_may_use_key(args.region, args.account_id, [f"{log_prefix}*"])],
         )

@@ -59,7 +59,7 @@ class Database(pulumi.ComponentResource):
         ident = s.identifier
 
         self.key = data_key(
-            f"{name}-key", f"PlexiChat database {ident}: storage, password, Performance Insights, logs",
+            f"{name}-key", f"PlexiChat database {ident}: storage, password, Performance Insights",
             args.account_id, with_protection(child, args.protect),
             extra_statements=[logs_may_use_key(args.region, args.account_id, [
                 f"{LOG_GROUP_PREFIX}{ident}/*", f"{LOG_GROUP_PREFIX}{ident}-replica-*/*"
@@ -148,8 +148,9 @@ class Database(pulumi.ComponentResource):
             **primary_settings,
             engine="postgres",
             engine_version=s.engine_version,
-            # Replicas follow the primary's major upgrade (RDS upgrades them with it).
-            allow_major_version_upgrade=s.major_version_upgrade,
+            # Replicas follow the primary's major upgrade (RDS upgrades them with it). Left out,
+            # not false, otherwise: RDS's default, and no update of existing primaries.
+            allow_major_version_upgrade=s.major_version_upgrade or None,
             db_name=DB_NAME,
             username=USERNAME,
             port=PORT,
