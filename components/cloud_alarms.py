@@ -24,17 +24,17 @@ MIB = 1024**2
 class CloudAlarmsArgs:
     topic: aws.sns.Topic
     thresholds: AlertThresholds
-    db_primary_identifier: pulumi.Input[str] | None = None
-    """RDS identifier of the primary; None when the stack has no database."""
-    db_max_connections: int | None = None
+    db_primary_identifier: pulumi.Input[str]
+    """RDS identifier of the primary."""
+    db_max_connections: int
     """The primary's max_connections: the connections alarm fires at connectionUtilisationPercent
-    of it. Required with a primary."""
+    of it."""
+    cache_replication_group_id: pulumi.Input[str]
+    """ElastiCache replication group id."""
+    cache_node_count: int
+    """Nodes in the (cluster-mode disabled) group: `<group>-001` ... are its member clusters."""
     db_replica_identifiers: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     """Replica name (used in resource names, e.g. "replica-1") -> RDS identifier."""
-    cache_replication_group_id: pulumi.Input[str] | None = None
-    """ElastiCache replication group id; None when the stack has no cache."""
-    cache_node_count: int = 0
-    """Nodes in the (cluster-mode disabled) group: `<group>-001` ... are its member clusters."""
 
 
 @dataclass(frozen=True)
@@ -59,8 +59,6 @@ class CloudAlarms(pulumi.ComponentResource):
         self, name: str, args: CloudAlarmsArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("plexichat:alerting:CloudAlarms", name, None, opts)
-        if args.db_primary_identifier is not None and not args.db_max_connections:
-            raise ValueError("db_max_connections is required with a database primary")
         self.alarms = {}
         for alarm in _alarms(args):
             self.alarms[alarm.role] = aws.cloudwatch.MetricAlarm(
@@ -86,46 +84,43 @@ class CloudAlarms(pulumi.ComponentResource):
 def _alarms(args: CloudAlarmsArgs) -> list[_Alarm]:
     t = args.thresholds
     above, below = "GreaterThanThreshold", "LessThanThreshold"
-    found: list[_Alarm] = []
-    if args.db_primary_identifier is not None:
-        db = {"DBInstanceIdentifier": args.db_primary_identifier}
-        found += [
-            _Alarm("db-primary-cpu", "AWS/RDS", "CPUUtilization", db, "Average", above,
-                   t.cpu_target_percent, f"RDS primary CPU above {t.cpu_target_percent:g}%"),
-            _Alarm("db-primary-free-storage", "AWS/RDS", "FreeStorageSpace", db, "Minimum", below,
-                   t.db_free_storage_min_gib * GIB, f"RDS primary free storage below {t.db_free_storage_min_gib} GiB"),
-            _Alarm("db-primary-freeable-memory", "AWS/RDS", "FreeableMemory", db, "Minimum", below,
-                   t.db_freeable_memory_min_mib * MIB,
-                   f"RDS primary freeable memory below {t.db_freeable_memory_min_mib} MiB"),
-            _Alarm("db-primary-connections", "AWS/RDS", "DatabaseConnections", db, "Maximum", above,
-                   args.db_max_connections * t.connection_utilisation_percent / 100,
-                   f"RDS primary connections above {t.connection_utilisation_percent:g}% of "
-                   f"max_connections ({args.db_max_connections})"),
-        ]
+    db = {"DBInstanceIdentifier": args.db_primary_identifier}
+    found = [
+        _Alarm("db-primary-cpu", "AWS/RDS", "CPUUtilization", db, "Average", above,
+               t.cpu_target_percent, f"RDS primary CPU above {t.cpu_target_percent:g}%"),
+        _Alarm("db-primary-free-storage", "AWS/RDS", "FreeStorageSpace", db, "Minimum", below,
+               t.db_free_storage_min_gib * GIB, f"RDS primary free storage below {t.db_free_storage_min_gib} GiB"),
+        _Alarm("db-primary-freeable-memory", "AWS/RDS", "FreeableMemory", db, "Minimum", below,
+               t.db_freeable_memory_min_mib * MIB,
+               f"RDS primary freeable memory below {t.db_freeable_memory_min_mib} MiB"),
+        _Alarm("db-primary-connections", "AWS/RDS", "DatabaseConnections", db, "Maximum", above,
+               args.db_max_connections * t.connection_utilisation_percent / 100,
+               f"RDS primary connections above {t.connection_utilisation_percent:g}% of "
+               f"max_connections ({args.db_max_connections})"),
+    ]
     for replica, identifier in args.db_replica_identifiers.items():
         found.append(_Alarm(
             f"db-{replica}-lag", "AWS/RDS", "ReplicaLag", {"DBInstanceIdentifier": identifier},
             "Maximum", above, t.replica_lag_max_seconds,
             f"RDS {replica} lags the primary by more than {t.replica_lag_max_seconds} s",
         ))
-    if args.cache_replication_group_id is not None:
-        for index in range(1, args.cache_node_count + 1):
-            node = f"cache-{index:03d}"
-            cluster = {"CacheClusterId": pulumi.Output.concat(args.cache_replication_group_id, f"-{index:03d}")}
-            found += [
-                _Alarm(f"{node}-engine-cpu", "AWS/ElastiCache", "EngineCPUUtilization", cluster, "Average",
-                       above, t.cpu_target_percent, f"Redis {node} engine CPU above {t.cpu_target_percent:g}%"),
-                _Alarm(f"{node}-memory", "AWS/ElastiCache", "DatabaseMemoryUsagePercentage", cluster,
-                       "Average", above, t.memory_target_percent,
-                       f"Redis {node} memory above {t.memory_target_percent:g}%"),
-                _Alarm(f"{node}-evictions", "AWS/ElastiCache", "Evictions", cluster, "Sum", above,
-                       t.cache_evictions_per_minute_max,
-                       f"Redis {node} evicts more than {t.cache_evictions_per_minute_max} keys a minute",
-                       period_seconds=60, evaluation_periods=5),
-                # An idle cache has no hit rate: no data is not an incident.
-                _Alarm(f"{node}-hit-rate", "AWS/ElastiCache", "CacheHitRate", cluster, "Average", below,
-                       t.cache_hit_rate_min_percent,
-                       f"Redis {node} hit rate below {t.cache_hit_rate_min_percent:g}%",
-                       treat_missing_data="notBreaching"),
-            ]
+    for index in range(1, args.cache_node_count + 1):
+        node = f"cache-{index:03d}"
+        cluster = {"CacheClusterId": pulumi.Output.concat(args.cache_replication_group_id, f"-{index:03d}")}
+        found += [
+            _Alarm(f"{node}-engine-cpu", "AWS/ElastiCache", "EngineCPUUtilization", cluster, "Average",
+                   above, t.cpu_target_percent, f"Redis {node} engine CPU above {t.cpu_target_percent:g}%"),
+            _Alarm(f"{node}-memory", "AWS/ElastiCache", "DatabaseMemoryUsagePercentage", cluster,
+                   "Average", above, t.memory_target_percent,
+                   f"Redis {node} memory above {t.memory_target_percent:g}%"),
+            _Alarm(f"{node}-evictions", "AWS/ElastiCache", "Evictions", cluster, "Sum", above,
+                   t.cache_evictions_per_minute_max,
+                   f"Redis {node} evicts more than {t.cache_evictions_per_minute_max} keys a minute",
+                   period_seconds=60, evaluation_periods=5),
+            # An idle cache has no hit rate: no data is not an incident.
+            _Alarm(f"{node}-hit-rate", "AWS/ElastiCache", "CacheHitRate", cluster, "Average", below,
+                   t.cache_hit_rate_min_percent,
+                   f"Redis {node} hit rate below {t.cache_hit_rate_min_percent:g}%",
+                   treat_missing_data="notBreaching"),
+        ]
     return found

@@ -190,7 +190,7 @@ def test_alarm_topic_is_encrypted_with_its_own_key_and_pages_only_in_prod():
 
 
 # ---------------------------------------------------------------------------------------------
-# CloudWatch alarms, standalone (the data tier is wired by the lead after it merges)
+# CloudWatch alarms: the component on its own, then as every stack wires it
 
 
 def _alarms(thresholds: AlertThresholds) -> Rendering:
@@ -262,21 +262,6 @@ def test_one_setting_moves_the_prometheus_rule_and_the_cloudwatch_alarm_together
     assert alarms["data-cache-001-memory"]["threshold"] == 75
     assert expr_of(prometheus, "PlexichatDbPoolSaturated").endswith("> 0.6")
     assert alarms["data-db-primary-connections"]["threshold"] == 300
-
-
-def test_cloud_alarms_without_a_data_tier_create_nothing():
-    rendering = run(lambda: CloudAlarms("data", CloudAlarmsArgs(
-        topic=AlarmTopic("alarms", AlarmTopicArgs(stack="test")).topic, thresholds=AlertThresholds(),
-    )), "test")
-    assert _alarm_inputs(rendering) == {}
-
-
-def test_cloud_alarms_need_max_connections_with_a_primary():
-    with pytest.raises(Exception, match="db_max_connections"):
-        run(lambda: CloudAlarms("data", CloudAlarmsArgs(
-            topic=AlarmTopic("alarms", AlarmTopicArgs(stack="test")).topic,
-            thresholds=AlertThresholds(), db_primary_identifier="db",
-        )), "test")
 
 
 @pytest.mark.parametrize("stack", STACKS)
