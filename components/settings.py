@@ -849,16 +849,23 @@ class DataProtectionSettings(Model):
     confirmation that the resource is destroyed and re-created."""
 
 
-# config key path of the mirrored setting -> (pinned field, what a change destroys). Which inputs
-# of which resource types replace data is components/stateful.py; these are the settings that
-# feed such inputs (or the provider's region) and therefore cannot be constants.
+# config key path of the mirrored setting -> (pinned field, what a change does). Which inputs of
+# which resource types replace data is components/stateful.py; these are the settings that feed
+# such inputs (or the provider's region), or rename a store, and therefore cannot be constants.
 IDENTITY_PINS: dict[str, tuple[str, str]] = {
-    "aws.region": ("region", "every AWS resource of the stack, including the database, cache and backups"),
-    "database.identifier": ("database_identifier", "the RDS primary and its replicas (renamed: new endpoints)"),
-    "cache.replicationGroupId": ("cache_replication_group_id", "the ElastiCache replication group and its data"),
-    "cache.engine": ("cache_engine", "the ElastiCache replication group (an engine downgrade re-creates it)"),
-    "backups.bucketName": ("backup_bucket_name", "the backup bucket and every backup in it"),
-    "backups.drRegion": ("dr_region", "the DR bucket, DR vault, DR key and replicated backups in the old DR region"),
+    "aws.region": ("region", "destroy every AWS resource of the stack, including the database, cache and backups"),
+    # RDS renames an instance in place (so `identifier` is not in stateful.py), but the rest of a
+    # rename is still an outage and a loss: pinned like the others.
+    "database.identifier": (
+        "database_identifier",
+        "rename the RDS primary and its replicas (new endpoints: the database is unreachable until "
+        "the rename settles and the pods roll) and replace their subnet, parameter and security "
+        "groups and their log groups (the logs so far are deleted)",
+    ),
+    "cache.replicationGroupId": ("cache_replication_group_id", "destroy the ElastiCache replication group and its data"),
+    "cache.engine": ("cache_engine", "destroy the ElastiCache replication group (an engine downgrade re-creates it)"),
+    "backups.bucketName": ("backup_bucket_name", "destroy the backup bucket and every backup in it"),
+    "backups.drRegion": ("dr_region", "destroy the DR bucket, DR vault, DR key and replicated backups in the old DR region"),
 }
 
 
@@ -895,12 +902,12 @@ def _check_pinned_identity(settings: Any) -> None:
                 "dataProtection.pinned", "is required when dataProtection.protect is on (copy the current values)"
             )
         return
-    for path, (pin, destroyed) in IDENTITY_PINS.items():
+    for path, (pin, consequence) in IDENTITY_PINS.items():
         current, pinned = _setting_at(settings, path), getattr(protection.pinned, pin)
         if current != pinned:
             raise _FieldError(
                 path,
-                f"changing it from {pinned!r} to {current!r} would destroy {destroyed}; this stack is "
+                f"changing it from {pinned!r} to {current!r} would {consequence}; this stack is "
                 f"protected. To do this on purpose, also set dataProtection.pinned.{to_camel(pin)} to "
                 f"{current!r} "
                 "in the same reviewed change (README 'No data loss by config edit')",

@@ -46,23 +46,25 @@ def test_dev_protects_nothing_so_it_can_be_torn_down():
 
 
 GUARDED_EDITS = [
-    # (edit of a protected stack, the key path the error names, what it says is destroyed)
-    (_set("aws", {"region": "eu-west-1"}), "plexichat:aws.region", "every AWS resource"),
-    (_set("database.identifier", "plexichat-prod-2"), "plexichat:database.identifier", "RDS primary"),
-    (_set("cache.replicationGroupId", "plexichat-prod-2"), "plexichat:cache.replicationGroupId", "replication group"),
-    (_set("cache.engine", "redis"), "plexichat:cache.engine", "replication group"),
-    (_set("backups.bucketName", "plexichat-prod-backups-2"), "plexichat:backups.bucketName", "every backup"),
-    (_set("backups.drRegion", "eu-west-1"), "plexichat:backups.drRegion", "DR bucket"),
-    (_remove("backups.drRegion"), "plexichat:backups.drRegion", "DR bucket"),
+    # (edit of a protected stack, the key path the error names, what it says the edit would do)
+    (_set("aws", {"region": "eu-west-1"}), "plexichat:aws.region", "destroy every AWS resource"),
+    (_set("database.identifier", "plexichat-prod-2"), "plexichat:database.identifier",
+     "rename the RDS primary and its replicas (new endpoints"),
+    (_set("cache.replicationGroupId", "plexichat-prod-2"), "plexichat:cache.replicationGroupId",
+     "destroy the ElastiCache replication group"),
+    (_set("cache.engine", "redis"), "plexichat:cache.engine", "destroy the ElastiCache replication group"),
+    (_set("backups.bucketName", "plexichat-prod-backups-2"), "plexichat:backups.bucketName", "destroy the backup bucket"),
+    (_set("backups.drRegion", "eu-west-1"), "plexichat:backups.drRegion", "destroy the DR bucket"),
+    (_remove("backups.drRegion"), "plexichat:backups.drRegion", "destroy the DR bucket"),
 ]
 
 
-@pytest.mark.parametrize("edit,key,destroyed", GUARDED_EDITS, ids=[g[1] for g in GUARDED_EDITS])
-def test_the_guard_refuses_each_replacing_edit_in_prod(edit, key, destroyed):
+@pytest.mark.parametrize("edit,key,consequence", GUARDED_EDITS, ids=[g[1] for g in GUARDED_EDITS])
+def test_the_guard_refuses_each_replacing_edit_in_prod(edit, key, consequence):
     with pytest.raises(pulumi.RunError) as raised:
         render_edited("prod", edit)
     lines = [line for line in str(raised.value).splitlines() if line.strip().startswith(f"- {key}:")]
-    assert lines and "would destroy" in lines[0] and destroyed in lines[0], str(raised.value)
+    assert lines and f"would {consequence}" in lines[0], str(raised.value)
     assert "dataProtection.pinned" in lines[0]  # it says how to do it on purpose
 
 
