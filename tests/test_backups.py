@@ -87,12 +87,12 @@ def test_vaults_are_locked_in_governance_mode_around_the_plans_retentions(stack)
     r = rendered(stack)
     locks = {lock.name: lock for lock in r.of_type("aws:backup/vaultLockConfiguration:VaultLockConfiguration")}
     assert set(locks) == LOCKS[stack]
-    vaults = {v.urn: v for v in r.of_type("aws:backup/vault:Vault")}
+    vaults = r.of_type("aws:backup/vault:Vault")
     for lock in locks.values():
         assert lock.inputs["minRetentionDays"] == 30 and lock.inputs["maxRetentionDays"] == 365
         assert "changeableForDays" not in lock.inputs  # compliance mode could never be lifted
         # Locks its own vault, in its vault's region (the DR lock through the DR provider).
-        (vault,) = [v for v in vaults.values() if v.inputs["name"] == lock.inputs["backupVaultName"]]
+        (vault,) = [v for v in vaults if v.inputs["name"] == lock.inputs["backupVaultName"]]
         assert lock.provider == vault.provider and lock.name == f"{vault.name}-lock"
 
 
