@@ -9,7 +9,9 @@ holding a secret.
   database credentials (the RDS-managed master secret) and the cache AUTH token as Kubernetes
   Secrets.
 - The environment the web and worker containers get: endpoints as plain values, credentials
-  through `secretKeyRef` to those Secrets.
+  through `secretKeyRef` to those Secrets, and the annotation that makes a Secret reloader
+  (Stakater Reloader) roll the Deployments when one of those Secrets changes: a rotated RDS
+  password stops working at once, and a container reads its environment only at start.
 
 The role's trust policy admits every ServiceAccount named `plexichat-*` in the app namespace
 (StringLike) rather than an exact list: the track ServiceAccounts come and go with releases
@@ -33,6 +35,7 @@ from components.database import DB_NAME, PORT as DB_PORT, Database
 from components.settings import IrsaSettings
 
 ROLE_ARN_ANNOTATION = "eks.amazonaws.com/role-arn"
+RELOAD_ANNOTATION = "secret.reloader.stakater.com/reload"
 SECRET_STORE = "plexichat-aws"
 STORE_SERVICE_ACCOUNT = f"{naming.APP}-external-secrets"  # matches the trust policy's prefix
 DB_CREDENTIALS_SECRET = "plexichat-db-credentials"
@@ -187,4 +190,7 @@ class AppAccess(pulumi.ComponentResource):
             value("PLEXICHAT_BACKUP_BUCKET", backups.bucket.bucket),
             value("AWS_REGION", args.region),
         ]
+        # On the Deployments (not their pod templates, so adding it restarts nothing): the
+        # Secrets the environment reads, whose change must roll the pods.
+        self.deployment_annotations = {RELOAD_ANNOTATION: f"{DB_CREDENTIALS_SECRET},{CACHE_AUTH_SECRET}"}
         self.register_outputs({"role_arn": self.role.arn})

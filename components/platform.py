@@ -143,6 +143,7 @@ class Platform(pulumi.ComponentResource):
                         namespace=namespace_name,
                         env=self.app_access.env,
                         service_account_annotations=self.app_access.service_account_annotations,
+                        deployment_annotations=self.app_access.deployment_annotations,
                     ),
                     opts=k8s_opts,
                 )

@@ -814,9 +814,10 @@ class IrsaSettings(Model):
     oidc_provider_arn: OidcProviderArn
     """The cluster's IAM OIDC provider ARN (`aws eks describe-cluster ... identity.oidc.issuer`).
     Required."""
-    secret_refresh_interval: Annotated[str, Field(pattern=r"^[1-9][0-9]*(m|h)$")] = "1h"
-    """How often External Secrets re-reads Secrets Manager (picks up rotated passwords).
-    Default 1h."""
+    secret_refresh_interval: Annotated[str, Field(pattern=r"^[1-9][0-9]*(m|h)$")] = "5m"
+    """How often External Secrets re-reads Secrets Manager. A rotated database password stops
+    working at once, so this bounds how long after a rotation new connections of running pods
+    fail (the Secret changes, then the reloader rolls the pods). Default 5m."""
 
 
 class PinnedIdentity(Model):

@@ -35,6 +35,8 @@ class WorkloadTrackArgs:
     """Extra container environment (data tier endpoints, `secretKeyRef` credentials)."""
     service_account_annotations: Mapping[str, pulumi.Input[str]] | None = None
     """Annotations of the track's ServiceAccount (e.g. the IRSA role ARN)."""
+    deployment_annotations: Mapping[str, str] | None = None
+    """Annotations of the Deployment object (e.g. which Secrets a reloader watches for it)."""
 
 
 class WorkloadTrack(pulumi.ComponentResource):
@@ -50,20 +52,19 @@ class WorkloadTrack(pulumi.ComponentResource):
         object_name = naming.object_name(args.workload_name, track.name)
         labels = naming.pod_labels(args.stack, args.workload_name, track.name, track.version)
         selector = naming.selector_labels(args.workload_name, track.name)
-        metadata = k8s.meta.v1.ObjectMetaArgs(
-            name=object_name,
-            namespace=args.namespace,
-            labels={**naming.common_labels(args.stack), **selector},
-        )
 
-        self.service_account = k8s.core.v1.ServiceAccount(
-            f"{name}-sa",
-            metadata=k8s.meta.v1.ObjectMetaArgs(
+        def metadata(annotations: Mapping[str, pulumi.Input[str]] | None = None) -> k8s.meta.v1.ObjectMetaArgs:
+            """The track's objects share name, namespace and labels."""
+            return k8s.meta.v1.ObjectMetaArgs(
                 name=object_name,
                 namespace=args.namespace,
                 labels={**naming.common_labels(args.stack), **selector},
-                annotations=dict(args.service_account_annotations or {}) or None,
-            ),
+                annotations=dict(annotations or {}) or None,
+            )
+
+        self.service_account = k8s.core.v1.ServiceAccount(
+            f"{name}-sa",
+            metadata=metadata(args.service_account_annotations),
             # The app calls no Kubernetes API; a mounted token would only be something to steal.
             automount_service_account_token=False,
             opts=child,
@@ -71,7 +72,7 @@ class WorkloadTrack(pulumi.ComponentResource):
 
         self.deployment = k8s.apps.v1.Deployment(
             f"{name}-deployment",
-            metadata=metadata,
+            metadata=metadata(args.deployment_annotations),
             spec=k8s.apps.v1.DeploymentSpecArgs(
                 # No `replicas`: the HPA below owns the count (see module docstring).
                 selector=k8s.meta.v1.LabelSelectorArgs(match_labels=selector),
@@ -109,7 +110,7 @@ class WorkloadTrack(pulumi.ComponentResource):
 
         self.autoscaler = k8s.autoscaling.v2.HorizontalPodAutoscaler(
             f"{name}-hpa",
-            metadata=metadata,
+            metadata=metadata(),
             spec=k8s.autoscaling.v2.HorizontalPodAutoscalerSpecArgs(
                 scale_target_ref=k8s.autoscaling.v2.CrossVersionObjectReferenceArgs(
                     api_version="apps/v1", kind="Deployment", name=self.deployment.metadata.name
@@ -149,7 +150,7 @@ class WorkloadTrack(pulumi.ComponentResource):
 
         self.disruption_budget = k8s.policy.v1.PodDisruptionBudget(
             f"{name}-pdb",
-            metadata=metadata,
+            metadata=metadata(),
             spec=k8s.policy.v1.PodDisruptionBudgetSpecArgs(
                 # One pod at a time: drains always make progress, whatever the HPA has scaled to,
                 # and never take more than one pod of a track away at once.

@@ -113,6 +113,26 @@ def test_web_and_worker_get_endpoints_as_values_and_credentials_by_reference(sta
 
 
 @pytest.mark.parametrize("stack", STACKS)
+def test_a_changed_credential_rolls_every_deployment_that_reads_it(stack):
+    """The reloader watches exactly the Secrets a Deployment's environment reads, and External
+    Secrets re-reads them every 5 minutes: a rotated password reaches the pods within minutes."""
+    r = rendered(stack)
+    for deployment in r.of_type(DEPLOYMENT):
+        template = deployment.inputs["spec"]["template"]
+        read = {
+            e["valueFrom"]["secretKeyRef"]["name"]
+            for container in template["spec"]["containers"] for e in container.get("env", [])
+            if "secretKeyRef" in e.get("valueFrom", {})
+        }
+        watched = deployment.inputs["metadata"]["annotations"]["secret.reloader.stakater.com/reload"]
+        assert set(watched.split(",")) == read == {"plexichat-db-credentials", "plexichat-cache-auth"}
+        # On the Deployment, not the pod template: adding it restarted no pod.
+        assert not any(k.startswith("secret.reloader") for k in template["metadata"].get("annotations", {}))
+    for external_secret in r.of_type("kubernetes:external-secrets.io/v1:ExternalSecret"):
+        assert external_secret.inputs["spec"]["refreshInterval"] == "5m"
+
+
+@pytest.mark.parametrize("stack", STACKS)
 def test_data_ports_are_open_only_to_the_cluster_never_to_the_internet(stack):
     r = rendered(stack)
     rules = r.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
