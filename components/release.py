@@ -28,6 +28,10 @@ class Track:
     version: str
     runs_workers: bool
     """Whether worker workloads run this track (the stable or active one, exactly one track)."""
+    sized_for_all_traffic: bool = False
+    """Whether the track must be able to take all web traffic at any moment: both blue-green
+    colours, since a flip moves everything at once and may change nothing but routes. Such a
+    track scales on the whole Service's request rate, not only on its own load."""
 
 
 @dataclass(frozen=True)
@@ -117,7 +121,7 @@ def plan_release(release: RollingRelease | CanaryRelease | BlueGreenRelease) -> 
         return ReleasePlan(
             strategy=release.strategy,
             tracks=tuple(
-                Track(colour, versions[colour], runs_workers=colour == active)
+                Track(colour, versions[colour], runs_workers=colour == active, sized_for_all_traffic=True)
                 for colour in ("blue", "green")
             ),
             routes=(

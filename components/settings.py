@@ -178,8 +178,9 @@ class CanaryRelease(Model):
 
 class BlueGreenRelease(Model):
     """Tracks `blue` and `green`, each with the web workload's full autoscaling range; `active`
-    gets all live traffic, the other only the preview route (so it idles at minReplicas until
-    the flip: raise minReplicas first when flipping under heavy load)."""
+    gets all live traffic, the other only the preview route. Both are as large as the live
+    traffic needs when workloads.web.requestsPerSecondPerPod is set; otherwise the idle one sits
+    at minReplicas (raise it first when flipping under heavy load)."""
 
     strategy: Literal["blueGreen"]
     active: Literal["blue", "green"]
@@ -234,6 +235,12 @@ class Workload(Model):
     """HPA memory target (percent of request). Default 75, under the runbook's 85% limit."""
     scale_down_stabilization_seconds: Seconds = 300
     """How long the HPA waits before removing pods. Default 300."""
+    requests_per_second_per_pod: _int_range(1, 100000, "a number of requests per second") | None = None
+    """Web only: requests per second one pod serves at its target load. With it, both blue-green
+    colours also scale on the whole web Service's request rate (Istio's, through a custom
+    metrics adapter: README prerequisites), so the idle colour is as large as the live one and a
+    flip moves traffic onto full capacity. Default none: each colour scales on its own CPU and
+    memory, and the idle one sits at minReplicas."""
     cpu_request: Cpu = "250m"
     """CPU request per pod (HPA utilisation is relative to it). Default 250m."""
     cpu_limit: Cpu = "1"
@@ -260,6 +267,10 @@ class Workload(Model):
             raise _FieldError(
                 "metricsPort", f"must equal port ({self.port}) for a worker: it serves health "
                 "and metrics on one port",
+            )
+        if self.role == "worker" and self.requests_per_second_per_pod is not None:
+            raise _FieldError(
+                "requestsPerSecondPerPod", "applies to web workloads only (a worker serves no requests)"
             )
         if self.max_replicas < self.min_replicas:
             raise _FieldError(

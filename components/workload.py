@@ -18,6 +18,9 @@ from components import naming
 from components.release import Track, image_reference
 from components.settings import Workload
 
+SERVICE_REQUEST_RATE_METRIC = "istio_requests_per_second"
+"""Custom metric (custom.metrics.k8s.io) on Service objects: requests per second the Service's
+pods receive, from Istio's `istio_requests_total`. A metrics adapter serves it (README)."""
 RUN_AS_UID = 10001
 """Non-root uid/gid for every container (above 10000 so it maps to no host user)."""
 
@@ -120,6 +123,10 @@ class WorkloadTrack(pulumi.ComponentResource):
                 metrics=[
                     _utilisation_metric("cpu", w.target_cpu_percent),
                     _utilisation_metric("memory", w.target_memory_percent),
+                    *(
+                        [_service_request_rate_metric(args.workload_name, w.requests_per_second_per_pod)]
+                        if track.sized_for_all_traffic and w.requests_per_second_per_pod else []
+                    ),
                 ],
                 behavior=k8s.autoscaling.v2.HorizontalPodAutoscalerBehaviorArgs(
                     scale_down=k8s.autoscaling.v2.HPAScalingRulesArgs(
@@ -176,6 +183,22 @@ def _utilisation_metric(resource: str, percent: int) -> k8s.autoscaling.v2.Metri
             target=k8s.autoscaling.v2.MetricTargetArgs(
                 type="Utilization", average_utilization=percent
             ),
+        ),
+    )
+
+
+def _service_request_rate_metric(workload_name: str, per_pod: int) -> k8s.autoscaling.v2.MetricSpecArgs:
+    """The request rate of the workload's Service, all tracks together, as `AverageValue`: the
+    HPA divides it by `per_pod`, so every track with this metric asks for the same size whatever
+    share of the traffic it gets (the HPA takes the largest of its metrics' proposals)."""
+    return k8s.autoscaling.v2.MetricSpecArgs(
+        type="Object",
+        object=k8s.autoscaling.v2.ObjectMetricSourceArgs(
+            described_object=k8s.autoscaling.v2.CrossVersionObjectReferenceArgs(
+                api_version="v1", kind="Service", name=naming.object_name(workload_name)
+            ),
+            metric=k8s.autoscaling.v2.MetricIdentifierArgs(name=SERVICE_REQUEST_RATE_METRIC),
+            target=k8s.autoscaling.v2.MetricTargetArgs(type="AverageValue", average_value=str(per_pod)),
         ),
     )
 

@@ -50,6 +50,15 @@ def test_exactly_one_track_runs_the_workers(release):
     assert sum(t.runs_workers for t in plan_release(release).tracks) == 1
 
 
+@given(releases)
+def test_tracks_sized_for_all_traffic_are_exactly_the_blue_green_colours(release):
+    """A track that can go from no traffic to all of it in one route change (a flip) must be
+    sized for all of it; a canary grows by steps, a rolling track already has it all."""
+    plan = plan_release(release)
+    expected = {"blue", "green"} if plan.strategy == "blueGreen" else set()
+    assert {t.name for t in plan.tracks if t.sized_for_all_traffic} == expected
+
+
 @given(rolling)
 def test_rolling_is_one_stable_track_at_its_version(release):
     plan = plan_release(release)

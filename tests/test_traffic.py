@@ -250,6 +250,23 @@ def test_a_blue_green_flip_changes_only_routing_and_the_workers():
     assert after.outputs["workerVersion"] == "v1.5.0"
 
 
+def test_both_colours_are_sized_for_all_traffic_so_a_flip_lands_on_full_capacity():
+    """Staging's colours autoscale alike, on the whole web Service's request rate as well as on
+    their own load: the idle colour is as large as the live one before any flip."""
+    r = rendered("staging")
+    web = {h.name: h.inputs["spec"] for h in r.of_type("kubernetes:autoscaling/v2:HorizontalPodAutoscaler")
+           if h.name.startswith("web-")}
+    assert set(web) == {"web-blue-hpa", "web-green-hpa"}
+    blue, green = web["web-blue-hpa"], web["web-green-hpa"]
+    assert {k: v for k, v in blue.items() if k != "scaleTargetRef"} == {k: v for k, v in green.items() if k != "scaleTargetRef"}
+    (service_rate,) = [m for m in blue["metrics"] if m["type"] == "Object"]
+    assert service_rate["object"]["describedObject"]["name"] == r.one("kubernetes:core/v1:Service", "web-service").inputs["metadata"]["name"]
+    # Nowhere else: a canary is sized by its own share, a rolling stack has one track anyway.
+    for stack in ("dev", "prod"):
+        for hpa in rendered(stack).of_type("kubernetes:autoscaling/v2:HorizontalPodAutoscaler"):
+            assert all(m["type"] == "Resource" for m in hpa.inputs["spec"]["metrics"]), (stack, hpa.name)
+
+
 @pytest.mark.parametrize("stack", STACKS)
 def test_a_version_bump_changes_no_selector_and_no_routing_object(stack):
     def bump(config):

@@ -67,6 +67,29 @@ def test_hpa_owns_replicas(web):
     assert hpa["behavior"]["scaleDown"]["stabilizationWindowSeconds"] == 300
 
 
+def _metrics_by_type(rendering) -> dict[str, list[dict]]:
+    found: dict[str, list[dict]] = {}
+    for metric in rendering.of_type(HPA)[0].inputs["spec"]["metrics"]:
+        found.setdefault(metric["type"], []).append(metric)
+    return found
+
+
+def test_a_colour_sized_for_all_traffic_also_scales_on_the_services_request_rate():
+    """Both blue-green colours ask for the size the whole Service's traffic needs, whichever
+    of them is live, so a flip (a route change only) lands on full capacity."""
+    workload = Workload(role="web", requests_per_second_per_pod=40)
+    colour = Track("green", "v2.0.0", runs_workers=False, sized_for_all_traffic=True)
+    (service_rate,) = _metrics_by_type(render_track(workload, colour))["Object"]
+    assert service_rate["object"] == {
+        "describedObject": {"apiVersion": "v1", "kind": "Service", "name": "plexichat-web"},
+        "metric": {"name": "istio_requests_per_second"},
+        "target": {"type": "AverageValue", "averageValue": "40"},
+    }
+    # A canary (its share of traffic only) and a colour without a rate setting: CPU and memory.
+    assert "Object" not in _metrics_by_type(render_track(workload))
+    assert "Object" not in _metrics_by_type(render_track(Workload(role="web"), colour))
+
+
 def test_rollout_never_reduces_capacity(web):
     spec = web.of_type(DEPLOYMENT)[0].inputs["spec"]
     assert spec["strategy"] == {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": "25%"}}
