@@ -418,7 +418,8 @@ def edit_stack(
     old_config = engine.stack_config(stack, root, stack_file=yaml.safe_load(old_text))
     new_config = engine.stack_config(stack, root, stack_file=yaml.safe_load(new_text))
     config, secret_keys = new_config
-    parse_stack_config(config, stack, secret_keys)  # raises the program's own RunError
+    settings = parse_stack_config(config, stack, secret_keys)  # raises the program's own RunError
+    message += _flip_capacity_note(before, _plain(release), settings)
     edit = Edit(stack, path, message, before, _plain(release), old_text, new_text)
     if render:
         after = engine.run_program(stack, root=root, config=new_config[0], secret_keys=new_config[1])
@@ -433,6 +434,20 @@ def edit_stack(
     if write and new_text != old_text:
         path.write_text(new_text)
     return edit
+
+
+def _flip_capacity_note(before: dict, after: dict, settings: Any) -> str:
+    """A warning when a flip (switch, or a rollback that flips back) moves live traffic onto a
+    colour that nothing has sized for it: without requestsPerSecondPerPod it idled at minReplicas."""
+    if not (before.get("strategy") == after.get("strategy") == "blueGreen"
+            and before.get("active") != after.get("active")):
+        return ""
+    web = next(w for w in settings.workloads.values() if w.role == "web")
+    if web.requests_per_second_per_pod:
+        return ""
+    return (f"; note: {after['active']} has been idling at minReplicas ({web.min_replicas}) and now "
+            "takes all live traffic: under heavy load raise workloads.web.minReplicas in this "
+            "change, or set workloads.web.requestsPerSecondPerPod so both colours stay sized")
 
 
 NOT_APPLIED = 3

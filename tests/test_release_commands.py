@@ -186,6 +186,18 @@ def test_blue_green_lifecycle_deploy_preview_switch_rollback(stack_dir):
     assert changed_lines(original, path.read_text()) == ["-    green: v1.5.0", "+    green: v1.6.0"]
 
 
+def test_a_flip_warns_when_the_colour_going_live_was_not_sized_for_it(stack_dir):
+    """Staging sizes both colours for all traffic (requestsPerSecondPerPod): a quiet flip. A
+    stack without it hears that the new live colour has been idling at minReplicas."""
+    assert "note:" not in run(stack_dir, "staging", rc.switch).message
+    path = stack_dir / "Pulumi.staging.yaml"
+    path.write_text(path.read_text().replace("      requestsPerSecondPerPod: 50\n", ""))
+    message = run(stack_dir, "staging", rc.switch).message
+    assert message.startswith("active colour green -> blue")
+    assert "note: blue has been idling at minReplicas (2)" in message
+    assert "requestsPerSecondPerPod" in message
+
+
 def git(repo, *args: str) -> None:
     subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
                    cwd=repo, check=True, capture_output=True)
