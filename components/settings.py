@@ -695,7 +695,8 @@ class DatabaseSettings(Model):
     """Set in the change that raises engineVersion's major (17 to 18), unset afterwards: RDS then
     upgrades the primary and its replicas together, at once instead of in the maintenance window
     (the database is down for several minutes: schedule it), and the old parameter group is
-    detached so it can be deleted. Default off: RDS refuses a major change."""
+    detached so it can be deleted. While set, any other change to the instances applies at once
+    too. Default off: RDS refuses a major change."""
     instance_class: DbInstanceClass = "db.t4g.medium"
     """Instance class of the primary and the replicas. Default db.t4g.medium."""
     allocated_storage_gib: _int_range(20, 65536, "a size in GiB") = 20
