@@ -1,23 +1,25 @@
 """What the app may reach, and how its credentials get into the cluster without a manifest ever
 holding a secret.
 
-- An IAM role for the app's ServiceAccounts (IRSA): read its own two secrets, read and write the
-  backup bucket's prefixes, use the keys those are encrypted with. Every statement names its
+- Two IAM roles through IRSA, each with only what its pods do. The app's role: read and write
+  the backup bucket's prefixes, use the backup key. The External Secrets store's role: read the
+  two credential secrets and decrypt them. The app's pods get their credentials from the
+  environment, so they cannot read a secret from AWS themselves. Every statement names its
   resources; nothing is granted on `*`.
-- External Secrets Operator: a `SecretStore` (AWS Secrets Manager, authenticated by the same
-  role through a dedicated ServiceAccount) and two `ExternalSecret`s that materialise the
-  database credentials (the RDS-managed master secret) and the cache AUTH token as Kubernetes
-  Secrets.
+- External Secrets Operator: a `SecretStore` (AWS Secrets Manager, through its own
+  ServiceAccount and role) and two `ExternalSecret`s that materialise the database credentials
+  (the RDS-managed master secret) and the cache AUTH token as Kubernetes Secrets.
 - The environment the web and worker containers get: endpoints as plain values, credentials
   through `secretKeyRef` to those Secrets, and the annotation that makes a Secret reloader
   (Stakater Reloader) roll the Deployments when one of those Secrets changes: a rotated RDS
   password stops working at once, and a container reads its environment only at start.
 
-The role's trust policy admits every ServiceAccount named `plexichat-*` in the app namespace
-(StringLike) rather than an exact list: the track ServiceAccounts come and go with releases
-(`plexichat-web-canary`, `plexichat-worker-green`), and an exact list would turn a canary start
-or a blue-green flip into an IAM change. The namespace holds only this program's
-ServiceAccounts (restricted Pod Security, no other writers), so the wildcard admits nothing else.
+The app role's trust policy admits every ServiceAccount named `plexichat-*` in the app
+namespace (StringLike) except the store's, rather than an exact list: the track ServiceAccounts
+come and go with releases (`plexichat-web-canary`, `plexichat-worker-green`), and an exact list
+would turn a canary start or a blue-green flip into an IAM change. The namespace holds only this
+program's ServiceAccounts (restricted Pod Security, no other writers), so the wildcard admits
+nothing else. The store's role trusts exactly its one ServiceAccount.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from components.settings import IrsaSettings
 ROLE_ARN_ANNOTATION = "eks.amazonaws.com/role-arn"
 RELOAD_ANNOTATION = "secret.reloader.stakater.com/reload"
 SECRET_STORE = "plexichat-aws"
-STORE_SERVICE_ACCOUNT = f"{naming.APP}-external-secrets"  # matches the trust policy's prefix
+STORE_SERVICE_ACCOUNT = f"{naming.APP}-external-secrets"  # excluded from the app role's trust
 DB_CREDENTIALS_SECRET = "plexichat-db-credentials"
 CACHE_AUTH_SECRET = "plexichat-cache-auth"
 BACKUP_PREFIXES = ("daily/", "monthly/", "logs/")
@@ -59,6 +61,7 @@ class AppAccessArgs:
 
 class AppAccess(pulumi.ComponentResource):
     role: aws.iam.Role
+    store_role: aws.iam.Role
     env: list[k8s.core.v1.EnvVarArgs]
     service_account_annotations: dict[str, pulumi.Output[str]]
 
@@ -69,47 +72,63 @@ class AppAccess(pulumi.ComponentResource):
         issuer = args.irsa.oidc_provider_arn.split(":oidc-provider/", 1)[1]
         db, cache, backups = args.database, args.cache, args.backups
 
-        self.role = aws.iam.Role(
-            f"{name}-role",
-            description=f"PlexiChat app pods ({args.stack}), via IRSA",
-            assume_role_policy=pulumi.Output.json_dumps({
-                "Version": "2012-10-17",
-                "Statement": [{
-                    "Effect": "Allow",
-                    "Principal": {"Federated": args.irsa.oidc_provider_arn},
-                    "Action": "sts:AssumeRoleWithWebIdentity",
-                    "Condition": {
-                        "StringEquals": {f"{issuer}:aud": "sts.amazonaws.com"},
-                        # See the module docstring for why a prefix and not an exact list.
-                        "StringLike": {
-                            f"{issuer}:sub": f"system:serviceaccount:{args.namespace_name}:{naming.APP}-*"
-                        },
-                    },
-                }],
-            }),
-            opts=child,
-        )
+        subject = f"system:serviceaccount:{args.namespace_name}"
+        store_subject = f"{subject}:{STORE_SERVICE_ACCOUNT}"
+
+        def irsa_role(prefix: str, description: str, subjects: dict, statements: list[dict]) -> aws.iam.Role:
+            """A role (`<name>-<prefix>role`) that pods assume through the cluster's OIDC
+            provider, with an inline policy of `statements`. `subjects`: condition operator ->
+            the ServiceAccount subject it tests."""
+            condition: dict[str, dict[str, str]] = {"StringEquals": {f"{issuer}:aud": "sts.amazonaws.com"}}
+            for operator, value in subjects.items():
+                condition.setdefault(operator, {})[f"{issuer}:sub"] = value
+            created = aws.iam.Role(
+                f"{name}-{prefix}role",
+                description=description,
+                assume_role_policy=pulumi.Output.json_dumps({
+                    "Version": "2012-10-17",
+                    "Statement": [{
+                        "Effect": "Allow",
+                        "Principal": {"Federated": args.irsa.oidc_provider_arn},
+                        "Action": "sts:AssumeRoleWithWebIdentity",
+                        "Condition": condition,
+                    }],
+                }),
+                opts=child,
+            )
+            aws.iam.RolePolicy(
+                f"{name}-{prefix}policy",
+                role=created.id,
+                policy=pulumi.Output.json_dumps({"Version": "2012-10-17", "Statement": statements}),
+                opts=child,
+            )
+            return created
+
         objects = [pulumi.Output.concat(backups.bucket.arn, "/", p, "*") for p in BACKUP_PREFIXES]
-        aws.iam.RolePolicy(
-            f"{name}-policy",
-            role=self.role.id,
-            policy=pulumi.Output.json_dumps({
-                "Version": "2012-10-17",
-                "Statement": [
-                    {"Sid": "ReadOwnSecrets", "Effect": "Allow",
-                     "Action": ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],
-                     "Resource": [db.master_secret_arn, cache.auth_secret.arn]},
-                    {"Sid": "ListBackupPrefixes", "Effect": "Allow", "Action": "s3:ListBucket",
-                     "Resource": [backups.bucket.arn],
-                     "Condition": {"StringLike": {"s3:prefix": [f"{p}*" for p in BACKUP_PREFIXES]}}},
-                    {"Sid": "ReadWriteBackups", "Effect": "Allow",
-                     "Action": ["s3:GetObject", "s3:PutObject"], "Resource": objects},
-                    {"Sid": "UseOwnKeys", "Effect": "Allow",
-                     "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
-                     "Resource": [db.key.arn, cache.key.arn, backups.key.arn]},
-                ],
-            }),
-            opts=child,
+        self.role = irsa_role(
+            "", f"PlexiChat app pods ({args.stack}), via IRSA",
+            # See the module docstring for why a prefix and not an exact list.
+            {"StringLike": f"{subject}:{naming.APP}-*", "StringNotEquals": store_subject},
+            [
+                {"Sid": "ListBackupPrefixes", "Effect": "Allow", "Action": "s3:ListBucket",
+                 "Resource": [backups.bucket.arn],
+                 "Condition": {"StringLike": {"s3:prefix": [f"{p}*" for p in BACKUP_PREFIXES]}}},
+                {"Sid": "ReadWriteBackups", "Effect": "Allow",
+                 "Action": ["s3:GetObject", "s3:PutObject"], "Resource": objects},
+                {"Sid": "UseBackupKey", "Effect": "Allow",
+                 "Action": ["kms:Decrypt", "kms:GenerateDataKey"], "Resource": [backups.key.arn]},
+            ],
+        )
+        self.store_role = irsa_role(
+            "store-", f"PlexiChat External Secrets store ({args.stack}), via IRSA",
+            {"StringEquals": store_subject},
+            [
+                {"Sid": "ReadAppCredentials", "Effect": "Allow",
+                 "Action": ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],
+                 "Resource": [db.master_secret_arn, cache.auth_secret.arn]},
+                {"Sid": "DecryptCredentials", "Effect": "Allow", "Action": "kms:Decrypt",
+                 "Resource": [db.key.arn, cache.key.arn]},
+            ],
         )
         self.service_account_annotations = {ROLE_ARN_ANNOTATION: self.role.arn}
 
@@ -118,7 +137,7 @@ class AppAccess(pulumi.ComponentResource):
             f"{name}-external-secrets-sa",
             metadata=k8s.meta.v1.ObjectMetaArgs(
                 name=STORE_SERVICE_ACCOUNT, namespace=args.namespace, labels=labels,
-                annotations=self.service_account_annotations,
+                annotations={ROLE_ARN_ANNOTATION: self.store_role.arn},
             ),
             # External Secrets requests its own short-lived token for this account.
             automount_service_account_token=False,

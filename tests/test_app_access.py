@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from plexictl.engine import computed_aws_outputs
 from tests.conftest import STACKS, rendered
 
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
@@ -23,51 +24,74 @@ def _walk_strings(value):
         yield value
 
 
-@pytest.mark.parametrize("stack", STACKS)
-def test_role_trusts_only_the_apps_service_accounts_through_the_clusters_oidc_provider(stack):
-    role = rendered(stack).one("aws:iam/role:Role", "app-access-role").inputs
-    (statement,) = json.loads(role["assumeRolePolicy"])["Statement"]
+def _trust(stack: str, role: str) -> tuple[str, dict]:
+    """The OIDC issuer and the condition block of a role's only trust statement."""
+    inputs = rendered(stack).one("aws:iam/role:Role", role).inputs
+    (statement,) = json.loads(inputs["assumeRolePolicy"])["Statement"]
     assert statement["Action"] == "sts:AssumeRoleWithWebIdentity"
     assert statement["Principal"]["Federated"].startswith("arn:aws:iam::123456789012:oidc-provider/oidc.eks.")
-    issuer = statement["Principal"]["Federated"].split(":oidc-provider/")[1]
-    assert statement["Condition"]["StringEquals"] == {f"{issuer}:aud": "sts.amazonaws.com"}
-    assert statement["Condition"]["StringLike"] == {
-        f"{issuer}:sub": "system:serviceaccount:plexichat:plexichat-*"
-    }
+    return statement["Principal"]["Federated"].split(":oidc-provider/")[1], statement["Condition"]
 
 
 @pytest.mark.parametrize("stack", STACKS)
-def test_app_policy_is_least_privilege_with_no_wildcard_resource(stack):
-    policy = json.loads(rendered(stack).one("aws:iam/rolePolicy:RolePolicy", "app-access-policy").inputs["policy"])
-    by_sid = {s["Sid"]: s for s in policy["Statement"]}
+def test_each_role_trusts_only_its_service_accounts_through_the_clusters_oidc_provider(stack):
+    store = "system:serviceaccount:plexichat:plexichat-external-secrets"
+    issuer, app = _trust(stack, "app-access-role")
+    assert app == {
+        "StringEquals": {f"{issuer}:aud": "sts.amazonaws.com"},
+        "StringLike": {f"{issuer}:sub": "system:serviceaccount:plexichat:plexichat-*"},
+        # The prefix would admit the store's account too: the app role must not.
+        "StringNotEquals": {f"{issuer}:sub": store},
+    }
+    issuer, store_trust = _trust(stack, "app-access-store-role")
+    assert store_trust == {"StringEquals": {f"{issuer}:aud": "sts.amazonaws.com", f"{issuer}:sub": store}}
+
+
+def _policy(stack: str, name: str) -> dict[str, dict]:
+    policy = json.loads(rendered(stack).one("aws:iam/rolePolicy:RolePolicy", name).inputs["policy"])
     for statement in policy["Statement"]:
         resources, actions = (
             v if isinstance(v, list) else [v] for v in (statement["Resource"], statement["Action"])
         )
         assert all(r.startswith("arn:aws:") for r in resources), statement
         assert not any(a.endswith("*") for a in actions), statement
-    assert set(by_sid["ReadOwnSecrets"]["Resource"]) == {
+    return {s["Sid"]: s for s in policy["Statement"]}
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_each_role_is_least_privilege_with_no_wildcard_resource(stack):
+    """The app's pods reach the backups only; the credentials are the store's to read."""
+    r = rendered(stack)
+    key_arn = {k.name: computed_aws_outputs(k.type, k.name, k.inputs)["arn"] for k in r.of_type("aws:kms/key:Key")}
+    app = _policy(stack, "app-access-policy")
+    assert set(app) == {"ListBackupPrefixes", "ReadWriteBackups", "UseBackupKey"}
+    bucket = f"arn:aws:s3:::plexichat-{stack}-backups-123456789012"
+    assert app["ReadWriteBackups"]["Resource"] == [f"{bucket}/daily/*", f"{bucket}/monthly/*", f"{bucket}/logs/*"]
+    assert app["ListBackupPrefixes"]["Resource"] == [bucket]
+    assert app["UseBackupKey"]["Resource"] == [key_arn["backups-key"]]
+    store = _policy(stack, "app-access-store-policy")
+    assert set(store) == {"ReadAppCredentials", "DecryptCredentials"}
+    assert set(store["ReadAppCredentials"]["Resource"]) == {
         f"arn:aws:secretsmanager:us-east-1:123456789012:secret:rds!db-plexichat-{stack}-AbCdEf",
         f"arn:aws:secretsmanager:us-east-1:123456789012:secret:plexichat/{stack}/cache-auth-token-AbCdEf",
     }
-    bucket = f"arn:aws:s3:::plexichat-{stack}-backups-123456789012"
-    assert by_sid["ReadWriteBackups"]["Resource"] == [f"{bucket}/daily/*", f"{bucket}/monthly/*", f"{bucket}/logs/*"]
-    assert by_sid["ListBackupPrefixes"]["Resource"] == [bucket]
-    assert len(by_sid["UseOwnKeys"]["Resource"]) == 3
+    assert store["DecryptCredentials"]["Action"] == "kms:Decrypt"
+    assert set(store["DecryptCredentials"]["Resource"]) == {key_arn["database-key"], key_arn["cache-key"]}
 
 
 @pytest.mark.parametrize("stack", STACKS)
 @pytest.mark.parametrize("preview", [False, True])
-def test_every_app_service_account_carries_the_role(stack, preview):
+def test_every_service_account_carries_the_role_for_its_job(stack, preview):
     r = rendered(stack, preview)
     accounts = r.of_type("kubernetes:core/v1:ServiceAccount")
     assert len(accounts) >= 3  # every track + the External Secrets account
     for account in accounts:
-        annotations = account.inputs["metadata"]["annotations"]
-        assert annotations["eks.amazonaws.com/role-arn"] in (
-            "arn:aws:iam::123456789012:role/app-access-role", "[unknown until apply]"
+        name = account.inputs["metadata"]["name"]
+        role = "app-access-store-role" if name == "plexichat-external-secrets" else "app-access-role"
+        assert account.inputs["metadata"]["annotations"]["eks.amazonaws.com/role-arn"] in (
+            f"arn:aws:iam::123456789012:role/{role}", "[unknown until apply]"
         )
-        assert account.inputs["metadata"]["name"].startswith("plexichat-")  # admitted by the trust
+        assert name.startswith("plexichat-")  # admitted by its role's trust
 
 
 @pytest.mark.parametrize("stack", STACKS)
