@@ -75,7 +75,7 @@ def test_a_bad_token_is_refused_without_showing_it(monkeypatch, token, hint):
     with pytest.raises(pulumi.RunError) as raised:
         render_edited("prod", _token(SHORT_TOKEN))
     message = str(raised.value)
-    assert f"- plexichat:redisAuthToken: must be" in message and hint in message, message
+    assert "- plexichat:redisAuthToken: must be" in message and hint in message, message
     assert token not in message and "value hidden" in message
 
 

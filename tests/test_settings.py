@@ -8,7 +8,7 @@ import pytest
 
 from components import settings
 from components.settings import StackSettings, parse_stack_config
-from plexictl.engine import project_file, run_program, stack_config
+from plexictl.engine import project_file, stack_config
 from tests.conftest import STACKS, render_edited
 
 
