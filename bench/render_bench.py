@@ -67,9 +67,13 @@ def payload_floor(rendering: engine.Rendering) -> float:
     return median_seconds(lambda: engine.run(program, "bench"))
 
 
-def import_floor() -> float:
-    code = "import pulumi, pulumi_kubernetes, pulumi_aws"
+def fresh_interpreter_seconds(code: str) -> float:
+    """Median wall time of `python -c code` in a new process."""
     return median_seconds(lambda: subprocess.run([sys.executable, "-c", code], check=True), 5)
+
+
+def import_floor() -> float:
+    return fresh_interpreter_seconds("import pulumi, pulumi_kubernetes, pulumi_aws")
 
 
 def sdk_import_floor() -> float:
@@ -81,12 +85,11 @@ def sdk_import_floor() -> float:
         if name.split(".")[0] in ("pulumi", "pulumi_aws", "pulumi_kubernetes")
         and type(module) is types.ModuleType  # lazily registered SDK modules never ran: skip them
     )
-    code = (
+    return fresh_interpreter_seconds(
         f"import gc, importlib, os; gc.set_threshold(*{gc.get_threshold()!r})\n"
         f"for name in {loaded!r}: importlib.import_module(name)\n"
         "os._exit(0)"
     )
-    return median_seconds(lambda: subprocess.run([sys.executable, "-c", code], check=True), 5)
 
 
 def end_to_end(stack: str) -> float:

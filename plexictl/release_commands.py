@@ -442,7 +442,7 @@ def _flip_capacity_note(before: dict, after: dict, settings: Any) -> str:
     if not (before.get("strategy") == after.get("strategy") == "blueGreen"
             and before.get("active") != after.get("active")):
         return ""
-    web = next(w for w in settings.workloads.values() if w.role == "web")
+    web = settings.workloads["web"]  # the settings guarantee the web workload's name
     if web.requests_per_second_per_pod:
         return ""
     return (f"; note: {after['active']} has been idling at minReplicas ({web.min_replicas}) and now "
