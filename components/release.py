@@ -26,6 +26,7 @@ class Track:
     name: str
     """`stable`, `canary`, `blue` or `green`: the value of the track label and the subset name."""
     version: str
+    """As written in the release config; `components.versions` derives the image and labels."""
     runs_workers: bool
     """Whether worker workloads run this track (the stable or active one, exactly one track)."""
     sized_for_all_traffic: bool = False
@@ -138,9 +139,3 @@ def plan_release(release: RollingRelease | CanaryRelease | BlueGreenRelease) -> 
             preview_track=inactive,
         )
     raise TypeError(f"unknown release model {type(release).__name__}")
-
-
-def image_reference(repository: str, version: str) -> str:
-    """`repo:v1.2.3` for a tag, `repo@sha256:...` for a digest."""
-    separator = "@" if version.startswith("sha256:") else ":"
-    return f"{repository}{separator}{version}"

@@ -15,7 +15,7 @@ import ipaddress
 import json
 import re
 from collections.abc import Collection, Mapping
-from typing import Annotated, Any, Literal, Union, get_args
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import pulumi
 from pydantic import (
@@ -31,11 +31,12 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from components import versions
+
 NAMESPACE = "plexichat"
 
 _DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
 _DNS_NAME = re.compile(r"^(?=.{1,253}$)([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
-_VERSION = re.compile(r"^(v\d+\.\d+\.\d+(-[0-9A-Za-z][0-9A-Za-z.-]*)?|sha256:[a-f0-9]{64})$")
 _IMAGE_REPOSITORY = re.compile(r"^[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)+$")
 _CPU = re.compile(r"^([1-9][0-9]*m|[0-9]+(\.[0-9]+)?)$")
 _AWS_ID = {
@@ -84,9 +85,6 @@ Percent = _int_range(0, 100, "an integer percent")
 Replicas = _int_range(1, 100, "a whole number of pods")
 Seconds = _int_range(1, 3600, "a number of seconds")
 Port = _int_range(1024, 65535, "an unprivileged port number")
-Version = _pattern(
-    _VERSION, "a release tag such as v1.2.3 (optionally v1.2.3-rc.1) or an image digest sha256:<64 hex>"
-)
 DnsLabel = _pattern(_DNS_LABEL, "a DNS label: lowercase letters, digits and '-', at most 63 characters")
 DomainName = _pattern(_DNS_NAME, "a lowercase DNS name such as app.plexichat.com")
 Cpu = _pattern(_CPU, "a Kubernetes CPU quantity such as 250m or 1")
@@ -95,6 +93,18 @@ HttpPath = _pattern(re.compile(r"^/[A-Za-z0-9/._-]*$"), "an absolute URL path su
 VpcId = _pattern(_AWS_ID["vpc"], "a VPC id such as vpc-0123456789abcdef0")
 SubnetId = _pattern(_AWS_ID["subnet"], "a subnet id such as subnet-0123456789abcdef0")
 SecurityGroupId = _pattern(_AWS_ID["sg"], "a security group id such as sg-0123456789abcdef0")
+
+
+def _check_version(value: str) -> str:
+    # The one definition of a version (components/versions.py); the message lists its forms.
+    try:
+        versions.parse(value)
+    except versions.InvalidVersion:
+        raise ValueError(f"must be {versions.ALLOWED_FORMS}") from None
+    return value
+
+
+Version = Annotated[str, AfterValidator(_check_version)]
 
 
 def _check_cidr(value: str) -> str:
@@ -1040,42 +1050,56 @@ _SECRET_KEYS = {
 _SCALAR_KEYS = {"domain", "namespace", "imageRepository"} | _SECRET_KEYS  # "1234" stays text
 
 
+class ConfigError(pulumi.RunError):
+    """Invalid stack config: every problem, as (key path, what is wrong and what is allowed)."""
+
+    def __init__(self, stack: str, problems: list[tuple[str, str]]) -> None:
+        self.problems = sorted(set(problems))
+        super().__init__(
+            f"invalid configuration for stack '{stack}' (Pulumi.{stack}.yaml); nothing was changed:\n"
+            + "\n".join(f"  - {key}: {message}" for key, message in self.problems)
+        )
+
+
 def parse_stack_config(
     raw: Mapping[str, Any], stack: str, secret_keys: Collection[str] = ()
 ) -> StackSettings:
-    """Validate the `plexichat:` part of a stack's config map, or raise one RunError.
+    """Validate the `plexichat:` part of a stack's config map, or raise one ConfigError (a RunError).
 
     `raw` is the map the CLI hands the program: `{"plexichat:release": "<json text>", ...}`.
     Keys of other namespaces (`aws:region`, `kubernetes:context`) are not ours and are ignored.
     `secret_keys` are the full keys the CLI marks secret; a key of `_SECRET_KEYS` must be one.
     """
     values: dict[str, Any] = {}
-    problems: list[str] = []
+    problems: list[tuple[str, str]] = []
+    bare: set[str] = set()
     for full_key, text in raw.items():
-        namespace, _, key = full_key.partition(":")
+        namespace, colon, key = full_key.partition(":")
+        if not colon:  # `release:` for `plexichat:release:`; the Pulumi CLI refuses it too
+            meant = f"{NAMESPACE}:{full_key}" if full_key in _TOP_LEVEL_KEYS else full_key
+            problems.append((meant, f"written without its namespace as `{full_key}:`; "
+                                    f"a stack file key is `<namespace>:<key>`, here `{NAMESPACE}:{full_key}:`"))
+            bare.add(meant)
+            continue
         if namespace != NAMESPACE:
             continue
         if key not in _TOP_LEVEL_KEYS:
-            problems.append(
-                f"{full_key}: unknown key; allowed keys are "
-                + ", ".join(f"{NAMESPACE}:{k}" for k in sorted(_TOP_LEVEL_KEYS))
-            )
+            problems.append((full_key, "unknown key; allowed keys are "
+                             + ", ".join(f"{NAMESPACE}:{k}" for k in sorted(_TOP_LEVEL_KEYS))))
             continue
         values[key] = _decode(text) if key not in _SCALAR_KEYS else text
         if key in _SECRET_KEYS and full_key not in secret_keys:
-            problems.append(
-                f"{full_key}: must be a secret; set it with `pulumi config set --secret {full_key} ...`"
-            )
+            problems.append((full_key, "must be a secret; set it with "
+                             f"`pulumi config set --secret {full_key} ...`"))
     try:
         settings = StackSettings.model_validate(values)
     except ValidationError as error:
-        problems.extend(_describe(e) for e in error.errors())
+        described = (_describe(e) for e in error.errors())
+        # A required key written without its namespace is that one problem, not two.
+        problems.extend(p for p in described if p[0] not in bare)
         settings = None
     if problems:
-        raise pulumi.RunError(
-            f"invalid configuration for stack '{stack}' (Pulumi.{stack}.yaml); "
-            "nothing was changed:\n" + "\n".join(f"  - {p}" for p in sorted(set(problems)))
-        )
+        raise ConfigError(stack, problems)
     return settings
 
 
@@ -1089,69 +1113,81 @@ def _decode(text: Any) -> Any:
         return text
 
 
-_RELEASE_KEYS = {
-    get_args(model.model_fields["strategy"].annotation)[0]: {
-        field.alias or name for name, field in model.model_fields.items()
-    }
+_RELEASE_MODELS = {
+    get_args(model.model_fields["strategy"].annotation)[0]: model
     for model in (RollingRelease, CanaryRelease, BlueGreenRelease)
 }
+_RELEASE_KEYS = {strategy: {field.alias or name for name, field in model.model_fields.items()}
+                 for strategy, model in _RELEASE_MODELS.items()}
 
 
-def _allowed_keys(loc: list[Any]) -> list[str]:
-    """The keys the model at `loc`'s parent accepts (for an unknown-key message), if known."""
-    model: Any = StackSettings
-    for part in loc[:-1]:
-        if part == "release":
-            return []  # a union: the strategy decides; its own message covers the top level
-        fields = {field.alias or name: field for name, field in model.model_fields.items()}
-        field = fields.get(part)
-        if field is None:
+def _allowed_keys(loc: list[Any], strategy: str | None) -> list[str]:
+    """The keys allowed next to the unknown key at `loc` (the user's path), if known: inside the
+    release block, those of the strategy the user chose."""
+    if loc[0] == "release" and strategy is None:
+        return []
+    annotation: Any = _RELEASE_MODELS[strategy] if strategy else StackSettings
+    for part in loc[1:-1] if strategy else loc[:-1]:
+        if get_origin(annotation) in (dict, list):
+            annotation = get_args(annotation)[-1]  # `part` is a workload name or a list index
+            continue
+        model = _model_in(annotation)
+        fields = {f.alias or n: f for n, f in model.model_fields.items()} if model else {}
+        if part not in fields:
             return []
-        nested = [a for a in (field.annotation, *get_args(field.annotation))
-                  if isinstance(a, type) and issubclass(a, BaseModel)]
-        if not nested:
-            return []
-        model = nested[0]
-    return sorted(field.alias or name for name, field in model.model_fields.items())
+        annotation = fields[part].annotation
+    model = _model_in(annotation)
+    return sorted(f.alias or n for n, f in model.model_fields.items()) if model else []
 
 
-def _describe(error: Mapping[str, Any]) -> str:
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The settings model an annotation holds: `Model` or `Model | None`."""
+    for candidate in (annotation, *get_args(annotation)):
+        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+            return candidate
+    return None
+
+
+def _describe(error: Mapping[str, Any]) -> tuple[str, str]:
+    """One pydantic error as (key path, message in the user's words)."""
     loc = list(error["loc"])
     kind = error["type"]
     message = error["msg"].removeprefix("Value error, ")
-    strategy = loc[1] if len(loc) > 1 and loc[0] == "release" else None
+    strategy = loc[1] if len(loc) > 1 and loc[0] == "release" and loc[1] in STRATEGIES else None
     if loc and loc[0] == "release":
         if kind.startswith("union_tag"):
             message = "must be one of " + ", ".join(STRATEGIES)
             if kind == "union_tag_invalid":
                 message += f" (got {error['input'].get('strategy')!r})"
             loc = ["release", "strategy"]
-        elif len(loc) > 1:
+        elif strategy is not None:
             del loc[1]  # pydantic puts the union tag (`canary`) in the path; users never write it
+    context = error.get("ctx") or {}
     if kind in ("model_attributes_type", "dict_type", "model_type"):
         message = "must be a mapping of keys to values"
         if loc == ["release"]:
             message += " with a strategy (" + ", ".join(STRATEGIES) + ") and its versions"
-    context = error.get("ctx") or {}
+    elif kind == "literal_error":
+        message = "must be " + str(context.get("expected", "")).replace("'", "")
     field_error = context.get("error")
     if isinstance(field_error, _FieldError):
         loc.append(field_error.field)
     key = f"{NAMESPACE}:" + ".".join(str(p) for p in loc) if loc else f"{NAMESPACE}"
     if kind == "missing":
-        return f"{key}: required, but not set"
+        return key, "required, but not set"
     if kind == "extra_forbidden":
-        if len(loc) == 2 and strategy in STRATEGIES:
+        if len(loc) == 2 and strategy is not None:
             owners = [name for name in STRATEGIES if loc[1] in _RELEASE_KEYS[name]]
             if owners:  # a leftover from another strategy, e.g. `version` on a canary stack
-                return (f"{key}: belongs to strategy {' and '.join(owners)}, not {strategy}; remove "
-                        f"it (pulumi config rm --path release.{loc[1]})")
-        allowed = _allowed_keys(loc)
-        return (f"{key}: unknown key (check the spelling"
-                + (f"; allowed here: {', '.join(allowed)}" if allowed else "")
-                + "; see README 'Configuration reference')")
+                return key, (f"belongs to strategy {' and '.join(owners)}, not {strategy}; remove "
+                             f"it (pulumi config rm --path release.{loc[1]})")
+        allowed = _allowed_keys(loc, strategy)
+        return key, ("unknown key (check the spelling"
+                     + (f"; allowed here: {', '.join(allowed)}" if allowed else "")
+                     + "; see README 'Configuration reference')")
     shown = error.get("input")
     if loc and loc[0] in _SECRET_KEYS:
-        return f"{key}: {message} (value hidden: it is a secret)"
+        return key, f"{message} (value hidden: it is a secret)"
     if kind.startswith("union_tag") or isinstance(shown, (dict, list)):
-        return f"{key}: {message}"
-    return f"{key}: {message} (got {shown!r})"
+        return key, message
+    return key, f"{message} (got {shown!r})"

@@ -15,8 +15,9 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components import naming
-from components.release import Track, image_reference
+from components.release import Track
 from components.settings import Workload
+from components.versions import image_reference
 
 SERVICE_REQUEST_RATE_METRIC = "istio_requests_per_second"
 """Custom metric (custom.metrics.k8s.io) on Service objects: requests per second the Service's

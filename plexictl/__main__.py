@@ -3,15 +3,29 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import pathlib
 import signal
 import sys
+from typing import NoReturn
 
 import ruamel.yaml
-import yaml
 
 from plexictl import engine, render
+
+# One table for every command, present and future (docs: exit codes).
+EXIT_DONE = 0  # done, or nothing to do
+EXIT_INVALID = 1  # invalid request or config (usage errors too: argparse's 2 is taken)
+EXIT_DATA_LOSS = 2  # a change would replace or delete stateful data (diff)
+EXIT_CANNOT_DEPLOY = 3  # the edit is fine but cannot be deployed here and now
+EXIT_ROLLED_BACK = 4  # rolled back or aborted by analysis
+EXIT_CODES = """exit codes (every command):
+  0  done, or nothing to do
+  1  invalid request or config (nothing was changed)
+  2  data-loss risk: a stateful resource would be replaced or deleted (diff)
+  3  cannot deploy: the edit was written but not deployed (e.g. no Pulumi CLI)
+  4  rolled back or aborted by analysis"""
 
 
 def _render(args: argparse.Namespace) -> int:
@@ -25,7 +39,7 @@ def _render(args: argparse.Namespace) -> int:
     )
     for warning in rendering.warnings:
         print(f"warning: {warning}", file=sys.stderr)
-    return 0
+    return EXIT_DONE
 
 
 def _config_reference(args: argparse.Namespace) -> int:
@@ -34,13 +48,13 @@ def _config_reference(args: argparse.Namespace) -> int:
     table = config_reference.markdown()
     if not args.write:
         print(table)
-        return 0
+        return EXIT_DONE
     readme = pathlib.Path(args.write)
     text = readme.read_text()
     start, end = text.index(config_reference.BEGIN), text.index(config_reference.END)
     readme.write_text(text[:start] + table + text[end + len(config_reference.END):])
     print(f"updated the configuration reference in {readme}")
-    return 0
+    return EXIT_DONE
 
 
 def _diff(args: argparse.Namespace) -> int:
@@ -51,14 +65,12 @@ def _diff(args: argparse.Namespace) -> int:
     project = args.project_dir.resolve()
     try:
         with tempfile.TemporaryDirectory() as tmp, revision.checkout(project, args.base) as base_root:
-            stacks = [args.stack] if args.stack else sorted(
-                revision.stacks_in(project) | revision.stacks_in(base_root)
-            )
-            unknown = [s for s in stacks if not (project / f"Pulumi.{s}.yaml").exists()
-                       and not (base_root / f"Pulumi.{s}.yaml").exists()]
-            if unknown:
+            known = sorted({*engine.stack_names(project), *engine.stack_names(base_root)})
+            stacks = [args.stack] if args.stack else known
+            if args.stack and args.stack not in known:
                 raise revision.RevisionError(
-                    f"no stack file Pulumi.{unknown[0]}.yaml in the working tree or at {args.base}")
+                    f"no stack {args.stack!r}: no Pulumi.{args.stack}.yaml in the working tree or "
+                    f"at {args.base}; stacks: {', '.join(known) or '(none)'}")
             out = pathlib.Path(tmp)
             # The base renders in its own process (see plexictl.revision), at the same time as
             # the working tree, which renders here when this process runs its code anyway.
@@ -77,7 +89,7 @@ def _diff(args: argparse.Namespace) -> int:
                 raise revision.RevisionError("\n".join(reversed(problems)))
     except revision.RevisionError as error:
         print(f"error: cannot diff: {error}", file=sys.stderr)
-        return 1
+        return EXIT_INVALID
     head, base = renderings
     diffs = []
     for stack in stacks:
@@ -94,35 +106,38 @@ def _diff(args: argparse.Namespace) -> int:
         print(f"error: {risks} change(s) would replace or delete stateful resources "
               f"({diff.DATA_LOSS}); if that is intended, rerun with --allow-replace",
               file=sys.stderr)
-        return 2
-    return 0
+        return EXIT_DATA_LOSS
+    return EXIT_DONE
 
 
 def _release(args: argparse.Namespace) -> int:
     from plexictl import diff, release_commands as rc
 
+    path = engine.stack_file_path(args.stack, args.project_dir)
+    history = rc.git_history(path)
+    # Built lazily: each action's arguments exist only on its own subcommand.
+    partial = functools.partial
     actions = {
-        "canary-start": lambda r: rc.canary_start(r, args.version, args.weight, args.steps),
-        "canary-set": lambda r: rc.canary_set(r, args.weight),
-        "canary-next": rc.canary_next,
-        "canary-promote": rc.canary_promote,
-        "canary-abort": rc.canary_abort,
-        "switch": rc.switch,
-        "deploy": lambda r: rc.deploy(r, args.version),
-        "rollback": lambda r: rc.rollback(r, rc.git_history(path)),
+        "canary-start": lambda: partial(
+            rc.canary_start, version=args.version, weight=args.weight, steps=args.steps,
+            header=args.header, no_header=args.no_header, history=history),
+        "canary-set": lambda: partial(rc.canary_set, weight=args.weight),
+        "canary-next": lambda: rc.canary_next,
+        "canary-promote": lambda: rc.canary_promote,
+        "canary-abort": lambda: rc.canary_abort,
+        "switch": lambda: rc.switch,
+        "deploy": lambda: partial(rc.deploy, version=args.version),
+        "rollback": lambda: partial(rc.rollback, history=history),
     }
-    path = args.project_dir / f"Pulumi.{args.stack}.yaml"
-    if not path.exists():
-        raise FileNotFoundError(f"no stack file {path.name} in {args.project_dir}")
     try:
-        edit = rc.edit_stack(args.stack, path, actions[args.action], root=args.project_dir,
+        edit = rc.edit_stack(args.stack, path, actions[args.action](), root=args.project_dir,
                              write=not args.dry_run)
     except rc.NothingToDo as error:
         print(f"{args.stack}: {error}; {path.name} was not changed")
-        return 0
+        return EXIT_DONE
     except rc.ReleaseError as error:
-        print(f"error: {error}; {path.name} was not changed", file=sys.stderr)
-        return 1
+        print(f"error: {error}\n{path.name} was not changed", file=sys.stderr)
+        return EXIT_INVALID
     print(f"{args.stack}: {edit.message}")
     print(f"{'dry run, not written' if args.dry_run else 'updated'}: {path}\n")
     print(diff.format_text([edit.diff], base_name=f"{path.name} before", head_name="after"))
@@ -131,16 +146,25 @@ def _release(args: argparse.Namespace) -> int:
         print("the same edit with the Pulumi CLI:")
         print("\n".join(f"  {c}" for c in commands) + "\n")
     if args.dry_run:
-        return 0
+        return EXIT_DONE
     if args.apply:
         return rc.apply(args.stack, args.project_dir)
     print(f"next: commit {path.name}, open a PR (CI shows this diff), merge, then "
           f"`pulumi up --stack {args.stack}` (or rerun the command with --apply)")
-    return 0
+    return EXIT_DONE
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error exits 1 (invalid request): 2 means a data-loss risk here."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_INVALID, f"{self.prog}: error: {message}\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="plexictl", description=__doc__)
+    parser = _Parser(prog="plexictl", description=__doc__, epilog=EXIT_CODES,
+                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
         "--project-dir", type=pathlib.Path, default=engine.ROOT,
         help="the Pulumi project (default: this checkout)",
@@ -167,9 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser(
         "diff", help="desired-state diff between a git ref and the working tree, offline, "
         "with a guard against replacing or deleting stateful resources",
-        epilog="exit codes: 0 no data-loss risk; 1 a revision cannot be rendered (unknown ref or "
-        "stack, invalid config, broken program); 2 a stateful resource would be replaced or "
-        "deleted (unless --allow-replace)",
+        epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--stack", help="the stack to compare (Pulumi.<stack>.yaml)")
@@ -182,13 +204,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=_diff)
 
     def release_command(parent, name: str, action: str, help_: str) -> argparse.ArgumentParser:
-        command = parent.add_parser(name, help=help_, description=help_)
+        command = parent.add_parser(name, help=help_, description=help_, epilog=EXIT_CODES,
+                                    formatter_class=argparse.RawDescriptionHelpFormatter)
         command.add_argument("--stack", required=True, help="the stack whose Pulumi.<stack>.yaml to edit")
-        command.add_argument("--apply", action="store_true",
-                             help="then run `pulumi up` for the stack (Automation API; needs the Pulumi CLI)")
-        command.add_argument("--dry-run", action="store_true", help="show the edit and its diff, write nothing")
+        when = command.add_mutually_exclusive_group()
+        when.add_argument("--apply", action="store_true",
+                          help="then run `pulumi up` for the stack with the policy pack "
+                          "(Automation API; needs the Pulumi CLI)")
+        when.add_argument("--dry-run", action="store_true", help="show the edit and its diff, write nothing")
         command.set_defaults(run=_release, action=action)
         return command
+
+    def header(text: str) -> dict[str, str]:
+        name, equals, value = text.partition("=")
+        if not equals or not name or not value:
+            raise argparse.ArgumentTypeError(f"must be NAME=VALUE, e.g. x-plexichat-canary=true, got {text!r}")
+        return {"name": name, "value": value}
 
     def percent(text: str) -> int:
         try:
@@ -203,7 +234,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("version")
     p.add_argument("--weight", type=percent, help="percent of traffic (default: first step of the plan, else 0)")
     p.add_argument("--steps", type=lambda s: [percent(x) for x in s.split(",")],
-                   help="a step plan such as 10,25,50,100 (kept while the canary runs)")
+                   help="a step plan such as 10,25,50,100 (default: the last canary's plan, "
+                   "from the stack file's git history)")
+    headers = p.add_mutually_exclusive_group()
+    headers.add_argument("--header", type=header, metavar="NAME=VALUE",
+                         help="requests with this header and value always reach the canary "
+                         "(default: the last canary's header route, from git history)")
+    headers.add_argument("--no-header", action="store_true", help="start without a header route")
     p = release_command(steps, "set", "canary-set", "send WEIGHT percent of traffic to the canary")
     p.add_argument("weight", type=percent)
     release_command(steps, "next", "canary-next", "move the canary weight to the next step of its plan")
@@ -216,9 +253,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "blue-green: put VERSION on the inactive colour; rolling: set the version")
     p.add_argument("version")
     release_command(commands, "rollback", "rollback",
-                    "undo the last release edit: restore the release block as it was before it "
-                    "(stack file's git history); without history, flip back (blue-green) or abort "
-                    "(canary)")
+                    "put back the release that was live before the current one: a canary is "
+                    "aborted; rolling and blue-green go back to the previously live version "
+                    "found in the stack file's git history, never to one rolled back from")
     return parser
 
 
@@ -228,19 +265,18 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except FileNotFoundError as error:
-        # 1, as for any stack that cannot be rendered; `diff` keeps 2 for a data-loss risk.
+    except engine.StackFileError as error:
         print(f"error: {error}", file=sys.stderr)
-        return 1
-    except (yaml.YAMLError, ruamel.yaml.YAMLError) as error:
-        print(f"error: a stack or project file is not valid YAML: {error}", file=sys.stderr)
-        return 1
+        return EXIT_INVALID
+    except ruamel.yaml.YAMLError as error:  # what the strict reader lets through, if anything
+        print(f"error: a stack file is not valid YAML: {error}", file=sys.stderr)
+        return EXIT_INVALID
     except Exception as error:  # noqa: BLE001 - a config error is the user's, not a crash
         import pulumi
 
         if isinstance(error, pulumi.RunError):
             print(f"error: {error}", file=sys.stderr)
-            return 1
+            return EXIT_INVALID
         raise
 
 
@@ -265,7 +301,8 @@ def _close_event_loops() -> None:
         loop.close()
 
 
-if __name__ == "__main__":
+def entry_point() -> None:
+    """The `plexictl` console script (and `python -m plexictl`)."""
     try:
         exit_code = main()
     except BaseException:
@@ -276,3 +313,7 @@ if __name__ == "__main__":
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(exit_code)
+
+
+if __name__ == "__main__":
+    entry_point()

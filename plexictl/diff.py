@@ -118,26 +118,86 @@ def label(resource: Resource) -> str:
     return f"{resource.type} {resource.name}"
 
 
-def field_changes(before: Any, after: Any, path: str = "") -> list[FieldChange]:
-    """Every leaf that differs, as `spec.http[1].route[0].weight`-style paths."""
+def field_changes(before: Any, after: Any, path: str = "", *, by_name: bool = False) -> list[FieldChange]:
+    """Every leaf that differs, as Pulumi property paths (`spec.http[1].route[0].weight`).
+
+    With `by_name`, items of a list are matched by their identity where every item on both sides
+    has a unique one (`_IDENTITIES`), and named by it: `spec.http[name=primary].route[subset=canary]
+    .weight`, `env[DATABASE_HOST].value`. An inserted or removed item is then one change, not a
+    shift of every later index; a pure reorder is one `(order)` change. Without it (what `pulumi
+    config set --path` needs), items are compared and named by position. Keys follow `before`'s
+    order, then keys only `after` has.
+    """
     if is_secret(before) or is_secret(after):
         return [] if before == after else [FieldChange(path, mask_secrets(before), mask_secrets(after))]
     if isinstance(before, dict) and isinstance(after, dict):
         changes = []
         for key in list(before) + [k for k in after if k not in before]:
             sub = key_path(path, str(key))
-            changes += field_changes(before.get(key, ABSENT), after.get(key, ABSENT), sub)
+            changes += field_changes(before.get(key, ABSENT), after.get(key, ABSENT), sub, by_name=by_name)
         return changes
     if isinstance(before, list) and isinstance(after, list):
-        changes = []
-        for index in range(max(len(before), len(after))):
-            changes += field_changes(
+        named = _by_identity(before, after) if by_name else None
+        if named is None:
+            return [change for index in range(max(len(before), len(after))) for change in field_changes(
                 before[index] if index < len(before) else ABSENT,
                 after[index] if index < len(after) else ABSENT,
-                f"{path}[{index}]",
-            )
+                f"{path}[{index}]", by_name=by_name,
+            )]
+        old, new = named
+        changes = []
+        if [k for k in old if k in new] != [k for k in new if k in old]:
+            # Order matters here (Istio takes the first matching route; a reordered pod template
+            # rolls the Deployment), so a reorder is shown, once.
+            changes.append(FieldChange(f"{path} (order)", list(old), list(new)))
+        for name in list(old) + [k for k in new if k not in old]:
+            changes += field_changes(old.get(name, ABSENT), new.get(name, ABSENT), f"{path}[{name}]",
+                                     by_name=by_name)
         return changes
     return [] if before == after else [FieldChange(path, mask_secrets(before), mask_secrets(after))]
+
+
+_IDENTITIES = (
+    # What names a list item, tried in this order; the first key an item has is its identity.
+    ("name", ("name",)),  # containers, env, ports, volumes, http routes, subsets, receivers, rules
+    ("subset", ("destination", "subset")),  # Istio route destinations
+    ("alert", ("alert",)),  # Prometheus alerting and recording rules
+    ("record", ("record",)),
+    ("id", ("id",)),  # S3 lifecycle and replication rules
+    ("ruleName", ("ruleName",)),  # AWS Backup plan rules
+    ("secretKey", ("secretKey",)),  # ExternalSecret data
+    ("host", ("host",)),  # Ingress rules
+    ("path", ("path",)),  # Ingress paths, metrics endpoints
+    ("port", ("port",)),  # NetworkPolicy ports
+)
+_NAMED_VALUE_KEYS = {"name", "value", "valueFrom"}
+"""An item with only these keys is a named value (env, parameters): named like a map entry."""
+
+
+def _by_identity(before: list[Any], after: list[Any]) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """Both lists' items by their name (`name=primary`, or `DATABASE_HOST` for a named value), in
+    list order; None when an item has no identity or two items on one side share one."""
+    items = before + after
+    if not items or not all(isinstance(item, dict) for item in items):
+        return None
+    identities = [_identity(item) for item in items]
+    if None in identities:
+        return None
+    named_values = all(set(item) <= _NAMED_VALUE_KEYS for item in items)
+    names = [value if named_values and key == "name" else f"{key}={value}" for key, value in identities]
+    old = dict(zip(names[:len(before)], before))
+    new = dict(zip(names[len(before):], after))
+    return (old, new) if len(old) == len(before) and len(new) == len(after) else None
+
+
+def _identity(item: dict[str, Any]) -> tuple[str, str] | None:
+    for key, steps in _IDENTITIES:
+        value: Any = item
+        for step in steps:
+            value = value.get(step) if isinstance(value, dict) else None
+        if isinstance(value, (str, int)) and not isinstance(value, bool) and value != "":
+            return key, str(value)
+    return None
 
 
 def key_path(path: str, key: str) -> str:
@@ -177,8 +237,8 @@ def diff(base: Rendering | None, head: Rendering | None, stack: str | None = Non
         if new_urn is None:
             continue
         after = new[new_urn]
-        fields = field_changes(before.inputs, after.inputs)
-        fields += field_changes(_options(before), _options(after), "options")
+        fields = field_changes(before.inputs, after.inputs, by_name=True)
+        fields += field_changes(_options(before), _options(after), "options", by_name=True)
         if new_urn != old_urn:
             fields.insert(0, FieldChange("urn (aliased)", old_urn, new_urn))
         if fields:
@@ -187,9 +247,7 @@ def diff(base: Rendering | None, head: Rendering | None, stack: str | None = Non
             result.changes.append(change)
         result.risks += _change_risks(before, after)
 
-    result.outputs = field_changes(
-        base.outputs if base else {}, head.outputs if head else {}
-    )
+    result.outputs = field_changes(base.outputs if base else {}, head.outputs if head else {}, by_name=True)
     return result
 
 
@@ -240,7 +298,16 @@ def _show(value: Any) -> str:
     if value is ABSENT:
         return "(absent)"
     text = value if isinstance(value, str) and value else json.dumps(value, sort_keys=True, default=str)
-    return text if len(text) <= 120 else text[:117] + "..."
+    return _shorten(text)
+
+
+def _shorten(text: str, limit: int = 120) -> str:
+    """At most `limit` characters, cut after a whole word: a value cut mid-word reads as another
+    value (`v1.2` of `v1.25`). One long word (an ARN, a digest) stays whole for the same reason."""
+    if len(text) <= limit:
+        return text
+    boundary = max(text.rfind(space, 0, limit - 1) for space in " \n\t")
+    return text[:boundary].rstrip() + " …" if boundary > 0 else text
 
 
 # ---------------------------------------------------------------------------------------------

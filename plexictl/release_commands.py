@@ -4,9 +4,10 @@ Each command is a small, reviewable edit of `plexichat:release` in `Pulumi.<stac
 same edit an operator could make by hand or with `pulumi config set --path` — so the release
 state lives in git, not in a controller's memory:
 
-1. load the stack file with ruamel.yaml's round-trip mode (comments, quoting, key order and
-   flow-style lists survive; untouched lines stay byte-for-byte identical),
-2. change the release block in place,
+1. read the stack file (a YAML error or a key given twice is refused, naming file and line),
+   and refuse a command whose input keys are invalid now (`@reads`),
+2. load it with ruamel.yaml's round-trip mode (comments, quoting, key order and flow-style
+   lists survive; untouched lines stay byte-for-byte identical) and change the release block,
 3. validate the whole new stack config with the program's own settings models
    (`parse_stack_config`); an invalid request raises the program's RunError and the file is not
    written,
@@ -16,14 +17,14 @@ state lives in git, not in a controller's memory:
 Decisions, after what Flagger and Argo Rollouts do on promotion and abort:
 - `canary promote`: the canary version becomes the stable version and the canary track is
   removed: the stack becomes `rolling` at the canary's version (a canary with no canary is not a
-  valid release). The step plan and header go with the canary block; `canary start --steps`
-  sets a plan again.
+  valid release).
 - `canary abort`: all traffic back to stable, canary removed (`rolling` at the stable version).
-- `canary start` from `rolling`: the running version becomes `stable`; from `canary`: the
-  canary's version is replaced and its weight restarts (plan and header are kept). The weight
-  defaults to the plan's first step, or 0 (header-only) without a plan.
-- `rollback`: blue-green flips `active` back; a canary is aborted; rolling restores the previous
-  live version found in the stack file's git history.
+- The step plan and header route leave with the canary block, and the next `canary start` on
+  the rolling stack brings back those of the last canary in the stack file's git history
+  (`--steps`, `--header`, `--no-header` change them); promote and abort say so.
+- `canary start` from `canary`: the canary's version is replaced and its weight restarts (plan
+  and header are kept). The weight defaults to the plan's first step, or 0 (header-only).
+- `rollback`: puts back the release that was live before the current one (see `rollback`).
 """
 
 from __future__ import annotations
@@ -34,15 +35,16 @@ import pathlib
 import shlex
 import shutil
 import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import pulumi
-import yaml
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
+from components import versions
 from plexictl import diff, engine
 
 RELEASE_KEY = "plexichat:release"
@@ -178,58 +180,119 @@ def _flow_list(values: list[int]) -> CommentedSeq:
 
 # ---------------------------------------------------------------------------------------------
 # The release changes. Each takes the release block (a CommentedMap), changes it in place and
-# returns a one-line description for the operator.
+# returns a one-line description for the operator. `@reads` names the release keys a change
+# reads: `edit_stack` refuses to run it while one of them is invalid, with the settings' own
+# message, instead of failing halfway on (say) `active: purple`. Keys a change only writes may be
+# invalid: the edit repairs them and the result is validated as a whole.
+
+History = Callable[[], list[tuple[str, dict]]]
+"""The release block at each commit of the stack file, newest first (see `git_history`)."""
 
 
-def live_version(release: dict[str, Any]) -> str | None:
-    """The version that receives the live (unmatched) traffic's majority: what a rollback restores."""
+def reads(*keys: str) -> Callable[[Callable[..., str]], Callable[..., str]]:
+    def mark(change: Callable[..., str]) -> Callable[..., str]:
+        change.reads = keys  # type: ignore[attr-defined]
+        return change
+
+    return mark
+
+
+def settled_version(release: dict[str, Any]) -> str | None:
+    """The version serving all live traffic that matches no header route: the rolling version,
+    the active colour's, and a canary's stable until the canary takes 100%."""
     strategy = release.get("strategy")
     if strategy == "rolling":
         return release.get("version")
     if strategy == "canary":
-        return release.get("stable")
+        canary = release.get("canary") or {}
+        return canary.get("version") if canary.get("weight") == 100 else release.get("stable")
     if strategy == "blueGreen":
         return release.get(release.get("active"))
     return None
 
 
-def _require(release: CommentedMap, *strategies: str, hint: str) -> None:
-    if release.get("strategy") not in strategies:
+_HOW_IT_RELEASES = {
+    "rolling": "a rolling stack releases with `deploy VERSION`, or starts a canary with "
+               "`canary start VERSION`",
+    "canary": "a canary stack moves with `canary set|next|promote|abort`, or replaces the canary "
+              "with `canary start VERSION`",
+    "blueGreen": "a blue-green stack releases with `deploy VERSION` (onto the idle colour), "
+                 "then `switch`",
+}
+
+
+def _require(release: CommentedMap, *strategies: str, command: str) -> None:
+    strategy = release.get("strategy")
+    if strategy not in strategies:
         raise ReleaseError(
-            f"the stack's release strategy is {release.get('strategy')!r}; this command needs "
-            f"{' or '.join(strategies)}. {hint}"
+            f"`{command}` needs strategy {' or '.join(strategies)}, and this stack's is "
+            f"{strategy}: {_HOW_IT_RELEASES[strategy]}"
         )
 
 
+def _header_text(header: dict[str, Any] | None) -> str:
+    return f"{header['name']}: {header['value']}" if header else "none"
+
+
+@reads("strategy", "version", "canary.steps", "canary.header")
 def canary_start(release: CommentedMap, version: str, weight: int | None = None,
-                 steps: list[int] | None = None) -> str:
-    _require(release, "rolling", "canary", hint="Blue-green stacks release with `deploy` and `switch`.")
+                 steps: list[int] | None = None, header: dict[str, str] | None = None,
+                 no_header: bool = False, history: History | None = None) -> str:
+    """Run `version` as the canary. From rolling, the running version becomes stable and the
+    plan and header of the last canary in the stack file's history come back, unless given
+    (`steps`, `header`) or refused (`no_header`); from canary, the canary's version is replaced
+    and its weight restarts at the plan's first step."""
+    _require(release, "rolling", "canary", command="canary start")
+    notes = []
     if release["strategy"] == "rolling":
         stable = release["version"]
         canary = CommentedMap()
         canary["version"] = version
+        last = _last_canary(history) if history and not (steps and (header or no_header)) else {}
+        steps = steps or last.get("steps")
+        if not header and not no_header and last.get("header"):
+            header = last["header"]
+            notes.append(f"header route {_header_text(header)} as in the last canary "
+                         "(--no-header to start without)")
         canary["weight"] = weight if weight is not None else (steps[0] if steps else 0)
         if steps:
             canary["steps"] = _flow_list(steps)
+        if header and not no_header:
+            canary["header"] = CommentedMap(header)
         _set_keys(release, {"strategy": "canary", "stable": stable, "canary": canary})
-        return f"canary {version} started at {canary['weight']}% next to stable {stable}" + _unreachable(canary)
-    canary = release["canary"]
-    if steps:
-        canary["steps"] = _flow_list(steps)
-    plan = list(canary.get("steps") or [])
-    new_weight = weight if weight is not None else (plan[0] if plan else 0)
-    previous = canary["version"]
-    canary["version"] = version
-    _set_weight(canary, new_weight)
-    return f"canary version {previous} -> {version}, weight restarts at {new_weight}%" + _unreachable(canary)
+        message = f"canary {version} started at {canary['weight']}% next to stable {stable}"
+    else:
+        canary = release["canary"]
+        if steps:
+            canary["steps"] = _flow_list(steps)
+        if no_header:
+            canary.pop("header", None)
+        elif header:
+            canary["header"] = CommentedMap(header)
+        plan = list(canary.get("steps") or [])
+        new_weight = weight if weight is not None else (plan[0] if plan else 0)
+        previous = canary["version"]
+        canary["version"] = version
+        _set_weight(canary, new_weight)
+        message = f"canary version {previous} -> {version}, weight restarts at {new_weight}%"
+    if canary.get("steps"):
+        notes.append(f"plan {list(canary['steps'])}")
+    if not canary.get("weight") and not canary.get("header"):
+        notes.append("no request reaches it yet (weight 0, no header route): `canary set "
+                     "WEIGHT`, or start with --steps or --header")
+    return message + "".join(f"; {note}" for note in notes)
 
 
-def _unreachable(canary: CommentedMap) -> str:
-    """A warning when no request can reach the canary yet (weight 0 and no header route)."""
-    if canary.get("weight") or canary.get("header"):
-        return ""
-    return ("; note: no request reaches it yet (weight 0, no header route): `canary set WEIGHT` "
-            "or `canary start --steps`")
+def _last_canary(history: History) -> dict[str, Any]:
+    """The canary block of the newest commit that had one (its plan and header), or {}."""
+    try:
+        releases = history()
+    except ReleaseError:
+        return {}
+    for _, block in releases:
+        if block.get("strategy") == "canary" and isinstance(block.get("canary"), dict):
+            return {k: _plain(v) for k, v in block["canary"].items() if k in ("steps", "header")}
+    return {}
 
 
 def _set_weight(canary: CommentedMap, weight: int) -> None:
@@ -239,20 +302,31 @@ def _set_weight(canary: CommentedMap, weight: int) -> None:
         canary.insert(1, "weight", weight)
 
 
+def _canary_block(release: CommentedMap) -> CommentedMap:
+    canary = release.get("canary")
+    if not isinstance(canary, dict):
+        raise ReleaseError(f"{RELEASE_KEY}.canary: required for strategy canary (a mapping with "
+                           "the canary's version and weight), but not set")
+    return canary
+
+
+@reads("strategy")
 def canary_set(release: CommentedMap, weight: int) -> str:
-    _require(release, "canary", hint="Start one with `canary start VERSION`.")
-    previous = release["canary"].get("weight", 0)
-    _set_weight(release["canary"], weight)
+    _require(release, "canary", command="canary set")
+    canary = _canary_block(release)
+    previous = canary.get("weight", 0)
+    _set_weight(canary, weight)
     return f"canary weight {previous}% -> {weight}%"
 
 
+@reads("strategy", "canary.weight", "canary.steps")
 def canary_next(release: CommentedMap) -> str:
-    _require(release, "canary", hint="Start one with `canary start VERSION`.")
-    canary = release["canary"]
+    _require(release, "canary", command="canary next")
+    canary = _canary_block(release)
     plan = list(canary.get("steps") or [])
     if not plan:
         raise ReleaseError(
-            "the canary has no step plan (plexichat:release.canary.steps); use `canary set WEIGHT` "
+            f"the canary has no step plan ({RELEASE_KEY}.canary.steps); use `canary set WEIGHT` "
             "or add a plan such as steps: [10, 25, 50, 100]"
         )
     current = canary.get("weight", 0)
@@ -266,97 +340,132 @@ def canary_next(release: CommentedMap) -> str:
     return f"canary weight {current}% -> {later[0]}% (step {plan.index(later[0]) + 1} of {len(plan)})"
 
 
+def _kept_for_next_canary(canary: dict[str, Any]) -> str:
+    kept = [f"header route {_header_text(canary['header'])}" if canary.get("header") else "",
+            f"plan {list(canary['steps'])}" if canary.get("steps") else ""]
+    kept = [k for k in kept if k]
+    if not kept:
+        return ""
+    return (f"; the {' and '.join(kept)} come back with the next `canary start` (from git "
+            "history; --no-header or --steps to change)")
+
+
+@reads("strategy", "stable", "canary.version")
 def canary_promote(release: CommentedMap) -> str:
-    _require(release, "canary", hint="There is no canary to promote.")
-    version, stable = release["canary"]["version"], release["stable"]
+    _require(release, "canary", command="canary promote")
+    canary = _canary_block(release)
+    version, stable = canary["version"], release["stable"]
+    kept = _kept_for_next_canary(canary)
     _set_keys(release, {"strategy": "rolling", "version": version})
-    return f"canary {version} promoted: it replaces stable {stable}, canary track removed"
+    return f"canary {version} promoted: it replaces stable {stable}, canary track removed" + kept
 
 
+@reads("strategy", "stable", "canary.version")
 def canary_abort(release: CommentedMap) -> str:
-    _require(release, "canary", hint="There is no canary to abort.")
-    version, stable = release["canary"]["version"], release["stable"]
+    _require(release, "canary", command="canary abort")
+    canary = _canary_block(release)
+    version, stable = canary["version"], release["stable"]
+    kept = _kept_for_next_canary(canary)
     _set_keys(release, {"strategy": "rolling", "version": stable})
-    return f"canary {version} aborted: all traffic back to stable {stable}, canary track removed"
+    return (f"canary {version} aborted: all traffic back to stable {stable}, canary track removed"
+            + kept)
 
 
+def _other(colour: str) -> str:
+    return "green" if colour == "blue" else "blue"
+
+
+@reads("strategy", "active", "blue", "green")
 def switch(release: CommentedMap) -> str:
-    _require(release, "blueGreen", hint="Only blue-green stacks have colours to switch.")
+    _require(release, "blueGreen", command="switch")
     previous = release["active"]
-    release["active"] = "green" if previous == "blue" else "blue"
+    release["active"] = _other(previous)
     return (f"active colour {previous} -> {release['active']}: live traffic now goes to "
             f"{release[release['active']]} (was {release[previous]})")
 
 
+@reads("strategy", "active")
 def deploy(release: CommentedMap, version: str) -> str:
-    _require(release, "blueGreen", "rolling", hint="Canary stacks release with `canary start VERSION`.")
+    _require(release, "blueGreen", "rolling", command="deploy")
     if release["strategy"] == "rolling":
-        previous = release["version"]
+        previous = release.get("version")
         release["version"] = version
         return f"version {previous} -> {version} (rolling update)"
-    inactive = "green" if release["active"] == "blue" else "blue"
-    previous = release[inactive]
+    inactive = _other(release["active"])
+    previous = release.get(inactive)
     release[inactive] = version
     return (f"{version} deployed on the inactive colour {inactive} (was {previous}); "
             f"smoke-test it on the preview route, then `switch`")
 
 
-def rollback(release: CommentedMap, history: Callable[[], list[tuple[str, dict]]]) -> str:
-    """Undo the last release edit: restore the release block as it was before it.
+@reads("strategy", "version", "stable", "canary.version", "canary.weight", "active", "blue", "green")
+def rollback(release: CommentedMap, history: History) -> str:
+    """Put back the release that was live before the current one (docs: the rollback rule).
 
-    With git history this restores exactly what the last edit changed (a `deploy` onto the idle
-    colour is undone without a flip; a weight step goes back one step). A state the stack was
-    rolled back *from* is never restored again, so a second rollback goes further back instead
-    of re-deploying the release that was just abandoned. Without history: blue-green flips
-    back, a canary is aborted.
+    - A canary (any weight): abort, all traffic back to stable; git history is not needed.
+    - Rolling: `version` becomes the previously live version.
+    - Blue-green: the idle colour gets the previously live version (if it does not hold it
+      already) and becomes active; the current version stays on the now idle colour.
+
+    "Previously live" comes from the stack file's git history, read as a stack of releases:
+    each version that goes live is pushed, except that going back to an *older* version already
+    on the stack is a rollback to it, which drops everything above it. The target is the entry
+    below the current one. So a second rollback goes further back instead of returning to the
+    release just abandoned, while a fix released after a rollback is rolled back normally.
     """
-    current = _plain(release)
-    try:
-        target = _rollback_target(current, history())
-        history_error = None
-    except ReleaseError as error:
-        target, history_error = None, error
-    if target is not None:
-        commit, block = target
-        changes = "; ".join(_differences(current, block))
-        for key in [k for k in release if k not in block]:
-            del release[key]
-        for key, value in block.items():
-            if release.get(key) != value:
-                release[key] = value
-        return f"rollback: {changes} (as at commit {commit[:10]})"
-    strategy = release.get("strategy")
-    if strategy == "blueGreen":
-        return "rollback: " + switch(release)
+    strategy = release["strategy"]
     if strategy == "canary":
         return "rollback: " + canary_abort(release)
-    if history_error is not None:
-        raise history_error
-    raise ReleaseError(
-        f"no earlier version than {release.get('version')} in the git history of the stack "
-        "file; use `deploy VERSION` with the version to go back to"
-    )
+    current = settled_version(_plain(release))
+    found = _previously_live(current, history())
+    if found is None:
+        raise ReleaseError(
+            f"nothing to roll back to: {current} is the only version live in the git history of "
+            "the stack file (commit each release edit so rollback can find the one before); "
+            f"to go back to a version you know, use `deploy VERSION`"
+            + (" and `switch`" if strategy == "blueGreen" else "")
+        )
+    commit, target = found
+    since = f"{target} went live at commit {commit[:10]}"
+    if strategy == "rolling":
+        release["version"] = target
+        return f"rollback: {target} goes live again in place of {current} (rolling update; {since})"
+    idle = _other(release["active"])
+    moved = ""
+    if release[idle] != target:
+        moved = f"{idle} gets {target} (was {release[idle]}), then "
+        release[idle] = target
+    release["active"] = idle
+    return (f"rollback: {moved}{idle} becomes active: live traffic {current} -> {target}; "
+            f"{current} stays on the idle colour {_other(idle)} ({since})")
 
 
-def _rollback_target(current: dict, history: list[tuple[str, dict]]) -> tuple[str, dict] | None:
-    """The newest earlier release block, skipping states the stack was rolled back from (they
-    are newer than an earlier occurrence of the current state)."""
-    blocks = [_plain(block) for _, block in history]
-    for index, (commit, _) in enumerate(history):
-        block = blocks[index]
-        if block != current and current not in blocks[index + 1:]:
-            return commit, block
-    return None
+def _previously_live(current: str | None, history: list[tuple[str, dict]]) -> tuple[str, str] | None:
+    """(commit, version) of the version live before `current`, by the rule in `rollback`."""
+    live: list[tuple[str, str]] = []  # (commit it went live at, version), oldest first
+    for commit, block in reversed(history):
+        version = settled_version(_plain(block))
+        if version is None or (live and live[-1][1] == version):
+            continue
+        earlier = [i for i, (_, v) in enumerate(live) if v == version]
+        if earlier and _older(version, live[-1][1]):
+            del live[earlier[-1] + 1:]  # back to it: what went live after it was rolled back
+        else:
+            live.append((commit, version))
+    if current is not None and (not live or live[-1][1] != current):
+        live.append(("(working tree)", current))  # an uncommitted edit
+    if len(live) < 2:
+        return None
+    return live[-2]
 
 
-def _differences(before: Any, after: Any, path: str = "") -> list[str]:
-    """`version v1.7.0 -> v1.6.0`-style lines for what a rollback changes."""
-    if isinstance(before, dict) and isinstance(after, dict):
-        return [line for key in [*before, *(k for k in after if k not in before)]
-                for line in _differences(before.get(key), after.get(key), f"{path}.{key}".lstrip("."))]
-    if before == after:
-        return []
-    return [f"{path} {'(none)' if before is None else before} -> {'(none)' if after is None else after}"]
+def _older(version: str, than: str) -> bool:
+    """Whether `version` is an earlier release than `than`; a bare digest has no order, so going
+    back to one already live counts as going back."""
+    try:
+        return versions.newer(than, version)
+    except versions.UnorderedVersion:
+        return True
 
 
 def git_history(path: pathlib.Path) -> Callable[[], list[tuple[str, dict]]]:
@@ -371,10 +480,14 @@ def git_history(path: pathlib.Path) -> Callable[[], list[tuple[str, dict]]]:
         found = []
         for commit in log.stdout.split():
             shown = git("show", f"{commit}:./{path.name}")
-            if shown.returncode == 0:
-                config = (yaml.safe_load(shown.stdout) or {}).get("config") or {}
-                if isinstance(config.get(RELEASE_KEY), dict):
-                    found.append((commit, config[RELEASE_KEY]))
+            if shown.returncode != 0:
+                continue
+            try:
+                config = engine.read_stack_file(path, shown.stdout).get("config") or {}
+            except engine.StackFileError:
+                continue  # a broken revision was never live: nothing to go back to
+            if isinstance(config.get(RELEASE_KEY), dict):
+                found.append((commit, config[RELEASE_KEY]))
         return found
 
     return releases
@@ -398,15 +511,20 @@ def edit_stack(
     Raises ReleaseError (request does not apply) or the program's pulumi.RunError (the result is
     invalid); in both cases the file is untouched.
     """
-    from components.settings import parse_stack_config
+    from components.settings import ConfigError, parse_stack_config
 
     old_text = path.read_text()
+    old_data = engine.read_stack_file(path, old_text)  # names the file and line of a YAML error
+    if not isinstance(old_data.get("config", {}).get(RELEASE_KEY), dict):
+        raise ReleaseError(f"{path.name} has no {RELEASE_KEY} block to edit")
+    old_config = engine.stack_config(stack, root, stack_file=old_data)
+    try:
+        parse_stack_config(old_config[0], stack, old_config[1])
+    except ConfigError as error:
+        _refuse_on_what_it_reads(change, error.problems, path)
     round_trip = _yaml()
     document = round_trip.load(old_text)
-    config = document.get("config") if isinstance(document, dict) else None
-    if not isinstance(config, dict) or not isinstance(config.get(RELEASE_KEY), dict):
-        raise ReleaseError(f"{path.name} has no {RELEASE_KEY} block to edit")
-    release = config[RELEASE_KEY]
+    release = document["config"][RELEASE_KEY]
     before = _plain(release)
     message = change(release)
     if _plain(release) == before:
@@ -415,8 +533,7 @@ def edit_stack(
     round_trip.dump(document, buffer)
     new_text = buffer.getvalue()
 
-    old_config = engine.stack_config(stack, root, stack_file=yaml.safe_load(old_text))
-    new_config = engine.stack_config(stack, root, stack_file=yaml.safe_load(new_text))
+    new_config = engine.stack_config(stack, root, stack_file=engine.read_stack_file(path, new_text))
     config, secret_keys = new_config
     settings = parse_stack_config(config, stack, secret_keys)  # raises the program's own RunError
     message += _flip_capacity_note(before, _plain(release), settings)
@@ -434,6 +551,19 @@ def edit_stack(
     if write and new_text != old_text:
         path.write_text(new_text)
     return edit
+
+
+def _refuse_on_what_it_reads(change: Callable[[CommentedMap], str],
+                             problems: list[tuple[str, str]], path: pathlib.Path) -> None:
+    """ReleaseError when a release key the change reads (`@reads`) is invalid now."""
+    command = getattr(change, "func", change)  # a functools.partial carrying the arguments
+    keys = [f"{RELEASE_KEY}.{key}" for key in getattr(command, "reads", ())]
+    blocking = [(key, message) for key, message in problems
+                if any(key == k or k.startswith(key + ".") or key.startswith(k + ".") for k in keys)]
+    if blocking:
+        raise ReleaseError(
+            f"{path.name} is invalid where this command reads it; fix it first:\n"
+            + "\n".join(f"  - {key}: {message}" for key, message in blocking))
 
 
 def _flip_capacity_note(before: dict, after: dict, settings: Any) -> str:
@@ -454,12 +584,18 @@ NOT_APPLIED = 3
 """Exit code of `--apply` without the Pulumi CLI: the edit is written, nothing was deployed."""
 
 
+def pulumi_up_command(stack: str, project_dir: pathlib.Path) -> list[str]:
+    """The CLI equivalent of `apply`: the same stack, project and mandatory policy pack."""
+    return ["pulumi", "up", "--stack", stack, "--cwd", str(project_dir),
+            "--policy-pack", str(project_dir / "policy")]
+
+
 def apply(stack: str, project_dir: pathlib.Path) -> int:
     """`pulumi up` for the stack through the Automation API, if the Pulumi CLI is installed."""
-    command = f"pulumi up --stack {stack} --cwd {shlex.quote(str(project_dir))}"
     if shutil.which("pulumi") is None:
         print(f"--apply: the Pulumi CLI is not installed here, so nothing was deployed. "
-              f"Run this where it is (after committing the edit):\n  {command}")
+              f"Run this where it is (after committing the edit):\n"
+              f"  {shlex.join(pulumi_up_command(stack, project_dir))}")
         return NOT_APPLIED
     from pulumi import automation
 
@@ -473,7 +609,7 @@ def apply(stack: str, project_dir: pathlib.Path) -> int:
             on_output=print, show_secrets=False, policy_packs=[str(project_dir / "policy")]
         )
     except automation.CommandError as error:
-        print(f"error: pulumi up failed for stack {stack}: {error}")
-        return 1
+        print(f"error: pulumi up failed for stack {stack}: {error}", file=sys.stderr)
+        return NOT_APPLIED
     print(f"pulumi up: {result.summary.result}; {result.summary.resource_changes}")
     return 0

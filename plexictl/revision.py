@@ -32,10 +32,6 @@ class RevisionError(Exception):
     """A revision cannot be rendered: bad git ref, invalid config, or a broken program."""
 
 
-def stacks_in(root: pathlib.Path) -> set[str]:
-    return {p.name[len("Pulumi."):-len(".yaml")] for p in root.glob("Pulumi.*.yaml")}
-
-
 def to_json(rendering: Rendering) -> dict:
     return dataclasses.asdict(rendering)
 
@@ -127,7 +123,7 @@ def _render_all(root: pathlib.Path, stacks: list[str], as_json: bool = False) ->
         try:
             rendering = engine.run_program(stack, root=root)
             results[stack] = {"rendering": to_json(rendering) if as_json else rendering}
-        except pulumi.RunError as error:
+        except (pulumi.RunError, engine.StackFileError) as error:
             results[stack] = {"error": str(error)}
         except Exception:  # noqa: BLE001 - a broken program at a ref is reported, not a crash
             last = traceback.format_exc().strip().splitlines()[-3:]

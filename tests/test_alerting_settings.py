@@ -15,7 +15,7 @@ from tests.test_settings import (  # the same check as the foundation's bad conf
 
 BAD_CONFIGS = [
     # (stack, edit, key path the error must name, a word the message must contain)
-    ("dev", _set("alerting", {"critical": "sms"}), "plexichat:alerting.critical", "'pagerduty'"),
+    ("dev", _set("alerting", {"critical": "sms"}), "plexichat:alerting.critical", "must be none, chat, lowPriority or pagerduty (got 'sms')"),
     ("dev", _set("alerting", {"critical": "chat"}), "plexichat:alertChatWebhookUrl", "--secret"),
     ("staging", _remove("alertChatWebhookUrl"), "plexichat:alertChatWebhookUrl", "required"),
     ("prod", _remove("pagerDutyRoutingKey"), "plexichat:pagerDutyRoutingKey", "pagerduty"),

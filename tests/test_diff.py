@@ -14,8 +14,9 @@ import sys
 import pytest
 
 from plexictl import revision
-from plexictl.diff import DATA_LOSS, diff, format_markdown, format_text
+from plexictl.diff import DATA_LOSS, diff, field_changes, format_markdown, format_text
 from plexictl.engine import ROOT, SECRET_SIG_KEY, SECRET_SIG_VALUE, Rendering, Resource
+from tests.release_state import STACKS, commit, pin_release, run_git as git
 
 DB = "aws:rds/instance:Instance"
 VS = "kubernetes:networking.istio.io/v1:VirtualService"
@@ -61,12 +62,12 @@ def test_a_weight_change_is_exactly_the_two_route_weights():
         ("changed", "VirtualService plexichat-web", "Part traffic")
     ]
     assert [f.describe() for f in result.changes[0].fields] == [
-        "spec.http[1].route[0].weight 90 -> 75",
-        "spec.http[1].route[1].weight 10 -> 25",
+        "spec.http[name=primary].route[subset=stable].weight 90 -> 75",
+        "spec.http[name=primary].route[subset=canary].weight 10 -> 25",
     ]
     assert result.risks == []
     text = format_text([result])
-    assert "~ VirtualService plexichat-web: spec.http[1].route[0].weight 90 -> 75" in text
+    assert "~ VirtualService plexichat-web: spec.http[name=primary].route[subset=stable].weight 90 -> 75" in text
     assert "0 added, 1 changed, 0 removed" in text
 
 
@@ -175,36 +176,129 @@ def test_markdown_is_collapsible_per_stack_with_a_loud_warning_for_risks():
     assert "<summary><b>staging</b>: 0 added, 1 changed, 0 removed</summary>" in report
     assert "> [!CAUTION]" in report
     assert f"> - **prod**: {DATA_LOSS}: {DB} data-db: input engine forces replacement" in report
-    assert "| ~ | `VirtualService plexichat-web` | `spec.http[1].route[0].weight` | `90` | `75` |" in report
+    assert ("| ~ | `VirtualService plexichat-web` | `spec.http[name=primary].route[subset=stable].weight` "
+            "| `90` | `75` |") in report
     assert "[!CAUTION]" not in format_markdown([safe])
+
+
+def web_deployment(env: list[dict]) -> Resource:
+    return resource("kubernetes:apps/v1:Deployment", "web-stable", {
+        "metadata": {"name": "plexichat-web-stable"},
+        "spec": {"template": {"spec": {"containers": [
+            {"name": "migrate-wait", "image": "busybox"},
+            {"name": "web", "image": "ghcr.io/plexichat/plexichat:v1.5.0", "env": env},
+        ]}}},
+    })
+
+
+def test_list_items_are_matched_and_named_by_name_so_an_insert_shifts_nothing():
+    before = [{"name": "DATABASE_HOST", "value": "db-1.internal"}, {"name": "LOG_LEVEL", "value": "info"},
+              {"name": "OLD_FLAG", "value": "1"}]
+    after = [{"name": "FEATURE_FLAGS", "value": "chat"}, {"name": "DATABASE_HOST", "value": "db-2.internal"},
+             {"name": "LOG_LEVEL", "value": "info"}]
+    result = diff(rendering(web_deployment(before)), rendering(web_deployment(after)))
+    env = "spec.template.spec.containers[name=web].env"
+    assert [f.describe() for f in result.changes[0].fields] == [
+        f"{env}[DATABASE_HOST].value db-1.internal -> db-2.internal",
+        f'{env}[OLD_FLAG] {{"name": "OLD_FLAG", "value": "1"}} -> (absent)',
+        f'{env}[FEATURE_FLAGS] (absent) -> {{"name": "FEATURE_FLAGS", "value": "chat"}}',
+    ]
+
+
+def test_a_reorder_is_one_change_not_a_change_per_position():
+    swapped = virtual_service(10)
+    swapped.inputs["spec"]["http"].reverse()
+    result = diff(rendering(virtual_service(10)), rendering(swapped))
+    # Istio takes the first matching route, so the order is shown, once.
+    assert [f.describe() for f in result.changes[0].fields] == [
+        'spec.http (order) ["name=canary-header", "name=primary"] -> ["name=primary", "name=canary-header"]'
+    ]
+
+
+def test_items_without_a_unique_identity_are_named_by_position():
+    def policy(*peers: dict) -> Resource:
+        return resource("kubernetes:networking.k8s.io/v1:NetworkPolicy", "web-ingress", {
+            "metadata": {"name": "web"}, "spec": {"ingress": [{"from": list(peers)}]}})
+
+    nginx = {"namespaceSelector": {"matchLabels": {"name": "nginx"}}}
+    monitoring = {"namespaceSelector": {"matchLabels": {"name": "monitoring"}}}
+    result = diff(rendering(policy(nginx)), rendering(policy(nginx, monitoring)))
+    assert [f.path for f in result.changes[0].fields] == ["spec.ingress[0].from[1]"]
+
+    twice = [{"name": "LOG_LEVEL", "value": "info"}, {"name": "LOG_LEVEL", "value": "debug"}]
+    result = diff(rendering(web_deployment(twice)), rendering(web_deployment(twice[:1])))
+    assert [f.path for f in result.changes[0].fields] == ["spec.template.spec.containers[name=web].env[1]"]
+
+
+def test_config_paths_keep_pulumi_index_syntax_unless_names_are_asked_for():
+    before = {"canary": {"steps": [10, 25], "header": {"name": "x-canary", "value": "true"}},
+              "routes": [{"name": "primary", "weight": 90}]}
+    after = {"canary": {"steps": [5, 25], "header": {"name": "x-canary", "value": "yes"}},
+             "routes": [{"name": "primary", "weight": 75}]}
+    assert [f.path for f in field_changes(before, after, "release")] == [
+        "release.canary.steps[0]", "release.canary.header.value", "release.routes[0].weight",
+    ]
+    assert field_changes(before, after, "release", by_name=True)[-1].path == "release.routes[name=primary].weight"
+
+
+def test_long_values_are_shortened_after_a_whole_word_and_one_long_word_is_kept_whole():
+    policy = "Allow the backup service to read the primary database snapshots and copy them to the " \
+             "disaster recovery region every night"
+    arn = "arn:aws:kms:us-west-2:123456789012:key/" + "0123456789abcdef" * 6
+    before = resource("aws:kms/key:Key", "data-key", {"description": "short", "policy": arn})
+    after = resource("aws:kms/key:Key", "data-key", {"description": policy, "policy": arn + "0"})
+    result = diff(rendering(before), rendering(after))
+    shortened = ("Allow the backup service to read the primary database snapshots and copy them to the "
+                 "disaster recovery region every …")
+    assert [(f.path, f.describe()) for f in result.changes[0].fields] == [
+        ("description", f"description short -> {shortened}"),
+        ("policy", f"policy {arn} -> {arn}0"),
+    ]
+    assert len(shortened) <= 120
+    assert f"| `description` | `short` | `{shortened}` |" in format_markdown([result])
+
+
+def test_fields_are_listed_in_one_order_whatever_order_the_program_sets_them():
+    import pulumi
+
+    from plexictl.engine import run
+
+    def key(**inputs) -> None:
+        pulumi.CustomResource("aws:kms/key:Key", "data-key", inputs)
+
+    old = {"multiRegion": False, "description": "data key", "enableKeyRotation": False, "deletionWindowInDays": 7}
+    new = {"multiRegion": True, "description": "the data key", "enableKeyRotation": True, "deletionWindowInDays": 30}
+    paths = []
+    for order in (list(old), sorted(old), list(reversed(old))):
+        base = run(lambda: key(**{k: old[k] for k in order}), "prod")
+        head = run(lambda: key(**{k: new[k] for k in reversed(order)}), "prod")
+        paths.append([f.path for f in diff(base, head).changes[0].fields])
+    assert paths == [["deletionWindowInDays", "description", "enableKeyRotation", "multiRegion"]] * 3
 
 
 # ---------------------------------------------------------------------------------------------
 # The command, on a temporary git repository made from this checkout
 
 
-def git(repo, *args: str) -> str:
-    result = subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, check=True)
-    return result.stdout
+def checkout_repo(dest):
+    """This checkout's tracked files (as they are now) committed in a fresh repository, each stack
+    file at its pinned release (tests/release_state.py): the release block is operator data that
+    changes daily, and the tests below edit its text (`weight: 10`, `active: blue`)."""
+    files = git(ROOT, "ls-files", "-z", "--cached", "--others", "--exclude-standard").split("\0")
+    for name in filter(None, files):
+        if (ROOT / name).is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, dest / name)
+    for stack in STACKS:
+        pin_release(dest / f"Pulumi.{stack}.yaml", stack)
+    git(dest, "init", "--quiet", "--initial-branch=main")
+    commit(dest, "base")
+    return dest
 
 
 @pytest.fixture
 def repo(tmp_path):
-    """This checkout's tracked files (as they are now) committed in a fresh repository."""
-    files = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-                           cwd=ROOT, capture_output=True, text=True, check=True).stdout.split("\0")
-    for name in filter(None, files):
-        if (ROOT / name).is_file():
-            (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / name, tmp_path / name)
-    git(tmp_path, "init", "--quiet", "--initial-branch=main")
-    git(tmp_path, "-c", "user.name=t", "-c", "user.email=t@example.com", "add", "-A")
-    commit(tmp_path, "base")
-    return tmp_path
-
-
-def commit(repo, message: str) -> None:
-    git(repo, "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "--quiet", "-am", message)
+    return checkout_repo(tmp_path)
 
 
 def plexictl_diff(repo, *args: str) -> subprocess.CompletedProcess:
@@ -284,7 +378,7 @@ def test_an_unknown_base_ref_or_stack_is_a_clear_error(repo):
     assert result.returncode == 1 and "unknown git ref 'no-such-branch'" in result.stderr
     result = plexictl_diff(repo, "--stack", "qa")
     assert result.returncode == 1  # not 2: that exit code means a data-loss risk
-    assert "no stack file Pulumi.qa.yaml in the working tree or at HEAD" in result.stderr
+    assert "no stack 'qa': no Pulumi.qa.yaml in the working tree or at HEAD; stacks: dev, prod, staging" in result.stderr
 
 
 def test_the_base_checkout_is_removed_even_when_the_diff_fails(repo):

@@ -11,8 +11,9 @@ import pytest
 
 from components.release import PREVIEW_HEADER
 from plexictl.engine import Rendering
-from tests.conftest import STACKS, render_edited, rendered
+from tests.conftest import STACKS, current_stack_file, render_edited, rendered, rendered_current
 from tests.crd_models import validate_strictly
+from tests.release_state import pinned_release
 from tests.test_settings import _remove, _set
 from tests.test_traffic import DEPLOYMENT, DESTINATION_RULE, VIRTUAL_SERVICE, _spec, choose
 
@@ -83,11 +84,14 @@ def test_preview_host_reaches_the_inactive_colour_end_to_end(controller):
                     reached.add(pod_labels["app.kubernetes.io/version"])
         return reached
 
+    release = pinned_release("staging")
+    live, idle = release[release["active"]], release["green" if release["active"] == "blue" else "blue"]
+    assert live != idle  # else the routes below could not be told apart
     for path in ("/", "/ws/chat"):
-        assert versions_reached("preview.staging.plexichat.com", path) == {"v1.5.0"}  # green, inactive
-        assert versions_reached("staging.plexichat.com", path) == {"v1.4.2"}  # blue, active
+        assert versions_reached("preview.staging.plexichat.com", path) == {idle}
+        assert versions_reached("staging.plexichat.com", path) == {live}
         preview_header = dict([PREVIEW_HEADER])
-        assert versions_reached("staging.plexichat.com", path, preview_header) == {"v1.5.0"}
+        assert versions_reached("staging.plexichat.com", path, preview_header) == {idle}
     assert rendered("staging").outputs["previewUrl"] == "https://preview.staging.plexichat.com"
 
 
@@ -136,11 +140,12 @@ def test_tls_comes_from_a_cert_manager_certificate_for_every_host(any_stack):
         assert {r["host"] for r in ingress.inputs["spec"]["rules"]} <= {h for t in ingress.inputs["spec"]["tls"] for h in t["hosts"]}
 
 
-@pytest.mark.parametrize("stack,preview", [("dev", False), ("staging", True), ("prod", False)])
-def test_a_preview_ingress_exists_only_for_blue_green(stack, preview):
-    hosts = {r["host"] for i in rendered(stack).of_type(INGRESS) for r in i.inputs["spec"]["rules"]}
+def test_a_preview_ingress_exists_only_for_blue_green(current_stack):
+    rendering = rendered_current(current_stack)
+    preview = current_stack_file(current_stack)["config"]["plexichat:release"]["strategy"] == "blueGreen"
+    hosts = {r["host"] for i in rendering.of_type(INGRESS) for r in i.inputs["spec"]["rules"]}
     assert (any(h.startswith("preview.") for h in hosts)) == preview
-    assert ("previewUrl" in rendered(stack).outputs) == preview
+    assert ("previewUrl" in rendering.outputs) == preview
 
 
 # --- AWS WAF ----------------------------------------------------------------------------------
@@ -193,12 +198,12 @@ BAD_EDGE_CONFIGS = [
     ("prod", _remove("ingress.waf.loadBalancerArn"), "plexichat:ingress.waf.loadBalancerArn", "required when mode is block"),
     ("prod", _set("ingress.waf.loadBalancerArn", ALB.format(region="us-east-1", kind="net")), "plexichat:ingress.waf.loadBalancerArn", "Network Load Balancer"),
     ("prod", _set("ingress.waf.loadBalancerArn", ALB.format(region="eu-west-1", kind="app")), "plexichat:ingress.waf.loadBalancerArn", "region us-east-1"),
-    ("prod", _set("ingress.waf.mode", "off"), "plexichat:ingress.waf.mode", "'count' or 'block'"),
+    ("prod", _set("ingress.waf.mode", "off"), "plexichat:ingress.waf.mode", "must be count or block (got 'off')"),
     ("dev", _remove("ingress.waf.mode"), "plexichat:ingress.waf.mode", "required"),
     ("dev", _remove("ingress"), "plexichat:ingress", "required"),
     ("prod", _set("ingress.waf.rateLimitPer5Minutes", 50), "plexichat:ingress.waf.rateLimitPer5Minutes", "100 to"),
     ("prod", _set("ingress.waf.logRetentionDays", 10), "plexichat:ingress.waf.logRetentionDays", "90"),
-    ("prod", _set("ingress.controller", "haproxy"), "plexichat:ingress.controller", "'f5' or 'community'"),
+    ("prod", _set("ingress.controller", "haproxy"), "plexichat:ingress.controller", "must be f5 or community (got 'haproxy')"),
     ("prod", _set("ingress.hstsMaxAgeSeconds", 60), "plexichat:ingress.hstsMaxAgeSeconds", "86400"),
     ("prod", _set("ingress.clusterIssuer", "Lets Encrypt"), "plexichat:ingress.clusterIssuer", "DNS label"),
     ("prod", _set("ingress.canaryWeight", 10), "plexichat:ingress.canaryWeight", "unknown key"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from components.release import PREVIEW_HEADER, Track, image_reference, plan_release
+from components.release import PREVIEW_HEADER, Track, plan_release
 from components.settings import BlueGreenRelease, CanaryRelease, RollingRelease
 
 versions = st.builds(
@@ -104,9 +104,3 @@ def test_a_weight_change_changes_nothing_but_weights(release, new_weight):
     after = plan_release(CanaryRelease.model_validate(data))
     assert before.tracks == after.tracks
     assert [r.name for r in before.routes] == [r.name for r in after.routes]
-
-
-def test_image_reference_uses_tag_or_digest_syntax():
-    assert image_reference("ghcr.io/p/p", "v1.2.3") == "ghcr.io/p/p:v1.2.3"
-    digest = "sha256:" + "0" * 64
-    assert image_reference("ghcr.io/p/p", digest) == f"ghcr.io/p/p@{digest}"

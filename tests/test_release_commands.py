@@ -1,12 +1,13 @@
-"""Release commands on temporary copies of the real stack files: small edits, validated, rendered."""
+"""Release commands on a copy of the project, each stack at its pinned release (release_state):
+small edits, validated, rendered, and undone by `rollback` as the docs promise."""
 
 from __future__ import annotations
 
 import difflib
 import os
-import shutil
 import subprocess
 import sys
+from functools import partial
 
 import pulumi
 import pytest
@@ -14,22 +15,35 @@ import yaml
 
 from plexictl import release_commands as rc
 from plexictl.engine import ROOT, Rendering, run_program, stack_config
+from tests.release_state import PINNED_RELEASES, commit, pin_release, project_copy, run_git
 
 
 @pytest.fixture
-def stack_dir(tmp_path):
-    for stack in ("dev", "staging", "prod"):
-        shutil.copy(ROOT / f"Pulumi.{stack}.yaml", tmp_path)
-    return tmp_path
+def project(tmp_path):
+    return project_copy(tmp_path)
 
 
-def run(stack_dir, stack: str, change) -> rc.Edit:
-    return rc.edit_stack(stack, stack_dir / f"Pulumi.{stack}.yaml", change)
+@pytest.fixture
+def repo(tmp_path):
+    """The project copy as a git repository: rollback and the next canary read its history."""
+    return project_copy(tmp_path, git=True)
 
 
-def render_file(stack_dir, stack: str) -> Rendering:
+def run(project, stack: str, change) -> rc.Edit:
+    return rc.edit_stack(stack, project / f"Pulumi.{stack}.yaml", change, root=project)
+
+
+def history(project, stack: str) -> rc.History:
+    return rc.git_history(project / f"Pulumi.{stack}.yaml")
+
+
+def release_of(project, stack: str) -> dict:
+    return yaml.safe_load((project / f"Pulumi.{stack}.yaml").read_text())["config"][rc.RELEASE_KEY]
+
+
+def render_file(project, stack: str) -> Rendering:
     """The stack as `pulumi up` would see the edited file."""
-    data = yaml.safe_load((stack_dir / f"Pulumi.{stack}.yaml").read_text())
+    data = yaml.safe_load((project / f"Pulumi.{stack}.yaml").read_text())
     config, secret_keys = stack_config(stack, stack_file=data)
     return run_program(stack, config=config, secret_keys=secret_keys)
 
@@ -44,11 +58,11 @@ def images(rendering: Rendering) -> dict[str, str]:
             for d in rendering.of_type("kubernetes:apps/v1:Deployment")}
 
 
-def test_a_weight_change_edits_one_line_and_keeps_every_comment(stack_dir):
-    path = stack_dir / "Pulumi.prod.yaml"
+def test_a_weight_change_edits_one_line_and_keeps_every_comment(project):
+    path = project / "Pulumi.prod.yaml"
     path.write_text(path.read_text().replace("weight: 10", "weight: 10   # moved by the on-call"))
     before = path.read_text()
-    edit = run(stack_dir, "prod", lambda r: rc.canary_set(r, 25))
+    edit = run(project, "prod", partial(rc.canary_set, weight=25))
     assert changed_lines(before, path.read_text()) == [
         "-      weight: 10   # moved by the on-call",
         "+      weight: 25   # moved by the on-call",
@@ -63,43 +77,46 @@ def test_a_weight_change_edits_one_line_and_keeps_every_comment(stack_dir):
 
 
 @pytest.mark.parametrize("stack, change, error, message", [
-    ("prod", lambda r: rc.canary_set(r, 30), pulumi.RunError,
+    ("prod", partial(rc.canary_set, weight=30), pulumi.RunError,
      "plexichat:release.canary.weight: must be 0 or one of the steps [10, 25, 50, 100] (got 30)"),
-    ("prod", lambda r: rc.canary_set(r, 150), pulumi.RunError,
+    ("prod", partial(rc.canary_set, weight=150), pulumi.RunError,
      "plexichat:release.canary.weight: must be an integer percent from 0 to 100 (got 150)"),
-    ("prod", lambda r: rc.canary_start(r, "1.6"), pulumi.RunError,
+    ("prod", partial(rc.canary_start, version="1.6"), pulumi.RunError,
      "plexichat:release.canary.version: must be a release tag"),
-    ("staging", lambda r: rc.deploy(r, "latest"), pulumi.RunError,
+    ("staging", partial(rc.deploy, version="latest"), pulumi.RunError,
      "plexichat:release.green: must be a release tag"),
-    ("prod", rc.switch, rc.ReleaseError, "this command needs blueGreen"),
-    ("staging", lambda r: rc.canary_start(r, "v1.6.0"), rc.ReleaseError, "release with `deploy` and `switch`"),
-    ("dev", rc.canary_next, rc.ReleaseError, "Start one with `canary start VERSION`"),
-    ("prod", lambda r: rc.deploy(r, "v1.6.0"), rc.ReleaseError, "`canary start VERSION`"),
+    ("prod", rc.switch, rc.ReleaseError,
+     "`switch` needs strategy blueGreen, and this stack's is canary: a canary stack moves with"),
+    ("staging", partial(rc.canary_start, version="v1.6.0"), rc.ReleaseError,
+     "this stack's is blueGreen: a blue-green stack releases with `deploy VERSION`"),
+    ("dev", rc.canary_next, rc.ReleaseError,
+     "this stack's is rolling: a rolling stack releases with `deploy VERSION`, or starts a canary"),
+    ("prod", partial(rc.deploy, version="v1.6.0"), rc.ReleaseError, "`canary start VERSION`"),
 ])
-def test_an_invalid_request_leaves_the_file_byte_for_byte_unchanged(stack_dir, stack, change, error, message):
-    path = stack_dir / f"Pulumi.{stack}.yaml"
+def test_an_invalid_request_leaves_the_file_byte_for_byte_unchanged(project, stack, change, error, message):
+    path = project / f"Pulumi.{stack}.yaml"
     before = path.read_bytes()
     with pytest.raises(error) as raised:
-        run(stack_dir, stack, change)
+        run(project, stack, change)
     assert message in str(raised.value)
     assert path.read_bytes() == before
 
 
-def test_canary_next_stops_at_the_last_step_and_needs_a_plan(stack_dir):
-    run(stack_dir, "prod", lambda r: rc.canary_set(r, 100))
+def test_canary_next_stops_at_the_last_step_and_needs_a_plan(project):
+    run(project, "prod", partial(rc.canary_set, weight=100))
     with pytest.raises(rc.ReleaseError, match="already at the last step"):
-        run(stack_dir, "prod", rc.canary_next)
-    path = stack_dir / "Pulumi.prod.yaml"
+        run(project, "prod", rc.canary_next)
+    path = project / "Pulumi.prod.yaml"
     path.write_text(path.read_text().replace("      steps: [10, 25, 50, 100]\n", ""))
     with pytest.raises(rc.ReleaseError, match="no step plan"):
-        run(stack_dir, "prod", rc.canary_next)
+        run(project, "prod", rc.canary_next)
 
 
-def test_full_canary_lifecycle_from_rolling(stack_dir):
-    path = stack_dir / "Pulumi.dev.yaml"
+def test_full_canary_lifecycle_from_rolling(project):
+    path = project / "Pulumi.dev.yaml"
     original = path.read_text()
 
-    edit = run(stack_dir, "dev", lambda r: rc.canary_start(r, "v1.6.0", steps=[10, 25, 50, 100]))
+    edit = run(project, "dev", partial(rc.canary_start, version="v1.6.0", steps=[10, 25, 50, 100]))
     assert changed_lines(original, path.read_text()) == [
         "-    strategy: rolling", "-    version: v1.5.0",
         "+    strategy: canary", "+    stable: v1.5.0", "+    canary:", "+      version: v1.6.0",
@@ -107,21 +124,21 @@ def test_full_canary_lifecycle_from_rolling(stack_dir):
     ]
     assert {c.label for c in edit.diff.changes if c.kind == "added"} >= {"Deployment plexichat-web-canary"}
     assert not [c for c in edit.diff.changes if c.kind == "removed"]
-    rendered = render_file(stack_dir, "dev")
+    rendered = render_file(project, "dev")
     assert images(rendered)["plexichat-web-canary"].endswith(":v1.6.0")
     assert images(rendered)["plexichat-worker-stable"].endswith(":v1.5.0")  # workers stay stable
     assert rendered.outputs["canaryWeightPercent"] == 10
 
-    edit = run(stack_dir, "dev", lambda r: rc.canary_set(r, 25))
+    edit = run(project, "dev", partial(rc.canary_set, weight=25))
     assert not [c for c in edit.diff.changes if not c.label.startswith("VirtualService ")]
-    assert render_file(stack_dir, "dev").outputs["tracks"]["stable"]["weightPercent"] == 75
+    assert render_file(project, "dev").outputs["tracks"]["stable"]["weightPercent"] == 75
 
-    edit = run(stack_dir, "dev", rc.canary_next)
+    edit = run(project, "dev", rc.canary_next)
     assert edit.message == "canary weight 25% -> 50% (step 3 of 4)"
-    assert render_file(stack_dir, "dev").outputs["canaryWeightPercent"] == 50
+    assert render_file(project, "dev").outputs["canaryWeightPercent"] == 50
 
-    edit = run(stack_dir, "dev", rc.canary_promote)
-    rendered = render_file(stack_dir, "dev")
+    edit = run(project, "dev", rc.canary_promote)
+    rendered = render_file(project, "dev")
     assert rendered.outputs["releaseStrategy"] == "rolling"
     assert images(rendered) == {
         "plexichat-web-stable": "ghcr.io/plexichat/plexichat:v1.6.0",
@@ -138,93 +155,201 @@ def test_full_canary_lifecycle_from_rolling(stack_dir):
     ]
 
 
-def test_canary_start_on_a_canary_stack_replaces_the_canary_and_keeps_its_plan(stack_dir):
-    before = (stack_dir / "Pulumi.prod.yaml").read_text()
-    run(stack_dir, "prod", lambda r: rc.canary_set(r, 50))
-    run(stack_dir, "prod", lambda r: rc.canary_start(r, "v1.6.0"))
-    assert changed_lines(before, (stack_dir / "Pulumi.prod.yaml").read_text()) == [
+def test_canary_start_on_a_canary_stack_replaces_the_canary_and_keeps_its_plan(project):
+    before = (project / "Pulumi.prod.yaml").read_text()
+    run(project, "prod", partial(rc.canary_set, weight=50))
+    run(project, "prod", partial(rc.canary_start, version="v1.6.0"))
+    assert changed_lines(before, (project / "Pulumi.prod.yaml").read_text()) == [
         "-      version: v1.5.0", "+      version: v1.6.0",  # weight back at the first step, 10
     ]
 
 
-def test_canary_abort_sends_everything_back_to_stable(stack_dir):
-    edit = run(stack_dir, "prod", rc.canary_abort)
-    rendered = render_file(stack_dir, "prod")
+def test_canary_abort_sends_everything_back_to_stable(project):
+    edit = run(project, "prod", rc.canary_abort)
+    rendered = render_file(project, "prod")
     assert rendered.outputs["tracks"] == {"stable": {"version": "v1.4.2", "weightPercent": 100}}
     assert set(images(rendered)) == {"plexichat-web-stable", "plexichat-worker-stable"}
     assert not [c for c in edit.diff.changes if c.kind == "added"]
 
 
-def test_blue_green_lifecycle_deploy_preview_switch_rollback(stack_dir):
-    path = stack_dir / "Pulumi.staging.yaml"
+def test_blue_green_lifecycle_deploy_preview_switch_rollback(repo):
+    path = repo / "Pulumi.staging.yaml"
     original = path.read_text()
 
-    edit = run(stack_dir, "staging", lambda r: rc.deploy(r, "v1.6.0"))
+    edit = run(repo, "staging", partial(rc.deploy, version="v1.6.0"))
     assert changed_lines(original, path.read_text()) == ["-    green: v1.5.0", "+    green: v1.6.0"]
     # Preview: the new version runs on the inactive colour, with no live traffic and no workers.
-    rendered = render_file(stack_dir, "staging")
+    rendered = render_file(repo, "staging")
     assert rendered.outputs["tracks"]["green"] == {"version": "v1.6.0", "weightPercent": 0}
     assert rendered.outputs["activeColour"] == "blue" and rendered.outputs["workerVersion"] == "v1.4.2"
     assert {c.label for c in edit.diff.changes} == {"Deployment plexichat-web-green"}
+    commit(repo, "deploy v1.6.0 on green")
 
-    edit = run(stack_dir, "staging", rc.switch)
+    edit = run(repo, "staging", rc.switch)
     assert changed_lines(original, path.read_text()) == [
         "-    active: blue", "+    active: green", "-    green: v1.5.0", "+    green: v1.6.0",
     ]
-    rendered = render_file(stack_dir, "staging")
+    rendered = render_file(repo, "staging")
     assert rendered.outputs["tracks"]["green"] == {"version": "v1.6.0", "weightPercent": 100}
     assert rendered.outputs["workerVersion"] == "v1.6.0"
     # Only routing and the worker (which follows the active colour) change on a flip.
     assert {c.label for c in edit.diff.changes} == {
         "VirtualService plexichat-web", "Deployment plexichat-worker-stable",
     }
-    assert not [c for c in edit.diff.changes if c.label.startswith("Deployment plexichat-web")]
+    commit(repo, "switch to green")
 
-    edit = run(stack_dir, "staging", lambda r: rc.rollback(r, rc.git_history(path)))
-    assert edit.message.startswith("rollback: active colour green -> blue")
-    assert render_file(stack_dir, "staging").outputs["workerVersion"] == "v1.4.2"
+    edit = run(repo, "staging", partial(rc.rollback, history=history(repo, "staging")))
+    assert edit.message.startswith("rollback: blue becomes active: live traffic v1.6.0 -> v1.4.2")
+    assert "v1.6.0 stays on the idle colour green" in edit.message
+    assert render_file(repo, "staging").outputs["workerVersion"] == "v1.4.2"
     assert changed_lines(original, path.read_text()) == ["-    green: v1.5.0", "+    green: v1.6.0"]
 
 
-def test_a_flip_warns_when_the_colour_going_live_was_not_sized_for_it(stack_dir):
+def test_a_flip_warns_when_the_colour_going_live_was_not_sized_for_it(project):
     """Staging sizes both colours for all traffic (requestsPerSecondPerPod): a quiet flip. A
     stack without it hears that the new live colour has been idling at minReplicas."""
-    assert "note:" not in run(stack_dir, "staging", rc.switch).message
-    path = stack_dir / "Pulumi.staging.yaml"
-    path.write_text(path.read_text().replace("      requestsPerSecondPerPod: 50\n", ""))
-    message = run(stack_dir, "staging", rc.switch).message
+    path = project / "Pulumi.staging.yaml"
+    data = yaml.safe_load(path.read_text())
+    web = data["config"]["plexichat:workloads"]["web"]
+    if "requestsPerSecondPerPod" not in web:
+        path.write_text(path.read_text().replace("      role: web\n", "      role: web\n      requestsPerSecondPerPod: 50\n", 1))
+    assert "note:" not in run(project, "staging", rc.switch).message
+    path.write_text("".join(line for line in path.read_text().splitlines(keepends=True)
+                            if "requestsPerSecondPerPod" not in line))
+    message = run(project, "staging", rc.switch).message
     assert message.startswith("active colour green -> blue")
-    assert "note: blue has been idling at minReplicas (2)" in message
+    assert f"note: blue has been idling at minReplicas ({web['minReplicas']})" in message
     assert "requestsPerSecondPerPod" in message
 
 
-def git(repo, *args: str) -> None:
-    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
-                   cwd=repo, check=True, capture_output=True)
+# ---------------------------------------------------------------------------------------------
+# Rollback: the release live before the current one, found in the stack file's git history
 
 
-def test_rolling_rollback_restores_the_previous_version_from_git_history(stack_dir):
-    path = stack_dir / "Pulumi.dev.yaml"
-    history = rc.git_history(path)
-    git(stack_dir, "init", "--quiet")
-    git(stack_dir, "add", "Pulumi.dev.yaml")
-    git(stack_dir, "commit", "--quiet", "-m", "v1.5.0")
-    with pytest.raises(rc.ReleaseError, match="no earlier version than v1.5.0"):
-        run(stack_dir, "dev", lambda r: rc.rollback(r, history))
-
-    run(stack_dir, "dev", lambda r: rc.deploy(r, "v1.6.0"))
-    git(stack_dir, "commit", "--quiet", "-am", "v1.6.0")
-    run(stack_dir, "dev", lambda r: rc.deploy(r, "v1.7.0"))  # not committed yet
-    edit = run(stack_dir, "dev", lambda r: rc.rollback(r, history))
-    assert edit.message.startswith("rollback: version v1.7.0 -> v1.6.0")
-    edit = run(stack_dir, "dev", lambda r: rc.rollback(r, history))
-    assert edit.message.startswith("rollback: version v1.6.0 -> v1.5.0")
-    assert path.read_text() == (ROOT / "Pulumi.dev.yaml").read_text()
+def step(repo, stack: str, change, message: str | None = None) -> rc.Edit:
+    """One release command, committed like every release edit."""
+    edit = run(repo, stack, change)
+    commit(repo, message or edit.message)
+    return edit
 
 
-def test_canary_rollback_is_an_abort(stack_dir):
-    edit = run(stack_dir, "prod", lambda r: rc.rollback(r, rc.git_history(stack_dir / "Pulumi.prod.yaml")))
-    assert edit.message.startswith("rollback: canary v1.5.0 aborted")
+def rollback(repo, stack: str) -> rc.Edit:
+    return step(repo, stack, partial(rc.rollback, history=history(repo, stack)))
+
+
+def test_after_promote_then_an_aborted_canary_rollback_returns_to_the_release_before_the_promote(repo):
+    """The sequence from the issue: rollback must land on the version live before v1.6.0, as a
+    plain rolling release, not on an old canary at 100% with stable on v1.4.2."""
+    pin_release(repo / "Pulumi.prod.yaml", "prod", "strategy: rolling\nversion: v1.4.2\n")
+    commit(repo, "prod runs v1.4.2")
+    step(repo, "prod", partial(rc.canary_start, version="v1.6.0", steps=[10, 50, 100]))
+    step(repo, "prod", rc.canary_next)
+    step(repo, "prod", rc.canary_next)
+    step(repo, "prod", rc.canary_promote)
+    step(repo, "prod", partial(rc.canary_start, version="v1.7.0"))
+    step(repo, "prod", rc.canary_abort)
+    assert release_of(repo, "prod") == {"strategy": "rolling", "version": "v1.6.0"}
+
+    edit = rollback(repo, "prod")
+    assert release_of(repo, "prod") == {"strategy": "rolling", "version": "v1.4.2"}
+    assert edit.message.startswith("rollback: v1.4.2 goes live again in place of v1.6.0 (rolling update;")
+    assert "{" not in edit.message  # words, not a Python dict
+
+
+def test_a_second_rollback_goes_further_back_never_to_the_release_just_rolled_back(project):
+    repo = project
+    pin_release(repo / "Pulumi.dev.yaml", "dev", "strategy: rolling\nversion: v1.3.0\n")
+    run_git(repo, "init", "--quiet")
+    commit(repo, "v1.3.0: the history starts here")
+    for version in ("v1.4.0", "v1.5.0"):
+        step(repo, "dev", partial(rc.deploy, version=version))
+    assert rollback(repo, "dev").message.startswith("rollback: v1.4.0 goes live again in place of v1.5.0")
+    assert rollback(repo, "dev").message.startswith("rollback: v1.3.0 goes live again in place of v1.4.0")
+    before = (repo / "Pulumi.dev.yaml").read_bytes()
+    with pytest.raises(rc.ReleaseError, match="nothing to roll back to: v1.3.0 is the only version"):
+        rollback(repo, "dev")  # never forward again to the v1.4.0 or v1.5.0 just abandoned
+    assert (repo / "Pulumi.dev.yaml").read_bytes() == before
+
+
+def test_a_rollback_of_an_uncommitted_deploy_returns_to_the_committed_release(repo):
+    step(repo, "dev", partial(rc.deploy, version="v1.6.0"))
+    run(repo, "dev", partial(rc.deploy, version="v1.7.0"))  # not committed yet
+    edit = run(repo, "dev", partial(rc.rollback, history=history(repo, "dev")))
+    assert edit.message.startswith("rollback: v1.6.0 goes live again in place of v1.7.0")
+
+
+def test_a_release_can_go_out_again_after_its_rollback_and_be_rolled_back_again(repo):
+    step(repo, "dev", partial(rc.deploy, version="v1.6.0"))
+    rollback(repo, "dev")  # v1.6.0 -> v1.5.0
+    step(repo, "dev", partial(rc.deploy, version="v1.6.1"))  # the fix
+    assert rollback(repo, "dev").message.startswith("rollback: v1.5.0 goes live again in place of v1.6.1")
+
+
+def test_blue_green_rollback_after_a_deploy_to_the_idle_colour_never_makes_it_live(repo):
+    """The idle colour's new version was never live: there is nothing to roll back, and the
+    rollback must not flip onto that untested version."""
+    step(repo, "staging", partial(rc.deploy, version="v1.6.0"))
+    path = repo / "Pulumi.staging.yaml"
+    before = path.read_bytes()
+    with pytest.raises(rc.ReleaseError, match="nothing to roll back to: v1.4.2 is the only version live"):
+        run(repo, "staging", partial(rc.rollback, history=history(repo, "staging")))
+    assert path.read_bytes() == before
+
+
+def test_blue_green_rollback_after_switch_then_deploy_puts_the_old_release_back_on_the_idle_colour(repo):
+    step(repo, "staging", partial(rc.deploy, version="v1.6.0"))
+    step(repo, "staging", rc.switch)  # green v1.6.0 live, blue v1.4.2 idle
+    step(repo, "staging", partial(rc.deploy, version="v1.7.0"))  # onto blue: v1.4.2 is gone
+    edit = rollback(repo, "staging")
+    assert release_of(repo, "staging") == {
+        "strategy": "blueGreen", "active": "blue", "blue": "v1.4.2", "green": "v1.6.0"}
+    assert edit.message.startswith("rollback: blue gets v1.4.2 (was v1.7.0), then blue becomes active")
+
+
+def test_canary_rollback_is_an_abort_and_needs_no_history(project):
+    edit = run(project, "prod", partial(rc.rollback, history=history(project, "prod")))
+    assert edit.message.startswith("rollback: canary v1.5.0 aborted: all traffic back to stable v1.4.2")
+    assert release_of(project, "prod") == {"strategy": "rolling", "version": "v1.4.2"}
+
+
+# ---------------------------------------------------------------------------------------------
+# The header route and the plan come back with the next canary
+
+
+def test_promote_and_abort_say_the_header_and_plan_come_back_and_the_next_canary_gets_them(repo):
+    edit = step(repo, "prod", rc.canary_promote)
+    assert ("the header route x-plexichat-canary: true and plan [10, 25, 50, 100] come back with "
+            "the next `canary start`") in edit.message
+    edit = step(repo, "prod", partial(rc.canary_start, version="v1.6.0", history=history(repo, "prod")))
+    assert "header route x-plexichat-canary: true as in the last canary" in edit.message
+    assert release_of(repo, "prod")["canary"] == {
+        "version": "v1.6.0", "weight": 10, "steps": [10, 25, 50, 100],
+        "header": {"name": "x-plexichat-canary", "value": "true"},
+    }
+    step(repo, "prod", rc.canary_abort)
+    step(repo, "prod", partial(rc.canary_start, version="v1.6.1", no_header=True,
+                               history=history(repo, "prod")))
+    assert "header" not in release_of(repo, "prod")["canary"]
+    assert release_of(repo, "prod")["canary"]["steps"] == [10, 25, 50, 100]
+
+
+def test_canary_start_takes_a_header_and_the_file_quotes_a_value_that_looks_like_a_boolean(project):
+    path = project / "Pulumi.dev.yaml"
+    edit = run(project, "dev", partial(rc.canary_start, version="v1.6.0",
+                                       header={"name": "x-beta", "value": "true"}))
+    assert release_of(project, "dev")["canary"]["header"] == {"name": "x-beta", "value": "true"}
+    assert "no request reaches it" not in edit.message  # the header route reaches it
+    assert render_file(project, "dev").outputs["canaryWeightPercent"] == 0
+    assert "x-beta" in path.read_text()
+
+
+def test_canary_start_without_weight_plan_or_header_warns_that_nothing_reaches_it(project):
+    edit = run(project, "dev", partial(rc.canary_start, version="v1.6.0"))
+    assert "no request reaches it yet (weight 0, no header route)" in edit.message
+
+
+# ---------------------------------------------------------------------------------------------
+# The rest of the edit machinery
 
 
 def test_config_set_equivalents_quote_strings_that_look_like_numbers():
@@ -236,29 +361,29 @@ def test_config_set_equivalents_quote_strings_that_look_like_numbers():
     )
 
 
-def test_the_command_line_edits_prints_and_explains_apply_without_the_pulumi_cli(stack_dir):
-    for name in ("Pulumi.yaml", "__main__.py"):
-        shutil.copy(ROOT / name, stack_dir)
-    (stack_dir / "components").symlink_to(ROOT / "components")
+def test_the_command_line_edits_prints_and_explains_apply_without_the_pulumi_cli(project):
     env = {**os.environ, "PATH": os.path.dirname(sys.executable)}  # no `pulumi` on it
 
     def plexictl(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "plexictl", "--project-dir", str(stack_dir), *args],
+        return subprocess.run([sys.executable, "-m", "plexictl", "--project-dir", str(project), *args],
                               cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
 
     result = plexictl("canary", "next", "--stack", "prod", "--apply")
-    assert result.returncode == rc.NOT_APPLIED, result.stderr  # edited, but nothing deployed
+    assert result.returncode == rc.NOT_APPLIED == 3, result.stderr  # edited, but nothing deployed
     assert "prod: canary weight 10% -> 25% (step 2 of 4)" in result.stdout
     assert "pulumi config set --path release.canary.weight 25 -s prod" in result.stdout
     assert "the Pulumi CLI is not installed here" in result.stdout
-    assert f"pulumi up --stack prod --cwd {stack_dir}" in result.stdout
-    assert "weight: 25" in (stack_dir / "Pulumi.prod.yaml").read_text()
+    # Exactly what the Automation API path runs, mandatory policy pack included.
+    assert (f"pulumi up --stack prod --cwd {project} --policy-pack {project / 'policy'}"
+            in result.stdout)
+    assert rc.pulumi_up_command("prod", project)[-2:] == ["--policy-pack", str(project / "policy")]
+    assert "weight: 25" in (project / "Pulumi.prod.yaml").read_text()
 
-    before = (stack_dir / "Pulumi.prod.yaml").read_bytes()
+    before = (project / "Pulumi.prod.yaml").read_bytes()
     result = plexictl("canary", "set", "30", "--stack", "prod")
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "must be 0 or one of the steps" in result.stderr
-    assert (stack_dir / "Pulumi.prod.yaml").read_bytes() == before
+    assert (project / "Pulumi.prod.yaml").read_bytes() == before
 
 
 def test_apply_runs_pulumi_up_through_the_automation_api_when_the_cli_exists(monkeypatch, capsys):
@@ -282,59 +407,43 @@ def test_apply_runs_pulumi_up_through_the_automation_api_when_the_cli_exists(mon
     (_, selected), (_, up) = calls
     assert selected == {"stack_name": "prod", "work_dir": str(ROOT)}
     assert up["show_secrets"] is False  # the Automation API shows secrets unless told not to
-    assert up["policy_packs"] == [str(ROOT / "policy")]  # never around the mandatory rules
+    # The same pack the printed CLI command names.
+    assert up["policy_packs"] == [rc.pulumi_up_command("prod", ROOT)[-1]] == [str(ROOT / "policy")]
     assert "pulumi up: succeeded" in capsys.readouterr().out
 
 
-def test_a_dry_run_shows_the_edit_and_writes_nothing(stack_dir):
-    path = stack_dir / "Pulumi.staging.yaml"
+def test_a_dry_run_shows_the_edit_and_writes_nothing(project):
+    path = project / "Pulumi.staging.yaml"
     before = path.read_bytes()
-    edit = rc.edit_stack("staging", path, rc.switch, write=False)
+    edit = rc.edit_stack("staging", path, rc.switch, write=False, root=project)
     assert path.read_bytes() == before
     assert changed_lines(edit.old_text, edit.new_text) == ["-    active: blue", "+    active: green"]
 
 
-def test_an_edit_that_repairs_a_broken_file_is_allowed(stack_dir):
-    path = stack_dir / "Pulumi.prod.yaml"
+def test_an_edit_that_repairs_a_broken_file_is_allowed(project):
+    path = project / "Pulumi.prod.yaml"
     path.write_text(path.read_text().replace("weight: 10", "weight: 30"))  # not a step
-    edit = run(stack_dir, "prod", lambda r: rc.canary_set(r, 25))
+    edit = run(project, "prod", partial(rc.canary_set, weight=25))
     assert "weight: 25" in path.read_text()
     assert edit.diff.note == "Pulumi.prod.yaml was invalid before this edit; everything shows as added"
 
 
-def test_blue_green_rollback_after_a_deploy_undoes_the_deploy_not_the_live_colour(stack_dir):
-    """Rolling back a `deploy` onto the idle colour must never make that untested version live."""
-    path = stack_dir / "Pulumi.staging.yaml"
-    git(stack_dir, "init", "--quiet")
-    git(stack_dir, "add", path.name)
-    git(stack_dir, "commit", "--quiet", "-m", "staging as it is")
-    run(stack_dir, "staging", lambda r: rc.deploy(r, "v1.6.0"))
-    git(stack_dir, "commit", "--quiet", "-am", "deploy v1.6.0 to green")
-    edit = run(stack_dir, "staging", lambda r: rc.rollback(r, rc.git_history(path)))
-    assert edit.message.startswith("rollback: green v1.6.0 -> v1.5.0")
-    assert path.read_text() == (ROOT / "Pulumi.staging.yaml").read_text()
-    assert render_file(stack_dir, "staging").outputs["activeColour"] == "blue"
-
-
-def test_a_second_rollback_never_restores_the_release_just_rolled_back(stack_dir):
-    path = stack_dir / "Pulumi.dev.yaml"
-    history = rc.git_history(path)
-    git(stack_dir, "init", "--quiet")
-    git(stack_dir, "add", path.name)
-    git(stack_dir, "commit", "--quiet", "-m", "v1.5.0")
-    run(stack_dir, "dev", lambda r: rc.deploy(r, "v1.6.0"))
-    git(stack_dir, "commit", "--quiet", "-am", "v1.6.0 (bad)")
-    run(stack_dir, "dev", lambda r: rc.rollback(r, history))
-    git(stack_dir, "commit", "--quiet", "-am", "rollback to v1.5.0")
+def test_a_command_refuses_when_a_key_it_reads_is_invalid(project):
+    path = project / "Pulumi.prod.yaml"
+    path.write_text(path.read_text().replace("weight: 10", "weight: 30"))
     before = path.read_bytes()
-    with pytest.raises(rc.ReleaseError, match="no earlier version than v1.5.0"):
-        run(stack_dir, "dev", lambda r: rc.rollback(r, history))  # not back to the bad v1.6.0
+    with pytest.raises(rc.ReleaseError) as raised:
+        run(project, "prod", rc.canary_next)  # `next` reads the weight: it cannot guess
+    assert str(raised.value) == (
+        "Pulumi.prod.yaml is invalid where this command reads it; fix it first:\n"
+        "  - plexichat:release.canary.weight: must be 0 or one of the steps [10, 25, 50, 100] (got 30)")
     assert path.read_bytes() == before
 
 
-def test_a_request_that_changes_nothing_says_so_and_writes_nothing(stack_dir):
-    path = stack_dir / "Pulumi.dev.yaml"
+def test_a_request_that_changes_nothing_says_so_and_writes_nothing(project):
+    path = project / "Pulumi.dev.yaml"
     before = path.read_bytes()
+    version = yaml.safe_load(PINNED_RELEASES["dev"])["version"]
     with pytest.raises(rc.NothingToDo, match="already as requested"):
-        run(stack_dir, "dev", lambda r: rc.deploy(r, "v1.5.0"))  # dev already runs v1.5.0
+        run(project, "dev", partial(rc.deploy, version=version))
     assert path.read_bytes() == before

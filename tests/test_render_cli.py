@@ -5,9 +5,12 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
 import yaml
 
 from plexictl.engine import ROOT
+from tests.release_state import pinned_release, project_copy
+from tests.test_diff import edit
 
 
 def plexictl(*args: str, cwd=ROOT) -> subprocess.CompletedProcess:
@@ -16,17 +19,28 @@ def plexictl(*args: str, cwd=ROOT) -> subprocess.CompletedProcess:
     )
 
 
-def test_render_writes_one_manifest_per_object_and_a_summary(tmp_path):
-    result = plexictl("render", "--stack", "prod", "--out", str(tmp_path))
+@pytest.fixture
+def project(tmp_path):
+    """A copy of the project with each stack at its pinned release: what a render shows, and the
+    text a test edits, must not depend on the release operators ran today."""
+    (tmp_path / "project").mkdir()
+    return project_copy(tmp_path / "project")
+
+
+def test_render_writes_one_manifest_per_object_and_a_summary(project, tmp_path):
+    out = tmp_path / "out"
+    result = plexictl("--project-dir", str(project), "render", "--stack", "prod", "--out", str(out))
     assert result.returncode == 0, result.stderr
-    files = sorted(p.name for p in (tmp_path / "kubernetes").iterdir())
+    files = sorted(p.name for p in (out / "kubernetes").iterdir())
     assert "deployment-plexichat-web-canary.yaml" in files
     assert "namespace-plexichat.yaml" in files
-    deployment = yaml.safe_load((tmp_path / "kubernetes" / "deployment-plexichat-web-canary.yaml").read_text())
+    deployment = yaml.safe_load((out / "kubernetes" / "deployment-plexichat-web-canary.yaml").read_text())
     assert (deployment["apiVersion"], deployment["kind"]) == ("apps/v1", "Deployment")
     assert list(deployment)[:4] == ["apiVersion", "kind", "metadata", "spec"]
-    assert yaml.safe_load((tmp_path / "outputs.yaml").read_text())["canaryWeightPercent"] == 10
-    assert "track canary  v1.5.0" in result.stdout and "10% of traffic" in result.stdout
+    canary = pinned_release("prod")["canary"]
+    assert yaml.safe_load((out / "outputs.yaml").read_text())["canaryWeightPercent"] == canary["weight"]
+    assert f"track canary  {canary['version']}" in result.stdout
+    assert f"{canary['weight']}% of traffic" in result.stdout
 
 
 def test_a_second_render_removes_objects_that_no_longer_exist(tmp_path):
@@ -37,13 +51,9 @@ def test_a_second_render_removes_objects_that_no_longer_exist(tmp_path):
     assert not stale.exists()
 
 
-def test_config_error_prints_the_run_error_and_exits_non_zero(tmp_path):
-    for name in ("Pulumi.yaml", "__main__.py"):
-        (tmp_path / name).write_text((ROOT / name).read_text())
-    (tmp_path / "components").symlink_to(ROOT / "components")
-    bad = (ROOT / "Pulumi.prod.yaml").read_text().replace("weight: 10", "weight: 150")
-    (tmp_path / "Pulumi.prod.yaml").write_text(bad)
-    result = plexictl("--project-dir", str(tmp_path), "render", "--stack", "prod", "--out", str(tmp_path / "out"))
+def test_config_error_prints_the_run_error_and_exits_non_zero(project, tmp_path):
+    edit(project / "Pulumi.prod.yaml", "weight: 10", "weight: 150")  # the pinned canary's weight
+    result = plexictl("--project-dir", str(project), "render", "--stack", "prod", "--out", str(tmp_path / "out"))
     assert result.returncode == 1
     assert "plexichat:release.canary.weight: must be an integer percent from 0 to 100 (got 150)" in result.stderr
     assert "Traceback" not in result.stderr
@@ -60,7 +70,7 @@ def test_a_stack_file_that_is_not_yaml_is_a_clear_error(tmp_path):
         (tmp_path / name).write_text((ROOT / name).read_text())
     (tmp_path / "Pulumi.dev.yaml").write_text("config:\n  plexichat:domain: [unclosed\n")
     result = plexictl("--project-dir", str(tmp_path), "render", "--stack", "dev", "--out", str(tmp_path / "out"))
-    assert result.returncode == 1 and "not valid YAML" in result.stderr
+    assert result.returncode == 1 and "error: Pulumi.dev.yaml, line 3, column 1:" in result.stderr
     assert "Traceback" not in result.stderr
 
 

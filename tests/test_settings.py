@@ -9,13 +9,12 @@ import pytest
 from components import settings
 from components.settings import StackSettings, parse_stack_config
 from plexictl.engine import project_file, stack_config
-from tests.conftest import STACKS, render_edited
+from tests.conftest import current_config, render_edited
 
 
-@pytest.mark.parametrize("stack", STACKS)
-def test_every_stack_file_parses(stack):
-    config, secret_keys = stack_config(stack)
-    assert isinstance(parse_stack_config(config, stack, secret_keys), StackSettings)
+def test_every_stack_file_parses(current_stack):
+    config, secret_keys = current_config(current_stack)
+    assert isinstance(parse_stack_config(config, current_stack, secret_keys), StackSettings)
 
 
 def test_project_defaults_match_the_settings_models():
@@ -39,7 +38,7 @@ def _set(path: str, value):
             return
         node = config[f"plexichat:{top}"]
         for part in rest[:-1]:
-            node = node[part]
+            node = node.setdefault(part, {})
         node[rest[-1]] = value
 
     return edit
@@ -74,13 +73,22 @@ BAD_CONFIGS = [
     ("prod", _set("release.canary.steps", [50, 25]), "plexichat:release.canary.steps", "increasing"),
     ("prod", _set("release.strategy", "linear"), "plexichat:release.strategy", "blueGreen"),
     ("prod", _remove("release.strategy"), "plexichat:release.strategy", "rolling"),
-    ("staging", _set("release.active", "purple"), "plexichat:release.active", "'blue' or 'green'"),
+    ("staging", _set("release.active", "purple"), "plexichat:release.active", "must be blue or green (got 'purple')"),
     ("staging", _remove("release.green"), "plexichat:release.green", "required"),
     ("dev", _remove("release.version"), "plexichat:release.version", "required"),
     ("dev", _set("release.version", "latest"), "plexichat:release.version", "v1.2.3"),
     ("dev", _set("release.version", "1.2"), "plexichat:release.version", "sha256"),
     ("prod", _remove("release.canary.version"), "plexichat:release.canary.version", "required"),
-    ("prod", _set("release.canary.wieght", 10), "plexichat:release.canary.wieght", "unknown key"),
+    ("prod", _set("release.canary.wieght", 10), "plexichat:release.canary.wieght",
+     "allowed here: header, steps, version, weight;"),
+    ("prod", _set("release.canary.header.nme", "x"), "plexichat:release.canary.header.nme",
+     "allowed here: name, value;"),
+    ("staging", _set("release.colour", "blue"), "plexichat:release.colour",
+     "allowed here: active, blue, green, strategy;"),
+    ("dev", _set("workloads.web.probes.readyPath", "/r"), "plexichat:workloads.web.probes.readyPath",
+     "allowed here: livenessPath, readinessPath, startupFailureThreshold;"),
+    ("dev", lambda config: config.update({"release": config.pop("plexichat:release")}), "plexichat:release",
+     "written without its namespace as `release:`"),
     ("prod", _set("release.canary.header.name", "X Bad"), "plexichat:release.canary.header.name", "header"),
     ("dev", _set("relase", {"strategy": "rolling"}), "plexichat:relase", "unknown key"),
     ("dev", _set("workloads.web.minReplicas", "two"), "plexichat:workloads.web.minReplicas", "1 to 100"),
@@ -88,7 +96,7 @@ BAD_CONFIGS = [
     ("prod", _set("workloads.web.maxReplicas", 2), "plexichat:workloads.web.maxReplicas", ">= minReplicas"),
     ("dev", _set("workloads.web.port", 80), "plexichat:workloads.web.port", "unprivileged"),
     ("dev", _set("workloads.web.cpuRequest", "lots"), "plexichat:workloads.web.cpuRequest", "CPU quantity"),
-    ("dev", _set("workloads.worker.role", "cron"), "plexichat:workloads.worker.role", "'web' or 'worker'"),
+    ("dev", _set("workloads.worker.role", "cron"), "plexichat:workloads.worker.role", "must be web or worker (got 'cron')"),
     ("dev", _remove("workloads.web"), "plexichat:workloads", "exactly one workload"),
     ("dev", _set("workloads.web.metricsPort", 8080), "plexichat:workloads.web.metricsPort", "must differ"),
     ("dev", _set("workloads.worker.metricsPort", 9100), "plexichat:workloads.worker.metricsPort", "must equal port"),

@@ -4,11 +4,11 @@ run it, produces valid, secure Kubernetes objects through the explicit provider.
 from __future__ import annotations
 
 import kubernetes_validate
-import pytest
 
 from plexictl.engine import UNKNOWN, Rendering
-from tests.conftest import STACKS, render_edited, rendered
+from tests.conftest import current_stack_file, render_edited, rendered, rendered_current
 from tests.crd_models import is_custom_resource, validate_strictly
+from tests.release_state import pinned_release
 
 KUBERNETES_VERSION = "1.33"
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
@@ -25,10 +25,10 @@ def test_renders_without_warnings(any_stack):
     assert any_stack.kubernetes_objects()
 
 
-@pytest.mark.parametrize("stack", STACKS)
-def test_preview_and_up_register_the_same_resources(stack):
+def test_preview_and_up_register_the_same_resources(current_stack):
     """Resources created inside apply() would show up only in `up`: there must be none."""
-    assert {r.urn for r in rendered(stack).resources} == {r.urn for r in rendered(stack, True).resources}
+    up, preview = rendered_current(current_stack), rendered_current(current_stack, True)
+    assert {r.urn for r in up.resources} == {r.urn for r in preview.resources}
 
 
 def test_every_kubernetes_object_is_valid_for_the_target_version(any_stack):
@@ -169,15 +169,14 @@ def test_every_pod_can_resolve_dns_and_be_scraped(any_stack):
         assert scraped <= {int(p) for p in bypassing.split(",")}, deployment.name
 
 
-@pytest.mark.parametrize(
-    "stack,strategy,tracks",
-    [("dev", "rolling", {"stable"}), ("staging", "blueGreen", {"blue", "green"}),
-     ("prod", "canary", {"stable", "canary"})],
-)
-def test_outputs_tell_operators_what_runs(stack, strategy, tracks):
-    outputs = rendered(stack).outputs
+TRACKS = {"rolling": {"stable"}, "canary": {"stable", "canary"}, "blueGreen": {"blue", "green"}}
+
+
+def test_outputs_tell_operators_what_runs(current_stack):
+    outputs = rendered_current(current_stack).outputs
+    strategy = current_stack_file(current_stack)["config"]["plexichat:release"]["strategy"]
     assert outputs["releaseStrategy"] == strategy
-    assert set(outputs["tracks"]) == tracks
+    assert set(outputs["tracks"]) == TRACKS[strategy]
     assert sum(t["weightPercent"] for t in outputs["tracks"].values()) == 100
     assert outputs["url"].startswith("https://") and outputs["namespace"] == "plexichat"
 
@@ -239,4 +238,5 @@ def test_a_preview_knows_only_what_the_program_sets():
     assert topic.inputs["kmsMasterKeyId"] == UNKNOWN
     assert up.of_type("aws:sns/topic:Topic")[0].inputs["kmsMasterKeyId"].startswith("arn:aws:kms:")
     assert preview.outputs["appRoleArn"] == UNKNOWN and up.outputs["appRoleArn"].startswith("arn:aws:iam::")
-    assert preview.outputs["canaryWeightPercent"] == up.outputs["canaryWeightPercent"] == 10
+    weight = pinned_release("prod")["canary"]["weight"]
+    assert preview.outputs["canaryWeightPercent"] == up.outputs["canaryWeightPercent"] == weight
