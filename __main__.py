@@ -11,8 +11,8 @@ gc.set_threshold(50_000, 20, 20)
 import pulumi  # noqa: E402 (after the collector is tuned, so the imports benefit too)
 from pulumi.runtime import config as runtime_config  # noqa: E402
 
+from components.config.parse import ConfigError, parse_stack_config  # noqa: E402
 from components.platform import Platform  # noqa: E402
-from components.settings import parse_stack_config  # noqa: E402
 
 stack = pulumi.get_stack()
 # The whole `plexichat:` namespace, parsed once and validated before any resource exists. The
@@ -23,7 +23,10 @@ secret_keys = {
     *runtime_config.get_config_secret_keys_env(),
     *(key for key in raw_config if runtime_config.is_config_secret(key)),
 }
-settings = parse_stack_config(raw_config, stack, secret_keys)
+try:
+    settings = parse_stack_config(raw_config, stack, secret_keys)
+except ConfigError as error:
+    raise pulumi.RunError(str(error)) from None  # the operator's mistake: a message, no traceback
 
 platform = Platform("plexichat", settings, stack)
 plan = platform.plan

@@ -1,13 +1,13 @@
 """Names and labels shared by every component: one place, so selectors can never disagree.
 
 Kubernetes labels follow the recommended `app.kubernetes.io/*` set plus one track label. The
-track label, not the version, selects pods (DESIGN invariant 2); the version appears only in pod
+track label, not the version, selects pods (docs/design.md invariant 2); the version appears only in pod
 labels and the image reference.
 """
 
 from __future__ import annotations
 
-from components import versions
+from components.config import versions
 
 APP = "plexichat"
 TRACK_LABEL = "plexichat.com/track"

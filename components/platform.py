@@ -12,20 +12,21 @@ import pulumi_kubernetes as k8s
 from pydantic import SecretStr
 
 from components import naming
-from components.alarm_topic import AlarmTopic, AlarmTopicArgs
-from components.alerting import Alerting, AlertingArgs
-from components.app_access import AppAccess, AppAccessArgs
-from components.backups import Backups, BackupsArgs
-from components.cache import Cache, CacheArgs
-from components.cloud_alarms import CloudAlarms, CloudAlarmsArgs
-from components.database import Database, DatabaseArgs
-from components.ingress import Edge, EdgeArgs, preview_host
-from components.network import NetworkPolicies, NetworkPoliciesArgs
-from components.release import ReleasePlan, plan_release
-from components.service import AppService, AppServiceArgs
-from components.settings import StackSettings
-from components.traffic import Traffic, TrafficArgs
-from components.workload import WorkloadTrack, WorkloadTrackArgs
+from components.cluster.app_service import AppService, AppServiceArgs
+from components.cluster.network_policies import NetworkPolicies, NetworkPoliciesArgs
+from components.cluster.traffic import Traffic, TrafficArgs
+from components.cluster.workload_track import WorkloadTrack, WorkloadTrackArgs
+from components.config.monitoring import RECEIVERS
+from components.config.stack import StackSettings
+from components.data.backups import Backups, BackupsArgs
+from components.data.cache import Cache, CacheArgs
+from components.data.database import Database, DatabaseArgs
+from components.edge.edge import Edge, EdgeArgs, preview_host
+from components.identity.app_access import AppAccess, AppAccessArgs
+from components.observability.alarm_topic import AlarmTopic, AlarmTopicArgs
+from components.observability.alerting import Alerting, AlertingArgs
+from components.observability.cloud_alarms import CloudAlarms, CloudAlarmsArgs
+from components.release.plan import ReleasePlan, plan_release
 
 
 class Platform(pulumi.ComponentResource):
@@ -206,13 +207,8 @@ class Platform(pulumi.ComponentResource):
         # Monitoring: scraping, rules, routing, smoke probe, dashboard; then the topic the
         # CloudWatch alarms on the database and cache notify.
         receiver_secrets = {
-            kind: _secret(value)
-            for kind, value in (
-                ("chat", settings.alert_chat_webhook_url),
-                ("lowPriority", settings.alert_low_priority_webhook_url),
-                ("pagerduty", settings.pager_duty_routing_key),
-            )
-            if value is not None
+            kind: _secret(value) for kind, receiver in RECEIVERS.items()
+            if (value := getattr(settings, receiver.setting)) is not None
         }
         self.alerting = Alerting(
             "monitoring",

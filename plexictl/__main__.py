@@ -111,7 +111,8 @@ def _diff(args: argparse.Namespace) -> int:
 
 
 def _release(args: argparse.Namespace) -> int:
-    from plexictl import diff, release_commands as rc
+    from plexictl import diff
+    from plexictl import release_commands as rc
 
     path = engine.stack_file_path(args.stack, args.project_dir)
     history = rc.git_history(path)
@@ -185,7 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser(
         "config-reference", help="print the stack config reference (Markdown) from the models"
     )
-    p.add_argument("--write", metavar="README", help="replace the reference block in this file")
+    p.add_argument("--write", metavar="FILE", help="replace the reference block in this file (docs/configuration.md)")
     p.set_defaults(run=_config_reference)
 
     p = commands.add_parser(
@@ -274,7 +275,9 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as error:  # noqa: BLE001 - a config error is the user's, not a crash
         import pulumi
 
-        if isinstance(error, pulumi.RunError):
+        from components.config.parse import ConfigError
+
+        if isinstance(error, (ConfigError, pulumi.RunError)):
             print(f"error: {error}", file=sys.stderr)
             return EXIT_INVALID
         raise

@@ -25,7 +25,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from components.stateful import STATEFUL_TYPES, replacement_forcing_changes
+from components.data.stateful import STATEFUL_TYPES, replacement_forcing_changes
 from plexictl.engine import Rendering, Resource, is_secret, mask_secrets
 
 DATA_LOSS = "REPLACE/DELETE — data loss risk"

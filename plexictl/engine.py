@@ -19,8 +19,8 @@ import pathlib
 import runpy
 import sys
 import zlib
-from dataclasses import dataclass, field
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import yaml

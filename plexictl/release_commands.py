@@ -44,7 +44,7 @@ import pulumi
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
-from components import versions
+from components.config import versions
 from plexictl import diff, engine
 
 RELEASE_KEY = "plexichat:release"
@@ -511,7 +511,7 @@ def edit_stack(
     Raises ReleaseError (request does not apply) or the program's pulumi.RunError (the result is
     invalid); in both cases the file is untouched.
     """
-    from components.settings import ConfigError, parse_stack_config
+    from components.config.parse import ConfigError, parse_stack_config
 
     old_text = path.read_text()
     old_data = engine.read_stack_file(path, old_text)  # names the file and line of a YAML error

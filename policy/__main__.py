@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import pulumi
+import rules
 from pulumi_policy import (
     EnforcementLevel,
     PolicyConfigSchema,
@@ -22,11 +23,14 @@ from pulumi_policy import (
     StackValidationPolicy,
 )
 from pulumi_policy.proxy import (  # the sentinels the engine sends for values unknown in preview
-    UNKNOWN_ARCHIVE_VALUE, UNKNOWN_ARRAY_VALUE, UNKNOWN_ASSET_VALUE, UNKNOWN_BOOLEAN_VALUE,
-    UNKNOWN_NUMBER_VALUE, UNKNOWN_OBJECT_VALUE, UNKNOWN_STRING_VALUE,
+    UNKNOWN_ARCHIVE_VALUE,
+    UNKNOWN_ARRAY_VALUE,
+    UNKNOWN_ASSET_VALUE,
+    UNKNOWN_BOOLEAN_VALUE,
+    UNKNOWN_NUMBER_VALUE,
+    UNKNOWN_OBJECT_VALUE,
+    UNKNOWN_STRING_VALUE,
 )
-
-import rules
 
 _UNKNOWN_SENTINELS = frozenset({
     UNKNOWN_ARCHIVE_VALUE, UNKNOWN_ARRAY_VALUE, UNKNOWN_ASSET_VALUE, UNKNOWN_BOOLEAN_VALUE,

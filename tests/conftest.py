@@ -49,7 +49,7 @@ def current_config(stack: str) -> tuple[dict[str, str], list[str]]:
     return stack_config(stack, stack_file=current_stack_file(stack))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def rendered_current(stack: str, preview: bool = False) -> Rendering:
     data = current_stack_file(stack)
     if data == stack_file(stack):
@@ -67,7 +67,7 @@ def stack_file(stack: str) -> dict:
     return data
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def rendered(stack: str, preview: bool = False) -> Rendering:
     return _render(stack, stack_file(stack), preview)
 

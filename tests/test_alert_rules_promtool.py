@@ -22,8 +22,9 @@ from dataclasses import dataclass
 import pytest
 import yaml
 
-from components import alert_rules as r
-from components.settings import StackSettings, parse_stack_config
+from components.config.parse import parse_stack_config
+from components.config.stack import StackSettings
+from components.observability import alert_rules as r
 from plexictl.engine import stack_config
 from tests.conftest import STACKS, rendered
 

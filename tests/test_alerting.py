@@ -4,17 +4,27 @@ the track on every series, the alarm topic, and the CloudWatch alarms from the s
 from __future__ import annotations
 
 import json
-import re
 
 import pytest
 from cloudcoil.models.prometheus_operator import v1, v1alpha1
 
-from components import alert_rules, naming
-from components.alarm_topic import AlarmTopic, AlarmTopicArgs
-from components.cloud_alarms import GIB, MIB, CloudAlarms, CloudAlarmsArgs
-from components.settings import AlertThresholds, parse_stack_config
-from plexictl.engine import FAKE_SECRET, ROOT, Rendering, computed_aws_outputs, is_secret, run, stack_config
+from components import naming
+from components.config.monitoring import AlertThresholds
+from components.config.parse import parse_stack_config
+from components.observability import alert_rules
+from components.observability.alarm_topic import AlarmTopic, AlarmTopicArgs
+from components.observability.cloud_alarms import GIB, MIB, CloudAlarms, CloudAlarmsArgs
+from plexictl.engine import (
+    FAKE_SECRET,
+    ROOT,
+    Rendering,
+    computed_aws_outputs,
+    is_secret,
+    run,
+    stack_config,
+)
 from tests.conftest import STACKS, render_edited, rendered, stack_file
+from tests.test_docs import RUNBOOK, anchors
 
 MONITORING = "kubernetes:monitoring.coreos.com/"
 MODELS = {
@@ -78,16 +88,16 @@ def test_pod_monitor_scrapes_every_pod_with_its_track_on_every_series(any_stack)
 
 
 def test_every_alert_has_summary_description_and_a_runbook_section():
-    readme = (ROOT / "README.md").read_text()
-    headings = {re.sub(r"[^a-z0-9 -]", "", h.lower()).replace(" ", "-")
-                for h in re.findall(r"^#+ (.+)$", readme, re.M)}
+    runbook = RUNBOOK.relative_to(ROOT).as_posix()
+    sections = anchors(RUNBOOK)
     for stack in STACKS:
         spec = monitoring_objects(rendered(stack))["PrometheusRule"]["spec"]
         for rule in (r for g in spec["groups"] for r in g["rules"] if "alert" in r):
             annotations = rule["annotations"]
             assert annotations["summary"] and annotations["description"], rule["alert"]
-            anchor = annotations["runbook_url"].split("#", 1)[1]
-            assert anchor in headings, f"README has no runbook section for {rule['alert']}"
+            page, anchor = annotations["runbook_url"].split("#", 1)
+            assert page.endswith(f"/{runbook}"), f"{rule['alert']} links to {page}, not to {runbook}"
+            assert anchor in sections, f"{runbook} has no section for {rule['alert']}"
             assert "$value" not in str(annotations)
             assert {"severity", "signal", "namespace"} <= set(rule["labels"])
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from components.settings import AlertThresholds, parse_stack_config
+from components.config.monitoring import AlertThresholds
+from components.config.parse import parse_stack_config
 from plexictl.engine import stack_config
 from tests.conftest import render_edited
 from tests.test_settings import _remove, _set

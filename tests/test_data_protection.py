@@ -9,7 +9,7 @@ import json
 import pulumi
 import pytest
 
-from components.stateful import STATEFUL_TYPES, replacement_forcing_changes
+from components.data.stateful import STATEFUL_TYPES, replacement_forcing_changes
 from plexictl.engine import computed_aws_outputs
 from tests.conftest import STACKS, render_edited, rendered
 from tests.test_settings import _remove, _set

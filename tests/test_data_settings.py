@@ -97,7 +97,7 @@ def test_bad_data_config_registers_nothing(monkeypatch):
 def test_backup_and_maintenance_windows_must_not_overlap(backup, maintenance, overlaps):
     from pydantic import ValidationError
 
-    from components.settings import DatabaseSettings
+    from components.config.data import DatabaseSettings
 
     def parse():
         return DatabaseSettings(identifier="plexichat-x", backup_window=backup, maintenance_window=maintenance)
@@ -110,7 +110,7 @@ def test_backup_and_maintenance_windows_must_not_overlap(backup, maintenance, ov
 
 
 def test_the_parsed_token_never_shows_in_a_repr_of_the_settings():
-    from components.settings import parse_stack_config
+    from components.config.parse import parse_stack_config
     from plexictl.engine import stack_config
 
     config, secret_keys = stack_config("prod")

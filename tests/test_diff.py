@@ -16,7 +16,8 @@ import pytest
 from plexictl import revision
 from plexictl.diff import DATA_LOSS, diff, field_changes, format_markdown, format_text
 from plexictl.engine import ROOT, SECRET_SIG_KEY, SECRET_SIG_VALUE, Rendering, Resource
-from tests.release_state import STACKS, commit, pin_release, run_git as git
+from tests.release_state import STACKS, commit, pin_release
+from tests.release_state import run_git as git
 
 DB = "aws:rds/instance:Instance"
 VS = "kubernetes:networking.istio.io/v1:VirtualService"

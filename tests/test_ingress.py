@@ -9,13 +9,25 @@ import functools
 import pulumi
 import pytest
 
-from components.release import PREVIEW_HEADER
+from components.release.plan import PREVIEW_HEADER
 from plexictl.engine import Rendering
-from tests.conftest import STACKS, current_stack_file, render_edited, rendered, rendered_current
+from tests.conftest import (
+    STACKS,
+    current_stack_file,
+    render_edited,
+    rendered,
+    rendered_current,
+)
 from tests.crd_models import validate_strictly
 from tests.release_state import pinned_release
 from tests.test_settings import _remove, _set
-from tests.test_traffic import DEPLOYMENT, DESTINATION_RULE, VIRTUAL_SERVICE, _spec, choose
+from tests.test_traffic import (
+    DEPLOYMENT,
+    DESTINATION_RULE,
+    VIRTUAL_SERVICE,
+    _spec,
+    choose,
+)
 
 INGRESS = "kubernetes:networking.k8s.io/v1:Ingress"
 CERTIFICATE = "kubernetes:cert-manager.io/v1:Certificate"

@@ -399,7 +399,11 @@ def test_the_pack_enforces_every_rule_as_mandatory(pack):
 
 def _crossguard_args(pack, type_, props, protect=False, config=None):
     from pulumi_policy.deserialize import deserialize_properties
-    from pulumi_policy.policy import PolicyCustomTimeouts, PolicyResourceOptions, ResourceValidationArgs
+    from pulumi_policy.policy import (
+        PolicyCustomTimeouts,
+        PolicyResourceOptions,
+        ResourceValidationArgs,
+    )
     from pulumi_policy.proxy import unknown_checking_proxy
 
     opts = PolicyResourceOptions(protect, [], None, [], PolicyCustomTimeouts(0, 0, 0), [])

@@ -5,8 +5,8 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from components.release import PREVIEW_HEADER, Track, plan_release
-from components.settings import BlueGreenRelease, CanaryRelease, RollingRelease
+from components.config.release import BlueGreenRelease, CanaryRelease, RollingRelease
+from components.release.plan import PREVIEW_HEADER, Track, plan_release
 
 versions = st.builds(
     lambda a, b, c: f"v{a}.{b}.{c}", st.integers(0, 30), st.integers(0, 30), st.integers(0, 99)

@@ -9,13 +9,19 @@ import subprocess
 import sys
 from functools import partial
 
-import pulumi
 import pytest
 import yaml
 
+from components.config.parse import ConfigError
 from plexictl import release_commands as rc
 from plexictl.engine import ROOT, Rendering, run_program, stack_config
-from tests.release_state import PINNED_RELEASES, commit, pin_release, project_copy, run_git
+from tests.release_state import (
+    PINNED_RELEASES,
+    commit,
+    pin_release,
+    project_copy,
+    run_git,
+)
 
 
 @pytest.fixture
@@ -77,13 +83,13 @@ def test_a_weight_change_edits_one_line_and_keeps_every_comment(project):
 
 
 @pytest.mark.parametrize("stack, change, error, message", [
-    ("prod", partial(rc.canary_set, weight=30), pulumi.RunError,
+    ("prod", partial(rc.canary_set, weight=30), ConfigError,
      "plexichat:release.canary.weight: must be 0 or one of the steps [10, 25, 50, 100] (got 30)"),
-    ("prod", partial(rc.canary_set, weight=150), pulumi.RunError,
+    ("prod", partial(rc.canary_set, weight=150), ConfigError,
      "plexichat:release.canary.weight: must be an integer percent from 0 to 100 (got 150)"),
-    ("prod", partial(rc.canary_start, version="1.6"), pulumi.RunError,
+    ("prod", partial(rc.canary_start, version="1.6"), ConfigError,
      "plexichat:release.canary.version: must be a release tag"),
-    ("staging", partial(rc.deploy, version="latest"), pulumi.RunError,
+    ("staging", partial(rc.deploy, version="latest"), ConfigError,
      "plexichat:release.green: must be a release tag"),
     ("prod", rc.switch, rc.ReleaseError,
      "`switch` needs strategy blueGreen, and this stack's is canary: a canary stack moves with"),

@@ -6,8 +6,9 @@ from __future__ import annotations
 import pulumi
 import pytest
 
-from components import settings
-from components.settings import StackSettings, parse_stack_config
+from components.config import parse
+from components.config.parse import parse_stack_config
+from components.config.stack import StackSettings
 from plexictl.engine import project_file, stack_config
 from tests.conftest import current_config, render_edited
 
@@ -21,7 +22,7 @@ def test_project_defaults_match_the_settings_models():
     """Pulumi.yaml's declared defaults and the models' defaults must never disagree."""
     declared = project_file()["config"]
     for key, spec in declared.items():
-        field = StackSettings.model_fields[settings._TOP_LEVEL_KEYS[key]]
+        field = StackSettings.model_fields[parse._TOP_LEVEL_KEYS[key]]
         if "default" in spec:
             assert spec["default"] == field.default, key
         else:
@@ -177,12 +178,13 @@ def test_weights_0_and_100_are_legal():
         assert rendering.outputs["canaryWeightPercent"] == weight
 
 
-def test_readme_configuration_reference_is_current():
+def test_configuration_reference_is_current():
     from plexictl import config_reference
     from plexictl.engine import ROOT
 
-    assert config_reference.markdown() in (ROOT / "README.md").read_text(), (
-        "README is stale: run `python -m plexictl config-reference --write README.md`"
+    document = config_reference.DOCUMENT
+    assert config_reference.markdown() in (ROOT / document).read_text(), (
+        f"{document} is stale: run `.venv/bin/plexictl config-reference --write {document}`"
     )
 
 

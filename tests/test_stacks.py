@@ -186,7 +186,7 @@ def _by_name(rendering: Rendering, type_prefix: str = "kubernetes:") -> dict[str
 
 
 def test_version_bump_never_changes_a_selector():
-    """DESIGN invariant 2: selectors are immutable in Kubernetes; versions live in pod labels."""
+    """docs/design.md invariant 2: selectors are immutable in Kubernetes; versions live in pod labels."""
     before = rendered("prod")
     after = render_edited("prod", lambda c: c["plexichat:release"]["canary"].update(version="v9.9.9"))
     after_by_urn = after.by_urn()
@@ -199,7 +199,7 @@ def test_version_bump_never_changes_a_selector():
 
 
 def test_canary_weight_change_touches_no_workload_object():
-    """DESIGN invariant 1 (workload side): a weight shift is routing only."""
+    """docs/design.md invariant 1 (workload side): a weight shift is routing only."""
     before = _by_name(rendered("prod"))
     after = _by_name(render_edited("prod", lambda c: c["plexichat:release"]["canary"].update(weight=25)))
     routing = ("VirtualService",)

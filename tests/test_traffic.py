@@ -1,26 +1,33 @@
 """Istio traffic: the objects are valid and safe, routes mean what the release config says, and the
-DESIGN invariants hold when the config changes (rendered before and after, compared per resource)."""
+docs/design.md invariants hold when the config changes (rendered before and after, compared per resource)."""
 
 from __future__ import annotations
 
 import pytest
-from hypothesis import given, settings as hypothesis_settings, strategies as st
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
-from components.ingress import preview_host
-from components.release import plan_release
-from components.settings import (
+from components.cluster.traffic import SUBSETS, http_routes
+from components.config.cluster import RetrySettings, TrafficSettings
+from components.config.parse import parse_stack_config
+from components.config.release import (
     BlueGreenRelease,
     CanaryHeader,
     CanaryRelease,
     CanaryTrack,
-    RetrySettings,
     RollingRelease,
-    TrafficSettings,
-    parse_stack_config,
 )
-from components.traffic import SUBSETS, http_routes
+from components.edge.edge import preview_host
+from components.release.plan import plan_release
 from plexictl.engine import Rendering, Resource
-from tests.conftest import STACKS, current_config, render_edited, rendered, rendered_current
+from tests.conftest import (
+    STACKS,
+    current_config,
+    render_edited,
+    rendered,
+    rendered_current,
+)
 from tests.crd_models import validate_strictly
 from tests.release_state import pinned_release
 
@@ -216,7 +223,7 @@ def test_weights_0_and_100_render_and_keep_both_destinations(weight):
     }
 
 
-# --- the DESIGN invariants, rendered before and after an edit ---------------------------------
+# --- the docs/design.md invariants, rendered before and after an edit ---------------------------------
 
 
 def _changes(before: Rendering, after: Rendering) -> set[str]:

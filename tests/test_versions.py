@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import re
 
-import pulumi
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from components import versions
-from components.settings import parse_stack_config
+from components.config import versions
+from components.config.parse import ConfigError, parse_stack_config
 from plexictl.engine import stack_config
 from tests.conftest import render_edited, rendered
 
@@ -52,7 +51,7 @@ def test_the_three_forms_parse_into_tag_and_digest(text, tag, digest):
 @pytest.mark.parametrize("text", [
     "", "latest", "1.2.3", "v1.2", "v1.2.3.4", "V1.2.3", " v1.2.3", "v1.2.3 ",
     "v1.2.3\n",  # `$` would accept it; the module uses fullmatch
-    "v1.2.3-rc.1", "v1.2.3+build.5",  # prerelease and build suffixes: not in DESIGN
+    "v1.2.3-rc.1", "v1.2.3+build.5",  # prerelease and build suffixes: not in docs/design.md
     "v01.2.3", "v1.02.3",  # leading zeros: two spellings of one release
     "v\u0661.2.3",  # an Arabic-Indic digit: `\d` would accept it
     "sha256:" + HEX[:63], "sha256:" + HEX + "0", "sha256:" + HEX.upper(), "sha512:" + HEX,
@@ -206,7 +205,7 @@ def test_ordering_is_consistent(a, b, c):
 def test_settings_report_a_bad_version_with_its_key_and_the_three_forms(bad):
     config, secret_keys = stack_config("dev")
     config["plexichat:release"] = '{"strategy": "rolling", "version": "%s"}' % bad
-    with pytest.raises(pulumi.RunError) as raised:
+    with pytest.raises(ConfigError) as raised:
         parse_stack_config(config, "dev", secret_keys)
     (line,) = [ln for ln in str(raised.value).splitlines() if "plexichat:release.version" in ln]
     assert f"must be {versions.ALLOWED_FORMS}" in line and repr(bad) in line

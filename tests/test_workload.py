@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from components.release import Track
-from components.settings import Workload
-from components.workload import RUN_AS_UID, WorkloadTrack, WorkloadTrackArgs
+from components.cluster.workload_track import (
+    RUN_AS_UID,
+    WorkloadTrack,
+    WorkloadTrackArgs,
+)
+from components.config.workloads import Workload
+from components.release.plan import Track
 from plexictl.engine import run
 
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"

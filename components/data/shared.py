@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import pulumi
 import pulumi_aws as aws
 
-from components.settings import NetworkSettings
+from components.config.cluster import NetworkSettings
 
 
 def _load_aws_modules(*names: str) -> None:

@@ -20,16 +20,14 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components import alert_rules, naming
-from components.dashboard import dashboard
-from components.settings import AlertingSettings, MonitoringSettings
+from components import naming
+from components.config.monitoring import RECEIVERS, AlertingSettings, MonitoringSettings
+from components.observability import alert_rules
+from components.observability.dashboard import dashboard
 
-RECEIVER_NAMES = {"chat": "chat", "lowPriority": "low-priority", "pagerduty": "pagerduty"}
 DISCARD_RECEIVER = "discard"
 """Receives what no severity route takes (an alert without severity is a bug the tests catch)."""
 RECEIVERS_SECRET = f"{naming.APP}-alert-receivers"
-SECRET_KEYS = {"chat": "chat-webhook-url", "lowPriority": "low-priority-webhook-url",
-               "pagerduty": "pagerduty-routing-key"}
 
 
 @dataclass(frozen=True)
@@ -106,7 +104,7 @@ class Alerting(pulumi.ComponentResource):
                 metadata=metadata(RECEIVERS_SECRET),
                 type="Opaque",
                 # Secret outputs even if a caller forgot: these URLs let anyone post or page.
-                string_data={SECRET_KEYS[k]: pulumi.Output.secret(args.receiver_secrets[k]) for k in kinds},
+                string_data={RECEIVERS[k].secret_key: pulumi.Output.secret(args.receiver_secrets[k]) for k in kinds},
                 opts=child,
             )
             self.alertmanager_config = custom(
@@ -130,16 +128,11 @@ class Alerting(pulumi.ComponentResource):
 
 
 def _routing_spec(routes: Mapping[str, str], secret_name: str) -> dict:
-    def ref(kind: str) -> dict:
-        return {"name": secret_name, "key": SECRET_KEYS[kind]}
-
     def receiver(kind: str) -> dict:
-        config = {
-            "chat": lambda: {"slackConfigs": [{"apiURL": ref(kind), "sendResolved": True}]},
-            "lowPriority": lambda: {"slackConfigs": [{"apiURL": ref(kind), "sendResolved": True}]},
-            "pagerduty": lambda: {"pagerdutyConfigs": [{"routingKey": ref(kind), "sendResolved": True}]},
-        }[kind]()
-        return {"name": RECEIVER_NAMES[kind], **config}
+        spec = RECEIVERS[kind]
+        ref = {"name": secret_name, "key": spec.secret_key}
+        return {"name": spec.alertmanager_name,
+                spec.config_kind: [{spec.secret_field: ref, "sendResolved": True}]}
 
     track = alert_rules.TRACK
     return {
@@ -150,7 +143,7 @@ def _routing_spec(routes: Mapping[str, str], secret_name: str) -> dict:
             "groupInterval": "5m",
             "repeatInterval": "4h",
             "routes": [
-                {"receiver": RECEIVER_NAMES[kind],
+                {"receiver": RECEIVERS[kind].alertmanager_name,
                  "matchers": [{"name": "severity", "value": severity, "matchType": "="}]}
                 for severity, kind in routes.items()
             ],

@@ -28,9 +28,9 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components import naming
-from components.release import PREVIEW_HEADER, TRACK_NAMES, ReleasePlan, Route
-from components.service import AppService
-from components.settings import TrafficSettings
+from components.cluster.app_service import AppService
+from components.config.cluster import TrafficSettings
+from components.release.plan import PREVIEW_HEADER, TRACK_NAMES, ReleasePlan, Route
 
 SUBSETS = TRACK_NAMES
 """One DestinationRule subset per track name of every strategy."""

@@ -31,10 +31,12 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from components import naming
-from components.backups import Backups
-from components.cache import PORT as CACHE_PORT, Cache
-from components.database import DB_NAME, PORT as DB_PORT, Database
-from components.settings import IrsaSettings
+from components.config.data import IrsaSettings
+from components.data.backups import Backups
+from components.data.cache import PORT as CACHE_PORT
+from components.data.cache import Cache
+from components.data.database import DB_NAME, Database
+from components.data.database import PORT as DB_PORT
 
 ROLE_ARN_ANNOTATION = "eks.amazonaws.com/role-arn"
 RELOAD_ANNOTATION = "secret.reloader.stakater.com/reload"

@@ -5,14 +5,14 @@ Deployments, the traffic component turns routes into an Istio VirtualService. Ke
 decision here makes every strategy testable in microseconds and property-testable.
 
 Tracks are named by role (`stable`, `canary`, `blue`, `green`), never by version: a Deployment's
-selector uses the track, so a version bump only changes the pod template (DESIGN invariant 2).
+selector uses the track, so a version bump only changes the pod template (docs/design.md invariant 2).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from components.settings import BlueGreenRelease, CanaryRelease, RollingRelease
+from components.config.release import BlueGreenRelease, CanaryRelease, RollingRelease
 
 TRACK_NAMES = ("stable", "canary", "blue", "green")
 """Every track name any strategy uses (the traffic component keeps a subset for each)."""
@@ -26,7 +26,7 @@ class Track:
     name: str
     """`stable`, `canary`, `blue` or `green`: the value of the track label and the subset name."""
     version: str
-    """As written in the release config; `components.versions` derives the image and labels."""
+    """As written in the release config; `components.config.versions` derives the image and labels."""
     runs_workers: bool
     """Whether worker workloads run this track (the stable or active one, exactly one track)."""
     sized_for_all_traffic: bool = False

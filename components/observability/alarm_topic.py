@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from components.datastore import data_key
+from components.data.shared import data_key
 
 CLOUDWATCH = "cloudwatch.amazonaws.com"
 

@@ -24,13 +24,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pulumi
-from pulumi_aws import wafv2
 import pulumi_kubernetes as k8s
+from pulumi_aws import wafv2
 
 from components import naming
-from components.datastore import data_key, log_group, logs_may_use_key
-from components.service import AppService
-from components.settings import IngressSettings
+from components.cluster.app_service import AppService
+from components.config.edge import IngressSettings
+from components.data.shared import data_key, log_group, logs_may_use_key
 
 MANAGED_RULE_GROUPS = (
     ("aws-common", "AWSManagedRulesCommonRuleSet"),

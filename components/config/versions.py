@@ -1,13 +1,13 @@
 """Release versions: the one definition of a version and of everything derived from one.
 
-A version names one image, readably and immutably (DESIGN: Versions). Exactly three forms:
+A version names one image, readably and immutably (docs/design.md: Versions). Exactly three forms:
 
     v1.2.3                    a release tag (readable; a registry can move it)
     sha256:<64 hex>           an image digest (immutable; unreadable)
     v1.2.3@sha256:<64 hex>    both: the tag says which release, the digest pins the exact image
 
 Nothing else: no `latest`, no `1.2.3` without the `v`, no prerelease or build suffixes
-(`v1.2.3-rc.1`): DESIGN lists none, no stack uses one, and the ordering below would have to
+(`v1.2.3-rc.1`): docs/design.md lists none, no stack uses one, and the ordering below would have to
 invent their precedence. Release numbers have no leading zeros, so two different tags never
 denote the same release (`v1.02.3` and `v1.2.3` would). A tag has at most 63
 characters, since it is also the pod's version label.

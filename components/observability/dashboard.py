@@ -3,13 +3,13 @@
 Everything is per track, so during a canary or a blue-green flip people see each side on its own.
 The "traffic share" panel shows the weight the mesh actually applies, measured from the requests
 each track served: the configured weight is not baked in, so a weight change touches routing only
-(DESIGN invariant 1) and the panel shows what really happens, including a stuck shift.
+(docs/design.md invariant 1) and the panel shows what really happens, including a stuck shift.
 """
 
 from __future__ import annotations
 
-from components import alert_rules as r
-from components.settings import MonitoringSettings
+from components.config.monitoring import MonitoringSettings
+from components.observability import alert_rules as r
 
 UID_PREFIX = "plexichat-"
 

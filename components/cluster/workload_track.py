@@ -15,13 +15,13 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components import naming
-from components.release import Track
-from components.settings import Workload
-from components.versions import image_reference
+from components.config.versions import image_reference
+from components.config.workloads import Workload
+from components.release.plan import Track
 
 SERVICE_REQUEST_RATE_METRIC = "istio_requests_per_second"
 """Custom metric (custom.metrics.k8s.io) on Service objects: requests per second the Service's
-pods receive, from Istio's `istio_requests_total`. A metrics adapter serves it (README)."""
+pods receive, from Istio's `istio_requests_total`. A metrics adapter serves it (docs/delivery.md)."""
 RUN_AS_UID = 10001
 """Non-root uid/gid for every container (above 10000 so it maps to no host user)."""
 

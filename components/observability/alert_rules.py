@@ -6,7 +6,7 @@ its own series, never averaged into stable's. Every request-based alert also nee
 serve at least `minRequestsPerSecond`, so one failed request at a 10 % canary weight pages nobody.
 
 Each alert carries `severity` (routing), `signal` (a critical inhibits the warning with the same
-signal and track), `namespace` and the annotations `summary`, `description` and `runbook_url` (the README's
+signal and track), `namespace` and the annotations `summary`, `description` and `runbook_url` (docs/runbook.md's
 section named after the alert). Annotations template labels only, never `$value`, so promtool
 tests can state them exactly.
 """
@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass
 
 from components import naming
-from components.settings import MonitoringSettings
+from components.config.monitoring import MonitoringSettings
 
 SMOKE_JOB = "plexichat-smoke"
 """`jobName` of the Blackbox probe, hence the `job` label of its `probe_success` series."""

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_aws as aws
 
-from components.settings import AlertThresholds
+from components.config.monitoring import AlertThresholds
 
 GIB = 1024**3
 MIB = 1024**2

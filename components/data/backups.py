@@ -15,9 +15,9 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from components.database import Database
-from components.datastore import data_key, service_role, with_protection
-from components.settings import BackupSettings
+from components.config.data import BackupSettings
+from components.data.database import Database
+from components.data.shared import data_key, service_role, with_protection
 
 DAILY_SCHEDULE = "cron(0 5 * * ? *)"  # after the RDS backup window (03:00-04:00 UTC)
 MONTHLY_SCHEDULE = "cron(0 6 1 * ? *)"

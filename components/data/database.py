@@ -19,10 +19,16 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from components.datastore import (
-    cluster_only_security_group, data_key, log_group, logs_may_use_key, service_role, with_protection,
+from components.config.cluster import NetworkSettings
+from components.config.data import DatabaseSettings
+from components.data.shared import (
+    cluster_only_security_group,
+    data_key,
+    log_group,
+    logs_may_use_key,
+    service_role,
+    with_protection,
 )
-from components.settings import DatabaseSettings, NetworkSettings
 
 PORT = 5432
 DB_NAME = "plexichat"

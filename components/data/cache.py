@@ -13,8 +13,15 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from components.datastore import cluster_only_security_group, data_key, log_group, logs_may_use_key, with_protection
-from components.settings import CacheSettings, NetworkSettings
+from components.config.cluster import NetworkSettings
+from components.config.data import CacheSettings
+from components.data.shared import (
+    cluster_only_security_group,
+    data_key,
+    log_group,
+    logs_may_use_key,
+    with_protection,
+)
 
 PORT = 6379  # forces a replacement when changed: a constant
 
@@ -98,7 +105,7 @@ class Cache(pulumi.ComponentResource):
             transit_encryption_mode="required",
             auth_token=pulumi.Output.secret(args.auth_token),
             # A token change adds the new token next to the old one, so running clients keep
-            # working; the old one stays valid until a second step (README runbook) retires it.
+            # working; the old one stays valid until a second step (docs/runbook.md) retires it.
             auth_token_update_strategy="ROTATE",
             automatic_failover_enabled=failover,
             multi_az_enabled=s.multi_az,

@@ -12,7 +12,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components import naming
-from components.settings import KubernetesSettings
+from components.config.cluster import KubernetesSettings
 
 POSTGRES_PORT = 5432
 REDIS_PORT = 6379

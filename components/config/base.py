@@ -1,0 +1,127 @@
+"""Shared building blocks of the settings models: the base model and the constrained value types.
+
+Each type's error message says what is allowed, in the user's words.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+)
+from pydantic.alias_generators import to_camel
+
+from components.config import versions
+
+NAMESPACE = "plexichat"
+
+DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
+_DNS_NAME = re.compile(r"^(?=.{1,253}$)([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+_IMAGE_REPOSITORY = re.compile(r"^[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)+$")
+_CPU = re.compile(r"^([1-9][0-9]*m|[0-9]+(\.[0-9]+)?)$")
+_AWS_ID = {
+    "vpc": re.compile(r"^vpc-[0-9a-f]{8,17}$"),
+    "subnet": re.compile(r"^subnet-[0-9a-f]{8,17}$"),
+    "sg": re.compile(r"^sg-[0-9a-f]{8,17}$"),
+}
+
+
+class Model(BaseModel):
+    """Base of every settings model: camelCase keys, unknown keys are errors, values immutable."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        frozen=True,
+        use_attribute_docstrings=True,  # the docstring under a field is its documentation
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Reusable constrained types. Each error message says what is allowed, in the user's words.
+
+
+def int_range(low: int, high: int, what: str):
+    def check(value: Any) -> int:
+        # One message for every failure (wrong type, fraction, out of range) that names the range.
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise ValueError(f"must be {what} from {low} to {high}")
+        return value
+
+    return Annotated[int, BeforeValidator(check)]
+
+
+def pattern(regex: re.Pattern[str], what: str):
+    def check(value: str) -> str:
+        if not regex.match(value):
+            raise ValueError(f"must be {what}")
+        return value
+
+    return Annotated[str, AfterValidator(check)]
+
+
+Percent = int_range(0, 100, "an integer percent")
+Replicas = int_range(1, 100, "a whole number of pods")
+Seconds = int_range(1, 3600, "a number of seconds")
+Port = int_range(1024, 65535, "an unprivileged port number")
+DnsLabel = pattern(DNS_LABEL, "a DNS label: lowercase letters, digits and '-', at most 63 characters")
+DomainName = pattern(_DNS_NAME, "a lowercase DNS name such as app.plexichat.com")
+Cpu = pattern(_CPU, "a Kubernetes CPU quantity such as 250m or 1")
+ImageRepository = pattern(_IMAGE_REPOSITORY, "an image repository such as ghcr.io/plexichat/plexichat")
+HttpPath = pattern(re.compile(r"^/[A-Za-z0-9/._-]*$"), "an absolute URL path such as /healthz")
+VpcId = pattern(_AWS_ID["vpc"], "a VPC id such as vpc-0123456789abcdef0")
+SubnetId = pattern(_AWS_ID["subnet"], "a subnet id such as subnet-0123456789abcdef0")
+SecurityGroupId = pattern(_AWS_ID["sg"], "a security group id such as sg-0123456789abcdef0")
+
+
+def _check_version(value: str) -> str:
+    # The one definition of a version (components/versions.py); the message lists its forms.
+    try:
+        versions.parse(value)
+    except versions.InvalidVersion:
+        raise ValueError(f"must be {versions.ALLOWED_FORMS}") from None
+    return value
+
+
+Version = Annotated[str, AfterValidator(_check_version)]
+
+
+def _check_cidr(value: str) -> str:
+    try:
+        ipaddress.IPv4Network(value)
+    except ValueError:
+        raise ValueError("must be an IPv4 CIDR block such as 10.0.0.0/16") from None
+    return value
+
+
+Cidr = Annotated[str, AfterValidator(_check_cidr)]
+
+
+
+class FieldError(ValueError):
+    """A model-level check that blames one field, so the error names that field's key path."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+
+# The values CloudWatch Logs accepts for a log group's retention.
+LogRetentionDays = Literal[1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 3653]
+
+
+def float_range(low: float, high: float, what: str):
+    def check(value: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+            raise ValueError(f"must be {what} from {low} to {high}")
+        return float(value)
+
+    return Annotated[float, BeforeValidator(check)]
