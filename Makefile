@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 # checkov pins packaging<24, which pulumi cannot share: it gets a venv of its own.
 CHECKOV_VENV := .venv-checkov
 
-.PHONY: demo test bench clean
+.PHONY: demo test lint bench clean
 
 # pip prints one line per package it collects and installs: a first run shows its progress.
 PIP := --disable-pip-version-check --progress-bar off
@@ -38,8 +38,13 @@ node_modules/.installed: package.json package-lock.json
 demo: $(VENV)/.runtime ## set up, then render the dev stack to out/dev (no cloud, no Pulumi CLI)
 	$(VENV)/bin/plexictl render --stack dev --out out/dev
 
-test: $(VENV)/.dev $(CHECKOV_VENV)/.installed node_modules/.installed ## set up, then run the whole test suite
+test: lint $(CHECKOV_VENV)/.installed node_modules/.installed ## set up, lint, then run the whole test suite
 	$(PY) -m pytest
+
+lint: $(VENV)/.dev ## ruff (lint and format check) and mypy, configured in pyproject.toml
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 bench: $(VENV)/.dev ## render timings against the engine floor (not a test)
 	$(PY) bench/render_bench.py

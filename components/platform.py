@@ -1,7 +1,8 @@
 """The whole PlexiChat environment of one stack: the one component `__main__.py` creates.
 
-It wires the others together from the validated settings and the release plan, and exposes what
-operators need as outputs. It holds no logic of its own beyond the wiring.
+It wires the others together from the validated settings and the release plan, in named steps
+that read top-down like the runbook, and exposes what operators need as outputs. It holds no
+logic of its own beyond the wiring.
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ from components.release.plan import ReleasePlan, plan_release
 
 
 class Platform(pulumi.ComponentResource):
+    """Every part of one environment, built in the order of the runbook: the explicit providers
+    and the namespace, the data tier, who may use it, the workloads, routing, and observability."""
+
     plan: ReleasePlan
     url: pulumi.Output[str]
     namespace: pulumi.Output[str]
@@ -43,35 +47,64 @@ class Platform(pulumi.ComponentResource):
     ) -> None:
         super().__init__("plexichat:index:Platform", name, None, opts)
         self.plan = plan_release(settings.release)
-        cluster = settings.kubernetes
+        # Not `_name`: pulumi.Resource keeps its own attributes with leading underscores.
+        self._component_name, self._settings, self._stack = name, settings, stack
+        self._build_providers()
+        self.namespace = self._build_namespace()
+        # The data tier comes before the workloads: they get its endpoints and the IRSA role.
+        self._account_id = aws.get_caller_identity_output(
+            opts=pulumi.InvokeOutputOptions(provider=self.aws_provider)
+        ).account_id
+        self._build_data_tier()
+        self._build_identity()
+        self._build_workloads()
+        self._build_routing()
+        self._build_observability()
+        self.url = pulumi.Output.from_input(f"https://{settings.domain}")
+        self.register_outputs(
+            {
+                "url": self.url,
+                "namespace": self.namespace,
+                "release_strategy": self.plan.strategy,
+                "tracks": {t.name: t.version for t in self.plan.tracks},
+            }
+        )
 
+    def _build_providers(self) -> None:
+        settings, name = self._settings, self._component_name
         # Every Kubernetes object goes through this explicit provider, never the ambient
         # default one, so a stack can only ever touch the cluster its config names.
         self.k8s_provider = k8s.Provider(
             f"{name}-k8s",
-            context=cluster.context,
+            context=settings.kubernetes.context,
             namespace=settings.namespace,
-            render_yaml_to_directory=cluster.render_yaml_to_directory,
+            render_yaml_to_directory=settings.kubernetes.render_yaml_to_directory,
             enable_server_side_apply=True,
             opts=pulumi.ResourceOptions(parent=self),
         )
-        k8s_opts = pulumi.ResourceOptions(parent=self, provider=self.k8s_provider)
-
+        self.k8s_opts = pulumi.ResourceOptions(parent=self, provider=self.k8s_provider)
         # Likewise for AWS: region from the validated settings, and one tag set on everything.
-        self.aws_provider = aws.Provider(
-            f"{name}-aws",
-            region=settings.aws.region,
-            default_tags=aws.ProviderDefaultTagsArgs(tags=naming.aws_tags(stack)),
+        self.aws_provider = self._regional_aws_provider(f"{name}-aws", settings.aws.region)
+        self.aws_opts = pulumi.ResourceOptions(parent=self, provider=self.aws_provider)
+        # DR lives in a second region, through its own explicit provider.
+        dr_region = settings.backups.dr_region
+        self.dr_provider = self._regional_aws_provider(f"{name}-aws-dr", dr_region) if dr_region else None
+
+    def _regional_aws_provider(self, name: str, region: str) -> aws.Provider:
+        return aws.Provider(
+            name,
+            region=region,
+            default_tags=aws.ProviderDefaultTagsArgs(tags=naming.aws_tags(self._stack)),
             opts=pulumi.ResourceOptions(parent=self),
         )
-        self.aws_opts = pulumi.ResourceOptions(parent=self, provider=self.aws_provider)
 
+    def _build_namespace(self) -> pulumi.Output[str]:
         namespace = k8s.core.v1.Namespace(
-            f"{name}-namespace",
+            f"{self._component_name}-namespace",
             metadata=k8s.meta.v1.ObjectMetaArgs(
-                name=settings.namespace,
+                name=self._settings.namespace,
                 labels={
-                    **naming.common_labels(stack),
+                    **naming.common_labels(self._stack),
                     # Sidecars in every pod: mTLS and the mesh's traffic split. Under Pod
                     # Security `restricted` this needs the Istio CNI node agent (no init
                     # container with NET_ADMIN), a prerequisite of the cluster.
@@ -82,46 +115,36 @@ class Platform(pulumi.ComponentResource):
                     "pod-security.kubernetes.io/audit": "restricted",
                 },
             ),
-            opts=k8s_opts,
+            opts=self.k8s_opts,
         )
-        namespace_name = namespace.metadata.name
+        return namespace.metadata.name
 
-        # Data tier, before the workloads: they get its endpoints and the IRSA role.
-        account_id = aws.get_caller_identity_output(
-            opts=pulumi.InvokeOutputOptions(provider=self.aws_provider)
-        ).account_id
-        protect = settings.data_protection.protect
+    def _build_data_tier(self) -> None:
+        settings, account_id = self._settings, self._account_id
+        region, protect = settings.aws.region, settings.data_protection.protect
         self.database = Database(
             "database",
-            DatabaseArgs(settings.database, settings.network, account_id, settings.aws.region, protect),
+            DatabaseArgs(settings.database, settings.network, account_id, region, protect),
             opts=self.aws_opts,
         )
         self.cache = Cache(
             "cache",
             CacheArgs(settings.cache, settings.network, _secret(settings.redis_auth_token),
-                      account_id, settings.aws.region, stack, protect),
+                      account_id, region, self._stack, protect),
             opts=self.aws_opts,
-        )
-        # DR lives in a second region, through its own explicit provider.
-        self.dr_provider = (
-            aws.Provider(
-                f"{name}-aws-dr",
-                region=settings.backups.dr_region,
-                default_tags=aws.ProviderDefaultTagsArgs(tags=naming.aws_tags(stack)),
-                opts=pulumi.ResourceOptions(parent=self),
-            )
-            if settings.backups.dr_region
-            else None
         )
         self.backups = Backups(
             "backups",
-            BackupsArgs(settings.backups, self.database, account_id, stack, protect, self.dr_provider),
+            BackupsArgs(settings.backups, self.database, account_id, self._stack, protect, self.dr_provider),
             opts=self.aws_opts,
         )
+
+    def _build_identity(self) -> None:
+        settings = self._settings
         self.app_access = AppAccess(
             "app-access",
             AppAccessArgs(
-                stack=stack, region=settings.aws.region, namespace=namespace_name,
+                stack=self._stack, region=settings.aws.region, namespace=self.namespace,
                 namespace_name=settings.namespace, irsa=settings.irsa, database=self.database,
                 cache=self.cache, backups=self.backups,
             ),
@@ -129,6 +152,9 @@ class Platform(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, providers=[self.aws_provider, self.k8s_provider]),
         )
 
+    def _build_workloads(self) -> None:
+        """One WorkloadTrack per release track of the web workload; workers run one track."""
+        settings = self._settings
         self.tracks: dict[str, dict[str, WorkloadTrack]] = {}
         for workload_name, workload in settings.workloads.items():
             tracks = self.plan.tracks if workload.role == "web" else (self.plan.worker_track,)
@@ -136,55 +162,46 @@ class Platform(pulumi.ComponentResource):
                 track.name: WorkloadTrack(
                     f"{workload_name}-{track.name}",
                     WorkloadTrackArgs(
-                        stack=stack,
+                        stack=self._stack,
                         workload_name=workload_name,
                         workload=workload,
                         track=track,
                         image_repository=settings.image_repository,
-                        namespace=namespace_name,
+                        namespace=self.namespace,
                         env=self.app_access.env,
                         service_account_annotations=self.app_access.service_account_annotations,
                         deployment_annotations=self.app_access.deployment_annotations,
                     ),
-                    opts=k8s_opts,
+                    opts=self.k8s_opts,
                 )
                 for track in tracks
             }
 
+    def _build_routing(self) -> None:
+        """NGINX (edge) forwards every request to the web Service; the mesh (traffic) alone
+        splits it between the release tracks. Blue-green adds the preview host."""
+        settings, stack = self._settings, self._stack
         web = settings.workloads["web"]
         self.web_service = AppService(
             "web",
-            AppServiceArgs(stack=stack, workload_name="web", port=web.port, namespace=namespace_name),
-            opts=k8s_opts,
+            AppServiceArgs(stack=stack, workload_name="web", port=web.port, namespace=self.namespace),
+            opts=self.k8s_opts,
         )
-
         NetworkPolicies(
             "app",
             NetworkPoliciesArgs(
-                stack=stack,
-                namespace=namespace_name,
-                cluster=cluster,
-                vpc_cidr=settings.network.vpc_cidr,
-                web_workload="web",
-                web_port=web.port,
+                stack=stack, namespace=self.namespace, cluster=settings.kubernetes,
+                vpc_cidr=settings.network.vpc_cidr, web_workload="web", web_port=web.port,
                 metrics_ports=tuple(w.metrics_port for w in settings.workloads.values()),
             ),
-            opts=k8s_opts,
+            opts=self.k8s_opts,
         )
-
-        # Traffic: NGINX (edge) forwards every request to the web Service; the mesh (traffic)
-        # alone splits it between the release tracks. Blue-green adds the preview host.
         preview = preview_host(settings.domain) if self.plan.preview_track else None
         self.edge = Edge(
             "web",
             EdgeArgs(
-                stack=stack,
-                namespace=namespace_name,
-                domain=settings.domain,
-                preview_host=preview,
-                service=self.web_service,
-                settings=settings.ingress,
-                account_id=account_id,
+                stack=stack, namespace=self.namespace, domain=settings.domain, preview_host=preview,
+                service=self.web_service, settings=settings.ingress, account_id=self._account_id,
                 region=settings.aws.region,
             ),
             opts=pulumi.ResourceOptions(parent=self, providers=[self.k8s_provider, self.aws_provider]),
@@ -192,44 +209,42 @@ class Platform(pulumi.ComponentResource):
         self.traffic = Traffic(
             "web",
             TrafficArgs(
-                stack=stack,
-                namespace=namespace_name,
-                plan=self.plan,
-                settings=settings.traffic,
+                stack=stack, namespace=self.namespace, plan=self.plan, settings=settings.traffic,
                 service=self.web_service,
                 deployments={track: w.deployment for track, w in self.tracks["web"].items()},
                 public_hosts=[settings.domain] + ([preview] if preview else []),
                 preview_host=preview,
             ),
-            opts=k8s_opts,
+            opts=self.k8s_opts,
         )
         self.preview_url = self.edge.preview_url
-        # Monitoring: scraping, rules, routing, smoke probe, dashboard; then the topic the
-        # CloudWatch alarms on the database and cache notify.
+
+    def _build_observability(self) -> None:
+        """Scraping, rules, routing, smoke probe, dashboard; then the topic the CloudWatch
+        alarms on the database and cache notify, with the same thresholds as the rules."""
+        settings = self._settings
         receiver_secrets = {
             kind: _secret(value) for kind, receiver in RECEIVERS.items()
             if (value := getattr(settings, receiver.setting)) is not None
         }
+        readiness_path = settings.workloads["web"].probes.readiness_path
         self.alerting = Alerting(
             "monitoring",
             AlertingArgs(
-                stack=stack,
-                namespace=namespace_name,
-                namespace_name=settings.namespace,
-                monitoring=settings.monitoring,
-                alerting=settings.alerting,
-                health_url=f"https://{settings.domain}{web.probes.readiness_path}",
+                stack=self._stack, namespace=self.namespace, namespace_name=settings.namespace,
+                monitoring=settings.monitoring, alerting=settings.alerting,
+                health_url=f"https://{settings.domain}{readiness_path}",
                 receiver_secrets=receiver_secrets,
             ),
-            opts=k8s_opts,
+            opts=self.k8s_opts,
         )
         pager_duty_url = None
-        if settings.alerting.critical == "pagerduty":  # settings guarantee the URL is then set
+        if settings.pager_duty_cloudwatch_url is not None and settings.alerting.critical == "pagerduty":
+            # (settings require the URL whenever critical alerts page)
             pager_duty_url = _secret(settings.pager_duty_cloudwatch_url)
         self.alarm_topic = AlarmTopic(
-            "alarms", AlarmTopicArgs(stack=stack, pager_duty_url=pager_duty_url), opts=self.aws_opts
+            "alarms", AlarmTopicArgs(stack=self._stack, pager_duty_url=pager_duty_url), opts=self.aws_opts
         )
-        # The same thresholds as the Prometheus rules: one number changes both.
         self.cloud_alarms = CloudAlarms(
             "data",
             CloudAlarmsArgs(
@@ -245,17 +260,6 @@ class Platform(pulumi.ComponentResource):
                 cache_node_count=settings.cache.nodes,
             ),
             opts=self.aws_opts,
-        )
-
-        self.url = pulumi.Output.from_input(f"https://{settings.domain}")
-        self.namespace = namespace_name
-        self.register_outputs(
-            {
-                "url": self.url,
-                "namespace": self.namespace,
-                "release_strategy": self.plan.strategy,
-                "tracks": {t.name: t.version for t in self.plan.tracks},
-            }
         )
 
 

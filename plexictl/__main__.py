@@ -112,7 +112,7 @@ def _diff(args: argparse.Namespace) -> int:
 
 def _release(args: argparse.Namespace) -> int:
     from plexictl import diff
-    from plexictl import release_commands as rc
+    from plexictl import release as rc
 
     path = engine.stack_file_path(args.stack, args.project_dir)
     history = rc.git_history(path)
@@ -171,7 +171,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="the Pulumi project (default: this checkout)",
     )
     commands = parser.add_subparsers(dest="command", required=True)
+    _add_render_commands(commands)
+    _add_diff_command(commands)
+    _add_canary_commands(commands)
+    _add_release_commands(commands)
+    return parser
 
+
+def _add_render_commands(commands) -> None:
+    """`render` and `config-reference`: what the stack files and the models produce, offline."""
     p = commands.add_parser(
         "render", help="render a stack's desired state to files, offline (no cloud, no Pulumi CLI)"
     )
@@ -189,6 +197,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--write", metavar="FILE", help="replace the reference block in this file (docs/configuration.md)")
     p.set_defaults(run=_config_reference)
 
+
+def _add_diff_command(commands) -> None:
     p = commands.add_parser(
         "diff", help="desired-state diff between a git ref and the working tree, offline, "
         "with a guard against replacing or deleting stateful resources",
@@ -204,60 +214,69 @@ def build_parser() -> argparse.ArgumentParser:
                    help="exit 0 even if a stateful resource would be replaced or deleted")
     p.set_defaults(run=_diff)
 
-    def release_command(parent, name: str, action: str, help_: str) -> argparse.ArgumentParser:
-        command = parent.add_parser(name, help=help_, description=help_, epilog=EXIT_CODES,
-                                    formatter_class=argparse.RawDescriptionHelpFormatter)
-        command.add_argument("--stack", required=True, help="the stack whose Pulumi.<stack>.yaml to edit")
-        when = command.add_mutually_exclusive_group()
-        when.add_argument("--apply", action="store_true",
-                          help="then run `pulumi up` for the stack with the policy pack "
-                          "(Automation API; needs the Pulumi CLI)")
-        when.add_argument("--dry-run", action="store_true", help="show the edit and its diff, write nothing")
-        command.set_defaults(run=_release, action=action)
-        return command
 
-    def header(text: str) -> dict[str, str]:
-        name, equals, value = text.partition("=")
-        if not equals or not name or not value:
-            raise argparse.ArgumentTypeError(f"must be NAME=VALUE, e.g. x-plexichat-canary=true, got {text!r}")
-        return {"name": name, "value": value}
+def _release_command(parent, name: str, action: str, help_: str) -> argparse.ArgumentParser:
+    """A release command: an edit of one stack file, written, dry-run or applied."""
+    command = parent.add_parser(name, help=help_, description=help_, epilog=EXIT_CODES,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    command.add_argument("--stack", required=True, help="the stack whose Pulumi.<stack>.yaml to edit")
+    when = command.add_mutually_exclusive_group()
+    when.add_argument("--apply", action="store_true",
+                      help="then run `pulumi up` for the stack with the policy pack "
+                      "(Automation API; needs the Pulumi CLI)")
+    when.add_argument("--dry-run", action="store_true", help="show the edit and its diff, write nothing")
+    command.set_defaults(run=_release, action=action)
+    return command
 
-    def percent(text: str) -> int:
-        try:
-            return int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"must be an integer percent, got {text!r}") from None
 
+def _header(text: str) -> dict[str, str]:
+    name, equals, value = text.partition("=")
+    if not equals or not name or not value:
+        raise argparse.ArgumentTypeError(f"must be NAME=VALUE, e.g. x-plexichat-canary=true, got {text!r}")
+    return {"name": name, "value": value}
+
+
+def _percent(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer percent, got {text!r}") from None
+
+
+def _add_canary_commands(commands) -> None:
     canary = commands.add_parser("canary", help="canary releases: start, set, next, promote, abort")
     steps = canary.add_subparsers(dest="canary_command", required=True)
-    p = release_command(steps, "start", "canary-start",
-                        "run VERSION as the canary (from rolling: the running version becomes stable)")
+    p = _release_command(steps, "start", "canary-start",
+                         "run VERSION as the canary (from rolling: the running version becomes stable)")
     p.add_argument("version")
-    p.add_argument("--weight", type=percent, help="percent of traffic (default: first step of the plan, else 0)")
-    p.add_argument("--steps", type=lambda s: [percent(x) for x in s.split(",")],
+    p.add_argument("--weight", type=_percent, help="percent of traffic (default: first step of the plan, else 0)")
+    p.add_argument("--steps", type=lambda s: [_percent(x) for x in s.split(",")],
                    help="a step plan such as 10,25,50,100 (default: the last canary's plan, "
                    "from the stack file's git history)")
     headers = p.add_mutually_exclusive_group()
-    headers.add_argument("--header", type=header, metavar="NAME=VALUE",
+    headers.add_argument("--header", type=_header, metavar="NAME=VALUE",
                          help="requests with this header and value always reach the canary "
                          "(default: the last canary's header route, from git history)")
     headers.add_argument("--no-header", action="store_true", help="start without a header route")
-    p = release_command(steps, "set", "canary-set", "send WEIGHT percent of traffic to the canary")
-    p.add_argument("weight", type=percent)
-    release_command(steps, "next", "canary-next", "move the canary weight to the next step of its plan")
-    release_command(steps, "promote", "canary-promote",
-                    "the canary version becomes the stable version; the canary track is removed")
-    release_command(steps, "abort", "canary-abort",
-                    "all traffic back to stable; the canary track is removed")
-    release_command(commands, "switch", "switch", "blue-green: flip the active colour")
-    p = release_command(commands, "deploy", "deploy",
-                        "blue-green: put VERSION on the inactive colour; rolling: set the version")
+    p = _release_command(steps, "set", "canary-set", "send WEIGHT percent of traffic to the canary")
+    p.add_argument("weight", type=_percent)
+    _release_command(steps, "next", "canary-next", "move the canary weight to the next step of its plan")
+    _release_command(steps, "promote", "canary-promote",
+                     "the canary version becomes the stable version; the canary track is removed")
+    _release_command(steps, "abort", "canary-abort",
+                     "all traffic back to stable; the canary track is removed")
+
+
+def _add_release_commands(commands) -> None:
+    """The release commands outside `canary`: blue-green, rolling and rollback."""
+    _release_command(commands, "switch", "switch", "blue-green: flip the active colour")
+    p = _release_command(commands, "deploy", "deploy",
+                         "blue-green: put VERSION on the inactive colour; rolling: set the version")
     p.add_argument("version")
-    release_command(commands, "rollback", "rollback",
-                    "put back the release that was live before the current one: a canary is "
-                    "aborted; rolling and blue-green go back to the previously live version "
-                    "found in the stack file's git history, never to one rolled back from")
-    return parser
+    _release_command(commands, "rollback", "rollback",
+                     "put back the release that was live before the current one: a canary is "
+                     "aborted; rolling and blue-green go back to the previously live version "
+                     "found in the stack file's git history, never to one rolled back from")
 
 
 def main(argv: list[str] | None = None) -> int:

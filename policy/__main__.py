@@ -1,4 +1,4 @@
-"""PlexiChat's CrossGuard policy pack: every rule of rules.py, mandatory, on every resource.
+"""PlexiChat's CrossGuard policy pack: every rule of the `rules` package, mandatory, on every resource.
 
 Run by the Pulumi CLI (`pulumi preview --policy-pack policy`), which executes this directory
 with it on `sys.path`. This file only adapts CrossGuard's view of a resource to `rules.Subject`;

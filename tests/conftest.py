@@ -26,7 +26,7 @@ import pytest
 import yaml
 
 from plexictl.engine import ROOT, Rendering, run_program, stack_config
-from plexictl.release_commands import RELEASE_KEY
+from plexictl.release import RELEASE_KEY
 from tests.release_state import STACKS, pinned_release
 
 STACK_FILES_ENV = "PLEXICHAT_STACK_FILES_DIR"

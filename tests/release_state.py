@@ -15,8 +15,8 @@ import subprocess
 
 from ruamel.yaml.comments import CommentedMap
 
-from plexictl import release_commands as rc
 from plexictl.engine import ROOT
+from plexictl.release import stack_file
 
 STACKS = ("dev", "staging", "prod")
 
@@ -49,16 +49,16 @@ canary:
 
 def pinned_release(stack: str) -> dict:
     """The pinned release block of `stack` as plain data."""
-    return rc._plain(rc._yaml().load(PINNED_RELEASES[stack]))
+    return stack_file.plain(stack_file.round_trip_yaml().load(PINNED_RELEASES[stack]))
 
 
 def with_release(text: str, release_yaml: str) -> str:
     """A stack file's text with its release block replaced by `release_yaml` (every other line,
     comment and quote kept as it is)."""
-    round_trip = rc._yaml()
+    round_trip = stack_file.round_trip_yaml()
     document = round_trip.load(text)
-    release: CommentedMap = document["config"][rc.RELEASE_KEY]
-    rc._set_keys(release, dict(round_trip.load(release_yaml)))
+    release: CommentedMap = document["config"][stack_file.RELEASE_KEY]
+    stack_file.set_keys(release, dict(round_trip.load(release_yaml)))
     buffer = io.StringIO()
     round_trip.dump(document, buffer)
     return buffer.getvalue()

@@ -16,6 +16,7 @@ import pytest
 from plexictl.engine import ROOT, SECRET_SIG_KEY, SECRET_SIG_VALUE, is_secret, run
 from policy import rules
 from policy.rules import Subject
+from policy.rules.workloads import pod_spec
 from tests.conftest import rendered
 
 
@@ -279,7 +280,7 @@ def stack_resources(rendering) -> list[rules.StackResource]:
 
 def test_the_rules_see_the_stacks_workloads():
     """Guard against a rule passing because it never matched: the workload rules read real pods."""
-    checked = [s for _, s in subjects(rendered("prod")) if rules._pod_spec(s) is not None]
+    checked = [s for _, s in subjects(rendered("prod")) if pod_spec(s) is not None]
     assert len(checked) >= 3
     for s in checked:
         s = Subject(s.type, copy.deepcopy(s.inputs))  # the rendering is cached: never edit it

@@ -13,8 +13,10 @@ import pytest
 import yaml
 
 from components.config.parse import ConfigError
-from plexictl import release_commands as rc
+from plexictl import release as rc
 from plexictl.engine import ROOT, Rendering, run_program, stack_config
+from plexictl.release import pulumi_up
+from plexictl.release.edit import _config_set
 from tests.release_state import (
     PINNED_RELEASES,
     commit,
@@ -359,10 +361,10 @@ def test_canary_start_without_weight_plan_or_header_warns_that_nothing_reaches_i
 
 
 def test_config_set_equivalents_quote_strings_that_look_like_numbers():
-    assert rc._config_set("release.canary.header.value", "true", "prod") == (
+    assert _config_set("release.canary.header.value", "true", "prod") == (
         "pulumi config set --path release.canary.header.value true --type string -s prod"
     )
-    assert rc._config_set("release.canary.steps[0]", 10, "prod") == (
+    assert _config_set("release.canary.steps[0]", 10, "prod") == (
         "pulumi config set --path 'release.canary.steps[0]' 10 -s prod"
     )
 
@@ -407,7 +409,7 @@ def test_apply_runs_pulumi_up_through_the_automation_api_when_the_cli_exists(mon
         calls.append(("select", options))
         return FakeStack()
 
-    monkeypatch.setattr(rc.shutil, "which", lambda name: "/usr/local/bin/pulumi")
+    monkeypatch.setattr(pulumi_up.shutil, "which", lambda name: "/usr/local/bin/pulumi")
     monkeypatch.setattr(automation, "select_stack", select_stack)
     assert rc.apply("prod", ROOT) == 0
     (_, selected), (_, up) = calls

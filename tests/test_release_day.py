@@ -18,7 +18,7 @@ import sys
 import yaml
 
 from plexictl.engine import ROOT
-from plexictl.release_commands import RELEASE_KEY
+from plexictl.release import RELEASE_KEY
 from tests.conftest import STACK_FILES_ENV
 from tests.release_state import STACKS, commit, pinned_release
 from tests.test_diff import checkout_repo

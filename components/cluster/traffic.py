@@ -118,76 +118,102 @@ class Traffic(pulumi.ComponentResource):
         self, name: str, args: TrafficArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("plexichat:traffic:Traffic", name, None, opts)
-        s = args.settings
-        host = args.service.fqdn
-        object_name = args.service.service_name
-        metadata = k8s.meta.v1.ObjectMetaArgs(
-            name=object_name, namespace=args.namespace, labels=naming.common_labels(args.stack)
-        )
+        self.destination_rule = _destination_rule(name, args, parent=self)
+        self.virtual_service = _virtual_service(name, args, self.destination_rule, parent=self)
+        self.peer_authentication = _peer_authentication(name, args, parent=self)
+        self.register_outputs({"host": args.service.fqdn, "routed_tracks": _routed_tracks(args.plan)})
 
-        self.destination_rule = k8s.apiextensions.CustomResource(
-            f"{name}-destination-rule",
-            api_version="networking.istio.io/v1",
-            kind="DestinationRule",
-            metadata=metadata,
-            spec={
-                "host": host,
-                "trafficPolicy": {
-                    "tls": {"mode": "ISTIO_MUTUAL"},
-                    "connectionPool": {
-                        "tcp": {"maxConnections": s.max_connections, "connectTimeout": "5s"},
-                        "http": {
-                            "http1MaxPendingRequests": s.max_pending_requests,
-                            "http2MaxRequests": s.max_requests,
-                        },
-                    },
-                    "outlierDetection": {
-                        "consecutive5xxErrors": s.consecutive_errors,
-                        "interval": f"{s.ejection_interval_seconds}s",
-                        "baseEjectionTime": f"{s.base_ejection_seconds}s",
-                        "maxEjectionPercent": s.max_ejection_percent,
+
+def _routed_tracks(plan: ReleasePlan) -> list[str]:
+    """Every track some route sends traffic to, at any weight."""
+    return sorted({d.track for r in plan.routes for d in r.destinations})
+
+
+def _metadata(args: TrafficArgs) -> k8s.meta.v1.ObjectMetaArgs:
+    """The DestinationRule and the VirtualService are named after the Service they route."""
+    return k8s.meta.v1.ObjectMetaArgs(
+        name=args.service.service_name, namespace=args.namespace, labels=naming.common_labels(args.stack)
+    )
+
+
+def _destination_rule(
+    name: str, args: TrafficArgs, parent: pulumi.Resource
+) -> k8s.apiextensions.CustomResource:
+    s = args.settings
+    return k8s.apiextensions.CustomResource(
+        f"{name}-destination-rule",
+        api_version="networking.istio.io/v1",
+        kind="DestinationRule",
+        metadata=_metadata(args),
+        spec={
+            "host": args.service.fqdn,
+            "trafficPolicy": {
+                "tls": {"mode": "ISTIO_MUTUAL"},
+                "connectionPool": {
+                    "tcp": {"maxConnections": s.max_connections, "connectTimeout": "5s"},
+                    "http": {
+                        "http1MaxPendingRequests": s.max_pending_requests,
+                        "http2MaxRequests": s.max_requests,
                     },
                 },
-                "subsets": [
-                    {"name": track, "labels": {naming.TRACK_LABEL: track}} for track in SUBSETS
-                ],
+                "outlierDetection": {
+                    "consecutive5xxErrors": s.consecutive_errors,
+                    "interval": f"{s.ejection_interval_seconds}s",
+                    "baseEjectionTime": f"{s.base_ejection_seconds}s",
+                    "maxEjectionPercent": s.max_ejection_percent,
+                },
             },
-            opts=pulumi.ResourceOptions(parent=self),
-        )
+            "subsets": [
+                {"name": track, "labels": {naming.TRACK_LABEL: track}} for track in SUBSETS
+            ],
+        },
+        opts=pulumi.ResourceOptions(parent=parent),
+    )
 
-        routed = sorted({d.track for r in args.plan.routes for d in r.destinations})
-        self.virtual_service = k8s.apiextensions.CustomResource(
-            f"{name}-virtual-service",
-            api_version="networking.istio.io/v1",
-            kind="VirtualService",
-            metadata=metadata,
-            spec={
-                # A non-Service host listed next to the Service FQDN is served on the Service's
-                # ports in every sidecar (Istio pilot, buildSidecarVirtualHostsForVirtualService),
-                # so a request to the cluster IP with `Host: <domain>` takes these routes too.
-                "hosts": [host, *args.public_hosts],
-                # `mesh` only: the routes apply in every sidecar, the NGINX controller's included.
-                "gateways": ["mesh"],
-                "http": http_routes(args.plan, host, s, args.preview_host),
-            },
-            opts=pulumi.ResourceOptions(
-                parent=self,
-                # Subsets and ready pods before any route sends traffic to them (see docstring).
-                depends_on=[self.destination_rule, *(args.deployments[t] for t in routed)],
-            ),
-        )
 
-        self.peer_authentication = k8s.apiextensions.CustomResource(
-            f"{name}-peer-authentication",
-            api_version="security.istio.io/v1",
-            kind="PeerAuthentication",
-            metadata=k8s.meta.v1.ObjectMetaArgs(
-                # `default` with no selector: the namespace-wide policy.
-                name="default",
-                namespace=args.namespace,
-                labels=naming.common_labels(args.stack),
-            ),
-            spec={"mtls": {"mode": "STRICT"}},
-            opts=pulumi.ResourceOptions(parent=self),
-        )
-        self.register_outputs({"host": host, "routed_tracks": routed})
+def _virtual_service(
+    name: str,
+    args: TrafficArgs,
+    destination_rule: k8s.apiextensions.CustomResource,
+    parent: pulumi.Resource,
+) -> k8s.apiextensions.CustomResource:
+    host = args.service.fqdn
+    routed = _routed_tracks(args.plan)
+    return k8s.apiextensions.CustomResource(
+        f"{name}-virtual-service",
+        api_version="networking.istio.io/v1",
+        kind="VirtualService",
+        metadata=_metadata(args),
+        spec={
+            # A non-Service host listed next to the Service FQDN is served on the Service's
+            # ports in every sidecar (Istio pilot, buildSidecarVirtualHostsForVirtualService),
+            # so a request to the cluster IP with `Host: <domain>` takes these routes too.
+            "hosts": [host, *args.public_hosts],
+            # `mesh` only: the routes apply in every sidecar, the NGINX controller's included.
+            "gateways": ["mesh"],
+            "http": http_routes(args.plan, host, args.settings, args.preview_host),
+        },
+        opts=pulumi.ResourceOptions(
+            parent=parent,
+            # Subsets and ready pods before any route sends traffic to them (see docstring).
+            depends_on=[destination_rule, *(args.deployments[t] for t in routed)],
+        ),
+    )
+
+
+def _peer_authentication(
+    name: str, args: TrafficArgs, parent: pulumi.Resource
+) -> k8s.apiextensions.CustomResource:
+    return k8s.apiextensions.CustomResource(
+        f"{name}-peer-authentication",
+        api_version="security.istio.io/v1",
+        kind="PeerAuthentication",
+        metadata=k8s.meta.v1.ObjectMetaArgs(
+            # `default` with no selector: the namespace-wide policy.
+            name="default",
+            namespace=args.namespace,
+            labels=naming.common_labels(args.stack),
+        ),
+        spec={"mtls": {"mode": "STRICT"}},
+        opts=pulumi.ResourceOptions(parent=parent),
+    )

@@ -52,128 +52,164 @@ class WorkloadTrack(pulumi.ComponentResource):
     ) -> None:
         super().__init__("plexichat:workload:WorkloadTrack", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        w, track = args.workload, args.track
-        object_name = naming.object_name(args.workload_name, track.name)
-        labels = naming.pod_labels(args.stack, args.workload_name, track.name, track.version)
-        selector = naming.selector_labels(args.workload_name, track.name)
-
-        def metadata(annotations: Mapping[str, pulumi.Input[str]] | None = None) -> k8s.meta.v1.ObjectMetaArgs:
-            """The track's objects share name, namespace and labels."""
-            return k8s.meta.v1.ObjectMetaArgs(
-                name=object_name,
-                namespace=args.namespace,
-                labels={**naming.common_labels(args.stack), **selector},
-                annotations=dict(annotations or {}) or None,
-            )
-
-        self.service_account = k8s.core.v1.ServiceAccount(
-            f"{name}-sa",
-            metadata=metadata(args.service_account_annotations),
-            # The app calls no Kubernetes API; a mounted token would only be something to steal.
-            automount_service_account_token=False,
-            opts=child,
-        )
-
-        self.deployment = k8s.apps.v1.Deployment(
-            f"{name}-deployment",
-            metadata=metadata(args.deployment_annotations),
-            spec=k8s.apps.v1.DeploymentSpecArgs(
-                # No `replicas`: the HPA below owns the count (see module docstring).
-                selector=k8s.meta.v1.LabelSelectorArgs(match_labels=selector),
-                strategy=k8s.apps.v1.DeploymentStrategyArgs(
-                    type="RollingUpdate",
-                    # Never go below the current capacity during a rollout.
-                    rolling_update=k8s.apps.v1.RollingUpdateDeploymentArgs(
-                        max_unavailable=0, max_surge="25%"
-                    ),
-                ),
-                min_ready_seconds=5,
-                progress_deadline_seconds=w.progress_deadline_seconds,
-                revision_history_limit=5,
-                template=k8s.core.v1.PodTemplateSpecArgs(
-                    metadata=k8s.meta.v1.ObjectMetaArgs(
-                        labels=labels,
-                        annotations={
-                            # Start the app only once its sidecar can carry traffic, and keep
-                            # the sidecar up until the app has drained.
-                            "proxy.istio.io/config": (
-                                '{"holdApplicationUntilProxyStarts": true, '
-                                '"terminationDrainDuration": "%ds"}' % w.pre_stop_delay_seconds
-                            ),
-                            # Prometheus runs outside the mesh, so under mTLS STRICT the sidecar
-                            # would refuse its scrapes: the metrics port bypasses the sidecar and
-                            # a NetworkPolicy opens it to the monitoring namespace only.
-                            "traffic.sidecar.istio.io/excludeInboundPorts": str(w.metrics_port),
-                        },
-                    ),
-                    spec=_pod_spec(args, object_name, selector),
-                ),
-            ),
-            opts=child,
-        )
-
-        self.autoscaler = k8s.autoscaling.v2.HorizontalPodAutoscaler(
-            f"{name}-hpa",
-            metadata=metadata(),
-            spec=k8s.autoscaling.v2.HorizontalPodAutoscalerSpecArgs(
-                scale_target_ref=k8s.autoscaling.v2.CrossVersionObjectReferenceArgs(
-                    api_version="apps/v1", kind="Deployment", name=self.deployment.metadata.name
-                ),
-                min_replicas=w.min_replicas,
-                max_replicas=w.max_replicas,
-                metrics=[
-                    _utilisation_metric("cpu", w.target_cpu_percent),
-                    _utilisation_metric("memory", w.target_memory_percent),
-                    *(
-                        [_service_request_rate_metric(args.workload_name, w.requests_per_second_per_pod)]
-                        if track.sized_for_all_traffic and w.requests_per_second_per_pod else []
-                    ),
-                ],
-                behavior=k8s.autoscaling.v2.HorizontalPodAutoscalerBehaviorArgs(
-                    scale_down=k8s.autoscaling.v2.HPAScalingRulesArgs(
-                        stabilization_window_seconds=w.scale_down_stabilization_seconds,
-                        select_policy="Min",
-                        policies=[
-                            k8s.autoscaling.v2.HPAScalingPolicyArgs(
-                                type="Percent", value=50, period_seconds=60
-                            )
-                        ],
-                    ),
-                    scale_up=k8s.autoscaling.v2.HPAScalingRulesArgs(
-                        stabilization_window_seconds=0,
-                        select_policy="Max",
-                        policies=[
-                            k8s.autoscaling.v2.HPAScalingPolicyArgs(
-                                type="Percent", value=100, period_seconds=30
-                            ),
-                            k8s.autoscaling.v2.HPAScalingPolicyArgs(
-                                type="Pods", value=4, period_seconds=30
-                            ),
-                        ],
-                    ),
-                ),
-            ),
-            opts=child,
-        )
-
-        self.disruption_budget = k8s.policy.v1.PodDisruptionBudget(
-            f"{name}-pdb",
-            metadata=metadata(),
-            spec=k8s.policy.v1.PodDisruptionBudgetSpecArgs(
-                # One pod at a time: drains always make progress, whatever the HPA has scaled to,
-                # and never take more than one pod of a track away at once.
-                max_unavailable=1,
-                selector=k8s.meta.v1.LabelSelectorArgs(match_labels=selector),
-                # A crash-looping pod must not block a node drain.
-                unhealthy_pod_eviction_policy="AlwaysAllow",
-            ),
-            opts=child,
-        )
+        self.service_account = _service_account(name, args, child)
+        self.deployment = _deployment(name, args, child)
+        self.autoscaler = _autoscaler(name, args, self.deployment, child)
+        self.disruption_budget = _disruption_budget(name, args, child)
 
         self.deployment_name = self.deployment.metadata.name
         self.register_outputs(
-            {"deployment_name": self.deployment_name, "version": track.version}
+            {"deployment_name": self.deployment_name, "version": args.track.version}
         )
+
+
+def _object_name(args: WorkloadTrackArgs) -> str:
+    return naming.object_name(args.workload_name, args.track.name)
+
+
+def _selector(args: WorkloadTrackArgs) -> dict[str, str]:
+    """Workload and track only, never the version: a Deployment's selector is immutable."""
+    return naming.selector_labels(args.workload_name, args.track.name)
+
+
+def _metadata(
+    args: WorkloadTrackArgs, annotations: Mapping[str, pulumi.Input[str]] | None = None
+) -> k8s.meta.v1.ObjectMetaArgs:
+    """The track's objects share name, namespace and labels."""
+    return k8s.meta.v1.ObjectMetaArgs(
+        name=_object_name(args),
+        namespace=args.namespace,
+        labels={**naming.common_labels(args.stack), **_selector(args)},
+        annotations=dict(annotations or {}) or None,
+    )
+
+
+def _service_account(
+    name: str, args: WorkloadTrackArgs, opts: pulumi.ResourceOptions
+) -> k8s.core.v1.ServiceAccount:
+    return k8s.core.v1.ServiceAccount(
+        f"{name}-sa",
+        metadata=_metadata(args, args.service_account_annotations),
+        # The app calls no Kubernetes API; a mounted token would only be something to steal.
+        automount_service_account_token=False,
+        opts=opts,
+    )
+
+
+def _deployment(
+    name: str, args: WorkloadTrackArgs, opts: pulumi.ResourceOptions
+) -> k8s.apps.v1.Deployment:
+    w, track = args.workload, args.track
+    return k8s.apps.v1.Deployment(
+        f"{name}-deployment",
+        metadata=_metadata(args, args.deployment_annotations),
+        spec=k8s.apps.v1.DeploymentSpecArgs(
+            # No `replicas`: the HPA owns the count (see module docstring).
+            selector=k8s.meta.v1.LabelSelectorArgs(match_labels=_selector(args)),
+            strategy=k8s.apps.v1.DeploymentStrategyArgs(
+                type="RollingUpdate",
+                # Never go below the current capacity during a rollout.
+                rolling_update=k8s.apps.v1.RollingUpdateDeploymentArgs(
+                    max_unavailable=0, max_surge="25%"
+                ),
+            ),
+            min_ready_seconds=5,
+            progress_deadline_seconds=w.progress_deadline_seconds,
+            revision_history_limit=5,
+            template=k8s.core.v1.PodTemplateSpecArgs(
+                metadata=k8s.meta.v1.ObjectMetaArgs(
+                    labels=naming.pod_labels(args.stack, args.workload_name, track.name, track.version),
+                    annotations={
+                        # Start the app only once its sidecar can carry traffic, and keep
+                        # the sidecar up until the app has drained.
+                        "proxy.istio.io/config": (
+                            '{"holdApplicationUntilProxyStarts": true, '
+                            '"terminationDrainDuration": "%ds"}' % w.pre_stop_delay_seconds
+                        ),
+                        # Prometheus runs outside the mesh, so under mTLS STRICT the sidecar
+                        # would refuse its scrapes: the metrics port bypasses the sidecar and
+                        # a NetworkPolicy opens it to the monitoring namespace only.
+                        "traffic.sidecar.istio.io/excludeInboundPorts": str(w.metrics_port),
+                    },
+                ),
+                spec=_pod_spec(args),
+            ),
+        ),
+        opts=opts,
+    )
+
+
+def _autoscaler(
+    name: str, args: WorkloadTrackArgs, deployment: k8s.apps.v1.Deployment, opts: pulumi.ResourceOptions
+) -> k8s.autoscaling.v2.HorizontalPodAutoscaler:
+    w, track = args.workload, args.track
+    return k8s.autoscaling.v2.HorizontalPodAutoscaler(
+        f"{name}-hpa",
+        metadata=_metadata(args),
+        spec=k8s.autoscaling.v2.HorizontalPodAutoscalerSpecArgs(
+            scale_target_ref=k8s.autoscaling.v2.CrossVersionObjectReferenceArgs(
+                api_version="apps/v1", kind="Deployment", name=deployment.metadata.name
+            ),
+            min_replicas=w.min_replicas,
+            max_replicas=w.max_replicas,
+            metrics=[
+                _utilisation_metric("cpu", w.target_cpu_percent),
+                _utilisation_metric("memory", w.target_memory_percent),
+                *(
+                    [_service_request_rate_metric(args.workload_name, w.requests_per_second_per_pod)]
+                    if track.sized_for_all_traffic and w.requests_per_second_per_pod else []
+                ),
+            ],
+            behavior=_scaling_behavior(w),
+        ),
+        opts=opts,
+    )
+
+
+def _scaling_behavior(w: Workload) -> k8s.autoscaling.v2.HorizontalPodAutoscalerBehaviorArgs:
+    """Up fast (double, or four more pods if more, every 30 s); down slowly, after the stabilisation
+    window, by at most half every minute."""
+    return k8s.autoscaling.v2.HorizontalPodAutoscalerBehaviorArgs(
+        scale_down=k8s.autoscaling.v2.HPAScalingRulesArgs(
+            stabilization_window_seconds=w.scale_down_stabilization_seconds,
+            select_policy="Min",
+            policies=[
+                k8s.autoscaling.v2.HPAScalingPolicyArgs(
+                    type="Percent", value=50, period_seconds=60
+                )
+            ],
+        ),
+        scale_up=k8s.autoscaling.v2.HPAScalingRulesArgs(
+            stabilization_window_seconds=0,
+            select_policy="Max",
+            policies=[
+                k8s.autoscaling.v2.HPAScalingPolicyArgs(
+                    type="Percent", value=100, period_seconds=30
+                ),
+                k8s.autoscaling.v2.HPAScalingPolicyArgs(
+                    type="Pods", value=4, period_seconds=30
+                ),
+            ],
+        ),
+    )
+
+
+def _disruption_budget(
+    name: str, args: WorkloadTrackArgs, opts: pulumi.ResourceOptions
+) -> k8s.policy.v1.PodDisruptionBudget:
+    return k8s.policy.v1.PodDisruptionBudget(
+        f"{name}-pdb",
+        metadata=_metadata(args),
+        spec=k8s.policy.v1.PodDisruptionBudgetSpecArgs(
+            # One pod at a time: drains always make progress, whatever the HPA has scaled to,
+            # and never take more than one pod of a track away at once.
+            max_unavailable=1,
+            selector=k8s.meta.v1.LabelSelectorArgs(match_labels=_selector(args)),
+            # A crash-looping pod must not block a node drain.
+            unhealthy_pod_eviction_policy="AlwaysAllow",
+        ),
+        opts=opts,
+    )
 
 
 def _utilisation_metric(resource: str, percent: int) -> k8s.autoscaling.v2.MetricSpecArgs:
@@ -204,24 +240,9 @@ def _service_request_rate_metric(workload_name: str, per_pod: int) -> k8s.autosc
     )
 
 
-def _pod_spec(
-    args: WorkloadTrackArgs, service_account: str, selector: dict[str, str]
-) -> k8s.core.v1.PodSpecArgs:
-    w, track = args.workload, args.track
-    # Web serves requests on `http` and metrics on `metrics`; a worker serves health and
-    # metrics on `metrics` alone (settings enforce port == metricsPort for workers).
-    port_name = "http" if w.role == "web" else "metrics"
-    ports = [k8s.core.v1.ContainerPortArgs(name="metrics", container_port=w.metrics_port, protocol="TCP")]
-    if w.role == "web":
-        ports.insert(0, k8s.core.v1.ContainerPortArgs(name="http", container_port=w.port, protocol="TCP"))
-
-    def http_probe(path: str, period: int, failures: int) -> k8s.core.v1.ProbeArgs:
-        return k8s.core.v1.ProbeArgs(
-            http_get=k8s.core.v1.HTTPGetActionArgs(path=path, port=port_name),
-            period_seconds=period,
-            timeout_seconds=2,
-            failure_threshold=failures,
-        )
+def _pod_spec(args: WorkloadTrackArgs) -> k8s.core.v1.PodSpecArgs:
+    w = args.workload
+    selector = _selector(args)
 
     def spread(topology_key: str) -> k8s.core.v1.TopologySpreadConstraintArgs:
         return k8s.core.v1.TopologySpreadConstraintArgs(
@@ -233,9 +254,8 @@ def _pod_spec(
             match_label_keys=["pod-template-hash"],
         )
 
-    memory = f"{w.memory_mib}Mi"
     return k8s.core.v1.PodSpecArgs(
-        service_account_name=service_account,
+        service_account_name=_object_name(args),  # the track's own ServiceAccount
         automount_service_account_token=False,
         termination_grace_period_seconds=w.termination_grace_period_seconds,
         security_context=k8s.core.v1.PodSecurityContextArgs(
@@ -249,54 +269,75 @@ def _pod_spec(
             spread("topology.kubernetes.io/zone"),
             spread("kubernetes.io/hostname"),
         ],
-        containers=[
-            k8s.core.v1.ContainerArgs(
-                name=args.workload_name,
-                image=image_reference(args.image_repository, track.version),
-                image_pull_policy="IfNotPresent",
-                args=list(w.args) or None,
-                ports=ports,
-                env=[
-                    k8s.core.v1.EnvVarArgs(name="PLEXICHAT_TRACK", value=track.name),
-                    k8s.core.v1.EnvVarArgs(name="PLEXICHAT_VERSION", value=track.version),
-                    k8s.core.v1.EnvVarArgs(name="PLEXICHAT_PORT", value=str(w.port)),
-                    *args.env,
-                ],
-                resources=k8s.core.v1.ResourceRequirementsArgs(
-                    requests={"cpu": w.cpu_request, "memory": memory},
-                    limits={"cpu": w.cpu_limit, "memory": memory},
-                ),
-                startup_probe=http_probe(
-                    w.probes.liveness_path, 2, w.probes.startup_failure_threshold
-                ),
-                readiness_probe=http_probe(w.probes.readiness_path, 5, 3),
-                liveness_probe=http_probe(w.probes.liveness_path, 10, 3),
-                lifecycle=k8s.core.v1.LifecycleArgs(
-                    # Keep serving while endpoints and sidecars learn the pod is going away.
-                    # The built-in sleep action needs no shell in the image.
-                    pre_stop=k8s.core.v1.LifecycleHandlerArgs(
-                        sleep=k8s.core.v1.SleepActionArgs(seconds=w.pre_stop_delay_seconds)
-                    )
-                    if w.pre_stop_delay_seconds
-                    else None,
-                ),
-                security_context=k8s.core.v1.SecurityContextArgs(
-                    run_as_non_root=True,
-                    run_as_user=RUN_AS_UID,
-                    run_as_group=RUN_AS_UID,
-                    read_only_root_filesystem=True,
-                    allow_privilege_escalation=False,
-                    privileged=False,
-                    capabilities=k8s.core.v1.CapabilitiesArgs(drop=["ALL"]),
-                    seccomp_profile=k8s.core.v1.SeccompProfileArgs(type="RuntimeDefault"),
-                ),
-                volume_mounts=[k8s.core.v1.VolumeMountArgs(name="tmp", mount_path="/tmp")],
-            )
-        ],
+        containers=[_container(args)],
         # The root filesystem is read-only; scratch space lives in a bounded emptyDir.
         volumes=[
             k8s.core.v1.VolumeArgs(
                 name="tmp", empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs(size_limit="256Mi")
             )
         ],
+    )
+
+
+def _container(args: WorkloadTrackArgs) -> k8s.core.v1.ContainerArgs:
+    w, track = args.workload, args.track
+    memory = f"{w.memory_mib}Mi"
+    return k8s.core.v1.ContainerArgs(
+        name=args.workload_name,
+        image=image_reference(args.image_repository, track.version),
+        image_pull_policy="IfNotPresent",
+        args=list(w.args) or None,
+        ports=_ports(w),
+        env=[
+            k8s.core.v1.EnvVarArgs(name="PLEXICHAT_TRACK", value=track.name),
+            k8s.core.v1.EnvVarArgs(name="PLEXICHAT_VERSION", value=track.version),
+            k8s.core.v1.EnvVarArgs(name="PLEXICHAT_PORT", value=str(w.port)),
+            *args.env,
+        ],
+        resources=k8s.core.v1.ResourceRequirementsArgs(
+            requests={"cpu": w.cpu_request, "memory": memory},
+            limits={"cpu": w.cpu_limit, "memory": memory},
+        ),
+        startup_probe=_http_probe(w, w.probes.liveness_path, 2, w.probes.startup_failure_threshold),
+        readiness_probe=_http_probe(w, w.probes.readiness_path, 5, 3),
+        liveness_probe=_http_probe(w, w.probes.liveness_path, 10, 3),
+        lifecycle=k8s.core.v1.LifecycleArgs(
+            # Keep serving while endpoints and sidecars learn the pod is going away.
+            # The built-in sleep action needs no shell in the image.
+            pre_stop=k8s.core.v1.LifecycleHandlerArgs(
+                sleep=k8s.core.v1.SleepActionArgs(seconds=w.pre_stop_delay_seconds)
+            )
+            if w.pre_stop_delay_seconds
+            else None,
+        ),
+        security_context=k8s.core.v1.SecurityContextArgs(
+            run_as_non_root=True,
+            run_as_user=RUN_AS_UID,
+            run_as_group=RUN_AS_UID,
+            read_only_root_filesystem=True,
+            allow_privilege_escalation=False,
+            privileged=False,
+            capabilities=k8s.core.v1.CapabilitiesArgs(drop=["ALL"]),
+            seccomp_profile=k8s.core.v1.SeccompProfileArgs(type="RuntimeDefault"),
+        ),
+        volume_mounts=[k8s.core.v1.VolumeMountArgs(name="tmp", mount_path="/tmp")],
+    )
+
+
+def _ports(w: Workload) -> list[k8s.core.v1.ContainerPortArgs]:
+    ports = [k8s.core.v1.ContainerPortArgs(name="metrics", container_port=w.metrics_port, protocol="TCP")]
+    if w.role == "web":
+        ports.insert(0, k8s.core.v1.ContainerPortArgs(name="http", container_port=w.port, protocol="TCP"))
+    return ports
+
+
+def _http_probe(w: Workload, path: str, period: int, failures: int) -> k8s.core.v1.ProbeArgs:
+    # Web serves requests on `http` and metrics on `metrics`; a worker serves health and
+    # metrics on `metrics` alone (settings enforce port == metricsPort for workers).
+    port_name = "http" if w.role == "web" else "metrics"
+    return k8s.core.v1.ProbeArgs(
+        http_get=k8s.core.v1.HTTPGetActionArgs(path=path, port=port_name),
+        period_seconds=period,
+        timeout_seconds=2,
+        failure_threshold=failures,
     )

@@ -48,37 +48,39 @@ class Model(BaseModel):
 # Reusable constrained types. Each error message says what is allowed, in the user's words.
 
 
-def int_range(low: int, high: int, what: str):
+def int_range(low: int, high: int, what: str) -> BeforeValidator:
+    """The validator of an integer setting in [low, high]: `Annotated[int, int_range(...)]`."""
     def check(value: Any) -> int:
         # One message for every failure (wrong type, fraction, out of range) that names the range.
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
             raise ValueError(f"must be {what} from {low} to {high}")
         return value
 
-    return Annotated[int, BeforeValidator(check)]
+    return BeforeValidator(check)
 
 
-def pattern(regex: re.Pattern[str], what: str):
+def pattern(regex: re.Pattern[str], what: str) -> AfterValidator:
+    """The validator of a text setting matching `regex`: `Annotated[str, pattern(...)]`."""
     def check(value: str) -> str:
         if not regex.match(value):
             raise ValueError(f"must be {what}")
         return value
 
-    return Annotated[str, AfterValidator(check)]
+    return AfterValidator(check)
 
 
-Percent = int_range(0, 100, "an integer percent")
-Replicas = int_range(1, 100, "a whole number of pods")
-Seconds = int_range(1, 3600, "a number of seconds")
-Port = int_range(1024, 65535, "an unprivileged port number")
-DnsLabel = pattern(DNS_LABEL, "a DNS label: lowercase letters, digits and '-', at most 63 characters")
-DomainName = pattern(_DNS_NAME, "a lowercase DNS name such as app.plexichat.com")
-Cpu = pattern(_CPU, "a Kubernetes CPU quantity such as 250m or 1")
-ImageRepository = pattern(_IMAGE_REPOSITORY, "an image repository such as ghcr.io/plexichat/plexichat")
-HttpPath = pattern(re.compile(r"^/[A-Za-z0-9/._-]*$"), "an absolute URL path such as /healthz")
-VpcId = pattern(_AWS_ID["vpc"], "a VPC id such as vpc-0123456789abcdef0")
-SubnetId = pattern(_AWS_ID["subnet"], "a subnet id such as subnet-0123456789abcdef0")
-SecurityGroupId = pattern(_AWS_ID["sg"], "a security group id such as sg-0123456789abcdef0")
+Percent = Annotated[int, int_range(0, 100, "an integer percent")]
+Replicas = Annotated[int, int_range(1, 100, "a whole number of pods")]
+Seconds = Annotated[int, int_range(1, 3600, "a number of seconds")]
+Port = Annotated[int, int_range(1024, 65535, "an unprivileged port number")]
+DnsLabel = Annotated[str, pattern(DNS_LABEL, "a DNS label: lowercase letters, digits and '-', at most 63 characters")]
+DomainName = Annotated[str, pattern(_DNS_NAME, "a lowercase DNS name such as app.plexichat.com")]
+Cpu = Annotated[str, pattern(_CPU, "a Kubernetes CPU quantity such as 250m or 1")]
+ImageRepository = Annotated[str, pattern(_IMAGE_REPOSITORY, "an image repository such as ghcr.io/plexichat/plexichat")]
+HttpPath = Annotated[str, pattern(re.compile(r"^/[A-Za-z0-9/._-]*$"), "an absolute URL path such as /healthz")]
+VpcId = Annotated[str, pattern(_AWS_ID["vpc"], "a VPC id such as vpc-0123456789abcdef0")]
+SubnetId = Annotated[str, pattern(_AWS_ID["subnet"], "a subnet id such as subnet-0123456789abcdef0")]
+SecurityGroupId = Annotated[str, pattern(_AWS_ID["sg"], "a security group id such as sg-0123456789abcdef0")]
 
 
 def _check_version(value: str) -> str:
@@ -118,10 +120,11 @@ class FieldError(ValueError):
 LogRetentionDays = Literal[1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 3653]
 
 
-def float_range(low: float, high: float, what: str):
+def float_range(low: float, high: float, what: str) -> BeforeValidator:
+    """The validator of a number setting in [low, high]: `Annotated[float, float_range(...)]`."""
     def check(value: Any) -> float:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
             raise ValueError(f"must be {what} from {low} to {high}")
         return float(value)
 
-    return Annotated[float, BeforeValidator(check)]
+    return BeforeValidator(check)

@@ -43,9 +43,9 @@ class KubernetesSettings(Model):
     """Namespace of istiod (sidecars fetch their config from it). Default istio-system."""
 
 
-AwsRegion = pattern(
+AwsRegion = Annotated[str, pattern(
     re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$"), "an AWS region such as us-east-1"
-)
+)]
 
 
 class AwsSettings(Model):
@@ -75,9 +75,9 @@ class NetworkSettings(Model):
 class RetrySettings(Model):
     """Mesh retries of a failed request (5xx, reset, connect-failure), per try and in total."""
 
-    attempts: int_range(0, 10, "a number of retries") = 2
+    attempts: Annotated[int, int_range(0, 10, "a number of retries")] = 2
     """Retries after the first try (Istio `attempts`), 0..10; 0 turns retries off. Default 2."""
-    per_try_timeout_seconds: int_range(1, 300, "a number of seconds") = 5
+    per_try_timeout_seconds: Annotated[int, int_range(1, 300, "a number of seconds")] = 5
     """Timeout of each try (1..300); all tries must fit in requestTimeoutSeconds. Default 5."""
 
 
@@ -87,23 +87,23 @@ class TrafficSettings(Model):
     websocket_path: HttpPath = "/ws"
     """Path prefix of the long-lived chat WebSocket: routed with the same weights but without a
     request timeout. Default /ws; must not be /."""
-    request_timeout_seconds: int_range(1, 300, "a number of seconds") = 30
+    request_timeout_seconds: Annotated[int, int_range(1, 300, "a number of seconds")] = 30
     """Whole-request timeout of every other route, retries included. Default 30 (1..300)."""
     retries: RetrySettings = RetrySettings()
     """Retry policy; (attempts + 1) * perTryTimeoutSeconds <= requestTimeoutSeconds."""
-    max_connections: int_range(1, 1_000_000, "a number of connections") = 10000
+    max_connections: Annotated[int, int_range(1, 1_000_000, "a number of connections")] = 10000
     """Connection cap per client proxy and track; every open WebSocket holds one. Default 10000."""
-    max_requests: int_range(1, 1_000_000, "a number of requests") = 10000
+    max_requests: Annotated[int, int_range(1, 1_000_000, "a number of requests")] = 10000
     """Concurrent requests per client proxy and track (`http2MaxRequests`). Default 10000."""
-    max_pending_requests: int_range(1, 1_000_000, "a number of requests") = 1024
+    max_pending_requests: Annotated[int, int_range(1, 1_000_000, "a number of requests")] = 1024
     """Requests queued for a connection before the mesh answers 503. Default 1024."""
-    consecutive_errors: int_range(1, 100, "a number of errors") = 5
+    consecutive_errors: Annotated[int, int_range(1, 100, "a number of errors")] = 5
     """Consecutive 5xx answers (1..100) after which a pod is ejected from the pool. Default 5."""
-    ejection_interval_seconds: int_range(1, 300, "a number of seconds") = 10
+    ejection_interval_seconds: Annotated[int, int_range(1, 300, "a number of seconds")] = 10
     """How often outlier detection runs (1..300). Default 10."""
-    base_ejection_seconds: int_range(1, 3600, "a number of seconds") = 30
+    base_ejection_seconds: Annotated[int, int_range(1, 3600, "a number of seconds")] = 30
     """Minimum time (1..3600) an ejected pod stays out; grows with each ejection. Default 30."""
-    max_ejection_percent: int_range(1, 100, "an integer percent") = 50
+    max_ejection_percent: Annotated[int, int_range(1, 100, "an integer percent")] = 50
     """At most this percent (1..100) of a track's pods is ejected at once. Default 50."""
 
     @model_validator(mode="after")

@@ -39,22 +39,22 @@ _WEEKLY_WINDOW = re.compile(
 _OIDC_PROVIDER_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:oidc-provider/[a-z0-9.-]+(/[A-Za-z0-9/_-]+)?$")
 _AZ = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-\d[a-z]$")
 
-RdsIdentifier = pattern(
+RdsIdentifier = Annotated[str, pattern(
     _RDS_IDENTIFIER, "an RDS identifier: 2-63 lowercase letters, digits and single hyphens, starting with a letter"
-)
-CacheGroupId = pattern(
+)]
+CacheGroupId = Annotated[str, pattern(
     _CACHE_ID, "an ElastiCache id: 2-40 lowercase letters, digits and single hyphens, starting with a letter"
-)
-BucketName = pattern(_BUCKET, "an S3 bucket name: 3-63 lowercase letters, digits, '.' and '-'")
-DbInstanceClass = pattern(_DB_CLASS, "an RDS instance class such as db.t4g.medium or db.r7g.2xlarge")
-CacheNodeType = pattern(_CACHE_NODE, "an ElastiCache node type such as cache.t4g.small or cache.r7g.large")
-DailyWindow = pattern(_DAILY_WINDOW, "a daily UTC window hh:mm-hh:mm such as 03:00-04:00")
-WeeklyWindow = pattern(_WEEKLY_WINDOW, "a weekly UTC window ddd:hh:mm-ddd:hh:mm such as sun:05:00-sun:06:00")
-AvailabilityZone = pattern(_AZ, "an availability zone such as us-east-1a")
-OidcProviderArn = pattern(
+)]
+BucketName = Annotated[str, pattern(_BUCKET, "an S3 bucket name: 3-63 lowercase letters, digits, '.' and '-'")]
+DbInstanceClass = Annotated[str, pattern(_DB_CLASS, "an RDS instance class such as db.t4g.medium or db.r7g.2xlarge")]
+CacheNodeType = Annotated[str, pattern(_CACHE_NODE, "an ElastiCache node type such as cache.t4g.small or cache.r7g.large")]
+DailyWindow = Annotated[str, pattern(_DAILY_WINDOW, "a daily UTC window hh:mm-hh:mm such as 03:00-04:00")]
+WeeklyWindow = Annotated[str, pattern(_WEEKLY_WINDOW, "a weekly UTC window ddd:hh:mm-ddd:hh:mm such as sun:05:00-sun:06:00")]
+AvailabilityZone = Annotated[str, pattern(_AZ, "an availability zone such as us-east-1a")]
+OidcProviderArn = Annotated[str, pattern(
     _OIDC_PROVIDER_ARN,
     "an IAM OIDC provider ARN such as arn:aws:iam::123456789012:oidc-provider/oidc.eks.us-east-1.amazonaws.com/id/EXAMPLE",
-)
+)]
 # The values CloudWatch Logs accepts for retention_in_days.
 
 
@@ -106,17 +106,17 @@ class DatabaseSettings(Model):
     too. Default off: RDS refuses a major change."""
     instance_class: DbInstanceClass = "db.t4g.medium"
     """Instance class of the primary and the replicas. Default db.t4g.medium."""
-    allocated_storage_gib: int_range(20, 65536, "a size in GiB") = 20
+    allocated_storage_gib: Annotated[int, int_range(20, 65536, "a size in GiB")] = 20
     """Initial gp3 storage. Default 20 (20..65536)."""
-    max_allocated_storage_gib: int_range(20, 65536, "a size in GiB") = 100
+    max_allocated_storage_gib: Annotated[int, int_range(20, 65536, "a size in GiB")] = 100
     """Storage autoscaling ceiling, >= allocatedStorageGib. Default 100."""
     multi_az: bool = True
     """Synchronous standby in a second AZ (failover in 60-120 s). Default on; dev turns it off."""
-    read_replicas: int_range(0, 5, "a number of read replicas") = 0
+    read_replicas: Annotated[int, int_range(0, 5, "a number of read replicas")] = 0
     """Read replicas of the primary (0..5). Default 0; staging 1, prod 2."""
     replica_availability_zones: list[AvailabilityZone] = []
     """AZs the replicas are spread over, round-robin; in the primary region. Default: AWS picks."""
-    backup_retention_days: int_range(1, 35, "a number of days (the RDS limit is 35)") = 30
+    backup_retention_days: Annotated[int, int_range(1, 35, "a number of days (the RDS limit is 35)")] = 30
     """Automated backup (point-in-time recovery) retention, 1..35. Default 30."""
     backup_window: DailyWindow = "03:00-04:00"
     """Daily UTC backup window. Default 03:00-04:00; must not overlap maintenanceWindow."""
@@ -129,14 +129,14 @@ class DatabaseSettings(Model):
     """Performance Insights (KMS-encrypted, 7 days free tier). Default on."""
     monitoring_interval_seconds: Literal[0, 1, 5, 10, 15, 30, 60] = 60
     """Enhanced Monitoring interval, 0 (off), 1, 5, 10, 15, 30 or 60. Default 60."""
-    slow_statement_ms: int_range(10, 60000, "a number of milliseconds") = 500
+    slow_statement_ms: Annotated[int, int_range(10, 60000, "a number of milliseconds")] = 500
     """Statements slower than this are logged (log_min_duration_statement). Default 500."""
-    max_connections: int_range(20, 5000, "a number of connections") = 200
+    max_connections: Annotated[int, int_range(20, 5000, "a number of connections")] = 200
     """PostgreSQL max_connections, set explicitly (20..5000) so the pools' budget and the
     connections alarm share one number. Applied at the next reboot. Default 200."""
     log_retention_days: LogRetentionDays = 90
     """CloudWatch retention of the exported PostgreSQL logs. Default 90."""
-    password_rotation_days: int_range(1, 365, "a number of days") = 30
+    password_rotation_days: Annotated[int, int_range(1, 365, "a number of days")] = 30
     """Rotation period of the RDS-managed master password. Default 30 (RDS's own default is 7)."""
 
     @model_validator(mode="after")
@@ -168,11 +168,11 @@ class CacheSettings(Model):
     """Engine major.minor, 7.0 or newer. Default 8.0."""
     node_type: CacheNodeType = "cache.t4g.small"
     """Node type. Default cache.t4g.small."""
-    nodes: int_range(1, 6, "a number of cache nodes") = 2
+    nodes: Annotated[int, int_range(1, 6, "a number of cache nodes")] = 2
     """Primary plus replicas (1..6). With 2 or more, failover is automatic. Default 2; dev 1."""
     multi_az: bool = True
     """Place the replica in another AZ and fail over to it; needs nodes >= 2. Default on."""
-    snapshot_retention_days: int_range(1, 35, "a number of days") = 7
+    snapshot_retention_days: Annotated[int, int_range(1, 35, "a number of days")] = 7
     """Daily snapshots kept, 1..35. Default 7."""
     snapshot_window: DailyWindow = "04:00-05:00"
     """Daily UTC snapshot window. Default 04:00-05:00."""
@@ -203,20 +203,20 @@ class BackupSettings(Model):
 
     bucket_name: BucketName
     """Name of the backup bucket (globally unique). Required. Pinned in protected stacks."""
-    daily_retention_days: int_range(1, 35, "a number of days") = 30
+    daily_retention_days: Annotated[int, int_range(1, 35, "a number of days")] = 30
     """`daily/` objects and daily AWS Backup recovery points are kept this long. Default 30."""
-    monthly_retention_days: int_range(180, 3650, "a number of days") = 365
+    monthly_retention_days: Annotated[int, int_range(180, 3650, "a number of days")] = 365
     """`monthly/` objects and monthly recovery points are kept this long. Default 365."""
-    monthly_archive_after_days: int_range(1, 90, "a number of days") = 30
+    monthly_archive_after_days: Annotated[int, int_range(1, 90, "a number of days")] = 30
     """`monthly/` objects move to Glacier Flexible Retrieval after this. Default 30."""
-    log_retention_days: int_range(1, 3650, "a number of days") = 90
+    log_retention_days: Annotated[int, int_range(1, 3650, "a number of days")] = 90
     """`logs/` objects are kept this long. Default 90."""
-    noncurrent_version_days: int_range(1, 365, "a number of days") = 30
+    noncurrent_version_days: Annotated[int, int_range(1, 365, "a number of days")] = 30
     """Overwritten or deleted object versions are kept this long. Default 30."""
     dr_region: AwsRegion | None = None
     """Second region for DR (bucket replication, backup copies, RDS automated backups); must
     differ from aws.region. Default none (no DR); prod sets it. Pinned in protected stacks."""
-    dr_automated_backup_retention_days: int_range(1, 35, "a number of days") = 7
+    dr_automated_backup_retention_days: Annotated[int, int_range(1, 35, "a number of days")] = 7
     """Retention of the RDS automated backups replicated to drRegion (point-in-time restore
     there). Default 7."""
     vault_lock: bool = True

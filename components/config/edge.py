@@ -34,7 +34,7 @@ class WafSettings(Model):
     """ARN of the Application Load Balancer in front of the ingress controller (WAF attaches to
     ALBs only), in the stack's AWS region. Required when mode is block; without it the ACL exists
     but inspects nothing."""
-    rate_limit_per_5_minutes: int_range(100, 2_000_000_000, "a number of requests") = 2000
+    rate_limit_per_5_minutes: Annotated[int, int_range(100, 2_000_000_000, "a number of requests")] = 2000
     """Requests one client IP may send in any 5 minutes before the rate rule acts (at least
     100). Default 2000."""
     log_retention_days: LogRetentionDays = 90
@@ -72,15 +72,15 @@ class IngressSettings(Model):
     """IngressClass of that controller. Default nginx."""
     cluster_issuer: DnsLabel = "letsencrypt-prod"
     """cert-manager ClusterIssuer that signs the TLS certificate. Default letsencrypt-prod."""
-    rate_limit_requests_per_second: int_range(1, 100000, "a number of requests") = 50
+    rate_limit_requests_per_second: Annotated[int, int_range(1, 100000, "a number of requests")] = 50
     """Sustained requests per second per client IP at NGINX; more get 429. Default 50."""
-    rate_limit_burst_multiplier: int_range(1, 100, "a multiplier") = 5
+    rate_limit_burst_multiplier: Annotated[int, int_range(1, 100, "a multiplier")] = 5
     """Burst allowed above the rate, as a multiple of it (1..100). Default 5."""
-    hsts_max_age_seconds: int_range(86400, 63072000, "a number of seconds") = 31536000
+    hsts_max_age_seconds: Annotated[int, int_range(86400, 63072000, "a number of seconds")] = 31536000
     """HSTS max-age (1 day .. 2 years). Default 31536000 (1 year)."""
     hsts_include_subdomains: bool = True
     """Whether HSTS covers subdomains of the domain (the preview host is one). Default true."""
-    websocket_idle_timeout_seconds: int_range(60, 86400, "a number of seconds") = 3600
+    websocket_idle_timeout_seconds: Annotated[int, int_range(60, 86400, "a number of seconds")] = 3600
     """NGINX closes a WebSocket after this long without a frame (60..86400). Default 3600."""
     waf: WafSettings
     """The AWS WAF web ACL. Required: `mode` is stated per stack."""

@@ -29,11 +29,11 @@ from components.config.base import (
 # that watch the same thing (the runbook's targets and alert thresholds are the defaults).
 
 
-MetricName = pattern(
+MetricName = Annotated[str, pattern(
     re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$"), "a Prometheus metric name such as http_requests_total"
-)
-LabelName = pattern(re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$"), "a Prometheus label name such as code")
-AlertPercent = float_range(0.1, 100, "a percent")
+)]
+LabelName = Annotated[str, pattern(re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$"), "a Prometheus label name such as code")]
+AlertPercent = Annotated[float, float_range(0.1, 100, "a percent")]
 ReceiverKind = Literal["none", "chat", "lowPriority", "pagerduty"]
 
 
@@ -67,9 +67,9 @@ class AlertThresholds(Model):
     error_ratio_target_percent: AlertPercent = 1.0
     """Error-rate target: a warning when missed for 15 min; below errorRatioCriticalPercent.
     Default 1."""
-    latency_warning_ms: int_range(10, 60000, "a number of milliseconds") = 1000
+    latency_warning_ms: Annotated[int, int_range(10, 60000, "a number of milliseconds")] = 1000
     """p99 response time that warns after 5 min. Default 1000."""
-    latency_target_ms: int_range(10, 60000, "a number of milliseconds") = 500
+    latency_target_ms: Annotated[int, int_range(10, 60000, "a number of milliseconds")] = 500
     """p99 response-time target: a warning when missed for 15 min; below latencyWarningMs.
     Default 500."""
     cpu_info_percent: AlertPercent = 90.0
@@ -85,19 +85,19 @@ class AlertThresholds(Model):
     connection_utilisation_percent: AlertPercent = 80.0
     """App DB pool use (percent of pool size) that warns; also the RDS connections alarm, as
     percent of the instance's max_connections. Default 80."""
-    min_requests_per_second: float_range(0.01, 10000, "a request rate per second") = 1.0
+    min_requests_per_second: Annotated[float, float_range(0.01, 10000, "a request rate per second")] = 1.0
     """Minimum-traffic guard: request-based alerts stay silent for a track serving less, so one
     failed request at a low canary weight pages nobody. Default 1."""
-    canary_error_ratio_factor: float_range(1.1, 100, "a factor") = 2.0
+    canary_error_ratio_factor: Annotated[float, float_range(1.1, 100, "a factor")] = 2.0
     """The canary alert fires when the canary's error ratio misses the target and exceeds
     stable's by this factor. Default 2."""
     replica_lag_max_seconds: Seconds = 30
     """RDS read-replica lag that alarms. Default 30."""
-    db_free_storage_min_gib: int_range(1, 65536, "a size in GiB") = 10
+    db_free_storage_min_gib: Annotated[int, int_range(1, 65536, "a size in GiB")] = 10
     """RDS free storage below which the alarm fires. Default 10."""
-    db_freeable_memory_min_mib: int_range(16, 1048576, "a size in MiB") = 256
+    db_freeable_memory_min_mib: Annotated[int, int_range(16, 1048576, "a size in MiB")] = 256
     """RDS freeable memory below which the alarm fires. Default 256."""
-    cache_evictions_per_minute_max: int_range(0, 10000000, "a number of evictions") = 100
+    cache_evictions_per_minute_max: Annotated[int, int_range(0, 10000000, "a number of evictions")] = 100
     """ElastiCache evictions per minute above which the alarm fires. Default 100."""
 
     @model_validator(mode="after")
@@ -118,7 +118,7 @@ class AlertThresholds(Model):
 class MonitoringSettings(Model):
     """Scraping, rules, smoke probe and dashboard (Prometheus Operator, Grafana sidecar)."""
 
-    scrape_interval_seconds: int_range(5, 300, "a number of seconds") = 30
+    scrape_interval_seconds: Annotated[int, int_range(5, 300, "a number of seconds")] = 30
     """How often Prometheus scrapes every pod's metrics endpoint. Default 30."""
     metrics_path: HttpPath = "/metrics"
     """Path of the metrics endpoint on each workload's port. Default /metrics."""
@@ -127,13 +127,13 @@ class MonitoringSettings(Model):
     Default {release: kube-prometheus-stack}."""
     smoke_probe: bool = True
     """Blackbox-exporter probe of the public readiness URL, with a critical alert. Default on."""
-    blackbox_exporter_address: pattern(
+    blackbox_exporter_address: Annotated[str, pattern(
         re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?:[0-9]{1,5}$"), "host:port such as blackbox.monitoring.svc:9115"
-    ) = "prometheus-blackbox-exporter.monitoring.svc:9115"
+    )] = "prometheus-blackbox-exporter.monitoring.svc:9115"
     """host:port of the Blackbox exporter. Default prometheus-blackbox-exporter.monitoring.svc:9115."""
     dashboard: bool = True
     """Grafana dashboard ConfigMap (label grafana_dashboard=1) for the sidecar. Default on."""
-    runbook_url: pattern(re.compile(r"^https://[^\s#]+$"), "an https URL without a #fragment") = (
+    runbook_url: Annotated[str, pattern(re.compile(r"^https://[^\s#]+$"), "an https URL without a #fragment")] = (
         "https://github.com/plexichat/infrastructure/blob/main/docs/runbook.md"
     )
     """Where the runbook lives (docs/runbook.md); each alert links to its section there."""

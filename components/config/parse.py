@@ -74,14 +74,14 @@ def parse_stack_config(
         if key in _SECRET_KEYS and full_key not in secret_keys:
             problems.append((full_key, "must be a secret; set it with "
                              f"`pulumi config set --secret {full_key} ...`"))
+    settings: StackSettings | None = None
     try:
         settings = StackSettings.model_validate(values)
     except ValidationError as error:
         described = (_describe(e) for e in error.errors())
         # A required key written without its namespace is that one problem, not two.
         problems.extend(p for p in described if p[0] not in bare)
-        settings = None
-    if problems:
+    if problems or settings is None:
         raise ConfigError(stack, problems)
     return settings
 

@@ -108,7 +108,8 @@ class StackSettings(Model):
     @model_validator(mode="after")
     def _waf_in_the_stack_region(self) -> StackSettings:
         arn = self.ingress.waf.load_balancer_arn
-        if arn is not None and ALB_ARN.match(arn)["region"] != self.aws.region:
+        matched = ALB_ARN.match(arn) if arn is not None else None  # the field's own check held
+        if matched is not None and matched["region"] != self.aws.region:
             raise FieldError(
                 "ingress.waf.loadBalancerArn",
                 f"must be in the stack's region {self.aws.region} (a REGIONAL web ACL attaches "

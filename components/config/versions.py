@@ -110,7 +110,9 @@ def label_value(version: str) -> str:
     of a pinned tag is left out, since a label cannot hold `@` and the tag already names the
     release."""
     parsed = parse(version)
-    return parsed.tag or parsed.short_digest
+    label = parsed.tag or parsed.short_digest
+    assert label is not None, "parse() returns a tag, a digest or both"
+    return label
 
 
 def name_slug(version: str, max_length: int = LABEL_MAX_LENGTH) -> str:

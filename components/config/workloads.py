@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import (
     model_validator,
@@ -30,7 +30,7 @@ class Probes(Model):
     """Answers 200 only when the pod can serve (dependencies reachable). Default /readyz."""
     liveness_path: HttpPath = "/livez"
     """Answers 200 while the process is not wedged; must not check dependencies. Default /livez."""
-    startup_failure_threshold: int_range(1, 120, "a number of 2-second checks") = 30
+    startup_failure_threshold: Annotated[int, int_range(1, 120, "a number of 2-second checks")] = 30
     """How many 2 s startup checks may fail before the pod is restarted. Default 30 (60 s)."""
 
 
@@ -53,13 +53,13 @@ class Workload(Model):
     """HPA floor per track. Default 2; keep at least 2 where a PDB must allow node drains."""
     max_replicas: Replicas = 10
     """HPA ceiling per track; must be >= minReplicas. Default 10."""
-    target_cpu_percent: int_range(10, 95, "a CPU utilisation percent") = 70
+    target_cpu_percent: Annotated[int, int_range(10, 95, "a CPU utilisation percent")] = 70
     """HPA CPU target (percent of request). Default 70, under the runbook's 80% CPU target."""
-    target_memory_percent: int_range(10, 95, "a memory utilisation percent") = 75
+    target_memory_percent: Annotated[int, int_range(10, 95, "a memory utilisation percent")] = 75
     """HPA memory target (percent of request). Default 75, under the runbook's 85% limit."""
     scale_down_stabilization_seconds: Seconds = 300
     """How long the HPA waits before removing pods. Default 300."""
-    requests_per_second_per_pod: int_range(1, 100000, "a number of requests per second") | None = None
+    requests_per_second_per_pod: Annotated[int, int_range(1, 100000, "a number of requests per second")] | None = None
     """Web only: requests per second one pod serves at its target load. With it, both blue-green
     colours also scale on the whole web Service's request rate (Istio's, through a custom
     metrics adapter: docs/delivery.md prerequisites), so the idle colour is as large as the live one and a
@@ -69,11 +69,11 @@ class Workload(Model):
     """CPU request per pod (HPA utilisation is relative to it). Default 250m."""
     cpu_limit: Cpu = "1"
     """CPU limit per pod. Default 1."""
-    memory_mib: int_range(64, 65536, "a memory size in MiB") = 512
+    memory_mib: Annotated[int, int_range(64, 65536, "a memory size in MiB")] = 512
     """Memory request and limit (equal, so the pod is never OOM-killed for a neighbour). 512."""
     termination_grace_period_seconds: Seconds = 60
     """Time to drain on shutdown (WebSocket clients reconnect elsewhere). Default 60."""
-    pre_stop_delay_seconds: int_range(0, 120, "a number of seconds") = 10
+    pre_stop_delay_seconds: Annotated[int, int_range(0, 120, "a number of seconds")] = 10
     """Sleep before SIGTERM so endpoints and the mesh stop sending new requests. Default 10."""
     progress_deadline_seconds: Seconds = 600
     """A rollout that makes no progress for this long is reported failed. Default 600."""

@@ -51,173 +51,74 @@ class Backups(pulumi.ComponentResource):
         super().__init__("plexichat:data:Backups", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         s = args.settings
-        protected = with_protection(child, args.protect)
 
-        self.key = data_key(f"{name}-key", f"PlexiChat backups ({args.stack})", args.account_id, protected)
-        self.bucket, versioning = self._bucket(f"{name}-bucket", s.bucket_name, self.key, child, args)
-        self.vault = aws.backup.Vault(
-            f"{name}-vault", name=f"plexichat-{args.stack}", kms_key_arn=self.key.arn, opts=protected
+        self.key = data_key(
+            f"{name}-key", f"PlexiChat backups ({args.stack})", args.account_id, with_protection(child, args.protect)
         )
-        _lock(f"{name}-vault-lock", self.vault, s, child)
+        self.bucket, versioning = _bucket(f"{name}-bucket", s.bucket_name, self.key, child, args)
+        self.vault = _vault(f"{name}-vault", f"plexichat-{args.stack}", self.key, child, args)
 
         self.dr_bucket = self.dr_vault = self.dr_key = None
         if s.dr_region:
-            if args.dr_provider is None:
-                raise ValueError("backups.drRegion is set but no DR provider was given")
-            dr = pulumi.ResourceOptions(parent=self, provider=args.dr_provider)
-            self.dr_key = data_key(
-                f"{name}-dr-key", f"PlexiChat DR copies ({args.stack}, {s.dr_region})",
-                args.account_id, with_protection(dr, args.protect),
-            )
-            self.dr_bucket, dr_versioning = self._bucket(
-                f"{name}-dr-bucket", f"{s.bucket_name}-dr", self.dr_key, dr, args
-            )
-            self.dr_vault = aws.backup.Vault(
-                f"{name}-dr-vault", name=f"plexichat-{args.stack}-dr", kms_key_arn=self.dr_key.arn,
-                opts=with_protection(dr, args.protect),
-            )
-            _lock(f"{name}-dr-vault-lock", self.dr_vault, s, dr)
-            self._replicate_bucket(name, versioning, dr_versioning, child)
-            # Point-in-time restore in the DR region, independent of the primary region.
-            aws.rds.InstanceAutomatedBackupsReplication(
-                f"{name}-dr-rds-backups",
-                source_db_instance_arn=args.database.primary.arn,
-                kms_key_id=self.dr_key.arn,
-                retention_period=s.dr_automated_backup_retention_days,
-                opts=dr,
-            )
+            self._disaster_recovery(name, args, versioning, child)
 
-        backup_role = service_role(
-            f"{name}-backup-role", "backup.amazonaws.com",
-            [
-                "arn:aws:iam::aws:policy/service-role/AWSBackupServiceRolePolicyForBackup",
-                "arn:aws:iam::aws:policy/service-role/AWSBackupServiceRolePolicyForRestores",
-            ],
-            child,
-        )
-
-        def rule(rule_name: str, schedule: str, keep_days: int) -> aws.backup.PlanRuleArgs:
-            lifecycle = aws.backup.PlanRuleLifecycleArgs(delete_after=keep_days)
-            return aws.backup.PlanRuleArgs(
-                rule_name=rule_name,
-                target_vault_name=self.vault.name,
-                schedule=schedule,
-                start_window=BACKUP_START_WINDOW_MINUTES,
-                completion_window=BACKUP_COMPLETION_WINDOW_MINUTES,
-                lifecycle=lifecycle,
-                copy_actions=[
-                    aws.backup.PlanRuleCopyActionArgs(
-                        destination_vault_arn=self.dr_vault.arn, lifecycle=lifecycle
-                    )
-                ] if self.dr_vault else None,
-            )
-
-        self.plan = aws.backup.Plan(
-            f"{name}-plan",
-            name=f"plexichat-{args.stack}-database",
-            rules=[
-                rule("daily", DAILY_SCHEDULE, s.daily_retention_days),
-                rule("monthly", MONTHLY_SCHEDULE, s.monthly_retention_days),
-            ],
-            opts=child,
-        )
-        aws.backup.Selection(
-            f"{name}-selection",
-            name=f"plexichat-{args.stack}-database",
-            plan_id=self.plan.id,
-            iam_role_arn=backup_role.arn,
-            resources=[args.database.primary.arn],
-            opts=child,
-        )
+        self.plan = _plan(name, args, self.vault, self.dr_vault, child)
         self.register_outputs({
             "bucket": self.bucket.bucket,
             "vault": self.vault.name,
             "dr_bucket": self.dr_bucket.bucket if self.dr_bucket else None,
         })
 
-    def _bucket(
-        self, name: str, bucket_name: str, key: aws.kms.Key, opts: pulumi.ResourceOptions, args: BackupsArgs
-    ) -> tuple[aws.s3.Bucket, aws.s3.BucketVersioning]:
-        """A hardened bucket: versioned, SSE-KMS, private, ACL-free, TLS 1.2+ only, with the
-        runbook's lifecycle."""
-        bucket = aws.s3.Bucket(
-            name,
-            bucket=bucket_name,
-            force_destroy=False,
-            # protect, and retain_on_delete: removing it from the program must not delete backups.
-            opts=with_protection(opts, args.protect, retain=True),
+    def _disaster_recovery(
+        self, name: str, args: BackupsArgs, versioning: aws.s3.BucketVersioning, opts: pulumi.ResourceOptions
+    ) -> None:
+        """The DR region's copies (runbook: RPO 1 h, RTO 4 h): its own key, bucket and vault,
+        the bucket replicated there, and RDS automated backups for point-in-time restore there.
+        The plan copies every recovery point into the DR vault."""
+        s = args.settings
+        if args.dr_provider is None:
+            raise ValueError("backups.drRegion is set but no DR provider was given")
+        dr = pulumi.ResourceOptions(parent=self, provider=args.dr_provider)
+        self.dr_key = dr_key = data_key(
+            f"{name}-dr-key", f"PlexiChat DR copies ({args.stack}, {s.dr_region})",
+            args.account_id, with_protection(dr, args.protect),
         )
-        versioning = aws.s3.BucketVersioning(
-            f"{name}-versioning",
-            bucket=bucket.id,
-            versioning_configuration=aws.s3.BucketVersioningVersioningConfigurationArgs(status="Enabled"),
-            opts=opts,
+        self.dr_bucket, dr_versioning = _bucket(f"{name}-dr-bucket", f"{s.bucket_name}-dr", dr_key, dr, args)
+        self.dr_vault = _vault(f"{name}-dr-vault", f"plexichat-{args.stack}-dr", dr_key, dr, args)
+        self._replicate_bucket(name, versioning, self.dr_bucket, dr_versioning, dr_key, opts)
+        # Point-in-time restore in the DR region, independent of the primary region.
+        aws.rds.InstanceAutomatedBackupsReplication(
+            f"{name}-dr-rds-backups",
+            source_db_instance_arn=args.database.primary.arn,
+            kms_key_id=dr_key.arn,
+            retention_period=s.dr_automated_backup_retention_days,
+            opts=dr,
         )
-        aws.s3.BucketServerSideEncryptionConfiguration(
-            f"{name}-encryption",
-            bucket=bucket.id,
-            rules=[aws.s3.BucketServerSideEncryptionConfigurationRuleArgs(
-                apply_server_side_encryption_by_default=aws.s3.BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultArgs(
-                    sse_algorithm="aws:kms", kms_master_key_id=key.arn
-                ),
-                bucket_key_enabled=True,  # far fewer KMS calls for many small objects
-            )],
-            opts=opts,
-        )
-        aws.s3.BucketPublicAccessBlock(
-            f"{name}-public-access",
-            bucket=bucket.id,
-            block_public_acls=True,
-            block_public_policy=True,
-            ignore_public_acls=True,
-            restrict_public_buckets=True,
-            opts=opts,
-        )
-        aws.s3.BucketOwnershipControls(
-            f"{name}-ownership",
-            bucket=bucket.id,
-            rule=aws.s3.BucketOwnershipControlsRuleArgs(object_ownership="BucketOwnerEnforced"),
-            opts=opts,
-        )
-        aws.s3.BucketPolicy(
-            f"{name}-policy",
-            bucket=bucket.id,
-            policy=pulumi.Output.json_dumps({
-                "Version": "2012-10-17",
-                "Statement": [
-                    {
-                        "Sid": "DenyInsecureTransport",
-                        "Effect": "Deny",
-                        "Principal": "*",
-                        "Action": "s3:*",
-                        "Resource": [bucket.arn, pulumi.Output.concat(bucket.arn, "/*")],
-                        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-                    },
-                    {
-                        "Sid": "DenyOutdatedTls",
-                        "Effect": "Deny",
-                        "Principal": "*",
-                        "Action": "s3:*",
-                        "Resource": [bucket.arn, pulumi.Output.concat(bucket.arn, "/*")],
-                        "Condition": {"NumericLessThan": {"s3:TlsVersion": "1.2"}},
-                    },
-                ],
-            }),
-            opts=opts,
-        )
-        aws.s3.BucketLifecycleConfiguration(
-            f"{name}-lifecycle",
-            bucket=bucket.id,
-            rules=_lifecycle_rules(args.settings),
-            # Lifecycle rules on an unversioned bucket would not expire old versions.
-            opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[versioning])),
-        )
-        return bucket, versioning
 
     def _replicate_bucket(
-        self, name: str, versioning: aws.s3.BucketVersioning, dr_versioning: aws.s3.BucketVersioning,
+        self, name: str, versioning: aws.s3.BucketVersioning,
+        dr_bucket: aws.s3.Bucket, dr_versioning: aws.s3.BucketVersioning, dr_key: aws.kms.Key,
         opts: pulumi.ResourceOptions,
     ) -> None:
+        """S3 replication of every object (and delete marker) into the DR bucket, re-encrypted
+        with the DR key."""
+        role = self._replication_role(name, dr_bucket, dr_key, opts)
+        aws.s3.BucketReplicationConfig(
+            f"{name}-replication",
+            bucket=self.bucket.id,
+            role=role.arn,
+            rules=[_replication_rule(dr_bucket, dr_key)],
+            # Replication needs versioning on both sides first.
+            opts=pulumi.ResourceOptions.merge(
+                opts, pulumi.ResourceOptions(depends_on=[versioning, dr_versioning])
+            ),
+        )
+
+    def _replication_role(
+        self, name: str, dr_bucket: aws.s3.Bucket, dr_key: aws.kms.Key, opts: pulumi.ResourceOptions
+    ) -> aws.iam.Role:
+        """The role S3 replicates as: read this bucket's versions, write the DR bucket's, and
+        use exactly the two keys involved."""
         role = service_role(f"{name}-replication-role", "s3.amazonaws.com", [], opts)
         aws.iam.RolePolicy(
             f"{name}-replication-policy",
@@ -233,54 +134,112 @@ class Backups(pulumi.ComponentResource):
                      "Resource": [pulumi.Output.concat(self.bucket.arn, "/*")]},
                     {"Effect": "Allow",
                      "Action": ["s3:ReplicateObject", "s3:ReplicateDelete", "s3:ReplicateTags"],
-                     "Resource": [pulumi.Output.concat(self.dr_bucket.arn, "/*")]},
+                     "Resource": [pulumi.Output.concat(dr_bucket.arn, "/*")]},
                     {"Effect": "Allow", "Action": ["kms:Decrypt"], "Resource": [self.key.arn]},
                     {"Effect": "Allow", "Action": ["kms:Encrypt", "kms:GenerateDataKey"],
-                     "Resource": [self.dr_key.arn]},
+                     "Resource": [dr_key.arn]},
                 ],
             }),
             opts=opts,
         )
-        aws.s3.BucketReplicationConfig(
-            f"{name}-replication",
-            bucket=self.bucket.id,
-            role=role.arn,
-            rules=[aws.s3.BucketReplicationConfigRuleArgs(
-                id="dr",
-                status="Enabled",
-                filter=aws.s3.BucketReplicationConfigRuleFilterArgs(prefix=""),
-                delete_marker_replication=aws.s3.BucketReplicationConfigRuleDeleteMarkerReplicationArgs(
-                    status="Enabled"
-                ),
-                source_selection_criteria=aws.s3.BucketReplicationConfigRuleSourceSelectionCriteriaArgs(
-                    sse_kms_encrypted_objects=aws.s3.BucketReplicationConfigRuleSourceSelectionCriteriaSseKmsEncryptedObjectsArgs(
-                        status="Enabled"
-                    )
-                ),
-                destination=aws.s3.BucketReplicationConfigRuleDestinationArgs(
-                    bucket=self.dr_bucket.arn,
-                    encryption_configuration=aws.s3.BucketReplicationConfigRuleDestinationEncryptionConfigurationArgs(
-                        replica_kms_key_id=self.dr_key.arn
-                    ),
-                    replication_time=aws.s3.BucketReplicationConfigRuleDestinationReplicationTimeArgs(
-                        status="Enabled",
-                        time=aws.s3.BucketReplicationConfigRuleDestinationReplicationTimeTimeArgs(
-                            minutes=REPLICATION_TIME_MINUTES
-                        ),
-                    ),
-                    metrics=aws.s3.BucketReplicationConfigRuleDestinationMetricsArgs(
-                        status="Enabled",
-                        event_threshold=aws.s3.BucketReplicationConfigRuleDestinationMetricsEventThresholdArgs(
-                            minutes=REPLICATION_TIME_MINUTES
-                        ),
-                    ),
-                ),
-            )],
-            # Replication needs versioning on both sides first.
-            opts=pulumi.ResourceOptions.merge(
-                opts, pulumi.ResourceOptions(depends_on=[versioning, dr_versioning])
+        return role
+
+
+def _bucket(
+    name: str, bucket_name: str, key: aws.kms.Key, opts: pulumi.ResourceOptions, args: BackupsArgs
+) -> tuple[aws.s3.Bucket, aws.s3.BucketVersioning]:
+    """A hardened bucket: versioned, SSE-KMS, private, ACL-free, TLS 1.2+ only, with the
+    runbook's lifecycle."""
+    bucket = aws.s3.Bucket(
+        name,
+        bucket=bucket_name,
+        force_destroy=False,
+        # protect, and retain_on_delete: removing it from the program must not delete backups.
+        opts=with_protection(opts, args.protect, retain=True),
+    )
+    versioning = aws.s3.BucketVersioning(
+        f"{name}-versioning",
+        bucket=bucket.id,
+        versioning_configuration=aws.s3.BucketVersioningVersioningConfigurationArgs(status="Enabled"),
+        opts=opts,
+    )
+    _encrypt(name, bucket, key, opts)
+    _close_to_public(name, bucket, opts)
+    _tls_only(name, bucket, opts)
+    aws.s3.BucketLifecycleConfiguration(
+        f"{name}-lifecycle",
+        bucket=bucket.id,
+        rules=_lifecycle_rules(args.settings),
+        # Lifecycle rules on an unversioned bucket would not expire old versions.
+        opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[versioning])),
+    )
+    return bucket, versioning
+
+
+def _encrypt(name: str, bucket: aws.s3.Bucket, key: aws.kms.Key, opts: pulumi.ResourceOptions) -> None:
+    """SSE-KMS with the bucket's own key by default."""
+    aws.s3.BucketServerSideEncryptionConfiguration(
+        f"{name}-encryption",
+        bucket=bucket.id,
+        rules=[aws.s3.BucketServerSideEncryptionConfigurationRuleArgs(
+            apply_server_side_encryption_by_default=aws.s3.BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultArgs(
+                sse_algorithm="aws:kms", kms_master_key_id=key.arn
             ),
-        )
+            bucket_key_enabled=True,  # far fewer KMS calls for many small objects
+        )],
+        opts=opts,
+    )
+
+
+def _close_to_public(name: str, bucket: aws.s3.Bucket, opts: pulumi.ResourceOptions) -> None:
+    """No public ACL or policy can open the bucket, and ACLs are off: the bucket owner owns
+    every object, and only IAM decides who reads it."""
+    aws.s3.BucketPublicAccessBlock(
+        f"{name}-public-access",
+        bucket=bucket.id,
+        block_public_acls=True,
+        block_public_policy=True,
+        ignore_public_acls=True,
+        restrict_public_buckets=True,
+        opts=opts,
+    )
+    aws.s3.BucketOwnershipControls(
+        f"{name}-ownership",
+        bucket=bucket.id,
+        rule=aws.s3.BucketOwnershipControlsRuleArgs(object_ownership="BucketOwnerEnforced"),
+        opts=opts,
+    )
+
+
+def _tls_only(name: str, bucket: aws.s3.Bucket, opts: pulumi.ResourceOptions) -> None:
+    """A bucket policy that refuses plain HTTP and TLS older than 1.2, to everyone."""
+    objects_and_bucket = [bucket.arn, pulumi.Output.concat(bucket.arn, "/*")]
+    aws.s3.BucketPolicy(
+        f"{name}-policy",
+        bucket=bucket.id,
+        policy=pulumi.Output.json_dumps({
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "DenyInsecureTransport",
+                    "Effect": "Deny",
+                    "Principal": "*",
+                    "Action": "s3:*",
+                    "Resource": objects_and_bucket,
+                    "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+                },
+                {
+                    "Sid": "DenyOutdatedTls",
+                    "Effect": "Deny",
+                    "Principal": "*",
+                    "Action": "s3:*",
+                    "Resource": objects_and_bucket,
+                    "Condition": {"NumericLessThan": {"s3:TlsVersion": "1.2"}},
+                },
+            ],
+        }),
+        opts=opts,
+    )
 
 
 def _lifecycle_rules(s: BackupSettings) -> list[aws.s3.BucketLifecycleConfigurationRuleArgs]:
@@ -317,6 +276,17 @@ def _lifecycle_rules(s: BackupSettings) -> list[aws.s3.BucketLifecycleConfigurat
     ]
 
 
+def _vault(
+    name: str, vault_name: str, key: aws.kms.Key, opts: pulumi.ResourceOptions, args: BackupsArgs
+) -> aws.backup.Vault:
+    """A vault encrypted with `key`, protected with the data, and locked when the settings ask."""
+    vault = aws.backup.Vault(
+        name, name=vault_name, kms_key_arn=key.arn, opts=with_protection(opts, args.protect)
+    )
+    _lock(f"{name}-lock", vault, args.settings, opts)
+    return vault
+
+
 def _lock(name: str, vault: aws.backup.Vault, s: BackupSettings, opts: pulumi.ResourceOptions) -> None:
     """Governance-mode Vault Lock (no `changeable_for_days`), when the settings ask for one. Its
     bounds are the plan's own retentions, so every recovery point the plan makes or copies fits."""
@@ -328,3 +298,94 @@ def _lock(name: str, vault: aws.backup.Vault, s: BackupSettings, opts: pulumi.Re
             max_retention_days=s.monthly_retention_days,
             opts=opts,
         )
+
+
+def _replication_rule(
+    destination: aws.s3.Bucket, destination_key: aws.kms.Key
+) -> aws.s3.BucketReplicationConfigRuleArgs:
+    """Every object, delete markers and SSE-KMS objects included, re-encrypted with the DR key,
+    under Replication Time Control (and its metrics): 15 minutes, well inside the 1 h RPO."""
+    return aws.s3.BucketReplicationConfigRuleArgs(
+        id="dr",
+        status="Enabled",
+        filter=aws.s3.BucketReplicationConfigRuleFilterArgs(prefix=""),
+        delete_marker_replication=aws.s3.BucketReplicationConfigRuleDeleteMarkerReplicationArgs(
+            status="Enabled"
+        ),
+        source_selection_criteria=aws.s3.BucketReplicationConfigRuleSourceSelectionCriteriaArgs(
+            sse_kms_encrypted_objects=aws.s3.BucketReplicationConfigRuleSourceSelectionCriteriaSseKmsEncryptedObjectsArgs(
+                status="Enabled"
+            )
+        ),
+        destination=aws.s3.BucketReplicationConfigRuleDestinationArgs(
+            bucket=destination.arn,
+            encryption_configuration=aws.s3.BucketReplicationConfigRuleDestinationEncryptionConfigurationArgs(
+                replica_kms_key_id=destination_key.arn
+            ),
+            replication_time=aws.s3.BucketReplicationConfigRuleDestinationReplicationTimeArgs(
+                status="Enabled",
+                time=aws.s3.BucketReplicationConfigRuleDestinationReplicationTimeTimeArgs(
+                    minutes=REPLICATION_TIME_MINUTES
+                ),
+            ),
+            metrics=aws.s3.BucketReplicationConfigRuleDestinationMetricsArgs(
+                status="Enabled",
+                event_threshold=aws.s3.BucketReplicationConfigRuleDestinationMetricsEventThresholdArgs(
+                    minutes=REPLICATION_TIME_MINUTES
+                ),
+            ),
+        ),
+    )
+
+
+def _plan(
+    name: str, args: BackupsArgs, vault: aws.backup.Vault, dr_vault: aws.backup.Vault | None,
+    opts: pulumi.ResourceOptions,
+) -> aws.backup.Plan:
+    """AWS Backup for the database primary: daily and monthly recovery points, kept longer than
+    RDS's own retention allows (35 days), and copied to the DR vault when there is one."""
+    s = args.settings
+    backup_role = service_role(
+        f"{name}-backup-role", "backup.amazonaws.com",
+        [
+            "arn:aws:iam::aws:policy/service-role/AWSBackupServiceRolePolicyForBackup",
+            "arn:aws:iam::aws:policy/service-role/AWSBackupServiceRolePolicyForRestores",
+        ],
+        opts,
+    )
+    plan = aws.backup.Plan(
+        f"{name}-plan",
+        name=f"plexichat-{args.stack}-database",
+        rules=[
+            _plan_rule("daily", DAILY_SCHEDULE, s.daily_retention_days, vault, dr_vault),
+            _plan_rule("monthly", MONTHLY_SCHEDULE, s.monthly_retention_days, vault, dr_vault),
+        ],
+        opts=opts,
+    )
+    aws.backup.Selection(
+        f"{name}-selection",
+        name=f"plexichat-{args.stack}-database",
+        plan_id=plan.id,
+        iam_role_arn=backup_role.arn,
+        resources=[args.database.primary.arn],
+        opts=opts,
+    )
+    return plan
+
+
+def _plan_rule(
+    rule_name: str, schedule: str, keep_days: int, vault: aws.backup.Vault, dr_vault: aws.backup.Vault | None
+) -> aws.backup.PlanRuleArgs:
+    """One schedule; its copies in the DR vault are kept exactly as long as the originals."""
+    lifecycle = aws.backup.PlanRuleLifecycleArgs(delete_after=keep_days)
+    return aws.backup.PlanRuleArgs(
+        rule_name=rule_name,
+        target_vault_name=vault.name,
+        schedule=schedule,
+        start_window=BACKUP_START_WINDOW_MINUTES,
+        completion_window=BACKUP_COMPLETION_WINDOW_MINUTES,
+        lifecycle=lifecycle,
+        copy_actions=[
+            aws.backup.PlanRuleCopyActionArgs(destination_vault_arn=dr_vault.arn, lifecycle=lifecycle)
+        ] if dr_vault else None,
+    )

@@ -64,13 +64,7 @@ class Database(pulumi.ComponentResource):
         s = args.settings
         ident = s.identifier
 
-        self.key = data_key(
-            f"{name}-key", f"PlexiChat database {ident}: storage, password, Performance Insights",
-            args.account_id, with_protection(child, args.protect),
-            extra_statements=[logs_may_use_key(args.region, args.account_id, [
-                f"{LOG_GROUP_PREFIX}{ident}/*", f"{LOG_GROUP_PREFIX}{ident}-replica-*/*"
-            ])],
-        )
+        self.key = _key(name, args, child)
         subnets = aws.rds.SubnetGroup(
             f"{name}-subnets",
             name=f"{ident}-private",
@@ -81,136 +75,14 @@ class Database(pulumi.ComponentResource):
         self.security_group = cluster_only_security_group(
             f"{name}-sg", f"{ident}-db", f"PostgreSQL {ident}", PORT, args.network, child
         )
-        major = s.engine_version.split(".")[0]
-        parameters = aws.rds.ParameterGroup(
-            f"{name}-params",
-            name=f"{ident}-postgres{major}",
-            family=f"postgres{major}",
-            description=f"{ident}: TLS only, slow statements logged",
-            parameters=[
-                aws.rds.ParameterGroupParameterArgs(name="rds.force_ssl", value="1"),
-                # Static parameter: RDS accepts it only with a pending-reboot apply method.
-                aws.rds.ParameterGroupParameterArgs(
-                    name="max_connections", value=str(s.max_connections),
-                    apply_method="pending-reboot",
-                ),
-                aws.rds.ParameterGroupParameterArgs(
-                    name="log_min_duration_statement", value=str(s.slow_statement_ms)
-                ),
-                aws.rds.ParameterGroupParameterArgs(name="log_lock_waits", value="1"),
-                aws.rds.ParameterGroupParameterArgs(name="log_temp_files", value="0"),
-            ],
-            opts=child,
+        hardening = _hardening(
+            s, self.security_group, _parameter_group(name, s, child), self.key,
+            _monitoring_role(name, s, child),
         )
-        monitoring_role = (
-            service_role(
-                f"{name}-monitoring", "monitoring.rds.amazonaws.com",
-                ["arn:aws:iam::aws:policy/service-role/AmazonRDSEnhancedMonitoringRole"], child,
-            )
-            if s.monitoring_interval_seconds
-            else None
-        )
-
-        def hardening(identifier: str) -> dict:
-            """What primary and replicas share (checkov flags replicas that omit any of it)."""
-            groups = [
-                log_group(
-                    f"{name}-{identifier.removeprefix(ident).strip('-') or 'primary'}-log-{export}",
-                    f"{LOG_GROUP_PREFIX}{identifier}/{export}", s.log_retention_days, self.key, child,
-                )
-                for export in LOG_EXPORTS
-            ]
-            return dict(
-                identifier=identifier,
-                instance_class=s.instance_class,
-                storage_type="gp3",
-                max_allocated_storage=s.max_allocated_storage_gib,
-                publicly_accessible=False,
-                vpc_security_group_ids=[self.security_group.id],
-                parameter_group_name=parameters.name,
-                iam_database_authentication_enabled=True,
-                deletion_protection=s.deletion_protection,
-                auto_minor_version_upgrade=True,
-                copy_tags_to_snapshot=True,
-                ca_cert_identifier=CA_CERT,
-                maintenance_window=s.maintenance_window,
-                performance_insights_enabled=s.performance_insights,
-                performance_insights_kms_key_id=self.key.arn if s.performance_insights else None,
-                performance_insights_retention_period=(
-                    PERFORMANCE_INSIGHTS_RETENTION_DAYS if s.performance_insights else None
-                ),
-                monitoring_interval=s.monitoring_interval_seconds,
-                monitoring_role_arn=monitoring_role.arn if monitoring_role else None,
-                enabled_cloudwatch_logs_exports=LOG_EXPORTS,
-                # Changes wait for the maintenance window, except a major upgrade: deferred, it
-                # would leave every instance on the old parameter group, which Pulumi then
-                # fails to delete at the end of the same update.
-                apply_immediately=s.major_version_upgrade,
-            ), groups
-
-        primary_settings, primary_logs = hardening(ident)
-        self.primary = aws.rds.Instance(
-            f"{name}-primary",
-            **primary_settings,
-            engine="postgres",
-            engine_version=s.engine_version,
-            # Replicas follow the primary's major upgrade (RDS upgrades them with it). Left out,
-            # not false, otherwise: RDS's default, and no update of existing primaries.
-            allow_major_version_upgrade=s.major_version_upgrade or None,
-            db_name=DB_NAME,
-            username=USERNAME,
-            port=PORT,
-            allocated_storage=s.allocated_storage_gib,
-            storage_encrypted=True,
-            kms_key_id=self.key.arn,
-            # RDS keeps the password in Secrets Manager; it never passes through Pulumi state.
-            manage_master_user_password=True,
-            master_user_secret_kms_key_id=self.key.arn,
-            db_subnet_group_name=subnets.name,
-            multi_az=s.multi_az,
-            backup_retention_period=s.backup_retention_days,
-            backup_window=s.backup_window,
-            skip_final_snapshot=False,
-            final_snapshot_identifier=f"{ident}-final",
-            # Point-in-time backups outlive the instance: a mistaken delete is recoverable.
-            delete_automated_backups=False,
-            # protect: Pulumi refuses any delete or replacement of the data (staging, prod).
-            # depends_on: the log groups exist first, so they keep their retention.
-            opts=pulumi.ResourceOptions.merge(
-                with_protection(child, args.protect), pulumi.ResourceOptions(depends_on=primary_logs)
-            ),
-        )
+        self.primary = _primary(name, args, hardening, subnets, self.key, child)
         self.master_secret_arn = self.primary.master_user_secrets.apply(lambda s_: s_[0].secret_arn)
-        # RDS rotates a managed password every 7 days unless told otherwise; no Lambda is needed
-        # for an RDS-managed secret. Replicas share the primary's credentials.
-        aws.secretsmanager.SecretRotation(
-            f"{name}-password-rotation",
-            secret_id=self.master_secret_arn,
-            rotation_rules=aws.secretsmanager.SecretRotationRotationRulesArgs(
-                automatically_after_days=s.password_rotation_days
-            ),
-            opts=child,
-        )
-
-        zones = s.replica_availability_zones
-        self.replicas = []
-        for number in range(1, s.read_replicas + 1):
-            replica_settings, replica_logs = hardening(f"{ident}-replica-{number}")
-            self.replicas.append(aws.rds.Instance(
-                f"{name}-replica-{number}",
-                **replica_settings,
-                # Same region: the source's identifier. Engine, storage encryption (same key),
-                # subnet group and master credentials are inherited and must not be set.
-                replicate_source_db=self.primary.identifier,
-                availability_zone=zones[(number - 1) % len(zones)] if zones else None,
-                multi_az=False,  # a replica's redundancy is the other replicas
-                # A PostgreSQL replica keeps no backups of its own; the primary's are the record.
-                skip_final_snapshot=True,
-                opts=pulumi.ResourceOptions.merge(
-                    child,
-                    pulumi.ResourceOptions(depends_on=[self.primary, *replica_logs]),
-                ),
-            ))
+        _password_rotation(name, self.master_secret_arn, s, child)
+        self.replicas = _replicas(name, s, hardening, self.primary, self.key, child)
 
         self.address = self.primary.address
         self.reader_addresses = (
@@ -222,3 +94,185 @@ class Database(pulumi.ComponentResource):
             "reader_addresses": self.reader_addresses,
             "master_secret_arn": self.master_secret_arn,
         })
+
+
+def _key(name: str, args: DatabaseArgs, opts: pulumi.ResourceOptions) -> aws.kms.Key:
+    """The database's own key: storage, the managed master password, Performance Insights, and
+    the exported logs of the primary and every replica."""
+    ident = args.settings.identifier
+    return data_key(
+        f"{name}-key", f"PlexiChat database {ident}: storage, password, Performance Insights",
+        args.account_id, with_protection(opts, args.protect),
+        extra_statements=[logs_may_use_key(args.region, args.account_id, [
+            f"{LOG_GROUP_PREFIX}{ident}/*", f"{LOG_GROUP_PREFIX}{ident}-replica-*/*"
+        ])],
+    )
+
+
+def _parameter_group(name: str, s: DatabaseSettings, opts: pulumi.ResourceOptions) -> aws.rds.ParameterGroup:
+    """One per major version (the family is part of it): TLS only, slow statements logged."""
+    ident = s.identifier
+    major = s.engine_version.split(".")[0]
+    return aws.rds.ParameterGroup(
+        f"{name}-params",
+        name=f"{ident}-postgres{major}",
+        family=f"postgres{major}",
+        description=f"{ident}: TLS only, slow statements logged",
+        parameters=[
+            aws.rds.ParameterGroupParameterArgs(name="rds.force_ssl", value="1"),
+            # Static parameter: RDS accepts it only with a pending-reboot apply method.
+            aws.rds.ParameterGroupParameterArgs(
+                name="max_connections", value=str(s.max_connections),
+                apply_method="pending-reboot",
+            ),
+            aws.rds.ParameterGroupParameterArgs(
+                name="log_min_duration_statement", value=str(s.slow_statement_ms)
+            ),
+            aws.rds.ParameterGroupParameterArgs(name="log_lock_waits", value="1"),
+            aws.rds.ParameterGroupParameterArgs(name="log_temp_files", value="0"),
+        ],
+        opts=opts,
+    )
+
+
+def _monitoring_role(name: str, s: DatabaseSettings, opts: pulumi.ResourceOptions) -> aws.iam.Role | None:
+    """The role Enhanced Monitoring publishes with; none when monitoring is off."""
+    if not s.monitoring_interval_seconds:
+        return None
+    return service_role(
+        f"{name}-monitoring", "monitoring.rds.amazonaws.com",
+        ["arn:aws:iam::aws:policy/service-role/AmazonRDSEnhancedMonitoringRole"], opts,
+    )
+
+
+def _hardening(
+    s: DatabaseSettings, security_group: aws.ec2.SecurityGroup, parameters: aws.rds.ParameterGroup,
+    key: aws.kms.Key, monitoring_role: aws.iam.Role | None,
+) -> dict:
+    """The instance inputs primary and replicas share (checkov flags replicas that omit any)."""
+    return dict(
+        instance_class=s.instance_class,
+        storage_type="gp3",
+        max_allocated_storage=s.max_allocated_storage_gib,
+        publicly_accessible=False,
+        vpc_security_group_ids=[security_group.id],
+        parameter_group_name=parameters.name,
+        iam_database_authentication_enabled=True,
+        deletion_protection=s.deletion_protection,
+        auto_minor_version_upgrade=True,
+        copy_tags_to_snapshot=True,
+        ca_cert_identifier=CA_CERT,
+        maintenance_window=s.maintenance_window,
+        performance_insights_enabled=s.performance_insights,
+        performance_insights_kms_key_id=key.arn if s.performance_insights else None,
+        performance_insights_retention_period=(
+            PERFORMANCE_INSIGHTS_RETENTION_DAYS if s.performance_insights else None
+        ),
+        monitoring_interval=s.monitoring_interval_seconds,
+        monitoring_role_arn=monitoring_role.arn if monitoring_role else None,
+        enabled_cloudwatch_logs_exports=LOG_EXPORTS,
+        # Changes wait for the maintenance window, except a major upgrade: deferred, it
+        # would leave every instance on the old parameter group, which Pulumi then
+        # fails to delete at the end of the same update.
+        apply_immediately=s.major_version_upgrade,
+    )
+
+
+def _exported_logs(
+    name: str, role: str, identifier: str, s: DatabaseSettings, key: aws.kms.Key,
+    opts: pulumi.ResourceOptions,
+) -> list[aws.cloudwatch.LogGroup]:
+    """The log groups one instance (`role`: primary, replica-N) exports to; the instance
+    depends on them, so they exist first and keep their retention."""
+    return [
+        log_group(
+            f"{name}-{role}-log-{export}", f"{LOG_GROUP_PREFIX}{identifier}/{export}",
+            s.log_retention_days, key, opts,
+        )
+        for export in LOG_EXPORTS
+    ]
+
+
+def _primary(
+    name: str, args: DatabaseArgs, hardening: dict, subnets: aws.rds.SubnetGroup, key: aws.kms.Key,
+    opts: pulumi.ResourceOptions,
+) -> aws.rds.Instance:
+    """The primary: the one writer, and the owner of the data, backups and credentials."""
+    s = args.settings
+    ident = s.identifier
+    logs = _exported_logs(name, "primary", ident, s, key, opts)
+    return aws.rds.Instance(
+        f"{name}-primary",
+        identifier=ident,
+        **hardening,
+        engine="postgres",
+        engine_version=s.engine_version,
+        # Replicas follow the primary's major upgrade (RDS upgrades them with it). Left out,
+        # not false, otherwise: RDS's default, and no update of existing primaries.
+        allow_major_version_upgrade=s.major_version_upgrade or None,
+        db_name=DB_NAME,
+        username=USERNAME,
+        port=PORT,
+        allocated_storage=s.allocated_storage_gib,
+        storage_encrypted=True,
+        kms_key_id=key.arn,
+        # RDS keeps the password in Secrets Manager; it never passes through Pulumi state.
+        manage_master_user_password=True,
+        master_user_secret_kms_key_id=key.arn,
+        db_subnet_group_name=subnets.name,
+        multi_az=s.multi_az,
+        backup_retention_period=s.backup_retention_days,
+        backup_window=s.backup_window,
+        skip_final_snapshot=False,
+        final_snapshot_identifier=f"{ident}-final",
+        # Point-in-time backups outlive the instance: a mistaken delete is recoverable.
+        delete_automated_backups=False,
+        # protect: Pulumi refuses any delete or replacement of the data (staging, prod).
+        # depends_on: the log groups exist first, so they keep their retention.
+        opts=pulumi.ResourceOptions.merge(
+            with_protection(opts, args.protect), pulumi.ResourceOptions(depends_on=logs)
+        ),
+    )
+
+
+def _password_rotation(
+    name: str, secret_arn: pulumi.Output[str], s: DatabaseSettings, opts: pulumi.ResourceOptions
+) -> None:
+    # RDS rotates a managed password every 7 days unless told otherwise; no Lambda is needed
+    # for an RDS-managed secret. Replicas share the primary's credentials.
+    aws.secretsmanager.SecretRotation(
+        f"{name}-password-rotation",
+        secret_id=secret_arn,
+        rotation_rules=aws.secretsmanager.SecretRotationRotationRulesArgs(
+            automatically_after_days=s.password_rotation_days
+        ),
+        opts=opts,
+    )
+
+
+def _replicas(
+    name: str, s: DatabaseSettings, hardening: dict, primary: aws.rds.Instance, key: aws.kms.Key,
+    opts: pulumi.ResourceOptions,
+) -> list[aws.rds.Instance]:
+    """`readReplicas` same-region replicas, spread over the configured zones in turn."""
+    zones = s.replica_availability_zones
+    replicas = []
+    for number in range(1, s.read_replicas + 1):
+        identifier = f"{s.identifier}-replica-{number}"
+        logs = _exported_logs(name, f"replica-{number}", identifier, s, key, opts)
+        replicas.append(aws.rds.Instance(
+            f"{name}-replica-{number}",
+            identifier=identifier,
+            **hardening,
+            # Same region: the source's identifier. Engine, storage encryption (same key),
+            # subnet group and master credentials are inherited and must not be set.
+            replicate_source_db=primary.identifier,
+            availability_zone=zones[(number - 1) % len(zones)] if zones else None,
+            multi_az=False,  # a replica's redundancy is the other replicas
+            # A PostgreSQL replica keeps no backups of its own; the primary's are the record.
+            skip_final_snapshot=True,
+            opts=pulumi.ResourceOptions.merge(
+                opts, pulumi.ResourceOptions(depends_on=[primary, *logs]),
+            ),
+        ))
+    return replicas

@@ -71,147 +71,192 @@ class AppAccess(pulumi.ComponentResource):
         super().__init__("plexichat:data:AppAccess", name, None, opts)
         # Children inherit the AWS and Kubernetes providers given to this component.
         child = pulumi.ResourceOptions(parent=self)
-        issuer = args.irsa.oidc_provider_arn.split(":oidc-provider/", 1)[1]
-        db, cache, backups = args.database, args.cache, args.backups
 
-        subject = f"system:serviceaccount:{args.namespace_name}"
-        store_subject = f"{subject}:{STORE_SERVICE_ACCOUNT}"
-
-        def irsa_role(prefix: str, description: str, subjects: dict, statements: list[dict]) -> aws.iam.Role:
-            """A role (`<name>-<prefix>role`) that pods assume through the cluster's OIDC
-            provider, with an inline policy of `statements`. `subjects`: condition operator ->
-            the ServiceAccount subject it tests."""
-            condition: dict[str, dict[str, str]] = {"StringEquals": {f"{issuer}:aud": "sts.amazonaws.com"}}
-            for operator, value in subjects.items():
-                condition.setdefault(operator, {})[f"{issuer}:sub"] = value
-            created = aws.iam.Role(
-                f"{name}-{prefix}role",
-                description=description,
-                assume_role_policy=pulumi.Output.json_dumps({
-                    "Version": "2012-10-17",
-                    "Statement": [{
-                        "Effect": "Allow",
-                        "Principal": {"Federated": args.irsa.oidc_provider_arn},
-                        "Action": "sts:AssumeRoleWithWebIdentity",
-                        "Condition": condition,
-                    }],
-                }),
-                opts=child,
-            )
-            aws.iam.RolePolicy(
-                f"{name}-{prefix}policy",
-                role=created.id,
-                policy=pulumi.Output.json_dumps({"Version": "2012-10-17", "Statement": statements}),
-                opts=child,
-            )
-            return created
-
-        objects = [pulumi.Output.concat(backups.bucket.arn, "/", p, "*") for p in BACKUP_PREFIXES]
-        self.role = irsa_role(
-            "", f"PlexiChat app pods ({args.stack}), via IRSA",
-            # See the module docstring for why a prefix and not an exact list.
-            {"StringLike": f"{subject}:{naming.APP}-*", "StringNotEquals": store_subject},
-            [
-                {"Sid": "ListBackupPrefixes", "Effect": "Allow", "Action": "s3:ListBucket",
-                 "Resource": [backups.bucket.arn],
-                 "Condition": {"StringLike": {"s3:prefix": [f"{p}*" for p in BACKUP_PREFIXES]}}},
-                {"Sid": "ReadWriteBackups", "Effect": "Allow",
-                 "Action": ["s3:GetObject", "s3:PutObject"], "Resource": objects},
-                {"Sid": "UseBackupKey", "Effect": "Allow",
-                 "Action": ["kms:Decrypt", "kms:GenerateDataKey"], "Resource": [backups.key.arn]},
-            ],
-        )
-        self.store_role = irsa_role(
-            "store-", f"PlexiChat External Secrets store ({args.stack}), via IRSA",
-            {"StringEquals": store_subject},
-            [
-                {"Sid": "ReadAppCredentials", "Effect": "Allow",
-                 "Action": ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],
-                 "Resource": [db.master_secret_arn, cache.auth_secret.arn]},
-                {"Sid": "DecryptCredentials", "Effect": "Allow", "Action": "kms:Decrypt",
-                 "Resource": [db.key.arn, cache.key.arn]},
-            ],
-        )
+        self.role = _app_role(name, args, child)
+        self.store_role = _store_role(name, args, child)
         self.service_account_annotations = {ROLE_ARN_ANNOTATION: self.role.arn}
-
-        labels = naming.common_labels(args.stack)
-        store_account = k8s.core.v1.ServiceAccount(
-            f"{name}-external-secrets-sa",
-            metadata=k8s.meta.v1.ObjectMetaArgs(
-                name=STORE_SERVICE_ACCOUNT, namespace=args.namespace, labels=labels,
-                annotations={ROLE_ARN_ANNOTATION: self.store_role.arn},
-            ),
-            # External Secrets requests its own short-lived token for this account.
-            automount_service_account_token=False,
-            opts=child,
-        )
-        store = k8s.apiextensions.CustomResource(
-            f"{name}-secret-store",
-            api_version=EXTERNAL_SECRETS_API,
-            kind="SecretStore",
-            metadata=k8s.meta.v1.ObjectMetaArgs(name=SECRET_STORE, namespace=args.namespace, labels=labels),
-            spec={
-                "provider": {"aws": {
-                    "service": "SecretsManager",
-                    "region": args.region,
-                    "auth": {"jwt": {"serviceAccountRef": {"name": STORE_SERVICE_ACCOUNT}}},
-                }},
-            },
-            opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[store_account])),
-        )
-
-        def external_secret(role: str, target: str, data: list[dict]) -> None:
-            k8s.apiextensions.CustomResource(
-                f"{name}-{role}",
-                api_version=EXTERNAL_SECRETS_API,
-                kind="ExternalSecret",
-                metadata=k8s.meta.v1.ObjectMetaArgs(name=target, namespace=args.namespace, labels=labels),
-                spec={
-                    "refreshInterval": args.irsa.secret_refresh_interval,
-                    "secretStoreRef": {"name": SECRET_STORE, "kind": "SecretStore"},
-                    # The Kubernetes Secret belongs to the ExternalSecret: never in a manifest.
-                    "target": {"name": target, "creationPolicy": "Owner", "deletionPolicy": "Retain"},
-                    "data": data,
-                },
-                opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[store])),
-            )
-
-        external_secret("db-credentials", DB_CREDENTIALS_SECRET, [
+        store = _secret_store(name, args, self.store_role, child)
+        db, cache = args.database, args.cache
+        _external_secret(name, "db-credentials", DB_CREDENTIALS_SECRET, [
             {"secretKey": key, "remoteRef": {"key": db.master_secret_arn, "property": key}}
             for key in ("username", "password")
-        ])
-        external_secret("cache-auth", CACHE_AUTH_SECRET, [
+        ], args, store, child)
+        _external_secret(name, "cache-auth", CACHE_AUTH_SECRET, [
             {"secretKey": "token", "remoteRef": {"key": cache.auth_secret.arn}}
-        ])
+        ], args, store, child)
 
-        def value(env_name: str, v: pulumi.Input[str]) -> k8s.core.v1.EnvVarArgs:
-            return k8s.core.v1.EnvVarArgs(name=env_name, value=v)
-
-        def from_secret(env_name: str, secret: str, key: str) -> k8s.core.v1.EnvVarArgs:
-            return k8s.core.v1.EnvVarArgs(
-                name=env_name,
-                value_from=k8s.core.v1.EnvVarSourceArgs(
-                    secret_key_ref=k8s.core.v1.SecretKeySelectorArgs(name=secret, key=key)
-                ),
-            )
-
-        self.env = [
-            value("PLEXICHAT_DATABASE_HOST", db.address),
-            value("PLEXICHAT_DATABASE_READER_HOSTS", db.reader_addresses.apply(",".join)),
-            value("PLEXICHAT_DATABASE_PORT", str(DB_PORT)),
-            value("PLEXICHAT_DATABASE_NAME", DB_NAME),
-            value("PLEXICHAT_DATABASE_SSLMODE", "verify-full"),
-            from_secret("PLEXICHAT_DATABASE_USER", DB_CREDENTIALS_SECRET, "username"),
-            from_secret("PLEXICHAT_DATABASE_PASSWORD", DB_CREDENTIALS_SECRET, "password"),
-            value("PLEXICHAT_REDIS_HOST", cache.primary_address),
-            value("PLEXICHAT_REDIS_READER_HOST", cache.reader_address),
-            value("PLEXICHAT_REDIS_PORT", str(CACHE_PORT)),
-            value("PLEXICHAT_REDIS_TLS", "true"),
-            from_secret("PLEXICHAT_REDIS_AUTH_TOKEN", CACHE_AUTH_SECRET, "token"),
-            value("PLEXICHAT_BACKUP_BUCKET", backups.bucket.bucket),
-            value("AWS_REGION", args.region),
-        ]
+        self.env = _environment(args)
         # On the Deployments (not their pod templates, so adding it restarts nothing): the
         # Secrets the environment reads, whose change must roll the pods.
         self.deployment_annotations = {RELOAD_ANNOTATION: f"{DB_CREDENTIALS_SECRET},{CACHE_AUTH_SECRET}"}
         self.register_outputs({"role_arn": self.role.arn})
+
+
+def _subject(args: AppAccessArgs, service_account: str) -> str:
+    """The `sub` claim of a ServiceAccount token in the app namespace (a pattern may end in `*`)."""
+    return f"system:serviceaccount:{args.namespace_name}:{service_account}"
+
+
+def _app_role(name: str, args: AppAccessArgs, opts: pulumi.ResourceOptions) -> aws.iam.Role:
+    """The app pods' role: list, read and write the backup prefixes, and use the backup key."""
+    backups = args.backups
+    objects = [pulumi.Output.concat(backups.bucket.arn, "/", p, "*") for p in BACKUP_PREFIXES]
+    return _irsa_role(
+        name, "", f"PlexiChat app pods ({args.stack}), via IRSA", args,
+        # See the module docstring for why a prefix and not an exact list.
+        {"StringLike": _subject(args, f"{naming.APP}-*"),
+         "StringNotEquals": _subject(args, STORE_SERVICE_ACCOUNT)},
+        [
+            {"Sid": "ListBackupPrefixes", "Effect": "Allow", "Action": "s3:ListBucket",
+             "Resource": [backups.bucket.arn],
+             "Condition": {"StringLike": {"s3:prefix": [f"{p}*" for p in BACKUP_PREFIXES]}}},
+            {"Sid": "ReadWriteBackups", "Effect": "Allow",
+             "Action": ["s3:GetObject", "s3:PutObject"], "Resource": objects},
+            {"Sid": "UseBackupKey", "Effect": "Allow",
+             "Action": ["kms:Decrypt", "kms:GenerateDataKey"], "Resource": [backups.key.arn]},
+        ],
+        opts,
+    )
+
+
+def _store_role(name: str, args: AppAccessArgs, opts: pulumi.ResourceOptions) -> aws.iam.Role:
+    """The External Secrets store's role: read and decrypt the two credential secrets, nothing
+    else; trusted by exactly the store's ServiceAccount."""
+    db, cache = args.database, args.cache
+    return _irsa_role(
+        name, "store-", f"PlexiChat External Secrets store ({args.stack}), via IRSA", args,
+        {"StringEquals": _subject(args, STORE_SERVICE_ACCOUNT)},
+        [
+            {"Sid": "ReadAppCredentials", "Effect": "Allow",
+             "Action": ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],
+             "Resource": [db.master_secret_arn, cache.auth_secret.arn]},
+            {"Sid": "DecryptCredentials", "Effect": "Allow", "Action": "kms:Decrypt",
+             "Resource": [db.key.arn, cache.key.arn]},
+        ],
+        opts,
+    )
+
+
+def _irsa_role(
+    name: str, prefix: str, description: str, args: AppAccessArgs, subjects: dict, statements: list[dict],
+    opts: pulumi.ResourceOptions,
+) -> aws.iam.Role:
+    """A role (`<name>-<prefix>role`) that pods assume through the cluster's OIDC provider, with
+    an inline policy of `statements`. `subjects`: condition operator -> the ServiceAccount
+    subject it tests."""
+    provider_arn = args.irsa.oidc_provider_arn
+    issuer = provider_arn.split(":oidc-provider/", 1)[1]
+    condition: dict[str, dict[str, str]] = {"StringEquals": {f"{issuer}:aud": "sts.amazonaws.com"}}
+    for operator, value in subjects.items():
+        condition.setdefault(operator, {})[f"{issuer}:sub"] = value
+    role = aws.iam.Role(
+        f"{name}-{prefix}role",
+        description=description,
+        assume_role_policy=pulumi.Output.json_dumps({
+            "Version": "2012-10-17",
+            "Statement": [{
+                "Effect": "Allow",
+                "Principal": {"Federated": provider_arn},
+                "Action": "sts:AssumeRoleWithWebIdentity",
+                "Condition": condition,
+            }],
+        }),
+        opts=opts,
+    )
+    aws.iam.RolePolicy(
+        f"{name}-{prefix}policy",
+        role=role.id,
+        policy=pulumi.Output.json_dumps({"Version": "2012-10-17", "Statement": statements}),
+        opts=opts,
+    )
+    return role
+
+
+def _secret_store(
+    name: str, args: AppAccessArgs, store_role: aws.iam.Role, opts: pulumi.ResourceOptions
+) -> k8s.apiextensions.CustomResource:
+    """The SecretStore for AWS Secrets Manager and the ServiceAccount (with the store's role)
+    it authenticates as."""
+    labels = naming.common_labels(args.stack)
+    store_account = k8s.core.v1.ServiceAccount(
+        f"{name}-external-secrets-sa",
+        metadata=k8s.meta.v1.ObjectMetaArgs(
+            name=STORE_SERVICE_ACCOUNT, namespace=args.namespace, labels=labels,
+            annotations={ROLE_ARN_ANNOTATION: store_role.arn},
+        ),
+        # External Secrets requests its own short-lived token for this account.
+        automount_service_account_token=False,
+        opts=opts,
+    )
+    return k8s.apiextensions.CustomResource(
+        f"{name}-secret-store",
+        api_version=EXTERNAL_SECRETS_API,
+        kind="SecretStore",
+        metadata=k8s.meta.v1.ObjectMetaArgs(name=SECRET_STORE, namespace=args.namespace, labels=labels),
+        spec={
+            "provider": {"aws": {
+                "service": "SecretsManager",
+                "region": args.region,
+                "auth": {"jwt": {"serviceAccountRef": {"name": STORE_SERVICE_ACCOUNT}}},
+            }},
+        },
+        opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[store_account])),
+    )
+
+
+def _external_secret(
+    name: str, role: str, target: str, data: list[dict], args: AppAccessArgs,
+    store: k8s.apiextensions.CustomResource, opts: pulumi.ResourceOptions,
+) -> None:
+    """An ExternalSecret that materialises `data` from the store as the Secret `target`."""
+    k8s.apiextensions.CustomResource(
+        f"{name}-{role}",
+        api_version=EXTERNAL_SECRETS_API,
+        kind="ExternalSecret",
+        metadata=k8s.meta.v1.ObjectMetaArgs(
+            name=target, namespace=args.namespace, labels=naming.common_labels(args.stack)
+        ),
+        spec={
+            "refreshInterval": args.irsa.secret_refresh_interval,
+            "secretStoreRef": {"name": SECRET_STORE, "kind": "SecretStore"},
+            # The Kubernetes Secret belongs to the ExternalSecret: never in a manifest.
+            "target": {"name": target, "creationPolicy": "Owner", "deletionPolicy": "Retain"},
+            "data": data,
+        },
+        opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[store])),
+    )
+
+
+def _environment(args: AppAccessArgs) -> list[k8s.core.v1.EnvVarArgs]:
+    """What the web and worker containers read: endpoints as values, credentials by reference
+    to the Secrets External Secrets keeps."""
+    db, cache = args.database, args.cache
+    return [
+        _value("PLEXICHAT_DATABASE_HOST", db.address),
+        _value("PLEXICHAT_DATABASE_READER_HOSTS", db.reader_addresses.apply(",".join)),
+        _value("PLEXICHAT_DATABASE_PORT", str(DB_PORT)),
+        _value("PLEXICHAT_DATABASE_NAME", DB_NAME),
+        _value("PLEXICHAT_DATABASE_SSLMODE", "verify-full"),
+        _from_secret("PLEXICHAT_DATABASE_USER", DB_CREDENTIALS_SECRET, "username"),
+        _from_secret("PLEXICHAT_DATABASE_PASSWORD", DB_CREDENTIALS_SECRET, "password"),
+        _value("PLEXICHAT_REDIS_HOST", cache.primary_address),
+        _value("PLEXICHAT_REDIS_READER_HOST", cache.reader_address),
+        _value("PLEXICHAT_REDIS_PORT", str(CACHE_PORT)),
+        _value("PLEXICHAT_REDIS_TLS", "true"),
+        _from_secret("PLEXICHAT_REDIS_AUTH_TOKEN", CACHE_AUTH_SECRET, "token"),
+        _value("PLEXICHAT_BACKUP_BUCKET", args.backups.bucket.bucket),
+        _value("AWS_REGION", args.region),
+    ]
+
+
+def _value(env_name: str, v: pulumi.Input[str]) -> k8s.core.v1.EnvVarArgs:
+    return k8s.core.v1.EnvVarArgs(name=env_name, value=v)
+
+
+def _from_secret(env_name: str, secret: str, key: str) -> k8s.core.v1.EnvVarArgs:
+    return k8s.core.v1.EnvVarArgs(
+        name=env_name,
+        value_from=k8s.core.v1.EnvVarSourceArgs(
+            secret_key_ref=k8s.core.v1.SecretKeySelectorArgs(name=secret, key=key)
+        ),
+    )

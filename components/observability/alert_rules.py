@@ -17,7 +17,11 @@ import re
 from dataclasses import dataclass
 
 from components import naming
-from components.config.monitoring import MonitoringSettings
+from components.config.monitoring import (
+    AlertThresholds,
+    MetricNames,
+    MonitoringSettings,
+)
 
 SMOKE_JOB = "plexichat-smoke"
 """`jobName` of the Blackbox probe, hence the `job` label of its `probe_success` series."""
@@ -102,12 +106,88 @@ def recording_rules(monitoring: MonitoringSettings, namespace: str) -> list[dict
     ]
 
 
+_TRACK_NAME = f"{{{{ $labels.{WORKLOAD} }}}} track {{{{ $labels.{TRACK} }}}}"
+"""How an alert names the workload and track it is about."""
+_POD_NAME = "pod {{ $labels.pod }}"
+
+
 def alerts(monitoring: MonitoringSettings, namespace: str) -> list[Alert]:
+    """Every alert of one stack, grouped by signal, in the runbook's order."""
     m, t = monitoring.metrics, monitoring.thresholds
     ns = f'namespace="{namespace}"'
-    guard = f"and {REQUESTS} >= {t.min_requests_per_second:g}"
-    track = f"{{{{ $labels.{WORKLOAD} }}}} track {{{{ $labels.{TRACK} }}}}"
-    pod = "pod {{ $labels.pod }}"
+    found = [
+        *_error_alerts(t),
+        *_latency_alerts(t),
+        _canary_alert(t),
+        *_saturation_alerts(t, ns),
+        *_data_tier_alerts(m, t, ns),
+        *_pod_alerts(ns),
+    ]
+    if monitoring.smoke_probe:
+        found.append(_SMOKE_PROBE_ALERT)
+    return found
+
+
+def _traffic_guard(t: AlertThresholds) -> str:
+    """Only a track serving `minRequestsPerSecond` is judged on its requests."""
+    return f"and {REQUESTS} >= {t.min_requests_per_second:g}"
+
+
+def _error_alerts(t: AlertThresholds) -> list[Alert]:
+    guard = _traffic_guard(t)
+    return [
+        Alert("PlexichatErrorRatioCritical",
+              f"{ERROR_RATIO} > {_ratio(t.error_ratio_critical_percent)} {guard}",
+              "5m", "critical", "errors",
+              f"{_TRACK_NAME}: more than {_percent(t.error_ratio_critical_percent)} of requests fail",
+              f"Over 5 minutes, more than {_percent(t.error_ratio_critical_percent)} of the "
+              f"requests to {_TRACK_NAME} in {{{{ $labels.namespace }}}} answered 5xx."),
+        Alert("PlexichatErrorRatioAboveTarget",
+              f"{ERROR_RATIO} > {_ratio(t.error_ratio_target_percent)} {guard}",
+              "15m", "warning", "errors",
+              f"{_TRACK_NAME}: error rate above the {_percent(t.error_ratio_target_percent)} target",
+              f"For 15 minutes, more than {_percent(t.error_ratio_target_percent)} of the "
+              f"requests to {_TRACK_NAME} in {{{{ $labels.namespace }}}} answered 5xx."),
+    ]
+
+
+def _latency_alerts(t: AlertThresholds) -> list[Alert]:
+    guard = _traffic_guard(t)
+    return [
+        Alert("PlexichatLatencyHigh",
+              f"{LATENCY_P99} > {t.latency_warning_ms / 1000:g} {guard}",
+              "5m", "warning", "latency",
+              f"{_TRACK_NAME}: p99 response time above {t.latency_warning_ms} ms",
+              f"For 5 minutes, 1 % of the requests to {_TRACK_NAME} took longer than "
+              f"{t.latency_warning_ms} ms."),
+        Alert("PlexichatLatencyAboveTarget",
+              f"{LATENCY_P99} > {t.latency_target_ms / 1000:g} {guard}",
+              "15m", "warning", "latency-target",
+              f"{_TRACK_NAME}: p99 response time above the {t.latency_target_ms} ms target",
+              f"For 15 minutes, 1 % of the requests to {_TRACK_NAME} took longer than "
+              f"{t.latency_target_ms} ms."),
+    ]
+
+
+def _canary_alert(t: AlertThresholds) -> Alert:
+    canary = f'{{{TRACK}="canary"}}'
+    return Alert(
+        "PlexichatCanaryWorseThanStable",
+        # group_left keeps the canary's labels (one-to-one matching would drop the track).
+        f"{ERROR_RATIO}{canary} > on(namespace, {WORKLOAD}) group_left() "
+        f'({t.canary_error_ratio_factor:g} * {ERROR_RATIO}{{{TRACK}="stable"}}) '
+        f"and {ERROR_RATIO}{canary} > {_ratio(t.error_ratio_target_percent)} "
+        f"and {REQUESTS}{canary} >= {t.min_requests_per_second:g}",
+        "5m", "warning", "canary",
+        f"{{{{ $labels.{WORKLOAD} }}}}: the canary fails more than stable",
+        f"The canary's error ratio misses the {_percent(t.error_ratio_target_percent)} "
+        f"target and is over {t.canary_error_ratio_factor:g} times stable's: do not "
+        "shift more traffic; roll the canary back.",
+    )
+
+
+def _saturation_alerts(t: AlertThresholds, ns: str) -> list[Alert]:
+    """CPU and memory of each pod against its limits."""
     per_pod = f'{{{ns}, container!="", container!="POD"}}'
 
     def pod_usage(usage: str, resource: str) -> str:
@@ -116,59 +196,30 @@ def alerts(monitoring: MonitoringSettings, namespace: str) -> list[Alert]:
 
     cpu = pod_usage(f"rate(container_cpu_usage_seconds_total{per_pod}[5m])", "cpu")
     memory = pod_usage(f"container_memory_working_set_bytes{per_pod}", "memory")
-    lookups = f"(sum(rate({m.cache_hits_total}[10m])) + sum(rate({m.cache_misses_total}[10m])))"
-    canary = f'{{{TRACK}="canary"}}'
-    found = [
-        Alert("PlexichatErrorRatioCritical",
-              f"{ERROR_RATIO} > {_ratio(t.error_ratio_critical_percent)} {guard}",
-              "5m", "critical", "errors",
-              f"{track}: more than {_percent(t.error_ratio_critical_percent)} of requests fail",
-              f"Over 5 minutes, more than {_percent(t.error_ratio_critical_percent)} of the "
-              f"requests to {track} in {{{{ $labels.namespace }}}} answered 5xx."),
-        Alert("PlexichatErrorRatioAboveTarget",
-              f"{ERROR_RATIO} > {_ratio(t.error_ratio_target_percent)} {guard}",
-              "15m", "warning", "errors",
-              f"{track}: error rate above the {_percent(t.error_ratio_target_percent)} target",
-              f"For 15 minutes, more than {_percent(t.error_ratio_target_percent)} of the "
-              f"requests to {track} in {{{{ $labels.namespace }}}} answered 5xx."),
-        Alert("PlexichatLatencyHigh",
-              f"{LATENCY_P99} > {t.latency_warning_ms / 1000:g} {guard}",
-              "5m", "warning", "latency",
-              f"{track}: p99 response time above {t.latency_warning_ms} ms",
-              f"For 5 minutes, 1 % of the requests to {track} took longer than "
-              f"{t.latency_warning_ms} ms."),
-        Alert("PlexichatLatencyAboveTarget",
-              f"{LATENCY_P99} > {t.latency_target_ms / 1000:g} {guard}",
-              "15m", "warning", "latency-target",
-              f"{track}: p99 response time above the {t.latency_target_ms} ms target",
-              f"For 15 minutes, 1 % of the requests to {track} took longer than "
-              f"{t.latency_target_ms} ms."),
-        Alert("PlexichatCanaryWorseThanStable",
-              # group_left keeps the canary's labels (one-to-one matching would drop the track).
-              f"{ERROR_RATIO}{canary} > on(namespace, {WORKLOAD}) group_left() "
-              f'({t.canary_error_ratio_factor:g} * {ERROR_RATIO}{{{TRACK}="stable"}}) '
-              f"and {ERROR_RATIO}{canary} > {_ratio(t.error_ratio_target_percent)} "
-              f"and {REQUESTS}{canary} >= {t.min_requests_per_second:g}",
-              "5m", "warning", "canary",
-              f"{{{{ $labels.{WORKLOAD} }}}}: the canary fails more than stable",
-              f"The canary's error ratio misses the {_percent(t.error_ratio_target_percent)} "
-              f"target and is over {t.canary_error_ratio_factor:g} times stable's: do not "
-              "shift more traffic; roll the canary back."),
+    return [
         Alert("PlexichatCpuHigh", f"{cpu} > {_ratio(t.cpu_info_percent)}",
               "5m", "info", "cpu",
-              f"{pod}: CPU above {_percent(t.cpu_info_percent)} of its limit",
-              f"For 5 minutes {pod} used more than {_percent(t.cpu_info_percent)} of its CPU "
+              f"{_POD_NAME}: CPU above {_percent(t.cpu_info_percent)} of its limit",
+              f"For 5 minutes {_POD_NAME} used more than {_percent(t.cpu_info_percent)} of its CPU "
               "limit (throttling is near)."),
         Alert("PlexichatCpuAboveTarget", f"{cpu} > {_ratio(t.cpu_target_percent)}",
               "30m", "warning", "cpu-target",
-              f"{pod}: CPU above the {_percent(t.cpu_target_percent)} target",
-              f"For 30 minutes {pod} used more than {_percent(t.cpu_target_percent)} of its "
+              f"{_POD_NAME}: CPU above the {_percent(t.cpu_target_percent)} target",
+              f"For 30 minutes {_POD_NAME} used more than {_percent(t.cpu_target_percent)} of its "
               "CPU limit."),
         Alert("PlexichatMemoryHigh", f"{memory} > {_ratio(t.memory_target_percent)}",
               "10m", "warning", "memory",
-              f"{pod}: memory above {_percent(t.memory_target_percent)} of its limit",
-              f"For 10 minutes {pod} used more than {_percent(t.memory_target_percent)} of its "
+              f"{_POD_NAME}: memory above {_percent(t.memory_target_percent)} of its limit",
+              f"For 10 minutes {_POD_NAME} used more than {_percent(t.memory_target_percent)} of its "
               "memory limit; at 100 % it is OOM-killed."),
+    ]
+
+
+def _data_tier_alerts(m: MetricNames, t: AlertThresholds, ns: str) -> list[Alert]:
+    """The cache's hit rate and each track's database connection pool."""
+    lookups = f"(sum(rate({m.cache_hits_total}[10m])) + sum(rate({m.cache_misses_total}[10m])))"
+    by = f"namespace, {WORKLOAD}, {TRACK}"
+    return [
         Alert("PlexichatCacheHitRateLow",
               f"sum(rate({m.cache_hits_total}[10m])) / {lookups} < "
               f"{_ratio(t.cache_hit_rate_min_percent)} and {lookups} >= {t.min_requests_per_second:g}",
@@ -177,19 +228,25 @@ def alerts(monitoring: MonitoringSettings, namespace: str) -> list[Alert]:
               f"For 15 minutes fewer than {_percent(t.cache_hit_rate_min_percent)} of Redis "
               "lookups hit; the database takes the difference."),
         Alert("PlexichatDbPoolSaturated",
-              f"sum by (namespace, {WORKLOAD}, {TRACK}) ({m.db_pool_in_use}{{{ns}}}) / "
-              f"sum by (namespace, {WORKLOAD}, {TRACK}) ({m.db_pool_max}{{{ns}}}) > "
+              f"sum by ({by}) ({m.db_pool_in_use}{{{ns}}}) / "
+              f"sum by ({by}) ({m.db_pool_max}{{{ns}}}) > "
               f"{_ratio(t.connection_utilisation_percent)}",
               "10m", "warning", "db-pool",
-              f"{track}: database pool over {_percent(t.connection_utilisation_percent)} used",
-              f"For 10 minutes {track} had more than {_percent(t.connection_utilisation_percent)} "
+              f"{_TRACK_NAME}: database pool over {_percent(t.connection_utilisation_percent)} used",
+              f"For 10 minutes {_TRACK_NAME} had more than {_percent(t.connection_utilisation_percent)} "
               "of its database connection pool checked out; requests will queue."),
+    ]
+
+
+def _pod_alerts(ns: str) -> list[Alert]:
+    """Pods that do not start, and an autoscaler out of room."""
+    return [
         Alert("PlexichatPodCrashLooping",
               f'max by (namespace, pod, container) (kube_pod_container_status_waiting_reason{{{ns}, '
               f'reason="CrashLoopBackOff"}}) == 1',
               "5m", "warning", "crashloop",
-              f"{pod} is crash-looping",
-              f"Container {{{{ $labels.container }}}} of {pod} has been in CrashLoopBackOff for "
+              f"{_POD_NAME} is crash-looping",
+              f"Container {{{{ $labels.container }}}} of {_POD_NAME} has been in CrashLoopBackOff for "
               "5 minutes."),
         Alert("PlexichatHpaAtMaxReplicas",
               f"kube_horizontalpodautoscaler_status_current_replicas{{{ns}}} >= "
@@ -199,11 +256,11 @@ def alerts(monitoring: MonitoringSettings, namespace: str) -> list[Alert]:
               "For 15 minutes the autoscaler {{ $labels.horizontalpodautoscaler }} could not add "
               "pods: raise maxReplicas or find the load."),
     ]
-    if monitoring.smoke_probe:
-        found.append(Alert(
-            "PlexichatSmokeProbeFailing", f'probe_success{{job="{SMOKE_JOB}"}} == 0',
-            "5m", "critical", "smoke",
-            "The public health URL fails",
-            "For 5 minutes the Blackbox exporter could not get a 2xx from {{ $labels.instance }}.",
-        ))
-    return found
+
+
+_SMOKE_PROBE_ALERT = Alert(
+    "PlexichatSmokeProbeFailing", f'probe_success{{job="{SMOKE_JOB}"}} == 0',
+    "5m", "critical", "smoke",
+    "The public health URL fails",
+    "For 5 minutes the Blackbox exporter could not get a 2xx from {{ $labels.instance }}.",
+)

@@ -46,85 +46,118 @@ class AlertingArgs:
 
 
 class Alerting(pulumi.ComponentResource):
+    pod_monitor: k8s.apiextensions.CustomResource
+    rules: k8s.apiextensions.CustomResource
+    probe: k8s.apiextensions.CustomResource | None
+    receivers_secret: k8s.core.v1.Secret | None
+    alertmanager_config: k8s.apiextensions.CustomResource | None
+    dashboard: k8s.core.v1.ConfigMap | None
+
     def __init__(
         self, name: str, args: AlertingArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("plexichat:alerting:Alerting", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
         monitoring = args.monitoring
-        labels = {**naming.common_labels(args.stack), **monitoring.resource_labels}
-
-        def metadata(object_name: str, extra: Mapping[str, str] | None = None):
-            return k8s.meta.v1.ObjectMetaArgs(
-                name=object_name, namespace=args.namespace, labels={**labels, **(extra or {})}
-            )
-
-        def custom(role: str, api_version: str, kind: str, spec: dict,
-                   depends_on: list[pulumi.Resource] | None = None) -> k8s.apiextensions.CustomResource:
-            return k8s.apiextensions.CustomResource(
-                f"{name}-{role}", api_version=api_version, kind=kind,
-                metadata=metadata(f"{naming.APP}-{role}"), spec=spec,
-                opts=pulumi.ResourceOptions(parent=self, depends_on=depends_on),
-            )
-
-        interval = f"{monitoring.scrape_interval_seconds}s"
-        self.pod_monitor = custom("pods", "monitoring.coreos.com/v1", "PodMonitor", {
-            "selector": {"matchLabels": {"app.kubernetes.io/name": naming.APP}},
-            "podTargetLabels": list(alert_rules.POD_TARGET_LABELS),
-            # Every pod serves metrics on its `metrics` port, which bypasses the sidecar (see
-            # components/workload.py): mTLS STRICT would otherwise refuse Prometheus.
-            "podMetricsEndpoints": [
-                {"port": "metrics", "path": monitoring.metrics_path, "interval": interval}
-            ],
-        })
-        self.rules = custom("rules", "monitoring.coreos.com/v1", "PrometheusRule", {
+        children = _Children(self, name, args.namespace,
+                             {**naming.common_labels(args.stack), **monitoring.resource_labels})
+        self.pod_monitor = _pod_monitor(children, monitoring)
+        self.rules = children.custom("rules", "monitoring.coreos.com/v1", "PrometheusRule", {
             "groups": alert_rules.rule_groups(monitoring, args.namespace_name),
         })
-
-        self.probe = None
-        if monitoring.smoke_probe:
-            self.probe = custom("smoke", "monitoring.coreos.com/v1", "Probe", {
-                "jobName": alert_rules.SMOKE_JOB,
-                "interval": interval,
-                "module": "http_2xx",
-                "prober": {"url": monitoring.blackbox_exporter_address},
-                "targets": {"staticConfig": {"static": [args.health_url]}},
-            })
-
-        self.receivers_secret = None
-        self.alertmanager_config = None
+        self.probe = _smoke_probe(children, monitoring, args.health_url) if monitoring.smoke_probe else None
         routes = args.alerting.routes
-        if routes:
-            kinds = sorted(set(routes.values()))
-            missing = [k for k in kinds if k not in args.receiver_secrets]
-            if missing:
-                raise ValueError(f"no receiver secret for {missing}")  # settings validate this
-            self.receivers_secret = k8s.core.v1.Secret(
-                f"{name}-receivers",
-                metadata=metadata(RECEIVERS_SECRET),
-                type="Opaque",
-                # Secret outputs even if a caller forgot: these URLs let anyone post or page.
-                string_data={RECEIVERS[k].secret_key: pulumi.Output.secret(args.receiver_secrets[k]) for k in kinds},
-                opts=child,
-            )
-            self.alertmanager_config = custom(
-                "routing", "monitoring.coreos.com/v1alpha1", "AlertmanagerConfig",
-                _routing_spec(routes, RECEIVERS_SECRET),
-                # Referenced by name (known in previews too); created first all the same.
-                depends_on=[self.receivers_secret],
-            )
-
-        self.dashboard = None
-        if monitoring.dashboard:
-            self.dashboard = k8s.core.v1.ConfigMap(
-                f"{name}-dashboard",
-                metadata=metadata(f"{naming.APP}-dashboard", {"grafana_dashboard": "1"}),
-                data={f"{naming.APP}-{args.stack}.json": json.dumps(
-                    dashboard(monitoring, args.namespace_name, args.stack), indent=1, sort_keys=True)},
-                opts=child,
-            )
-
+        self.receivers_secret, self.alertmanager_config = (
+            _routing(children, routes, args.receiver_secrets) if routes else (None, None)
+        )
+        self.dashboard = _dashboard(children, monitoring, args) if monitoring.dashboard else None
         self.register_outputs({"routed_severities": sorted(routes), "smoke_probe": monitoring.smoke_probe})
+
+
+@dataclass(frozen=True)
+class _Children:
+    """Makes the component's children: `{name}-{role}`, parented to it, in the app namespace with
+    the stack's labels."""
+
+    component: pulumi.ComponentResource
+    name: str
+    namespace: pulumi.Input[str]
+    labels: Mapping[str, str]
+
+    def metadata(self, object_name: str, extra: Mapping[str, str] | None = None):
+        return k8s.meta.v1.ObjectMetaArgs(
+            name=object_name, namespace=self.namespace, labels={**self.labels, **(extra or {})}
+        )
+
+    def custom(self, role: str, api_version: str, kind: str, spec: dict,
+               depends_on: list[pulumi.Resource] | None = None) -> k8s.apiextensions.CustomResource:
+        return k8s.apiextensions.CustomResource(
+            f"{self.name}-{role}", api_version=api_version, kind=kind,
+            metadata=self.metadata(f"{naming.APP}-{role}"), spec=spec,
+            opts=pulumi.ResourceOptions(parent=self.component, depends_on=depends_on),
+        )
+
+    @property
+    def opts(self) -> pulumi.ResourceOptions:
+        return pulumi.ResourceOptions(parent=self.component)
+
+
+def _pod_monitor(children: _Children, monitoring: MonitoringSettings) -> k8s.apiextensions.CustomResource:
+    return children.custom("pods", "monitoring.coreos.com/v1", "PodMonitor", {
+        "selector": {"matchLabels": {"app.kubernetes.io/name": naming.APP}},
+        "podTargetLabels": list(alert_rules.POD_TARGET_LABELS),
+        # Every pod serves metrics on its `metrics` port, which bypasses the sidecar (see
+        # components/workload.py): mTLS STRICT would otherwise refuse Prometheus.
+        "podMetricsEndpoints": [
+            {"port": "metrics", "path": monitoring.metrics_path,
+             "interval": f"{monitoring.scrape_interval_seconds}s"}
+        ],
+    })
+
+
+def _smoke_probe(children: _Children, monitoring: MonitoringSettings,
+                 health_url: str) -> k8s.apiextensions.CustomResource:
+    return children.custom("smoke", "monitoring.coreos.com/v1", "Probe", {
+        "jobName": alert_rules.SMOKE_JOB,
+        "interval": f"{monitoring.scrape_interval_seconds}s",
+        "module": "http_2xx",
+        "prober": {"url": monitoring.blackbox_exporter_address},
+        "targets": {"staticConfig": {"static": [health_url]}},
+    })
+
+
+def _routing(
+    children: _Children, routes: Mapping[str, str], receiver_secrets: Mapping[str, pulumi.Input[str]]
+) -> tuple[k8s.core.v1.Secret, k8s.apiextensions.CustomResource]:
+    """The receivers' Secret and the AlertmanagerConfig that routes each severity to one."""
+    kinds = sorted(set(routes.values()))
+    missing = [k for k in kinds if k not in receiver_secrets]
+    if missing:
+        raise ValueError(f"no receiver secret for {missing}")  # settings validate this
+    secret = k8s.core.v1.Secret(
+        f"{children.name}-receivers",
+        metadata=children.metadata(RECEIVERS_SECRET),
+        type="Opaque",
+        # Secret outputs even if a caller forgot: these URLs let anyone post or page.
+        string_data={RECEIVERS[k].secret_key: pulumi.Output.secret(receiver_secrets[k]) for k in kinds},
+        opts=children.opts,
+    )
+    config = children.custom(
+        "routing", "monitoring.coreos.com/v1alpha1", "AlertmanagerConfig",
+        _routing_spec(routes, RECEIVERS_SECRET),
+        # Referenced by name (known in previews too); created first all the same.
+        depends_on=[secret],
+    )
+    return secret, config
+
+
+def _dashboard(children: _Children, monitoring: MonitoringSettings, args: AlertingArgs) -> k8s.core.v1.ConfigMap:
+    return k8s.core.v1.ConfigMap(
+        f"{children.name}-dashboard",
+        metadata=children.metadata(f"{naming.APP}-dashboard", {"grafana_dashboard": "1"}),
+        data={f"{naming.APP}-{args.stack}.json": json.dumps(
+            dashboard(monitoring, args.namespace_name, args.stack), indent=1, sort_keys=True)},
+        opts=children.opts,
+    )
 
 
 def _routing_spec(routes: Mapping[str, str], secret_name: str) -> dict:

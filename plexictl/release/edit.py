@@ -1,0 +1,157 @@
+"""Running a release change on a stack file, as a small, reviewable edit:
+
+1. read the stack file (a YAML error or a key given twice is refused, naming file and line),
+   and refuse a command whose input keys are invalid now (`@reads`),
+2. load it with ruamel.yaml's round-trip mode (comments, quoting, key order and flow-style
+   lists survive; untouched lines stay byte-for-byte identical) and change the release block,
+3. validate the whole new stack config with the program's own settings models
+   (`parse_stack_config`); an invalid request raises the program's RunError and the file is not
+   written,
+4. render the stack before and after and report the desired-state diff the edit causes,
+5. write the file, and print the equivalent `pulumi config` commands.
+"""
+
+from __future__ import annotations
+
+import io
+import pathlib
+import shlex
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+from ruamel.yaml.comments import CommentedMap
+
+from plexictl import diff, engine
+from plexictl.release.changes import ReleaseError
+from plexictl.release.stack_file import RELEASE_KEY, plain, round_trip_yaml
+
+
+class NothingToDo(ReleaseError):  # noqa: N818 - not a failure: the CLI reports it and exits 0
+    """The request would leave the release block as it is: nothing to write, review or apply."""
+
+
+@dataclass
+class Edit:
+    stack: str
+    path: pathlib.Path
+    message: str
+    before: dict[str, Any]
+    after: dict[str, Any]
+    old_text: str
+    new_text: str
+    diff: diff.StackDiff | None = None
+
+    def pulumi_commands(self) -> list[str]:
+        """The same edit as plain `pulumi config` commands (what the CLI would write)."""
+        key = RELEASE_KEY.partition(":")[2]
+        commands = []
+        for change in diff.field_changes(self.before, self.after, key):
+            if change.after is diff.ABSENT:
+                commands.append(f"pulumi config rm --path {shlex.quote(change.path)} -s {self.stack}")
+                continue
+            for path, value in _leaves(change.path, change.after):
+                commands.append(_config_set(path, value, self.stack))
+        return commands
+
+
+def _leaves(path: str, value: Any) -> list[tuple[str, Any]]:
+    if isinstance(value, dict):
+        return [leaf for k, v in value.items() for leaf in _leaves(diff.key_path(path, str(k)), v)]
+    if isinstance(value, list):
+        return [leaf for i, v in enumerate(value) for leaf in _leaves(f"{path}[{i}]", v)]
+    return [(path, value)]
+
+
+def _config_set(path: str, value: Any, stack: str) -> str:
+    # With --path, the CLI stores "true"/"false" as booleans and integers as numbers; a string
+    # that looks like one must say it is a string.
+    text = str(value).lower() if isinstance(value, bool) else str(value)
+    typed = isinstance(value, str) and (text in ("true", "false") or text.lstrip("-").isdigit())
+    return (f"pulumi config set --path {shlex.quote(path)} {shlex.quote(text)}"
+            f"{' --type string' if typed else ''} -s {stack}")
+
+
+def edit_stack(
+    stack: str,
+    path: pathlib.Path,
+    change: Callable[[CommentedMap], str],
+    *,
+    root: pathlib.Path = engine.ROOT,
+    write: bool = True,
+    render: bool = True,
+) -> Edit:
+    """Apply `change` to the release block of `path`; validate, diff, and write it.
+
+    Raises ReleaseError (request does not apply) or the program's pulumi.RunError (the result is
+    invalid); in both cases the file is untouched.
+    """
+    from components.config.parse import ConfigError, parse_stack_config
+
+    old_text = path.read_text()
+    old_data = engine.read_stack_file(path, old_text)  # names the file and line of a YAML error
+    if not isinstance(old_data.get("config", {}).get(RELEASE_KEY), dict):
+        raise ReleaseError(f"{path.name} has no {RELEASE_KEY} block to edit")
+    old_config = engine.stack_config(stack, root, stack_file=old_data)
+    try:
+        parse_stack_config(old_config[0], stack, old_config[1])
+    except ConfigError as error:
+        _refuse_on_what_it_reads(change, error.problems, path)
+    round_trip = round_trip_yaml()
+    document = round_trip.load(old_text)
+    release = document["config"][RELEASE_KEY]
+    before = plain(release)
+    message = change(release)
+    if plain(release) == before:
+        raise NothingToDo(f"nothing to do: the release is already as requested ({message})")
+    buffer = io.StringIO()
+    round_trip.dump(document, buffer)
+    new_text = buffer.getvalue()
+
+    new_config = engine.stack_config(stack, root, stack_file=engine.read_stack_file(path, new_text))
+    config, secret_keys = new_config
+    settings = parse_stack_config(config, stack, secret_keys)  # raises the program's own RunError
+    message += _flip_capacity_note(before, plain(release), settings)
+    edit = Edit(stack, path, message, before, plain(release), old_text, new_text)
+    if render:
+        after = engine.run_program(stack, root=root, config=new_config[0], secret_keys=new_config[1])
+        try:
+            before_rendering = engine.run_program(
+                stack, root=root, config=old_config[0], secret_keys=old_config[1])
+        except pulumi.RunError:
+            before_rendering = None  # the edit repairs a broken file: show what it now builds
+        edit.diff = diff.diff(before_rendering, after, stack)
+        if before_rendering is None:
+            edit.diff.note = f"{path.name} was invalid before this edit; everything shows as added"
+    if write and new_text != old_text:
+        path.write_text(new_text)
+    return edit
+
+
+def _refuse_on_what_it_reads(change: Callable[[CommentedMap], str],
+                             problems: list[tuple[str, str]], path: pathlib.Path) -> None:
+    """ReleaseError when a release key the change reads (`@reads`) is invalid now."""
+    command = getattr(change, "func", change)  # a functools.partial carrying the arguments
+    keys = [f"{RELEASE_KEY}.{key}" for key in getattr(command, "reads", ())]
+    blocking = [(key, message) for key, message in problems
+                if any(key == k or k.startswith(key + ".") or key.startswith(k + ".") for k in keys)]
+    if blocking:
+        raise ReleaseError(
+            f"{path.name} is invalid where this command reads it; fix it first:\n"
+            + "\n".join(f"  - {key}: {message}" for key, message in blocking))
+
+
+def _flip_capacity_note(before: dict, after: dict, settings: Any) -> str:
+    """A warning when a flip (switch, or a rollback that flips back) moves live traffic onto a
+    colour that nothing has sized for it: without requestsPerSecondPerPod it idled at minReplicas."""
+    if not (before.get("strategy") == after.get("strategy") == "blueGreen"
+            and before.get("active") != after.get("active")):
+        return ""
+    web = settings.workloads["web"]  # the settings guarantee the web workload's name
+    if web.requests_per_second_per_pod:
+        return ""
+    return (f"; note: {after['active']} has been idling at minReplicas ({web.min_replicas}) and now "
+            "takes all live traffic: under heavy load raise workloads.web.minReplicas in this "
+            "change, or set workloads.web.requestsPerSecondPerPod so both colours stay sized")
+

@@ -1,0 +1,111 @@
+"""The security and safety rules of the runbook, as plain functions: one definition, two enforcers.
+
+Each rule takes a `Subject` (a resource's type token, its inputs under their wire names in
+camelCase, its `protect` option, and whether its stack is a production stack) and returns the
+list of violation messages, empty when the resource complies. The same functions run
+
+- online, in `pulumi preview/up --policy-pack policy` (`policy/__main__.py` adapts CrossGuard's
+  `args.props` / `args.opts` to a `Subject`), and
+- offline, in pytest over every stack's desired state as the mock engine records it
+  (`tests/test_policy.py`).
+
+A value that is not known yet (a preview of a resource whose input comes from another resource's
+output) is never a violation: the rule runs again at `pulumi up`, when it is known.
+
+One module per concern: `workloads` (Kubernetes pods), `encryption`, `s3_access`, `production`
+(prod data safety), `network` (exposure of the data ports) and `credentials`; `subject` is how a
+rule sees a resource. This package lists them as the pack's policies.
+
+The package imports nothing from the project or Pulumi, and only relatively within itself, so the
+policy pack's own venv can load it as `rules` (its directory on `sys.path`) and the tests as
+`policy.rules`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .credentials import secrets_as_secrets
+from .encryption import (
+    elasticache_encrypted,
+    kms_rotation,
+    log_group_encrypted,
+    rds_encrypted,
+    s3_sse_kms,
+    sns_encrypted,
+)
+from .network import no_world_data_ports
+from .production import prod_rds_protected
+from .s3_access import BUCKET, BUCKET_GUARDS, buckets_guarded, s3_public_access_blocked, s3_tls_only
+from .subject import UNKNOWN, Rule, StackResource, StackRule, Subject, is_production
+from .workloads import container_hardening, container_probes, container_resources, image_pinned
+
+__all__ = [
+    "BUCKET", "BUCKET_GUARDS", "POLICIES", "STACK_POLICIES", "UNKNOWN", "Policy", "Rule", "StackResource",
+    "StackRule", "Subject",
+    "buckets_guarded", "container_hardening", "container_probes", "container_resources",
+    "elasticache_encrypted", "image_pinned", "is_production", "kms_rotation", "log_group_encrypted",
+    "no_world_data_ports", "prod_rds_protected", "rds_encrypted", "s3_public_access_blocked",
+    "s3_sse_kms", "s3_tls_only", "secrets_as_secrets", "sns_encrypted", "stack_violations",
+    "violations",
+]
+
+
+@dataclass(frozen=True)
+class Policy:
+    name: str
+    description: str
+    check: Rule | StackRule
+    """A `Rule` in POLICIES (one resource), a `StackRule` in STACK_POLICIES (the whole stack)."""
+
+
+STACK_POLICIES: tuple[Policy, ...] = (
+    Policy("s3-buckets-guarded",
+           "Every S3 bucket has a public access block, SSE-KMS and a TLS-only policy",
+           buckets_guarded),
+)
+
+
+def stack_violations(resources: list[StackResource]) -> dict[str, list[tuple[str, str]]]:
+    found = {p.name: p.check(resources) for p in STACK_POLICIES}
+    return {name: v for name, v in found.items() if v}
+
+
+POLICIES: tuple[Policy, ...] = (
+    Policy("container-hardening", "Containers run non-root and hardened (Pod Security restricted)",
+           container_hardening),
+    Policy("container-resources", "Containers set CPU and memory requests and limits",
+           container_resources),
+    Policy("image-pinned", "Images are pinned to a version tag or digest, never latest",
+           image_pinned),
+    Policy("container-probes", "Long-running containers have readiness and liveness probes",
+           container_probes),
+    Policy("rds-encrypted", "RDS storage is encrypted with a customer-managed KMS key",
+           rds_encrypted),
+    Policy("elasticache-encrypted", "ElastiCache encrypts at rest and in transit",
+           elasticache_encrypted),
+    Policy("s3-sse-kms", "S3 buckets are encrypted with SSE-KMS under a customer-managed key",
+           s3_sse_kms),
+    Policy("sns-encrypted", "SNS topics are encrypted with KMS", sns_encrypted),
+    Policy("log-group-encrypted", "CloudWatch log groups are encrypted with a customer-managed key",
+           log_group_encrypted),
+    Policy("kms-rotation", "KMS keys rotate automatically", kms_rotation),
+    Policy("s3-public-access-blocked", "S3 public access blocks set all four flags",
+           s3_public_access_blocked),
+    Policy("s3-tls-only", "S3 bucket policies deny requests without TLS", s3_tls_only),
+    Policy("prod-rds-protected",
+           "Production databases: deletion protection, `protect`, automated backups",
+           prod_rds_protected),
+    Policy("no-world-data-ports", "PostgreSQL and Redis ports are never open to the internet",
+           no_world_data_ports),
+    Policy("secrets-as-secrets", "Credentials are Pulumi secrets, never plain values (secrecy is "
+           "checked by the offline tests; CrossGuard unwraps secrets, so previews check only that "
+           "no credential-named env var holds a literal)",
+           secrets_as_secrets),
+)
+
+
+def violations(subject: Subject) -> dict[str, list[str]]:
+    """Every policy's violations for one resource (only policies that found some)."""
+    found = {p.name: p.check(subject) for p in POLICIES}
+    return {name: msgs for name, msgs in found.items() if msgs}
