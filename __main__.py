@@ -45,23 +45,32 @@ if platform.preview_url is not None:
 pulumi.export("alarmTopicArn", platform.alarm_topic.topic.arn)
 
 # Data tier: what operators need for connections, restores and DR.
-pulumi.export("database", {
-    "primaryEndpoint": platform.database.address,
-    "readerEndpoints": platform.database.reader_addresses,
-    "readReplicas": settings.database.read_replicas,
-    "multiAz": settings.database.multi_az,
-    "backupRetentionDays": settings.database.backup_retention_days,
-    "masterSecretArn": platform.database.master_secret_arn,
-})
-pulumi.export("cache", {
-    "primaryEndpoint": platform.cache.primary_address,
-    "readerEndpoint": platform.cache.reader_address,
-    "nodes": settings.cache.nodes,
-})
-pulumi.export("backups", {
-    "bucket": platform.backups.bucket.bucket,
-    "vault": platform.backups.vault.name,
-    "drRegion": settings.backups.dr_region,
-    "drBucket": platform.backups.dr_bucket.bucket if platform.backups.dr_bucket else None,
-})
+pulumi.export(
+    "database",
+    {
+        "primaryEndpoint": platform.database.address,
+        "readerEndpoints": platform.database.reader_addresses,
+        "readReplicas": settings.database.read_replicas,
+        "multiAz": settings.database.multi_az,
+        "backupRetentionDays": settings.database.backup_retention_days,
+        "masterSecretArn": platform.database.master_secret_arn,
+    },
+)
+pulumi.export(
+    "cache",
+    {
+        "primaryEndpoint": platform.cache.primary_address,
+        "readerEndpoint": platform.cache.reader_address,
+        "nodes": settings.cache.nodes,
+    },
+)
+pulumi.export(
+    "backups",
+    {
+        "bucket": platform.backups.bucket.bucket,
+        "vault": platform.backups.vault.name,
+        "drRegion": settings.backups.dr_region,
+        "drBucket": platform.backups.dr_bucket.bucket if platform.backups.dr_bucket else None,
+    },
+)
 pulumi.export("appRoleArn", platform.app_access.role.arn)

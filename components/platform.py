@@ -129,8 +129,15 @@ class Platform(pulumi.ComponentResource):
         )
         self.cache = Cache(
             "cache",
-            CacheArgs(settings.cache, settings.network, _secret(settings.redis_auth_token),
-                      account_id, region, self._stack, protect),
+            CacheArgs(
+                settings.cache,
+                settings.network,
+                _secret(settings.redis_auth_token),
+                account_id,
+                region,
+                self._stack,
+                protect,
+            ),
             opts=self.aws_opts,
         )
         self.backups = Backups(
@@ -144,9 +151,14 @@ class Platform(pulumi.ComponentResource):
         self.app_access = AppAccess(
             "app-access",
             AppAccessArgs(
-                stack=self._stack, region=settings.aws.region, namespace=self.namespace,
-                namespace_name=settings.namespace, irsa=settings.irsa, database=self.database,
-                cache=self.cache, backups=self.backups,
+                stack=self._stack,
+                region=settings.aws.region,
+                namespace=self.namespace,
+                namespace_name=settings.namespace,
+                irsa=settings.irsa,
+                database=self.database,
+                cache=self.cache,
+                backups=self.backups,
             ),
             # Both explicit providers: its children are IAM (AWS) and External Secrets (cluster).
             opts=pulumi.ResourceOptions(parent=self, providers=[self.aws_provider, self.k8s_provider]),
@@ -190,8 +202,12 @@ class Platform(pulumi.ComponentResource):
         NetworkPolicies(
             "app",
             NetworkPoliciesArgs(
-                stack=stack, namespace=self.namespace, cluster=settings.kubernetes,
-                vpc_cidr=settings.network.vpc_cidr, web_workload="web", web_port=web.port,
+                stack=stack,
+                namespace=self.namespace,
+                cluster=settings.kubernetes,
+                vpc_cidr=settings.network.vpc_cidr,
+                web_workload="web",
+                web_port=web.port,
                 metrics_ports=tuple(w.metrics_port for w in settings.workloads.values()),
             ),
             opts=self.k8s_opts,
@@ -200,8 +216,13 @@ class Platform(pulumi.ComponentResource):
         self.edge = Edge(
             "web",
             EdgeArgs(
-                stack=stack, namespace=self.namespace, domain=settings.domain, preview_host=preview,
-                service=self.web_service, settings=settings.ingress, account_id=self._account_id,
+                stack=stack,
+                namespace=self.namespace,
+                domain=settings.domain,
+                preview_host=preview,
+                service=self.web_service,
+                settings=settings.ingress,
+                account_id=self._account_id,
                 region=settings.aws.region,
             ),
             opts=pulumi.ResourceOptions(parent=self, providers=[self.k8s_provider, self.aws_provider]),
@@ -209,7 +230,10 @@ class Platform(pulumi.ComponentResource):
         self.traffic = Traffic(
             "web",
             TrafficArgs(
-                stack=stack, namespace=self.namespace, plan=self.plan, settings=settings.traffic,
+                stack=stack,
+                namespace=self.namespace,
+                plan=self.plan,
+                settings=settings.traffic,
                 service=self.web_service,
                 deployments={track: w.deployment for track, w in self.tracks["web"].items()},
                 public_hosts=[settings.domain] + ([preview] if preview else []),
@@ -224,15 +248,19 @@ class Platform(pulumi.ComponentResource):
         alarms on the database and cache notify, with the same thresholds as the rules."""
         settings = self._settings
         receiver_secrets = {
-            kind: _secret(value) for kind, receiver in RECEIVERS.items()
+            kind: _secret(value)
+            for kind, receiver in RECEIVERS.items()
             if (value := getattr(settings, receiver.setting)) is not None
         }
         readiness_path = settings.workloads["web"].probes.readiness_path
         self.alerting = Alerting(
             "monitoring",
             AlertingArgs(
-                stack=self._stack, namespace=self.namespace, namespace_name=settings.namespace,
-                monitoring=settings.monitoring, alerting=settings.alerting,
+                stack=self._stack,
+                namespace=self.namespace,
+                namespace_name=settings.namespace,
+                monitoring=settings.monitoring,
+                alerting=settings.alerting,
                 health_url=f"https://{settings.domain}{readiness_path}",
                 receiver_secrets=receiver_secrets,
             ),
@@ -253,8 +281,7 @@ class Platform(pulumi.ComponentResource):
                 db_primary_identifier=self.database.primary.identifier,
                 db_max_connections=settings.database.max_connections,
                 db_replica_identifiers={
-                    f"replica-{i + 1}": replica.identifier
-                    for i, replica in enumerate(self.database.replicas)
+                    f"replica-{i + 1}": replica.identifier for i, replica in enumerate(self.database.replicas)
                 },
                 cache_replication_group_id=self.cache.group.id,
                 cache_node_count=settings.cache.nodes,

@@ -8,9 +8,11 @@ import os
 import pathlib
 import signal
 import sys
+from collections.abc import Callable
 from typing import NoReturn
 
 import ruamel.yaml
+from ruamel.yaml.comments import CommentedMap
 
 from plexictl import engine, render
 
@@ -52,7 +54,7 @@ def _config_reference(args: argparse.Namespace) -> int:
     readme = pathlib.Path(args.write)
     text = readme.read_text()
     start, end = text.index(config_reference.BEGIN), text.index(config_reference.END)
-    readme.write_text(text[:start] + table + text[end + len(config_reference.END):])
+    readme.write_text(text[:start] + table + text[end + len(config_reference.END) :])
     print(f"updated the configuration reference in {readme}")
     return EXIT_DONE
 
@@ -70,19 +72,26 @@ def _diff(args: argparse.Namespace) -> int:
             if args.stack and args.stack not in known:
                 raise revision.RevisionError(
                     f"no stack {args.stack!r}: no Pulumi.{args.stack}.yaml in the working tree or "
-                    f"at {args.base}; stacks: {', '.join(known) or '(none)'}")
+                    f"at {args.base}; stacks: {', '.join(known) or '(none)'}"
+                )
             out = pathlib.Path(tmp)
             # The base renders in its own process (see plexictl.revision), at the same time as
             # the working tree, which renders here when this process runs its code anyway.
             base_job = revision.start_render(base_root, stacks, out / "base.json")
-            head_job = None if revision.can_render_here(project) else revision.start_render(
-                project, stacks, out / "head.json")
+            head_job = (
+                None if revision.can_render_here(project) else revision.start_render(project, stacks, out / "head.json")
+            )
             problems, renderings = [], []
-            for job, path, name in ((head_job, "head.json", "working tree"),
-                                    (base_job, "base.json", f"base ({args.base})")):
+            for job, path, name in (
+                (head_job, "head.json", "working tree"),
+                (base_job, "base.json", f"base ({args.base})"),
+            ):
                 try:
-                    renderings.append(revision.finish_render(job, out / path, name) if job
-                                      else revision.render_here(project, stacks, name))
+                    renderings.append(
+                        revision.finish_render(job, out / path, name)
+                        if job
+                        else revision.render_here(project, stacks, name)
+                    )
                 except revision.RevisionError as error:
                     problems.append(str(error))
             if problems:
@@ -103,9 +112,11 @@ def _diff(args: argparse.Namespace) -> int:
     print(report(diffs, base_name=args.base, head_name="working tree"))
     risks = sum(len(d.risks) for d in diffs)
     if risks and not args.allow_replace:
-        print(f"error: {risks} change(s) would replace or delete stateful resources "
-              f"({diff.DATA_LOSS}); if that is intended, rerun with --allow-replace",
-              file=sys.stderr)
+        print(
+            f"error: {risks} change(s) would replace or delete stateful resources "
+            f"({diff.DATA_LOSS}); if that is intended, rerun with --allow-replace",
+            file=sys.stderr,
+        )
         return EXIT_DATA_LOSS
     return EXIT_DONE
 
@@ -118,10 +129,16 @@ def _release(args: argparse.Namespace) -> int:
     history = rc.git_history(path)
     # Built lazily: each action's arguments exist only on its own subcommand.
     partial = functools.partial
-    actions = {
+    actions: dict[str, Callable[[], Callable[[CommentedMap], str]]] = {
         "canary-start": lambda: partial(
-            rc.canary_start, version=args.version, weight=args.weight, steps=args.steps,
-            header=args.header, no_header=args.no_header, history=history),
+            rc.canary_start,
+            version=args.version,
+            weight=args.weight,
+            steps=args.steps,
+            header=args.header,
+            no_header=args.no_header,
+            history=history,
+        ),
         "canary-set": lambda: partial(rc.canary_set, weight=args.weight),
         "canary-next": lambda: rc.canary_next,
         "canary-promote": lambda: rc.canary_promote,
@@ -131,8 +148,7 @@ def _release(args: argparse.Namespace) -> int:
         "rollback": lambda: partial(rc.rollback, history=history),
     }
     try:
-        edit = rc.edit_stack(args.stack, path, actions[args.action](), root=args.project_dir,
-                             write=not args.dry_run)
+        edit = rc.edit_stack(args.stack, path, actions[args.action](), root=args.project_dir, write=not args.dry_run)
     except rc.NothingToDo as error:
         print(f"{args.stack}: {error}; {path.name} was not changed")
         return EXIT_DONE
@@ -141,7 +157,8 @@ def _release(args: argparse.Namespace) -> int:
         return EXIT_INVALID
     print(f"{args.stack}: {edit.message}")
     print(f"{'dry run, not written' if args.dry_run else 'updated'}: {path}\n")
-    print(diff.format_text([edit.diff], base_name=f"{path.name} before", head_name="after"))
+    if edit.diff is not None:  # edit_stack renders unless told not to
+        print(diff.format_text([edit.diff], base_name=f"{path.name} before", head_name="after"))
     commands = edit.pulumi_commands()
     if commands:
         print("the same edit with the Pulumi CLI:")
@@ -150,8 +167,10 @@ def _release(args: argparse.Namespace) -> int:
         return EXIT_DONE
     if args.apply:
         return rc.apply(args.stack, args.project_dir)
-    print(f"next: commit {path.name}, open a PR (CI shows this diff), merge, then "
-          f"`pulumi up --stack {args.stack}` (or rerun the command with --apply)")
+    print(
+        f"next: commit {path.name}, open a PR (CI shows this diff), merge, then "
+        f"`pulumi up --stack {args.stack}` (or rerun the command with --apply)"
+    )
     return EXIT_DONE
 
 
@@ -164,10 +183,13 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="plexictl", description=__doc__, epilog=EXIT_CODES,
-                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = _Parser(
+        prog="plexictl", description=__doc__, epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument(
-        "--project-dir", type=pathlib.Path, default=engine.ROOT,
+        "--project-dir",
+        type=pathlib.Path,
+        default=engine.ROOT,
         help="the Pulumi project (default: this checkout)",
     )
     commands = parser.add_subparsers(dest="command", required=True)
@@ -180,50 +202,57 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_render_commands(commands) -> None:
     """`render` and `config-reference`: what the stack files and the models produce, offline."""
-    p = commands.add_parser(
-        "render", help="render a stack's desired state to files, offline (no cloud, no Pulumi CLI)"
-    )
+    p = commands.add_parser("render", help="render a stack's desired state to files, offline (no cloud, no Pulumi CLI)")
     p.add_argument("--stack", required=True, help="dev, staging or prod (Pulumi.<stack>.yaml)")
     p.add_argument("--out", help="output directory (default out/<stack>)")
     p.add_argument(
-        "--preview", action="store_true",
+        "--preview",
+        action="store_true",
         help="render as `pulumi preview` sees it: values computed by the cloud stay unknown",
     )
     p.set_defaults(run=_render)
 
-    p = commands.add_parser(
-        "config-reference", help="print the stack config reference (Markdown) from the models"
-    )
+    p = commands.add_parser("config-reference", help="print the stack config reference (Markdown) from the models")
     p.add_argument("--write", metavar="FILE", help="replace the reference block in this file (docs/configuration.md)")
     p.set_defaults(run=_config_reference)
 
 
 def _add_diff_command(commands) -> None:
     p = commands.add_parser(
-        "diff", help="desired-state diff between a git ref and the working tree, offline, "
+        "diff",
+        help="desired-state diff between a git ref and the working tree, offline, "
         "with a guard against replacing or deleting stateful resources",
-        epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--stack", help="the stack to compare (Pulumi.<stack>.yaml)")
     which.add_argument("--all-stacks", action="store_true", help="every stack of either revision")
     p.add_argument("--base", required=True, help="git ref to compare against, e.g. origin/main")
-    p.add_argument("--format", choices=("text", "markdown"), default="text",
-                   help="text for a terminal, markdown for a PR comment (default text)")
-    p.add_argument("--allow-replace", action="store_true",
-                   help="exit 0 even if a stateful resource would be replaced or deleted")
+    p.add_argument(
+        "--format",
+        choices=("text", "markdown"),
+        default="text",
+        help="text for a terminal, markdown for a PR comment (default text)",
+    )
+    p.add_argument(
+        "--allow-replace", action="store_true", help="exit 0 even if a stateful resource would be replaced or deleted"
+    )
     p.set_defaults(run=_diff)
 
 
 def _release_command(parent, name: str, action: str, help_: str) -> argparse.ArgumentParser:
     """A release command: an edit of one stack file, written, dry-run or applied."""
-    command = parent.add_parser(name, help=help_, description=help_, epilog=EXIT_CODES,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    command = parent.add_parser(
+        name, help=help_, description=help_, epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     command.add_argument("--stack", required=True, help="the stack whose Pulumi.<stack>.yaml to edit")
     when = command.add_mutually_exclusive_group()
-    when.add_argument("--apply", action="store_true",
-                      help="then run `pulumi up` for the stack with the policy pack "
-                      "(Automation API; needs the Pulumi CLI)")
+    when.add_argument(
+        "--apply",
+        action="store_true",
+        help="then run `pulumi up` for the stack with the policy pack (Automation API; needs the Pulumi CLI)",
+    )
     when.add_argument("--dry-run", action="store_true", help="show the edit and its diff, write nothing")
     command.set_defaults(run=_release, action=action)
     return command
@@ -246,37 +275,49 @@ def _percent(text: str) -> int:
 def _add_canary_commands(commands) -> None:
     canary = commands.add_parser("canary", help="canary releases: start, set, next, promote, abort")
     steps = canary.add_subparsers(dest="canary_command", required=True)
-    p = _release_command(steps, "start", "canary-start",
-                         "run VERSION as the canary (from rolling: the running version becomes stable)")
+    p = _release_command(
+        steps, "start", "canary-start", "run VERSION as the canary (from rolling: the running version becomes stable)"
+    )
     p.add_argument("version")
     p.add_argument("--weight", type=_percent, help="percent of traffic (default: first step of the plan, else 0)")
-    p.add_argument("--steps", type=lambda s: [_percent(x) for x in s.split(",")],
-                   help="a step plan such as 10,25,50,100 (default: the last canary's plan, "
-                   "from the stack file's git history)")
+    p.add_argument(
+        "--steps",
+        type=lambda s: [_percent(x) for x in s.split(",")],
+        help="a step plan such as 10,25,50,100 (default: the last canary's plan, from the stack file's git history)",
+    )
     headers = p.add_mutually_exclusive_group()
-    headers.add_argument("--header", type=_header, metavar="NAME=VALUE",
-                         help="requests with this header and value always reach the canary "
-                         "(default: the last canary's header route, from git history)")
+    headers.add_argument(
+        "--header",
+        type=_header,
+        metavar="NAME=VALUE",
+        help="requests with this header and value always reach the canary "
+        "(default: the last canary's header route, from git history)",
+    )
     headers.add_argument("--no-header", action="store_true", help="start without a header route")
     p = _release_command(steps, "set", "canary-set", "send WEIGHT percent of traffic to the canary")
     p.add_argument("weight", type=_percent)
     _release_command(steps, "next", "canary-next", "move the canary weight to the next step of its plan")
-    _release_command(steps, "promote", "canary-promote",
-                     "the canary version becomes the stable version; the canary track is removed")
-    _release_command(steps, "abort", "canary-abort",
-                     "all traffic back to stable; the canary track is removed")
+    _release_command(
+        steps, "promote", "canary-promote", "the canary version becomes the stable version; the canary track is removed"
+    )
+    _release_command(steps, "abort", "canary-abort", "all traffic back to stable; the canary track is removed")
 
 
 def _add_release_commands(commands) -> None:
     """The release commands outside `canary`: blue-green, rolling and rollback."""
     _release_command(commands, "switch", "switch", "blue-green: flip the active colour")
-    p = _release_command(commands, "deploy", "deploy",
-                         "blue-green: put VERSION on the inactive colour; rolling: set the version")
+    p = _release_command(
+        commands, "deploy", "deploy", "blue-green: put VERSION on the inactive colour; rolling: set the version"
+    )
     p.add_argument("version")
-    _release_command(commands, "rollback", "rollback",
-                     "put back the release that was live before the current one: a canary is "
-                     "aborted; rolling and blue-green go back to the previously live version "
-                     "found in the stack file's git history, never to one rolled back from")
+    _release_command(
+        commands,
+        "rollback",
+        "rollback",
+        "put back the release that was live before the current one: a canary is "
+        "aborted; rolling and blue-green go back to the previously live version "
+        "found in the stack file's git history, never to one rolled back from",
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -291,7 +332,7 @@ def main(argv: list[str] | None = None) -> int:
     except ruamel.yaml.YAMLError as error:  # what the strict reader lets through, if anything
         print(f"error: a stack file is not valid YAML: {error}", file=sys.stderr)
         return EXIT_INVALID
-    except Exception as error:  # noqa: BLE001 - a config error is the user's, not a crash
+    except Exception as error:
         import pulumi
 
         from components.config.parse import ConfigError

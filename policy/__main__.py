@@ -7,13 +7,15 @@ the rules themselves are plain functions that the test suite also runs offline.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from typing import Any
 
 import pulumi
-import rules
+import rules  # type: ignore[import-not-found]  # the pack runs from policy/: `rules` is policy/rules
 from pulumi_policy import (
     EnforcementLevel,
+    Policy,
     PolicyConfigSchema,
     PolicyPack,
     ReportViolation,
@@ -32,11 +34,18 @@ from pulumi_policy.proxy import (  # the sentinels the engine sends for values u
     UNKNOWN_STRING_VALUE,
 )
 
-_UNKNOWN_SENTINELS = frozenset({
-    UNKNOWN_ARCHIVE_VALUE, UNKNOWN_ARRAY_VALUE, UNKNOWN_ASSET_VALUE, UNKNOWN_BOOLEAN_VALUE,
-    UNKNOWN_NUMBER_VALUE, UNKNOWN_OBJECT_VALUE, UNKNOWN_STRING_VALUE,
-    "04da6b54-80e4-46f7-96ec-b56ff0331ba9",
-})
+_UNKNOWN_SENTINELS = frozenset(
+    {
+        UNKNOWN_ARCHIVE_VALUE,
+        UNKNOWN_ARRAY_VALUE,
+        UNKNOWN_ASSET_VALUE,
+        UNKNOWN_BOOLEAN_VALUE,
+        UNKNOWN_NUMBER_VALUE,
+        UNKNOWN_OBJECT_VALUE,
+        UNKNOWN_STRING_VALUE,
+        "04da6b54-80e4-46f7-96ec-b56ff0331ba9",
+    }
+)
 
 PRODUCTION_STACKS_CONFIG = PolicyConfigSchema(
     properties={
@@ -55,10 +64,8 @@ def plain(value: Any) -> Any:
     an unknown value), and preview unknowns turned into `rules.UNKNOWN`, which rules never count
     as a violation."""
     if not isinstance(value, (str, bytes)):
-        try:
+        with contextlib.suppress(KeyError, TypeError, IndexError):
             value = value["__target"]  # the proxy's wrapped dict or list
-        except (KeyError, TypeError, IndexError):
-            pass
     if isinstance(value, Mapping):
         return {k: plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -92,8 +99,7 @@ def validator(rule: rules.Rule):
 def stack_validator(rule: rules.StackRule):
     def validate(args: StackValidationArgs, report_violation: ReportViolation) -> None:
         resources = [
-            rules.StackResource(r.resource_type, r.urn, plain(r.props),
-                                frozenset(d.urn for d in r.dependencies))
+            rules.StackResource(r.resource_type, r.urn, plain(r.props), frozenset(d.urn for d in r.dependencies))
             for r in args.resources
         ]
         for urn, message in rule(resources):
@@ -102,7 +108,7 @@ def stack_validator(rule: rules.StackRule):
     return validate
 
 
-def policies() -> list[ResourceValidationPolicy | StackValidationPolicy]:
+def policies() -> list[Policy]:
     return [
         ResourceValidationPolicy(
             name=p.name,
@@ -112,8 +118,7 @@ def policies() -> list[ResourceValidationPolicy | StackValidationPolicy]:
         )
         for p in rules.POLICIES
     ] + [
-        StackValidationPolicy(name=p.name, description=p.description,
-                              validate=stack_validator(p.check))
+        StackValidationPolicy(name=p.name, description=p.description, validate=stack_validator(p.check))
         for p in rules.STACK_POLICIES
     ]
 

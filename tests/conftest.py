@@ -91,8 +91,10 @@ def _render(stack: str, data: dict, preview: bool) -> Rendering:
 STACK_FILES = pytest.mark.stack_files
 
 
-@pytest.fixture(params=[pytest.param((s, p), marks=STACK_FILES) for s in STACKS for p in (False, True)],
-                ids=lambda sp: f"{sp[0]}-{'preview' if sp[1] else 'up'}")
+@pytest.fixture(
+    params=[pytest.param((s, p), marks=STACK_FILES) for s in STACKS for p in (False, True)],
+    ids=lambda sp: f"{sp[0]}-{'preview' if sp[1] else 'up'}",
+)
 def any_stack(request) -> Rendering:
     """Each stack file as it is, in `up` and in `preview` mode (apply callbacks do not run in
     preview). Assert properties only: the release in it changes daily."""

@@ -46,5 +46,7 @@ def _differences(expected: Any, actual: Any, path: str = "") -> list[str]:
                 out.extend(_differences(expected[key], actual[key], f"{path}.{key}"))
         return out
     if isinstance(expected, list) and isinstance(actual, list) and len(expected) == len(actual):
-        return [d for i, (e, a) in enumerate(zip(expected, actual)) for d in _differences(e, a, f"{path}[{i}]")]
+        return [
+            d for i, (e, a) in enumerate(zip(expected, actual, strict=True)) for d in _differences(e, a, f"{path}[{i}]")
+        ]
     return [] if expected == actual else [f"  {path}: {expected!r} became {actual!r}"]

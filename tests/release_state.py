@@ -87,7 +87,10 @@ def project_copy(dest: pathlib.Path, *, git: bool = False) -> pathlib.Path:
 def run_git(repo: pathlib.Path, *args: str) -> str:
     return subprocess.run(
         ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
-        cwd=repo, check=True, capture_output=True, text=True,
+        cwd=repo,
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout
 
 

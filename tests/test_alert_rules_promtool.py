@@ -109,8 +109,9 @@ def latency(s: StackSettings, threshold_seconds: float, above: bool, per_second:
     edges = [threshold_seconds * 0.9, threshold_seconds, threshold_seconds * 1.1]
     filled_from = 2 if above else 1
     series = [
-        counter(f"{m.request_duration}_bucket", {**track_labels(), "le": f"{edge:g}"},
-                per_second if i >= filled_from else 0)
+        counter(
+            f"{m.request_duration}_bucket", {**track_labels(), "le": f"{edge:g}"}, per_second if i >= filled_from else 0
+        )
         for i, edge in enumerate(edges)
     ]
     series.append(counter(f"{m.request_duration}_bucket", {**track_labels(), "le": "+Inf"}, per_second))
@@ -139,8 +140,9 @@ POD = {"namespace": NS, "pod": "plexichat-web-canary-1"}
 TRACK = {k: v for k, v in track_labels().items() if k != "pod"}
 
 
-def _pod_usage(metric: str, resource: str, limit: float, percent: Callable[[StackSettings], float],
-               factor: float) -> Callable[[StackSettings], list[dict]]:
+def _pod_usage(
+    metric: str, resource: str, limit: float, percent: Callable[[StackSettings], float], factor: float
+) -> Callable[[StackSettings], list[dict]]:
     def series(s: StackSettings) -> list[dict]:
         used = limit * percent(s) / 100 * factor
         container = {**POD, "container": "web"}
@@ -153,8 +155,10 @@ def _pod_usage(metric: str, resource: str, limit: float, percent: Callable[[Stac
 def _error_ratio(percent: Callable[[StackSettings], float]) -> Scenario:
     return Scenario(
         firing=lambda s: requests(s, busy(s), percent(s) / 100 * ABOVE),
-        silent=(lambda s: requests(s, busy(s), percent(s) / 100 * BELOW),
-                lambda s: requests(s, quiet(s), min(1.0, percent(s) / 100 * 10))),
+        silent=(
+            lambda s: requests(s, busy(s), percent(s) / 100 * BELOW),
+            lambda s: requests(s, quiet(s), min(1.0, percent(s) / 100 * 10)),
+        ),
         labels=TRACK,
     )
 
@@ -162,8 +166,7 @@ def _error_ratio(percent: Callable[[StackSettings], float]) -> Scenario:
 def _latency(ms: Callable[[StackSettings], int]) -> Scenario:
     return Scenario(
         firing=lambda s: latency(s, ms(s) / 1000, True, busy(s)),
-        silent=(lambda s: latency(s, ms(s) / 1000, False, busy(s)),
-                lambda s: latency(s, ms(s) / 1000, True, quiet(s))),
+        silent=(lambda s: latency(s, ms(s) / 1000, False, busy(s)), lambda s: latency(s, ms(s) / 1000, True, quiet(s))),
         labels=TRACK,
     )
 
@@ -172,8 +175,10 @@ def _cache(factor: float, lookups: Callable[[StackSettings], float]) -> Callable
     def series(s: StackSettings) -> list[dict]:
         hit_ratio = min(1.0, s.monitoring.thresholds.cache_hit_rate_min_percent / 100 * factor)
         exporter = {"instance": "redis-exporter:9121", "job": "redis"}
-        return [counter(s.monitoring.metrics.cache_hits_total, exporter, lookups(s) * hit_ratio),
-                counter(s.monitoring.metrics.cache_misses_total, exporter, lookups(s) * (1 - hit_ratio))]
+        return [
+            counter(s.monitoring.metrics.cache_hits_total, exporter, lookups(s) * hit_ratio),
+            counter(s.monitoring.metrics.cache_misses_total, exporter, lookups(s) * (1 - hit_ratio)),
+        ]
 
     return series
 
@@ -182,16 +187,23 @@ def _pool(factor: float) -> Callable[[StackSettings], list[dict]]:
     def series(s: StackSettings) -> list[dict]:
         size = 20
         in_use = size * s.monitoring.thresholds.connection_utilisation_percent / 100 * factor
-        return [gauge(s.monitoring.metrics.db_pool_in_use, track_labels(), in_use),
-                gauge(s.monitoring.metrics.db_pool_max, track_labels(), size)]
+        return [
+            gauge(s.monitoring.metrics.db_pool_in_use, track_labels(), in_use),
+            gauge(s.monitoring.metrics.db_pool_max, track_labels(), size),
+        ]
 
     return series
 
 
-def _canary(stable_percent: Callable[[StackSettings], float], canary_percent: Callable[[StackSettings], float],
-            canary_rate: Callable[[StackSettings], float] = busy) -> Callable[[StackSettings], list[dict]]:
-    return lambda s: (requests(s, busy(s), stable_percent(s) / 100, track="stable")
-                      + requests(s, canary_rate(s), canary_percent(s) / 100, track="canary"))
+def _canary(
+    stable_percent: Callable[[StackSettings], float],
+    canary_percent: Callable[[StackSettings], float],
+    canary_rate: Callable[[StackSettings], float] = busy,
+) -> Callable[[StackSettings], list[dict]]:
+    return lambda s: (
+        requests(s, busy(s), stable_percent(s) / 100, track="stable")
+        + requests(s, canary_rate(s), canary_percent(s) / 100, track="canary")
+    )
 
 
 def _target(s: StackSettings) -> float:
@@ -208,8 +220,10 @@ SMOKE = {"job": r.SMOKE_JOB, "instance": "https://app.plexichat.com/readyz"}
 
 
 def _hpa(current: int) -> Callable[[StackSettings], list[dict]]:
-    return lambda s: [gauge("kube_horizontalpodautoscaler_status_current_replicas", HPA, current),
-                      gauge("kube_horizontalpodautoscaler_spec_max_replicas", HPA, 10)]
+    return lambda s: [
+        gauge("kube_horizontalpodautoscaler_status_current_replicas", HPA, current),
+        gauge("kube_horizontalpodautoscaler_spec_max_replicas", HPA, 10),
+    ]
 
 
 SCENARIOS: dict[str, Scenario] = {
@@ -231,28 +245,62 @@ SCENARIOS: dict[str, Scenario] = {
         labels=TRACK,
     ),
     "PlexichatCpuHigh": Scenario(
-        _pod_usage("container_cpu_usage_seconds_total", "cpu", 1, lambda s: s.monitoring.thresholds.cpu_info_percent, ABOVE),
-        (_pod_usage("container_cpu_usage_seconds_total", "cpu", 1, lambda s: s.monitoring.thresholds.cpu_info_percent, BELOW),),
-        POD),
+        _pod_usage(
+            "container_cpu_usage_seconds_total", "cpu", 1, lambda s: s.monitoring.thresholds.cpu_info_percent, ABOVE
+        ),
+        (
+            _pod_usage(
+                "container_cpu_usage_seconds_total", "cpu", 1, lambda s: s.monitoring.thresholds.cpu_info_percent, BELOW
+            ),
+        ),
+        POD,
+    ),
     "PlexichatCpuAboveTarget": Scenario(
-        _pod_usage("container_cpu_usage_seconds_total", "cpu", 1, lambda s: s.monitoring.thresholds.cpu_target_percent, ABOVE),
-        (_pod_usage("container_cpu_usage_seconds_total", "cpu", 1, lambda s: s.monitoring.thresholds.cpu_target_percent, BELOW),),
-        POD),
+        _pod_usage(
+            "container_cpu_usage_seconds_total", "cpu", 1, lambda s: s.monitoring.thresholds.cpu_target_percent, ABOVE
+        ),
+        (
+            _pod_usage(
+                "container_cpu_usage_seconds_total",
+                "cpu",
+                1,
+                lambda s: s.monitoring.thresholds.cpu_target_percent,
+                BELOW,
+            ),
+        ),
+        POD,
+    ),
     "PlexichatMemoryHigh": Scenario(
-        _pod_usage("container_memory_working_set_bytes", "memory", 2**30, lambda s: s.monitoring.thresholds.memory_target_percent, ABOVE),
-        (_pod_usage("container_memory_working_set_bytes", "memory", 2**30, lambda s: s.monitoring.thresholds.memory_target_percent, BELOW),),
-        POD),
+        _pod_usage(
+            "container_memory_working_set_bytes",
+            "memory",
+            2**30,
+            lambda s: s.monitoring.thresholds.memory_target_percent,
+            ABOVE,
+        ),
+        (
+            _pod_usage(
+                "container_memory_working_set_bytes",
+                "memory",
+                2**30,
+                lambda s: s.monitoring.thresholds.memory_target_percent,
+                BELOW,
+            ),
+        ),
+        POD,
+    ),
     # A hit rate alerts when it falls: "above the threshold" is a hit rate just under it.
-    "PlexichatCacheHitRateLow": Scenario(
-        _cache(BELOW, busy), (_cache(ABOVE, busy), _cache(BELOW, quiet)), {}),
+    "PlexichatCacheHitRateLow": Scenario(_cache(BELOW, busy), (_cache(ABOVE, busy), _cache(BELOW, quiet)), {}),
     "PlexichatDbPoolSaturated": Scenario(_pool(ABOVE), (_pool(BELOW),), TRACK),
     "PlexichatPodCrashLooping": Scenario(
         lambda s: [gauge("kube_pod_container_status_waiting_reason", CRASH, 1)],
         (lambda s: [gauge("kube_pod_container_status_waiting_reason", CRASH, 0)],),
-        {"namespace": NS, "pod": CRASH["pod"], "container": "web"}),
+        {"namespace": NS, "pod": CRASH["pod"], "container": "web"},
+    ),
     "PlexichatHpaAtMaxReplicas": Scenario(_hpa(10), (_hpa(9),), HPA),
     "PlexichatSmokeProbeFailing": Scenario(
-        lambda s: [gauge("probe_success", SMOKE, 0)], (lambda s: [gauge("probe_success", SMOKE, 1)],), SMOKE),
+        lambda s: [gauge("probe_success", SMOKE, 0)], (lambda s: [gauge("probe_success", SMOKE, 1)],), SMOKE
+    ),
 }
 
 
@@ -274,8 +322,9 @@ def _case(rule: dict, series: list[dict], minutes: int, fires: bool) -> dict:
     expected = []
     if fires:
         labels = {**SCENARIOS[rule["alert"]].labels, **rule["labels"]}
-        expected = [{"exp_labels": labels,
-                     "exp_annotations": {k: _expand(v, labels) for k, v in rule["annotations"].items()}}]
+        expected = [
+            {"exp_labels": labels, "exp_annotations": {k: _expand(v, labels) for k, v in rule["annotations"].items()}}
+        ]
     return {
         "interval": "1m",
         "input_series": series,
@@ -311,9 +360,17 @@ def _write(tmp_path, stack: str) -> tuple[str, str]:
     rules = tmp_path / f"{stack}-rules.yaml"
     rules.write_text(yaml.safe_dump({"groups": rule_groups(stack)}, sort_keys=False))
     tests = tmp_path / f"{stack}-tests.yaml"
-    tests.write_text(yaml.dump({
-        "rule_files": [rules.name], "evaluation_interval": "1m", "tests": promtool_tests(stack),
-    }, Dumper=_NoAliases, sort_keys=False))
+    tests.write_text(
+        yaml.dump(
+            {
+                "rule_files": [rules.name],
+                "evaluation_interval": "1m",
+                "tests": promtool_tests(stack),
+            },
+            Dumper=_NoAliases,
+            sort_keys=False,
+        )
+    )
     return str(rules), str(tests)
 
 
@@ -323,8 +380,18 @@ def _dashboard_queries(tmp_path, stack: str) -> str:
     (board,) = (json.loads(text) for text in config_map.inputs["data"].values())
     queries = [t["expr"] for panel in board["panels"] for t in panel["targets"]]
     path = tmp_path / f"{stack}-dashboard-queries.yaml"
-    path.write_text(yaml.safe_dump({"groups": [{"name": "dashboard", "rules": [
-        {"record": f"dashboard:query_{i}", "expr": q} for i, q in enumerate(queries)]}]}))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "groups": [
+                    {
+                        "name": "dashboard",
+                        "rules": [{"record": f"dashboard:query_{i}", "expr": q} for i, q in enumerate(queries)],
+                    }
+                ]
+            }
+        )
+    )
     return str(path)
 
 
@@ -337,13 +404,14 @@ def test_promtool_checks_every_stacks_rules_and_dashboard_queries(tmp_path):
 
 def test_every_alert_fires_above_and_stays_silent_below_its_threshold(tmp_path):
     # Stacks whose rules and monitoring settings are equal need proving once (keeps CI fast).
-    distinct = {
-        json.dumps([rule_groups(s), settings_of(s).monitoring.model_dump()], sort_keys=True): s
-        for s in STACKS
-    }
+    distinct = {json.dumps([rule_groups(s), settings_of(s).monitoring.model_dump()], sort_keys=True): s for s in STACKS}
     files = [_write(tmp_path, stack)[1] for stack in distinct.values()]  # failures name the stack
-    runs = [subprocess.Popen([promtool(), "test", "rules", f], stdout=subprocess.PIPE,
-                             stderr=subprocess.STDOUT, text=True, cwd=tmp_path) for f in files]
+    runs = [
+        subprocess.Popen(
+            [promtool(), "test", "rules", f], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path
+        )
+        for f in files
+    ]
     for run in runs:  # one process per file, side by side
         output = run.communicate()[0]
         assert run.returncode == 0 and "SUCCESS" in output, output
@@ -364,8 +432,9 @@ def test_promtool_notices_a_broken_rule(tmp_path):
     stack = "prod"
     _, tests = _write(tmp_path, stack)
     test_file = yaml.safe_load((tmp_path / f"{stack}-tests.yaml").read_text())
-    test_file["tests"] = [t for t in test_file["tests"]
-                          if t["alert_rule_test"][0]["alertname"] == "PlexichatErrorRatioCritical"]
+    test_file["tests"] = [
+        t for t in test_file["tests"] if t["alert_rule_test"][0]["alertname"] == "PlexichatErrorRatioCritical"
+    ]
     (tmp_path / f"{stack}-tests.yaml").write_text(yaml.dump(test_file, Dumper=_NoAliases))
     rules_path = tmp_path / f"{stack}-rules.yaml"
     groups = yaml.safe_load(rules_path.read_text())["groups"]
@@ -374,6 +443,5 @@ def test_promtool_notices_a_broken_rule(tmp_path):
             if rule.get("alert") == "PlexichatErrorRatioCritical":
                 rule["expr"] = rule["expr"].replace("> 0.05", "> 0.1")
     rules_path.write_text(yaml.safe_dump({"groups": groups}, sort_keys=False))
-    result = subprocess.run([promtool(), "test", "rules", tests], capture_output=True, text=True,
-                            cwd=tmp_path)
+    result = subprocess.run([promtool(), "test", "rules", tests], capture_output=True, text=True, cwd=tmp_path)
     assert result.returncode != 0 and "PlexichatErrorRatioCritical" in result.stdout + result.stderr

@@ -37,8 +37,7 @@ DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 
 
 def monitoring_objects(rendering: Rendering) -> dict[str, dict]:
-    return {r.type.rsplit(":", 1)[-1]: r.manifest() for r in rendering.resources
-            if r.type.startswith(MONITORING)}
+    return {r.type.rsplit(":", 1)[-1]: r.manifest() for r in rendering.resources if r.type.startswith(MONITORING)}
 
 
 def routing(stack: str) -> dict | None:
@@ -130,11 +129,16 @@ def test_a_critical_alert_mutes_the_matching_warning():
     assert inhibit["targetMatch"] == [{"name": "severity", "value": "warning", "matchType": "="}]
     assert set(inhibit["equal"]) == {"namespace", "signal", alert_rules.TRACK}
     # Each critical alert has a warning about the same signal to mute, or none at all.
-    rules = [r for g in monitoring_objects(rendered("prod"))["PrometheusRule"]["spec"]["groups"]
-             for r in g["rules"] if "alert" in r]
+    rules = [
+        r
+        for g in monitoring_objects(rendered("prod"))["PrometheusRule"]["spec"]["groups"]
+        for r in g["rules"]
+        if "alert" in r
+    ]
     signals = {r["labels"]["signal"] for r in rules if r["labels"]["severity"] == "warning"}
     assert "errors" in signals and {"errors", "smoke"} == {
-        r["labels"]["signal"] for r in rules if r["labels"]["severity"] == "critical"}
+        r["labels"]["signal"] for r in rules if r["labels"]["severity"] == "critical"
+    }
 
 
 @pytest.mark.parametrize("stack", ["staging", "prod"])
@@ -144,8 +148,7 @@ def test_receiver_urls_and_keys_reach_the_cluster_only_as_secrets(stack):
     assert is_secret(secret.inputs["stringData"])
     keys = set(secret.inputs["stringData"]["value"])
     spec = routing(stack)["spec"]
-    refs = [c for r in spec["receivers"] for configs in r.values() if isinstance(configs, list)
-            for c in configs]
+    refs = [c for r in spec["receivers"] for configs in r.values() if isinstance(configs, list) for c in configs]
     for config in refs:
         ref = config.get("apiURL") or config.get("routingKey")
         assert ref == {"name": secret.inputs["metadata"]["name"], "key": ref["key"]}
@@ -153,12 +156,14 @@ def test_receiver_urls_and_keys_reach_the_cluster_only_as_secrets(stack):
     (config,) = rendering.of_type("kubernetes:monitoring.coreos.com/v1alpha1:AlertmanagerConfig")
     assert secret.urn in config.dependencies  # the Secret exists before Alertmanager reads it
     for resource in rendering.resources:
-        assert FAKE_SECRET not in json.dumps(resource.manifest() if resource.is_kubernetes else
-                                             _masked(resource.inputs)), resource.urn
+        assert FAKE_SECRET not in json.dumps(
+            resource.manifest() if resource.is_kubernetes else _masked(resource.inputs)
+        ), resource.urn
 
 
 def _masked(inputs):
     from plexictl.engine import mask_secrets
+
     return mask_secrets(inputs)
 
 
@@ -206,16 +211,21 @@ def test_alarm_topic_is_encrypted_with_its_own_key_and_pages_only_in_prod():
 def _alarms(thresholds: AlertThresholds) -> Rendering:
     def program():
         topic = AlarmTopic("alarms", AlarmTopicArgs(stack="test"))
-        CloudAlarms("data", CloudAlarmsArgs(
-            topic=topic.topic,
-            thresholds=thresholds,
-            db_primary_identifier="plexichat-prod-db",
-            db_max_connections=500,
-            db_replica_identifiers={"replica-1": "plexichat-prod-db-replica-1",
-                                    "replica-2": "plexichat-prod-db-replica-2"},
-            cache_replication_group_id="plexichat-prod-cache",
-            cache_node_count=2,
-        ))
+        CloudAlarms(
+            "data",
+            CloudAlarmsArgs(
+                topic=topic.topic,
+                thresholds=thresholds,
+                db_primary_identifier="plexichat-prod-db",
+                db_max_connections=500,
+                db_replica_identifiers={
+                    "replica-1": "plexichat-prod-db-replica-1",
+                    "replica-2": "plexichat-prod-db-replica-2",
+                },
+                cache_replication_group_id="plexichat-prod-cache",
+                cache_node_count=2,
+            ),
+        )
 
     return run(program, "test")
 
@@ -229,10 +239,13 @@ def test_cloud_alarms_cover_the_data_tier_and_notify_the_topic_both_ways():
     assert rendering.warnings == []
     alarms = _alarm_inputs(rendering)
     assert set(alarms) == {
-        "data-db-primary-cpu", "data-db-primary-free-storage", "data-db-primary-freeable-memory",
-        "data-db-primary-connections", "data-db-replica-1-lag", "data-db-replica-2-lag",
-        *(f"data-cache-{n}-{m}" for n in ("001", "002")
-          for m in ("engine-cpu", "memory", "evictions", "hit-rate")),
+        "data-db-primary-cpu",
+        "data-db-primary-free-storage",
+        "data-db-primary-freeable-memory",
+        "data-db-primary-connections",
+        "data-db-replica-1-lag",
+        "data-db-replica-2-lag",
+        *(f"data-cache-{n}-{m}" for n in ("001", "002") for m in ("engine-cpu", "memory", "evictions", "hit-rate")),
     }
     topic_arn = "arn:aws:sns:us-east-1:123456789012:alarms-topic"
     for name, alarm in alarms.items():
@@ -248,9 +261,14 @@ def test_cloud_alarms_cover_the_data_tier_and_notify_the_topic_both_ways():
 
 def test_one_setting_moves_the_prometheus_rule_and_the_cloudwatch_alarm_together():
     def edit(config):
-        config["plexichat:monitoring"] = {"thresholds": {
-            "cpuTargetPercent": 70, "cacheHitRateMinPercent": 95, "memoryTargetPercent": 75,
-            "connectionUtilisationPercent": 60}}
+        config["plexichat:monitoring"] = {
+            "thresholds": {
+                "cpuTargetPercent": 70,
+                "cacheHitRateMinPercent": 95,
+                "memoryTargetPercent": 75,
+                "connectionUtilisationPercent": 60,
+            }
+        }
 
     def expr_of(rendering, alert):
         spec = monitoring_objects(rendering)["PrometheusRule"]["spec"]
@@ -286,6 +304,7 @@ def test_every_stack_alarms_on_its_database_and_cache_through_the_topic(stack):
     replicas = rendering.outputs["database"]["readReplicas"]
     lag = [a for a in data_alarms if a.inputs["metricName"] == "ReplicaLag"]
     assert len(lag) == replicas
-    cache_nodes = {a.inputs["dimensions"]["CacheClusterId"] for a in data_alarms
-                   if a.inputs["namespace"] == "AWS/ElastiCache"}
+    cache_nodes = {
+        a.inputs["dimensions"]["CacheClusterId"] for a in data_alarms if a.inputs["namespace"] == "AWS/ElastiCache"
+    }
     assert len(cache_nodes) == rendering.outputs["cache"]["nodes"]

@@ -16,27 +16,60 @@ from tests.test_settings import (  # the same check as the foundation's bad conf
 
 BAD_CONFIGS = [
     # (stack, edit, key path the error must name, a word the message must contain)
-    ("dev", _set("alerting", {"critical": "sms"}), "plexichat:alerting.critical", "must be none, chat, lowPriority or pagerduty (got 'sms')"),
+    (
+        "dev",
+        _set("alerting", {"critical": "sms"}),
+        "plexichat:alerting.critical",
+        "must be none, chat, lowPriority or pagerduty (got 'sms')",
+    ),
     ("dev", _set("alerting", {"critical": "chat"}), "plexichat:alertChatWebhookUrl", "--secret"),
     ("staging", _remove("alertChatWebhookUrl"), "plexichat:alertChatWebhookUrl", "required"),
     ("prod", _remove("pagerDutyRoutingKey"), "plexichat:pagerDutyRoutingKey", "pagerduty"),
     ("prod", _remove("pagerDutyCloudwatchUrl"), "plexichat:pagerDutyCloudwatchUrl", "CloudWatch"),
     ("prod", _remove("alertLowPriorityWebhookUrl"), "plexichat:alertLowPriorityWebhookUrl", "lowPriority"),
-    ("dev", _set("monitoring", {"thresholds": {"errorRatioCriticalPercent": 150}}),
-     "plexichat:monitoring.thresholds.errorRatioCriticalPercent", "percent"),
-    ("dev", _set("monitoring", {"thresholds": {"latencyTargetMs": 2000}}),
-     "plexichat:monitoring.thresholds.latencyTargetMs", "below latencyWarningMs"),
-    ("dev", _set("monitoring", {"thresholds": {"errorRatioTargetPercent": 6}}),
-     "plexichat:monitoring.thresholds.errorRatioTargetPercent", "below errorRatioCriticalPercent"),
-    ("dev", _set("monitoring", {"thresholds": {"minRequestsPerSecond": 0}}),
-     "plexichat:monitoring.thresholds.minRequestsPerSecond", "request rate"),
-    ("dev", _set("monitoring", {"metrics": {"requestsTotal": "http-requests"}}),
-     "plexichat:monitoring.metrics.requestsTotal", "metric name"),
+    (
+        "dev",
+        _set("monitoring", {"thresholds": {"errorRatioCriticalPercent": 150}}),
+        "plexichat:monitoring.thresholds.errorRatioCriticalPercent",
+        "percent",
+    ),
+    (
+        "dev",
+        _set("monitoring", {"thresholds": {"latencyTargetMs": 2000}}),
+        "plexichat:monitoring.thresholds.latencyTargetMs",
+        "below latencyWarningMs",
+    ),
+    (
+        "dev",
+        _set("monitoring", {"thresholds": {"errorRatioTargetPercent": 6}}),
+        "plexichat:monitoring.thresholds.errorRatioTargetPercent",
+        "below errorRatioCriticalPercent",
+    ),
+    (
+        "dev",
+        _set("monitoring", {"thresholds": {"minRequestsPerSecond": 0}}),
+        "plexichat:monitoring.thresholds.minRequestsPerSecond",
+        "request rate",
+    ),
+    (
+        "dev",
+        _set("monitoring", {"metrics": {"requestsTotal": "http-requests"}}),
+        "plexichat:monitoring.metrics.requestsTotal",
+        "metric name",
+    ),
     ("dev", _set("monitoring", {"smokeProbes": True}), "plexichat:monitoring.smokeProbes", "unknown key"),
-    ("dev", _set("monitoring", {"blackboxExporterAddress": "http://x"}),
-     "plexichat:monitoring.blackboxExporterAddress", "host:port"),
-    ("dev", _set("monitoring", {"runbookUrl": "http://wiki/runbook#alerts"}),
-     "plexichat:monitoring.runbookUrl", "https"),
+    (
+        "dev",
+        _set("monitoring", {"blackboxExporterAddress": "http://x"}),
+        "plexichat:monitoring.blackboxExporterAddress",
+        "host:port",
+    ),
+    (
+        "dev",
+        _set("monitoring", {"runbookUrl": "http://wiki/runbook#alerts"}),
+        "plexichat:monitoring.runbookUrl",
+        "https",
+    ),
 ]
 
 

@@ -50,9 +50,7 @@ def test_each_role_trusts_only_its_service_accounts_through_the_clusters_oidc_pr
 def _policy(stack: str, name: str) -> dict[str, dict]:
     policy = json.loads(rendered(stack).one("aws:iam/rolePolicy:RolePolicy", name).inputs["policy"])
     for statement in policy["Statement"]:
-        resources, actions = (
-            v if isinstance(v, list) else [v] for v in (statement["Resource"], statement["Action"])
-        )
+        resources, actions = (v if isinstance(v, list) else [v] for v in (statement["Resource"], statement["Action"]))
         assert all(r.startswith("arn:aws:") for r in resources), statement
         assert not any(a.endswith("*") for a in actions), statement
     return {s["Sid"]: s for s in policy["Statement"]}
@@ -89,7 +87,8 @@ def test_every_service_account_carries_the_role_for_its_job(stack, preview):
         name = account.inputs["metadata"]["name"]
         role = "app-access-store-role" if name == "plexichat-external-secrets" else "app-access-role"
         assert account.inputs["metadata"]["annotations"]["eks.amazonaws.com/role-arn"] in (
-            f"arn:aws:iam::123456789012:role/{role}", "[unknown until apply]"
+            f"arn:aws:iam::123456789012:role/{role}",
+            "[unknown until apply]",
         )
         assert name.startswith("plexichat-")  # admitted by its role's trust
 
@@ -101,8 +100,10 @@ def test_external_secrets_bring_credentials_into_the_cluster(stack):
     aws = store.inputs["spec"]["provider"]["aws"]
     assert aws["service"] == "SecretsManager" and aws["region"] == "us-east-1"
     assert aws["auth"]["jwt"]["serviceAccountRef"]["name"] == "plexichat-external-secrets"
-    secrets = {e.inputs["metadata"]["name"]: e.inputs["spec"] for e in
-               r.of_type("kubernetes:external-secrets.io/v1:ExternalSecret")}
+    secrets = {
+        e.inputs["metadata"]["name"]: e.inputs["spec"]
+        for e in r.of_type("kubernetes:external-secrets.io/v1:ExternalSecret")
+    }
     assert set(secrets) == {"plexichat-db-credentials", "plexichat-cache-auth"}
     for name, spec in secrets.items():
         assert spec["secretStoreRef"] == {"name": "plexichat-aws", "kind": "SecretStore"}
@@ -112,7 +113,8 @@ def test_external_secrets_bring_credentials_into_the_cluster(stack):
     # The app's credentials never enter a manifest: no Kubernetes Secret but the Alertmanager
     # receivers' (built from Pulumi secrets; see components/alerting.py) is declared.
     assert [s.inputs["metadata"]["name"] for s in r.of_type("kubernetes:core/v1:Secret")] in (
-        [], ["plexichat-alert-receivers"],
+        [],
+        ["plexichat-alert-receivers"],
     )
 
 
@@ -145,7 +147,8 @@ def test_a_changed_credential_rolls_every_deployment_that_reads_it(stack):
         template = deployment.inputs["spec"]["template"]
         read = {
             e["valueFrom"]["secretKeyRef"]["name"]
-            for container in template["spec"]["containers"] for e in container.get("env", [])
+            for container in template["spec"]["containers"]
+            for e in container.get("env", [])
             if "secretKeyRef" in e.get("valueFrom", {})
         }
         watched = deployment.inputs["metadata"]["annotations"]["secret.reloader.stakater.com/reload"]

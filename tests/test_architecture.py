@@ -50,8 +50,11 @@ def test_components_import_only_layers_below_them_and_never_plexictl(path):
     assert used <= ALLOWED[layer], f"{layer} may not import {sorted(used - ALLOWED[layer])}"
 
 
-@pytest.mark.parametrize("path", [p for p in SOURCES if layer_of(p) in ("config", "release", "naming")],
-                         ids=lambda p: str(p.relative_to(ROOT)))
+@pytest.mark.parametrize(
+    "path",
+    [p for p in SOURCES if layer_of(p) in ("config", "release", "naming")],
+    ids=lambda p: str(p.relative_to(ROOT)),
+)
 def test_the_pure_layers_import_no_pulumi(path):
     pulumi_imports = {m for m in imported_modules(path) if m.split(".")[0].startswith("pulumi")}
     assert not pulumi_imports, f"{path.relative_to(ROOT)} imports {sorted(pulumi_imports)}"

@@ -15,7 +15,11 @@ def bucket_parts(stack, bucket="backups-bucket"):
         kind: r.one(f"aws:s3/{token}", f"{bucket}-{suffix}").inputs
         for kind, token, suffix in (
             ("versioning", "bucketVersioning:BucketVersioning", "versioning"),
-            ("encryption", "bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration", "encryption"),
+            (
+                "encryption",
+                "bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
+                "encryption",
+            ),
             ("public", "bucketPublicAccessBlock:BucketPublicAccessBlock", "public-access"),
             ("ownership", "bucketOwnershipControls:BucketOwnershipControls", "ownership"),
             ("policy", "bucketPolicy:BucketPolicy", "policy"),
@@ -41,8 +45,10 @@ def test_bucket_is_versioned_encrypted_private_and_tls_only(stack, bucket):
     assert rule["bucketKeyEnabled"] is True
     default = rule["applyServerSideEncryptionByDefault"]
     assert default["sseAlgorithm"] == "aws:kms" and ":key/" in default["kmsMasterKeyId"]
-    assert all(parts["public"][k] is True for k in
-               ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets"))
+    assert all(
+        parts["public"][k] is True
+        for k in ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets")
+    )
     assert parts["ownership"]["rule"]["objectOwnership"] == "BucketOwnerEnforced"
     statements = json.loads(parts["policy"]["policy"])["Statement"]
     conditions = {json.dumps(s["Condition"]) for s in statements if s["Effect"] == "Deny"}
@@ -132,8 +138,9 @@ def test_prod_dr_pieces_live_in_the_second_region():
     assert rule["destination"]["replicationTime"] == {"status": "Enabled", "time": {"minutes": 15}}
     assert rule["sourceSelectionCriteria"]["sseKmsEncryptedObjects"]["status"] == "Enabled"
 
-    rds = r.one("aws:rds/instanceAutomatedBackupsReplication:InstanceAutomatedBackupsReplication",
-                "backups-dr-rds-backups").inputs
+    rds = r.one(
+        "aws:rds/instanceAutomatedBackupsReplication:InstanceAutomatedBackupsReplication", "backups-dr-rds-backups"
+    ).inputs
     assert rds["sourceDbInstanceArn"] == "arn:aws:rds:us-east-1:123456789012:db:plexichat-prod"
     assert rds["kmsKeyId"].startswith("arn:aws:kms:us-west-2:")
 

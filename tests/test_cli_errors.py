@@ -33,27 +33,60 @@ DUPLICATE_DOMAIN = "  plexichat:domain: app.plexichat.com\n  plexichat:domain: b
 
 # (what the operator runs, how the file is broken first, the words the message must carry)
 BAD_INPUTS = [
-    ("switch --stack staging", break_file("staging", "active: blue", "active: purple"),
-     ["Pulumi.staging.yaml", "plexichat:release.active: must be blue or green (got 'purple')"]),
-    ("switch --stack staging", break_file("staging", "    green: v1.5.0\n", ""),
-     ["Pulumi.staging.yaml", "plexichat:release.green: required, but not set"]),
-    ("canary next --stack prod", break_file("prod", "weight: 10", 'weight: "ten"'),
-     ["Pulumi.prod.yaml", "plexichat:release.canary.weight: must be an integer percent from 0 to 100 (got 'ten')"]),
-    ("canary next --stack prod", break_file("prod", "strategy: canary", "strategy: canary: yes"),
-     ["Pulumi.prod.yaml, line ", "mapping values are not allowed"]),
-    ("render --stack prod", break_file("prod", "strategy: canary", "strategy: canary: yes"),
-     ["Pulumi.prod.yaml, line ", "mapping values are not allowed"]),
-    ("render --stack prod", break_file("prod", "  plexichat:domain: app.plexichat.com\n", DUPLICATE_DOMAIN),
-     ["Pulumi.prod.yaml, line ", "duplicate key 'plexichat:domain'", "may appear only once"]),
-    ("deploy v1.6.0 --stack dev", break_file("dev", "  plexichat:domain: dev.plexichat.com\n",
-                                            "  plexichat:domain: dev.plexichat.com\n  plexichat:domain: x.plexichat.com\n"),
-     ["Pulumi.dev.yaml, line ", "duplicate key 'plexichat:domain'"]),
-    ("canary next --stack prod", break_file("prod", "strategy: canary", "strategy: linear"),
-     ["Pulumi.prod.yaml", "plexichat:release.strategy: must be one of rolling, canary, blueGreen (got 'linear')"]),
-    ("render --stack prod", break_file("prod", "      weight: 10\n", "      weight: 10\n      wieght: 10\n"),
-     ["plexichat:release.canary.wieght: unknown key", "allowed here: header, steps, version, weight"]),
-    ("render --stack dev", break_file("dev", "  plexichat:release:", "  release:"),
-     ["plexichat:release: written without its namespace as `release:`"]),
+    (
+        "switch --stack staging",
+        break_file("staging", "active: blue", "active: purple"),
+        ["Pulumi.staging.yaml", "plexichat:release.active: must be blue or green (got 'purple')"],
+    ),
+    (
+        "switch --stack staging",
+        break_file("staging", "    green: v1.5.0\n", ""),
+        ["Pulumi.staging.yaml", "plexichat:release.green: required, but not set"],
+    ),
+    (
+        "canary next --stack prod",
+        break_file("prod", "weight: 10", 'weight: "ten"'),
+        ["Pulumi.prod.yaml", "plexichat:release.canary.weight: must be an integer percent from 0 to 100 (got 'ten')"],
+    ),
+    (
+        "canary next --stack prod",
+        break_file("prod", "strategy: canary", "strategy: canary: yes"),
+        ["Pulumi.prod.yaml, line ", "mapping values are not allowed"],
+    ),
+    (
+        "render --stack prod",
+        break_file("prod", "strategy: canary", "strategy: canary: yes"),
+        ["Pulumi.prod.yaml, line ", "mapping values are not allowed"],
+    ),
+    (
+        "render --stack prod",
+        break_file("prod", "  plexichat:domain: app.plexichat.com\n", DUPLICATE_DOMAIN),
+        ["Pulumi.prod.yaml, line ", "duplicate key 'plexichat:domain'", "may appear only once"],
+    ),
+    (
+        "deploy v1.6.0 --stack dev",
+        break_file(
+            "dev",
+            "  plexichat:domain: dev.plexichat.com\n",
+            "  plexichat:domain: dev.plexichat.com\n  plexichat:domain: x.plexichat.com\n",
+        ),
+        ["Pulumi.dev.yaml, line ", "duplicate key 'plexichat:domain'"],
+    ),
+    (
+        "canary next --stack prod",
+        break_file("prod", "strategy: canary", "strategy: linear"),
+        ["Pulumi.prod.yaml", "plexichat:release.strategy: must be one of rolling, canary, blueGreen (got 'linear')"],
+    ),
+    (
+        "render --stack prod",
+        break_file("prod", "      weight: 10\n", "      weight: 10\n      wieght: 10\n"),
+        ["plexichat:release.canary.wieght: unknown key", "allowed here: header, steps, version, weight"],
+    ),
+    (
+        "render --stack dev",
+        break_file("dev", "  plexichat:release:", "  release:"),
+        ["plexichat:release: written without its namespace as `release:`"],
+    ),
     ("render --stack qa", unchanged, ["no stack 'qa'", "stacks here: dev, prod, staging"]),
     ("canary set 25 --stack qa", unchanged, ["no stack 'qa'", "stacks here: dev, prod, staging"]),
     ("canary set ten --stack prod", unchanged, ["argument weight: must be an integer percent, got 'ten'"]),
@@ -61,21 +94,28 @@ BAD_INPUTS = [
     ("canary start v1.6.0 --stack dev --header x-beta", unchanged, ["must be NAME=VALUE"]),
     ("canary start v1.6.0 --stack dev --header a=b --no-header", unchanged, ["not allowed with argument"]),
     ("canary unknown", unchanged, ["invalid choice: 'unknown'"]),
-    ("canary next --stack dev", unchanged,
-     ["`canary next` needs strategy canary, and this stack's is rolling",
-      "a rolling stack releases with `deploy VERSION`"]),
+    (
+        "canary next --stack dev",
+        unchanged,
+        [
+            "`canary next` needs strategy canary, and this stack's is rolling",
+            "a rolling stack releases with `deploy VERSION`",
+        ],
+    ),
     ("switch --stack prod", unchanged, ["`switch` needs strategy blueGreen, and this stack's is canary"]),
     ("deploy latest --stack dev", unchanged, ["plexichat:release.version: must be a release tag"]),
 ]
 
 
 def fingerprint(project: pathlib.Path) -> dict[str, str]:
-    return {str(p.relative_to(project)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(project.rglob("*")) if p.is_file() and "components" not in p.parts}
+    return {
+        str(p.relative_to(project)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(project.rglob("*"))
+        if p.is_file() and "components" not in p.parts
+    }
 
 
-@pytest.mark.parametrize("command, damage, words", BAD_INPUTS,
-                         ids=[f"{i}:{b[0]}" for i, b in enumerate(BAD_INPUTS)])
+@pytest.mark.parametrize("command, damage, words", BAD_INPUTS, ids=[f"{i}:{b[0]}" for i, b in enumerate(BAD_INPUTS)])
 def test_bad_input_exits_1_with_one_clear_message_and_changes_nothing(tmp_path, command, damage, words):
     project = project_copy(tmp_path)
     damage(project)
@@ -83,7 +123,11 @@ def test_bad_input_exits_1_with_one_clear_message_and_changes_nothing(tmp_path, 
     env = {**os.environ, "PATH": os.path.dirname(sys.executable)}  # no Pulumi CLI: nothing deploys
     result = subprocess.run(
         [sys.executable, "-m", "plexictl", "--project-dir", str(project), *command.split()],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 1, result.stdout + result.stderr
     assert "Traceback" not in result.stderr
@@ -97,8 +141,13 @@ def test_the_console_script_runs_from_any_directory(tmp_path):
     script = pathlib.Path(sys.executable).parent / "plexictl"
     if not script.exists():
         pytest.fail(f"{script} is missing: `make demo` installs it (pip install --editable .)")
-    result = subprocess.run([str(script), "render", "--stack", "dev", "--out", str(tmp_path / "out")],
-                            cwd=tmp_path, env={"PATH": "/usr/bin:/bin"}, capture_output=True, text=True,
-                            timeout=120)
+    result = subprocess.run(
+        [str(script), "render", "--stack", "dev", "--out", str(tmp_path / "out")],
+        cwd=tmp_path,
+        env={"PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "out" / "outputs.yaml").exists()

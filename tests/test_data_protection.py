@@ -48,12 +48,22 @@ def test_dev_protects_nothing_so_it_can_be_torn_down():
 GUARDED_EDITS = [
     # (edit of a protected stack, the key path the error names, what it says the edit would do)
     (_set("aws", {"region": "eu-west-1"}), "plexichat:aws.region", "destroy every AWS resource"),
-    (_set("database.identifier", "plexichat-prod-2"), "plexichat:database.identifier",
-     "rename the RDS primary and its replicas (new endpoints"),
-    (_set("cache.replicationGroupId", "plexichat-prod-2"), "plexichat:cache.replicationGroupId",
-     "destroy the ElastiCache replication group"),
+    (
+        _set("database.identifier", "plexichat-prod-2"),
+        "plexichat:database.identifier",
+        "rename the RDS primary and its replicas (new endpoints",
+    ),
+    (
+        _set("cache.replicationGroupId", "plexichat-prod-2"),
+        "plexichat:cache.replicationGroupId",
+        "destroy the ElastiCache replication group",
+    ),
     (_set("cache.engine", "redis"), "plexichat:cache.engine", "destroy the ElastiCache replication group"),
-    (_set("backups.bucketName", "plexichat-prod-backups-2"), "plexichat:backups.bucketName", "destroy the backup bucket"),
+    (
+        _set("backups.bucketName", "plexichat-prod-backups-2"),
+        "plexichat:backups.bucketName",
+        "destroy the backup bucket",
+    ),
     (_set("backups.drRegion", "eu-west-1"), "plexichat:backups.drRegion", "destroy the DR bucket"),
     (_remove("backups.drRegion"), "plexichat:backups.drRegion", "destroy the DR bucket"),
 ]
@@ -76,9 +86,9 @@ def test_moving_the_pin_with_the_setting_is_the_explicit_override():
     before, after = rendered("prod").by_urn(), render_edited("prod", edit).by_urn()
     bucket = next(urn for urn, r in before.items() if r.name == "backups-bucket")
     # Allowed now, and the replacement stays visible to `plexictl diff` through the shared table.
-    assert replacement_forcing_changes(
-        "aws:s3/bucket:Bucket", before[bucket].inputs, after[bucket].inputs
-    ) == ["bucket"]
+    assert replacement_forcing_changes("aws:s3/bucket:Bucket", before[bucket].inputs, after[bucket].inputs) == [
+        "bucket"
+    ]
 
 
 def test_turning_protection_off_does_not_lift_the_pins():
@@ -198,8 +208,10 @@ def _arn_like(patterns: list[str], arn: str) -> bool:
     """IAM's ArnLike with a list (any may match): each of the six colon-separated parts matched
     on its own, `*` and `?` as wildcards."""
     return any(
-        all(fnmatch.fnmatchcase(part, wanted)
-            for wanted, part in zip(pattern.split(":", 5), arn.split(":", 5), strict=True))
+        all(
+            fnmatch.fnmatchcase(part, wanted)
+            for wanted, part in zip(pattern.split(":", 5), arn.split(":", 5), strict=True)
+        )
         for pattern in patterns
     )
 
@@ -214,13 +226,20 @@ def test_every_log_group_is_encrypted_with_a_key_that_admits_exactly_its_log_gro
     assert len(groups) >= 4  # database (per instance), cache slow log, WAF
     keys = {computed_aws_outputs(k.type, k.name, k.inputs, region)["arn"]: k for k in r.of_type("aws:kms/key:Key")}
     for key_arn, key in keys.items():
-        statements = [s for s in json.loads(key.inputs["policy"])["Statement"]
-                      if s["Principal"] == {"Service": f"logs.{region}.amazonaws.com"}]
+        statements = [
+            s
+            for s in json.loads(key.inputs["policy"])["Statement"]
+            if s["Principal"] == {"Service": f"logs.{region}.amazonaws.com"}
+        ]
         encrypted_here = {g.inputs["name"] for g in groups if g.inputs.get("kmsKeyId") == key_arn}
         admitted = {
-            g.inputs["name"] for g in groups for s in statements
-            if _arn_like(s["Condition"]["ArnLike"]["kms:EncryptionContext:aws:logs:arn"],
-                         f"arn:aws:logs:{region}:123456789012:log-group:{g.inputs['name']}")
+            g.inputs["name"]
+            for g in groups
+            for s in statements
+            if _arn_like(
+                s["Condition"]["ArnLike"]["kms:EncryptionContext:aws:logs:arn"],
+                f"arn:aws:logs:{region}:123456789012:log-group:{g.inputs['name']}",
+            )
         }
         assert admitted == encrypted_here, key.name
         for s in statements:

@@ -27,10 +27,20 @@ BAD_DATA_CONFIGS = [
     ("prod", _set("database.instanceClass", "db.huge"), "plexichat:database.instanceClass", "db.t4g.medium"),
     ("prod", _set("database.instanceClass", "m5.large"), "plexichat:database.instanceClass", "RDS instance class"),
     ("prod", _set("database.engineVersion", "12"), "plexichat:database.engineVersion", "14 or newer"),
-    ("prod", _set("database.maxAllocatedStorageGib", 100), "plexichat:database.maxAllocatedStorageGib", ">= allocatedStorageGib"),
+    (
+        "prod",
+        _set("database.maxAllocatedStorageGib", 100),
+        "plexichat:database.maxAllocatedStorageGib",
+        ">= allocatedStorageGib",
+    ),
     ("prod", _set("database.backupWindow", "21:30-22:30"), "plexichat:database.backupWindow", "overlap"),
     ("prod", _set("database.monitoringIntervalSeconds", 7), "plexichat:database.monitoringIntervalSeconds", "60"),
-    ("prod", _set("database.replicaAvailabilityZones", ["us-west-2a"]), "plexichat:database.replicaAvailabilityZones", "us-east-1"),
+    (
+        "prod",
+        _set("database.replicaAvailabilityZones", ["us-west-2a"]),
+        "plexichat:database.replicaAvailabilityZones",
+        "us-east-1",
+    ),
     ("prod", _remove("database.identifier"), "plexichat:database.identifier", "required"),
     ("dev", _set("database.identifier", "Plexi_DB"), "plexichat:database.identifier", "RDS identifier"),
     ("prod", _set("cache.nodeType", "cache.giant"), "plexichat:cache.nodeType", "node type"),
@@ -40,12 +50,21 @@ BAD_DATA_CONFIGS = [
     ("prod", _set("network.privateSubnetIds", []), "plexichat:network.privateSubnetIds", "at least 2"),
     ("prod", _remove("network.clusterSecurityGroupId"), "plexichat:network.clusterSecurityGroupId", "required"),
     ("prod", _remove("network.vpcId"), "plexichat:network.vpcId", "required"),
-    ("prod", lambda c: [_set(k, "us-east-1")(c) for k in ("backups.drRegion", "dataProtection.pinned.drRegion")],
-     "plexichat:backups.drRegion", "must differ from aws.region"),
+    (
+        "prod",
+        lambda c: [_set(k, "us-east-1")(c) for k in ("backups.drRegion", "dataProtection.pinned.drRegion")],
+        "plexichat:backups.drRegion",
+        "must differ from aws.region",
+    ),
     ("dev", _set("backups.drRegion", "us-east-1"), "plexichat:backups.drRegion", "must differ from aws.region"),
     ("prod", _set("backups.drRegion", "mars-1"), "plexichat:backups.drRegion", "AWS region"),
     ("prod", _set("backups.bucketName", "Bad_Bucket"), "plexichat:backups.bucketName", "S3 bucket name"),
-    ("prod", _set("irsa.oidcProviderArn", "arn:aws:iam::1:role/x"), "plexichat:irsa.oidcProviderArn", "OIDC provider ARN"),
+    (
+        "prod",
+        _set("irsa.oidcProviderArn", "arn:aws:iam::1:role/x"),
+        "plexichat:irsa.oidcProviderArn",
+        "OIDC provider ARN",
+    ),
     ("prod", _remove("irsa"), "plexichat:irsa", "required"),
     ("prod", _remove("redisAuthToken"), "plexichat:redisAuthToken", "required"),
     ("prod", _token("a-plain-text-token-that-is-long-enough"), "plexichat:redisAuthToken", "must be a secret"),
@@ -53,22 +72,26 @@ BAD_DATA_CONFIGS = [
 
 
 @pytest.mark.parametrize(
-    "stack,edit,key,hint", BAD_DATA_CONFIGS,
+    "stack,edit,key,hint",
+    BAD_DATA_CONFIGS,
     ids=[f"{b[0]}:{b[2].split(':')[1]}:{i}" for i, b in enumerate(BAD_DATA_CONFIGS)],
 )
 def test_bad_data_config_is_one_run_error_naming_the_key(stack, edit, key, hint):
     _check_bad_config(stack, edit, key, hint)
 
 
-@pytest.mark.parametrize("token,hint", [
-    ("short-token", "16 to 128"),
-    ("x" * 129, "16 to 128"),
-    ("has-an-@-sign-0123456789", "! & # $ ^ < > -"),
-    ('has-a-"-quote-0123456789', "! & # $ ^ < > -"),
-    ("has-a-/-slash-0123456789", "! & # $ ^ < > -"),
-    ("has-a-%-percent-0123456789", "! & # $ ^ < > -"),  # printable, but ElastiCache refuses it
-    ("has a space 0123456789", "! & # $ ^ < > -"),
-])
+@pytest.mark.parametrize(
+    "token,hint",
+    [
+        ("short-token", "16 to 128"),
+        ("x" * 129, "16 to 128"),
+        ("has-an-@-sign-0123456789", "! & # $ ^ < > -"),
+        ('has-a-"-quote-0123456789', "! & # $ ^ < > -"),
+        ("has-a-/-slash-0123456789", "! & # $ ^ < > -"),
+        ("has-a-%-percent-0123456789", "! & # $ ^ < > -"),  # printable, but ElastiCache refuses it
+        ("has a space 0123456789", "! & # $ ^ < > -"),
+    ],
+)
 def test_a_bad_token_is_refused_without_showing_it(monkeypatch, token, hint):
     # The engine replaces every secure: value with one placeholder; stand in this bad one.
     monkeypatch.setattr(engine, "FAKE_SECRET", token)
@@ -88,12 +111,15 @@ def test_bad_data_config_registers_nothing(monkeypatch):
     assert registered == []
 
 
-@pytest.mark.parametrize("backup,maintenance,overlaps", [
-    ("03:00-04:00", "sun:05:00-sun:06:00", False),
-    ("03:00-04:00", "sun:03:30-sun:04:30", True),
-    ("23:30-00:30", "mon:00:00-mon:01:00", True),   # across midnight
-    ("22:00-23:00", "sat:23:00-sat:23:30", False),  # touching, not overlapping
-])
+@pytest.mark.parametrize(
+    "backup,maintenance,overlaps",
+    [
+        ("03:00-04:00", "sun:05:00-sun:06:00", False),
+        ("03:00-04:00", "sun:03:30-sun:04:30", True),
+        ("23:30-00:30", "mon:00:00-mon:01:00", True),  # across midnight
+        ("22:00-23:00", "sat:23:00-sat:23:30", False),  # touching, not overlapping
+    ],
+)
 def test_backup_and_maintenance_windows_must_not_overlap(backup, maintenance, overlaps):
     from pydantic import ValidationError
 

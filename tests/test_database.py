@@ -85,9 +85,18 @@ def test_replicas_reference_the_primary_and_are_hardened_alike(stack, preview):
         inputs = replica.inputs
         assert inputs["replicateSourceDb"] in ("plexichat-" + stack, "[unknown until apply]")
         assert source.urn in replica.dependencies
-        for same in ("instanceClass", "publiclyAccessible", "deletionProtection", "copyTagsToSnapshot",
-                     "autoMinorVersionUpgrade", "performanceInsightsEnabled", "monitoringInterval",
-                     "iamDatabaseAuthenticationEnabled", "parameterGroupName", "vpcSecurityGroupIds"):
+        for same in (
+            "instanceClass",
+            "publiclyAccessible",
+            "deletionProtection",
+            "copyTagsToSnapshot",
+            "autoMinorVersionUpgrade",
+            "performanceInsightsEnabled",
+            "monitoringInterval",
+            "iamDatabaseAuthenticationEnabled",
+            "parameterGroupName",
+            "vpcSecurityGroupIds",
+        ):
             assert inputs[same] == source.inputs[same], same
         # Inherited from the source: setting them on a same-region replica is an error or a no-op.
         for inherited in ("engine", "storageEncrypted", "kmsKeyId", "username", "dbSubnetGroupName"):
@@ -138,6 +147,7 @@ def test_a_major_upgrade_is_refused_and_changes_wait_for_the_window_by_default(s
 def test_a_major_upgrade_applies_at_once_to_the_primary_and_the_replicas():
     """17 -> 18 in one change: allowed on the primary (replicas follow it), and applied now by
     every instance, so none stays on the postgres17 parameter group Pulumi is deleting."""
+
     def upgrade(config):
         _set("database.engineVersion", "18")(config)
         _set("database.majorVersionUpgrade", True)(config)

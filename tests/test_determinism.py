@@ -19,7 +19,10 @@ from plexictl.engine import ROOT
 def render(out: pathlib.Path, hash_seed: str) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "plexictl", "render", "--stack", "prod", "--out", str(out)],
-        cwd=ROOT, capture_output=True, text=True, timeout=180,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
         env={**os.environ, "PYTHONHASHSEED": hash_seed},
     )
     assert result.returncode == 0, result.stderr

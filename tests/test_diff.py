@@ -23,14 +23,30 @@ DB = "aws:rds/instance:Instance"
 VS = "kubernetes:networking.istio.io/v1:VirtualService"
 
 
-def resource(type_: str, name: str, inputs: dict, *, parent: str = "traffic", protect: bool = False,
-             aliases: list[str] | None = None, retain: bool = False) -> Resource:
+def resource(
+    type_: str,
+    name: str,
+    inputs: dict,
+    *,
+    parent: str = "traffic",
+    protect: bool = False,
+    aliases: list[str] | None = None,
+    retain: bool = False,
+) -> Resource:
     return Resource(
-        type=type_, name=name, inputs=inputs, custom=True,
+        type=type_,
+        name=name,
+        inputs=inputs,
+        custom=True,
         urn=f"urn:pulumi:prod::plexichat::plexichat:area:Part${type_}::{name}",
         parent=f"urn:pulumi:prod::plexichat::plexichat:area:Part::{parent}",
-        provider="", protect=protect, retain_on_delete=retain, dependencies=[], ignore_changes=[],
-        aliases=aliases or [], delete_before_replace=False,
+        provider="",
+        protect=protect,
+        retain_on_delete=retain,
+        dependencies=[],
+        ignore_changes=[],
+        aliases=aliases or [],
+        delete_before_replace=False,
     )
 
 
@@ -39,21 +55,36 @@ def rendering(*resources: Resource, outputs: dict | None = None) -> Rendering:
 
 
 def virtual_service(canary_weight: int) -> Resource:
-    return resource(VS, "web-routes", {
-        "metadata": {"name": "plexichat-web", "namespace": "plexichat"},
-        "spec": {"hosts": ["plexichat-web.plexichat.svc.cluster.local"], "http": [
-            {"name": "canary-header", "route": [{"destination": {"subset": "canary"}}]},
-            {"name": "primary", "route": [
-                {"destination": {"subset": "stable"}, "weight": 100 - canary_weight},
-                {"destination": {"subset": "canary"}, "weight": canary_weight},
-            ]},
-        ]},
-    })
+    return resource(
+        VS,
+        "web-routes",
+        {
+            "metadata": {"name": "plexichat-web", "namespace": "plexichat"},
+            "spec": {
+                "hosts": ["plexichat-web.plexichat.svc.cluster.local"],
+                "http": [
+                    {"name": "canary-header", "route": [{"destination": {"subset": "canary"}}]},
+                    {
+                        "name": "primary",
+                        "route": [
+                            {"destination": {"subset": "stable"}, "weight": 100 - canary_weight},
+                            {"destination": {"subset": "canary"}, "weight": canary_weight},
+                        ],
+                    },
+                ],
+            },
+        },
+    )
 
 
 def database(**changes) -> Resource:
-    inputs = {"engine": "postgres", "storageEncrypted": True, "allocatedStorage": 100,
-              "identifierPrefix": "plexichat-prod-", **changes}
+    inputs = {
+        "engine": "postgres",
+        "storageEncrypted": True,
+        "allocatedStorage": 100,
+        "identifierPrefix": "plexichat-prod-",
+        **changes,
+    }
     return resource(DB, "data-db", inputs, parent="data", protect=True)
 
 
@@ -78,8 +109,12 @@ def test_identical_renderings_have_no_changes():
 
 
 def test_added_and_removed_resources_are_counted_per_component():
-    web = resource("kubernetes:apps/v1:Deployment", "web-canary-deployment",
-                   {"metadata": {"name": "plexichat-web-canary"}}, parent="web-canary")
+    web = resource(
+        "kubernetes:apps/v1:Deployment",
+        "web-canary-deployment",
+        {"metadata": {"name": "plexichat-web-canary"}},
+        parent="web-canary",
+    )
     result = diff(rendering(web), rendering(virtual_service(0)))
     assert (result.count("added"), result.count("changed"), result.count("removed")) == (1, 0, 1)
     assert set(result.by_component()) == {"Part web-canary", "Part traffic"}
@@ -137,7 +172,8 @@ def test_moving_a_stateful_resource_to_another_provider_is_a_risk():
     moved.provider = "urn:pulumi:prod::plexichat::pulumi:providers:aws::data-aws::id-2"
     result = diff(rendering(before), rendering(moved))
     assert len(result.risks) == 1 and result.risks[0].reason.startswith(
-        "provider changes (urn:pulumi:prod::plexichat::pulumi:providers:aws::default_7_51_1 -> ")
+        "provider changes (urn:pulumi:prod::plexichat::pulumi:providers:aws::default_7_51_1 -> "
+    )
     moved.provider = before.provider.replace("id-1", "id-9")  # same provider, new id: no move
     assert diff(rendering(before), rendering(moved)).risks == []
 
@@ -146,14 +182,23 @@ def test_secret_values_are_compared_but_never_printed():
     def secret(value: str) -> dict:
         return {SECRET_SIG_KEY: SECRET_SIG_VALUE, "value": value}
 
-    before = resource("aws:elasticache/replicationGroup:ReplicationGroup", "cache",
-                      {"authToken": secret("old-token-value"), "port": 6379})
-    after = resource("aws:elasticache/replicationGroup:ReplicationGroup", "cache",
-                     {"authToken": secret("new-token-value"), "port": 6380})
-    result = diff(rendering(before, outputs={"token": secret("old-token-value")}),
-                  rendering(after, outputs={"token": secret("new-token-value")}))
+    before = resource(
+        "aws:elasticache/replicationGroup:ReplicationGroup",
+        "cache",
+        {"authToken": secret("old-token-value"), "port": 6379},
+    )
+    after = resource(
+        "aws:elasticache/replicationGroup:ReplicationGroup",
+        "cache",
+        {"authToken": secret("new-token-value"), "port": 6380},
+    )
+    result = diff(
+        rendering(before, outputs={"token": secret("old-token-value")}),
+        rendering(after, outputs={"token": secret("new-token-value")}),
+    )
     assert [f.describe() for f in result.changes[0].fields] == [
-        "authToken [secret] -> [secret]", "port 6379 -> 6380",
+        "authToken [secret] -> [secret]",
+        "port 6379 -> 6380",
     ]
     assert "input port forces replacement (6379 -> 6380)" in result.risks[0].reason
     for report in (format_text([result]), format_markdown([result])):
@@ -162,8 +207,11 @@ def test_secret_values_are_compared_but_never_printed():
 
 def test_keys_with_dots_use_pulumi_path_syntax():
     def labelled(version: str) -> Resource:
-        return resource("kubernetes:apps/v1:Deployment", "web", {
-            "metadata": {"name": "web", "labels": {"app.kubernetes.io/version": version}}})
+        return resource(
+            "kubernetes:apps/v1:Deployment",
+            "web",
+            {"metadata": {"name": "web", "labels": {"app.kubernetes.io/version": version}}},
+        )
 
     result = diff(rendering(labelled("v1")), rendering(labelled("v2")))
     assert result.changes[0].fields[0].path == 'metadata.labels["app.kubernetes.io/version"]'
@@ -177,26 +225,43 @@ def test_markdown_is_collapsible_per_stack_with_a_loud_warning_for_risks():
     assert "<summary><b>staging</b>: 0 added, 1 changed, 0 removed</summary>" in report
     assert "> [!CAUTION]" in report
     assert f"> - **prod**: {DATA_LOSS}: {DB} data-db: input engine forces replacement" in report
-    assert ("| ~ | `VirtualService plexichat-web` | `spec.http[name=primary].route[subset=stable].weight` "
-            "| `90` | `75` |") in report
+    assert (
+        "| ~ | `VirtualService plexichat-web` | `spec.http[name=primary].route[subset=stable].weight` | `90` | `75` |"
+    ) in report
     assert "[!CAUTION]" not in format_markdown([safe])
 
 
 def web_deployment(env: list[dict]) -> Resource:
-    return resource("kubernetes:apps/v1:Deployment", "web-stable", {
-        "metadata": {"name": "plexichat-web-stable"},
-        "spec": {"template": {"spec": {"containers": [
-            {"name": "migrate-wait", "image": "busybox"},
-            {"name": "web", "image": "ghcr.io/plexichat/plexichat:v1.5.0", "env": env},
-        ]}}},
-    })
+    return resource(
+        "kubernetes:apps/v1:Deployment",
+        "web-stable",
+        {
+            "metadata": {"name": "plexichat-web-stable"},
+            "spec": {
+                "template": {
+                    "spec": {
+                        "containers": [
+                            {"name": "migrate-wait", "image": "busybox"},
+                            {"name": "web", "image": "ghcr.io/plexichat/plexichat:v1.5.0", "env": env},
+                        ]
+                    }
+                }
+            },
+        },
+    )
 
 
 def test_list_items_are_matched_and_named_by_name_so_an_insert_shifts_nothing():
-    before = [{"name": "DATABASE_HOST", "value": "db-1.internal"}, {"name": "LOG_LEVEL", "value": "info"},
-              {"name": "OLD_FLAG", "value": "1"}]
-    after = [{"name": "FEATURE_FLAGS", "value": "chat"}, {"name": "DATABASE_HOST", "value": "db-2.internal"},
-             {"name": "LOG_LEVEL", "value": "info"}]
+    before = [
+        {"name": "DATABASE_HOST", "value": "db-1.internal"},
+        {"name": "LOG_LEVEL", "value": "info"},
+        {"name": "OLD_FLAG", "value": "1"},
+    ]
+    after = [
+        {"name": "FEATURE_FLAGS", "value": "chat"},
+        {"name": "DATABASE_HOST", "value": "db-2.internal"},
+        {"name": "LOG_LEVEL", "value": "info"},
+    ]
     result = diff(rendering(web_deployment(before)), rendering(web_deployment(after)))
     env = "spec.template.spec.containers[name=web].env"
     assert [f.describe() for f in result.changes[0].fields] == [
@@ -218,8 +283,11 @@ def test_a_reorder_is_one_change_not_a_change_per_position():
 
 def test_items_without_a_unique_identity_are_named_by_position():
     def policy(*peers: dict) -> Resource:
-        return resource("kubernetes:networking.k8s.io/v1:NetworkPolicy", "web-ingress", {
-            "metadata": {"name": "web"}, "spec": {"ingress": [{"from": list(peers)}]}})
+        return resource(
+            "kubernetes:networking.k8s.io/v1:NetworkPolicy",
+            "web-ingress",
+            {"metadata": {"name": "web"}, "spec": {"ingress": [{"from": list(peers)}]}},
+        )
 
     nginx = {"namespaceSelector": {"matchLabels": {"name": "nginx"}}}
     monitoring = {"namespaceSelector": {"matchLabels": {"name": "monitoring"}}}
@@ -232,25 +300,35 @@ def test_items_without_a_unique_identity_are_named_by_position():
 
 
 def test_config_paths_keep_pulumi_index_syntax_unless_names_are_asked_for():
-    before = {"canary": {"steps": [10, 25], "header": {"name": "x-canary", "value": "true"}},
-              "routes": [{"name": "primary", "weight": 90}]}
-    after = {"canary": {"steps": [5, 25], "header": {"name": "x-canary", "value": "yes"}},
-             "routes": [{"name": "primary", "weight": 75}]}
+    before = {
+        "canary": {"steps": [10, 25], "header": {"name": "x-canary", "value": "true"}},
+        "routes": [{"name": "primary", "weight": 90}],
+    }
+    after = {
+        "canary": {"steps": [5, 25], "header": {"name": "x-canary", "value": "yes"}},
+        "routes": [{"name": "primary", "weight": 75}],
+    }
     assert [f.path for f in field_changes(before, after, "release")] == [
-        "release.canary.steps[0]", "release.canary.header.value", "release.routes[0].weight",
+        "release.canary.steps[0]",
+        "release.canary.header.value",
+        "release.routes[0].weight",
     ]
     assert field_changes(before, after, "release", by_name=True)[-1].path == "release.routes[name=primary].weight"
 
 
 def test_long_values_are_shortened_after_a_whole_word_and_one_long_word_is_kept_whole():
-    policy = "Allow the backup service to read the primary database snapshots and copy them to the " \
-             "disaster recovery region every night"
+    policy = (
+        "Allow the backup service to read the primary database snapshots and copy them to the "
+        "disaster recovery region every night"
+    )
     arn = "arn:aws:kms:us-west-2:123456789012:key/" + "0123456789abcdef" * 6
     before = resource("aws:kms/key:Key", "data-key", {"description": "short", "policy": arn})
     after = resource("aws:kms/key:Key", "data-key", {"description": policy, "policy": arn + "0"})
     result = diff(rendering(before), rendering(after))
-    shortened = ("Allow the backup service to read the primary database snapshots and copy them to the "
-                 "disaster recovery region every …")
+    shortened = (
+        "Allow the backup service to read the primary database snapshots and copy them to the "
+        "disaster recovery region every …"
+    )
     assert [(f.path, f.describe()) for f in result.changes[0].fields] == [
         ("description", f"description short -> {shortened}"),
         ("policy", f"policy {arn} -> {arn}0"),
@@ -271,8 +349,8 @@ def test_fields_are_listed_in_one_order_whatever_order_the_program_sets_them():
     new = {"multiRegion": True, "description": "the data key", "enableKeyRotation": True, "deletionWindowInDays": 30}
     paths = []
     for order in (list(old), sorted(old), list(reversed(old))):
-        base = run(lambda: key(**{k: old[k] for k in order}), "prod")
-        head = run(lambda: key(**{k: new[k] for k in reversed(order)}), "prod")
+        base = run(lambda order=order: key(**{k: old[k] for k in order}), "prod")
+        head = run(lambda order=order: key(**{k: new[k] for k in reversed(order)}), "prod")
         paths.append([f.path for f in diff(base, head).changes[0].fields])
     assert paths == [["deletionWindowInDays", "description", "enableKeyRotation", "multiRegion"]] * 3
 
@@ -303,8 +381,13 @@ def repo(tmp_path):
 
 
 def plexictl_diff(repo, *args: str) -> subprocess.CompletedProcess:
-    result = subprocess.run([sys.executable, "-m", "plexictl", "diff", "--base", "HEAD", *args],
-                            cwd=repo, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "plexictl", "diff", "--base", "HEAD", *args],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert "Traceback" not in result.stderr, result.stderr
     assert git(repo, "worktree", "list").count("\n") == 1  # the base checkout is cleaned up
     return result
@@ -327,8 +410,9 @@ def test_weight_edit_changes_no_workload_and_a_new_stack_is_all_added(repo):
     # and nothing else: no workload, Service or HPA, nothing added or removed.
     resources, outputs = prod.split("  stack outputs:\n")
     for line in resources.splitlines()[1:]:
-        assert line.startswith("  component ") or (
-            line.startswith("    ~ VirtualService ") and ".weight " in line), line
+        assert line.startswith("  component ") or (line.startswith("    ~ VirtualService ") and ".weight " in line), (
+            line
+        )
     assert outputs.splitlines() == [
         "    ~ tracks.stable.weightPercent 90 -> 75",
         "    ~ tracks.canary.weightPercent 10 -> 25",
@@ -379,14 +463,15 @@ def test_an_unknown_base_ref_or_stack_is_a_clear_error(repo):
     assert result.returncode == 1 and "unknown git ref 'no-such-branch'" in result.stderr
     result = plexictl_diff(repo, "--stack", "qa")
     assert result.returncode == 1  # not 2: that exit code means a data-loss risk
-    assert "no stack 'qa': no Pulumi.qa.yaml in the working tree or at HEAD; stacks: dev, prod, staging" in result.stderr
+    assert (
+        "no stack 'qa': no Pulumi.qa.yaml in the working tree or at HEAD; stacks: dev, prod, staging" in result.stderr
+    )
 
 
 def test_the_base_checkout_is_removed_even_when_the_diff_fails(repo):
-    with pytest.raises(RuntimeError):
-        with revision.checkout(repo, "HEAD") as base_root:
-            assert (base_root / "Pulumi.prod.yaml").read_text() == (repo / "Pulumi.prod.yaml").read_text()
-            raise RuntimeError("interrupted")
+    with pytest.raises(RuntimeError), revision.checkout(repo, "HEAD") as base_root:
+        assert (base_root / "Pulumi.prod.yaml").read_text() == (repo / "Pulumi.prod.yaml").read_text()
+        raise RuntimeError("interrupted")
     assert not base_root.exists()
     assert git(repo, "worktree", "list").count("\n") == 1
 
@@ -412,8 +497,9 @@ def test_a_rename_with_a_real_alias_is_followed_through_the_engine():
             super().__init__("plexichat:data:Data", name, None)
 
     def key(name: str, **options) -> None:
-        pulumi.CustomResource("aws:kms/key:Key", name, {"description": "data key"},
-                              opts=pulumi.ResourceOptions(**options))
+        pulumi.CustomResource(
+            "aws:kms/key:Key", name, {"description": "data key"}, opts=pulumi.ResourceOptions(**options)
+        )
 
     def before() -> None:
         key("data-key")

@@ -93,8 +93,7 @@ def test_every_command_runs_without_activating_anything(page):
     prose, code = _prose_and_code(page)
     spans = [s.strip("`") for s in _CODE_SPAN.findall("\n".join(prose))]
     commands = code + [span for span in spans if " -" in span]
-    needs_activation = [c for c in commands
-                        if re.match(r"\s*(\$\s*)?plexictl\s", c) or "python -m plexictl" in c]
+    needs_activation = [c for c in commands if re.match(r"\s*(\$\s*)?plexictl\s", c) or "python -m plexictl" in c]
     assert not needs_activation, needs_activation
 
 
@@ -102,9 +101,9 @@ def test_the_anchor_rule_is_githubs():
     assert anchor("PlexichatErrorRatioCritical") == "plexichaterrorratiocritical"
     assert anchor("Data tier runbook (RPO 1 h, RTO 4 h)") == "data-tier-runbook-rpo-1-h-rto-4-h"
     assert anchor("The two NGINX controllers (`plexichat:ingress.controller`)") == (
-        "the-two-nginx-controllers-plexichatingresscontroller")
-    assert anchor("Deploying from the command line (`--apply`)") == (
-        "deploying-from-the-command-line---apply")
+        "the-two-nginx-controllers-plexichatingresscontroller"
+    )
+    assert anchor("Deploying from the command line (`--apply`)") == ("deploying-from-the-command-line---apply")
 
 
 def test_a_config_error_points_to_the_configuration_reference():

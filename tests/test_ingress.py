@@ -34,7 +34,7 @@ CERTIFICATE = "kubernetes:cert-manager.io/v1:Certificate"
 CONTROLLERS = ("f5", "community")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _with_controller(stack: str, controller: str) -> Rendering:
     if controller == "f5":
         return rendered(stack)  # the stack files use the default controller
@@ -149,7 +149,9 @@ def test_tls_comes_from_a_cert_manager_certificate_for_every_host(any_stack):
         for tls in ingress.inputs["spec"]["tls"]:
             assert tls["secretName"] == spec["secretName"]
             assert set(tls["hosts"]) <= set(spec["dnsNames"])
-        assert {r["host"] for r in ingress.inputs["spec"]["rules"]} <= {h for t in ingress.inputs["spec"]["tls"] for h in t["hosts"]}
+        assert {r["host"] for r in ingress.inputs["spec"]["rules"]} <= {
+            h for t in ingress.inputs["spec"]["tls"] for h in t["hosts"]
+        }
 
 
 def test_a_preview_ingress_exists_only_for_blue_green(current_stack):
@@ -173,8 +175,16 @@ def test_waf_rules_and_mode_per_stack(stack, mode):
     assert spec["scope"] == "REGIONAL" and spec["defaultAction"] == {"allow": {}}
     assert spec["visibilityConfig"]["cloudwatchMetricsEnabled"] is True
     rules = {r["name"]: r for r in spec["rules"]}
-    groups = {r["statement"]["managedRuleGroupStatement"]["name"] for r in spec["rules"] if "managedRuleGroupStatement" in r["statement"]}
-    assert groups == {"AWSManagedRulesCommonRuleSet", "AWSManagedRulesKnownBadInputsRuleSet", "AWSManagedRulesSQLiRuleSet"}
+    groups = {
+        r["statement"]["managedRuleGroupStatement"]["name"]
+        for r in spec["rules"]
+        if "managedRuleGroupStatement" in r["statement"]
+    }
+    assert groups == {
+        "AWSManagedRulesCommonRuleSet",
+        "AWSManagedRulesKnownBadInputsRuleSet",
+        "AWSManagedRulesSQLiRuleSet",
+    }
     assert len({r["priority"] for r in spec["rules"]}) == len(spec["rules"])
     for rule in spec["rules"]:
         assert rule["visibilityConfig"]["cloudwatchMetricsEnabled"] is True
@@ -185,10 +195,13 @@ def test_waf_rules_and_mode_per_stack(stack, mode):
     assert rate["statement"]["rateBasedStatement"]["aggregateKeyType"] == "IP"
     assert rate["action"] == {mode: {}}
     (association,) = rendering.of_type("aws:wafv2/webAclAssociation:WebAclAssociation")
-    assert association.inputs["resourceArn"].endswith(f"loadbalancer/app/plexichat-{stack}/0a1b2c3d4e5f607{STACKS.index(stack) + 1}")
+    assert association.inputs["resourceArn"].endswith(
+        f"loadbalancer/app/plexichat-{stack}/0a1b2c3d4e5f607{STACKS.index(stack) + 1}"
+    )
     (logging,) = rendering.of_type("aws:wafv2/webAclLoggingConfiguration:WebAclLoggingConfiguration")
-    (log_group,) = [g for g in rendering.of_type("aws:cloudwatch/logGroup:LogGroup")
-                    if g.inputs["name"].startswith("aws-waf-logs-")]
+    (log_group,) = [
+        g for g in rendering.of_type("aws:cloudwatch/logGroup:LogGroup") if g.inputs["name"].startswith("aws-waf-logs-")
+    ]
     assert log_group.inputs["retentionInDays"] > 0
     assert {f["singleHeader"]["name"] for f in logging.inputs["redactedFields"]} == {"authorization", "cookie"}
     assert association.inputs["webAclArn"].endswith(f":{acl.name}")  # the mock's ARN of this ACL
@@ -207,20 +220,44 @@ def test_count_mode_without_a_load_balancer_creates_no_association():
 ALB = "arn:aws:elasticloadbalancing:{region}:123456789012:loadbalancer/{kind}/plexichat/0123456789abcdef"
 
 BAD_EDGE_CONFIGS = [
-    ("prod", _remove("ingress.waf.loadBalancerArn"), "plexichat:ingress.waf.loadBalancerArn", "required when mode is block"),
-    ("prod", _set("ingress.waf.loadBalancerArn", ALB.format(region="us-east-1", kind="net")), "plexichat:ingress.waf.loadBalancerArn", "Network Load Balancer"),
-    ("prod", _set("ingress.waf.loadBalancerArn", ALB.format(region="eu-west-1", kind="app")), "plexichat:ingress.waf.loadBalancerArn", "region us-east-1"),
+    (
+        "prod",
+        _remove("ingress.waf.loadBalancerArn"),
+        "plexichat:ingress.waf.loadBalancerArn",
+        "required when mode is block",
+    ),
+    (
+        "prod",
+        _set("ingress.waf.loadBalancerArn", ALB.format(region="us-east-1", kind="net")),
+        "plexichat:ingress.waf.loadBalancerArn",
+        "Network Load Balancer",
+    ),
+    (
+        "prod",
+        _set("ingress.waf.loadBalancerArn", ALB.format(region="eu-west-1", kind="app")),
+        "plexichat:ingress.waf.loadBalancerArn",
+        "region us-east-1",
+    ),
     ("prod", _set("ingress.waf.mode", "off"), "plexichat:ingress.waf.mode", "must be count or block (got 'off')"),
     ("dev", _remove("ingress.waf.mode"), "plexichat:ingress.waf.mode", "required"),
     ("dev", _remove("ingress"), "plexichat:ingress", "required"),
     ("prod", _set("ingress.waf.rateLimitPer5Minutes", 50), "plexichat:ingress.waf.rateLimitPer5Minutes", "100 to"),
     ("prod", _set("ingress.waf.logRetentionDays", 10), "plexichat:ingress.waf.logRetentionDays", "90"),
-    ("prod", _set("ingress.controller", "haproxy"), "plexichat:ingress.controller", "must be f5 or community (got 'haproxy')"),
+    (
+        "prod",
+        _set("ingress.controller", "haproxy"),
+        "plexichat:ingress.controller",
+        "must be f5 or community (got 'haproxy')",
+    ),
     ("prod", _set("ingress.hstsMaxAgeSeconds", 60), "plexichat:ingress.hstsMaxAgeSeconds", "86400"),
     ("prod", _set("ingress.clusterIssuer", "Lets Encrypt"), "plexichat:ingress.clusterIssuer", "DNS label"),
     ("prod", _set("ingress.canaryWeight", 10), "plexichat:ingress.canaryWeight", "unknown key"),
-    ("prod", _set("traffic", {"requestTimeoutSeconds": 10, "retries": {"attempts": 3, "perTryTimeoutSeconds": 5}}),
-     "plexichat:traffic.retries", "must not exceed requestTimeoutSeconds"),
+    (
+        "prod",
+        _set("traffic", {"requestTimeoutSeconds": 10, "retries": {"attempts": 3, "perTryTimeoutSeconds": 5}}),
+        "plexichat:traffic.retries",
+        "must not exceed requestTimeoutSeconds",
+    ),
     ("prod", _set("traffic", {"websocketPath": "/"}), "plexichat:traffic.websocketPath", "must not be /"),
     ("prod", _set("traffic", {"websocketPath": "ws"}), "plexichat:traffic.websocketPath", "absolute URL path"),
     ("prod", _set("traffic", {"requestTimeoutSeconds": 0}), "plexichat:traffic.requestTimeoutSeconds", "1 to 300"),
@@ -229,7 +266,9 @@ BAD_EDGE_CONFIGS = [
 
 
 @pytest.mark.parametrize(
-    "stack,edit,key,hint", BAD_EDGE_CONFIGS, ids=[f"{b[0]}:{b[2].split(':')[1]}:{i}" for i, b in enumerate(BAD_EDGE_CONFIGS)]
+    "stack,edit,key,hint",
+    BAD_EDGE_CONFIGS,
+    ids=[f"{b[0]}:{b[2].split(':')[1]}:{i}" for i, b in enumerate(BAD_EDGE_CONFIGS)],
 )
 def test_bad_edge_config_is_one_run_error_naming_the_key(stack, edit, key, hint):
     with pytest.raises(pulumi.RunError) as raised:

@@ -28,16 +28,18 @@ HARDENED_CONTAINER = {
     "name": "web",
     "image": "ghcr.io/plexichat/plexichat:v1.2.3",
     "securityContext": {
-        "runAsNonRoot": True, "runAsUser": 10001, "allowPrivilegeEscalation": False,
-        "readOnlyRootFilesystem": True, "privileged": False,
-        "capabilities": {"drop": ["ALL"]}, "seccompProfile": {"type": "RuntimeDefault"},
+        "runAsNonRoot": True,
+        "runAsUser": 10001,
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "privileged": False,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
     },
-    "resources": {"requests": {"cpu": "100m", "memory": "128Mi"},
-                  "limits": {"cpu": "1", "memory": "128Mi"}},
+    "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"cpu": "1", "memory": "128Mi"}},
     "readinessProbe": {"httpGet": {"path": "/readyz", "port": "http"}},
     "livenessProbe": {"httpGet": {"path": "/livez", "port": "http"}},
-    "env": [{"name": "DATABASE_PASSWORD",
-             "valueFrom": {"secretKeyRef": {"name": "db", "key": "password"}}}],
+    "env": [{"name": "DATABASE_PASSWORD", "valueFrom": {"secretKeyRef": {"name": "db", "key": "password"}}}],
 }
 
 
@@ -52,8 +54,10 @@ def deployment(**container_changes) -> Subject:
             target.pop(leaf, None)
         else:
             target[leaf] = value
-    pod = {"securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
-           "containers": [container]}
+    pod = {
+        "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+        "containers": [container],
+    }
     return Subject("kubernetes:apps/v1:Deployment", {"spec": {"template": {"spec": pod}}})
 
 
@@ -70,15 +74,36 @@ PAB = "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock"
 SG = "aws:ec2/securityGroup:SecurityGroup"
 SG_INGRESS = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
 NETPOL = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
-GOOD_RDS = {"storageEncrypted": True, "kmsKeyId": "arn:aws:kms:us-east-1:1:key/k",
-            "deletionProtection": True, "backupRetentionPeriod": 14,
-            "manageMasterUserPassword": True}
-TLS_ONLY = {"Version": "2012-10-17", "Statement": [{
-    "Sid": "DenyInsecureTransport", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
-    "Resource": ["arn:aws:s3:::b", "arn:aws:s3:::b/*"],
-    "Condition": {"Bool": {"aws:SecureTransport": "false"}}}]}
-SSE_KMS = {"rules": [{"applyServerSideEncryptionByDefault": {
-    "sseAlgorithm": "aws:kms", "kmsMasterKeyId": "arn:aws:kms:us-east-1:1:key/k"}}]}
+GOOD_RDS = {
+    "storageEncrypted": True,
+    "kmsKeyId": "arn:aws:kms:us-east-1:1:key/k",
+    "deletionProtection": True,
+    "backupRetentionPeriod": 14,
+    "manageMasterUserPassword": True,
+}
+TLS_ONLY = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {
+            "Sid": "DenyInsecureTransport",
+            "Effect": "Deny",
+            "Principal": "*",
+            "Action": "s3:*",
+            "Resource": ["arn:aws:s3:::b", "arn:aws:s3:::b/*"],
+            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+        }
+    ],
+}
+SSE_KMS = {
+    "rules": [
+        {
+            "applyServerSideEncryptionByDefault": {
+                "sseAlgorithm": "aws:kms",
+                "kmsMasterKeyId": "arn:aws:kms:us-east-1:1:key/k",
+            }
+        }
+    ]
+}
 
 
 def sg_ingress(port: int, cidr: str) -> dict:
@@ -91,119 +116,237 @@ def netpol_ingress(*rules_) -> dict:
 
 # (rule, a compliant resource, a violating one, a phrase the violation must contain)
 CASES = [
-    (rules.container_hardening, deployment(), deployment(securityContext__runAsNonRoot=False),
-     "runAsNonRoot"),
+    (rules.container_hardening, deployment(), deployment(securityContext__runAsNonRoot=False), "runAsNonRoot"),
     (rules.container_hardening, deployment(), deployment(securityContext__runAsUser=0), "root"),
-    (rules.container_hardening, deployment(),
-     deployment(securityContext__allowPrivilegeEscalation=None), "allowPrivilegeEscalation"),
-    (rules.container_hardening, deployment(),
-     deployment(securityContext__readOnlyRootFilesystem=False), "readOnlyRootFilesystem"),
-    (rules.container_hardening, deployment(), deployment(securityContext__capabilities={"drop": ["NET_RAW"]}),
-     "drop must include ALL"),
-    (rules.container_hardening, deployment(),
-     deployment(securityContext__capabilities={"drop": ["ALL"], "add": ["SYS_ADMIN"]}), "SYS_ADMIN"),
-    (rules.container_hardening, deployment(),
-     deployment(securityContext__seccompProfile={"type": "Unconfined"}), "RuntimeDefault"),
-    (rules.container_hardening, deployment(), deployment(securityContext__privileged=True),
-     "privileged"),
+    (
+        rules.container_hardening,
+        deployment(),
+        deployment(securityContext__allowPrivilegeEscalation=None),
+        "allowPrivilegeEscalation",
+    ),
+    (
+        rules.container_hardening,
+        deployment(),
+        deployment(securityContext__readOnlyRootFilesystem=False),
+        "readOnlyRootFilesystem",
+    ),
+    (
+        rules.container_hardening,
+        deployment(),
+        deployment(securityContext__capabilities={"drop": ["NET_RAW"]}),
+        "drop must include ALL",
+    ),
+    (
+        rules.container_hardening,
+        deployment(),
+        deployment(securityContext__capabilities={"drop": ["ALL"], "add": ["SYS_ADMIN"]}),
+        "SYS_ADMIN",
+    ),
+    (
+        rules.container_hardening,
+        deployment(),
+        deployment(securityContext__seccompProfile={"type": "Unconfined"}),
+        "RuntimeDefault",
+    ),
+    (rules.container_hardening, deployment(), deployment(securityContext__privileged=True), "privileged"),
     (rules.container_hardening, deployment(), with_pod(hostNetwork=True), "hostNetwork"),
     (rules.container_hardening, deployment(), with_pod(hostPID=True), "hostPID"),
-    (rules.container_hardening, deployment(),
-     with_pod(volumes=[{"name": "docker", "hostPath": {"path": "/var/run"}}]), "hostPath"),
-    (rules.container_hardening, deployment(),
-     deployment(ports=[{"containerPort": 8080, "hostPort": 8080}]), "hostPort"),
-    (rules.container_resources, deployment(), deployment(resources__limits={"cpu": "1"}),
-     "resources.limits.memory"),
+    (
+        rules.container_hardening,
+        deployment(),
+        with_pod(volumes=[{"name": "docker", "hostPath": {"path": "/var/run"}}]),
+        "hostPath",
+    ),
+    (
+        rules.container_hardening,
+        deployment(),
+        deployment(ports=[{"containerPort": 8080, "hostPort": 8080}]),
+        "hostPort",
+    ),
+    (rules.container_resources, deployment(), deployment(resources__limits={"cpu": "1"}), "resources.limits.memory"),
     (rules.container_resources, deployment(), deployment(resources=None), "resources.requests.cpu"),
-    (rules.image_pinned, deployment(), deployment(image="ghcr.io/plexichat/plexichat:latest"),
-     "not latest"),
-    (rules.image_pinned, deployment(image="localhost:5000/app@sha256:" + "a" * 64),
-     deployment(image="localhost:5000/app"), "untagged"),
+    (rules.image_pinned, deployment(), deployment(image="ghcr.io/plexichat/plexichat:latest"), "not latest"),
+    (
+        rules.image_pinned,
+        deployment(image="localhost:5000/app@sha256:" + "a" * 64),
+        deployment(image="localhost:5000/app"),
+        "untagged",
+    ),
     (rules.container_probes, deployment(), deployment(readinessProbe=None), "readinessProbe"),
     (rules.container_probes, deployment(), deployment(livenessProbe=None), "livenessProbe"),
-    (rules.rds_encrypted, Subject(RDS, GOOD_RDS), Subject(RDS, {**GOOD_RDS, "storageEncrypted": False}),
-     "storageEncrypted"),
-    (rules.rds_encrypted, Subject(RDS, GOOD_RDS), Subject(RDS, {**GOOD_RDS, "kmsKeyId": None}),
-     "customer-managed"),
-    (rules.elasticache_encrypted,
-     Subject(CACHE, {"atRestEncryptionEnabled": True, "transitEncryptionEnabled": True}),
-     Subject(CACHE, {"atRestEncryptionEnabled": True}), "transitEncryptionEnabled"),
-    (rules.elasticache_encrypted,
-     Subject(CACHE, {"atRestEncryptionEnabled": True, "transitEncryptionEnabled": True}),
-     Subject(CACHE, {"transitEncryptionEnabled": True}), "atRestEncryptionEnabled"),
-    (rules.s3_sse_kms, Subject(SSE, SSE_KMS),
-     Subject(SSE, {"rules": [{"applyServerSideEncryptionByDefault": {"sseAlgorithm": "AES256"}}]}),
-     "aws:kms"),
-    (rules.sns_encrypted, Subject("aws:sns/topic:Topic", {"kmsMasterKeyId": "alias/plexichat"}),
-     Subject("aws:sns/topic:Topic", {"name": "alerts"}), "kmsMasterKeyId"),
-    (rules.log_group_encrypted,
-     Subject("aws:cloudwatch/logGroup:LogGroup", {"kmsKeyId": "arn:aws:kms:us-east-1:1:key/k"}),
-     Subject("aws:cloudwatch/logGroup:LogGroup", {"retentionInDays": 90}), "kmsKeyId"),
-    (rules.kms_rotation, Subject("aws:kms/key:Key", {"enableKeyRotation": True}),
-     Subject("aws:kms/key:Key", {"description": "k"}), "enableKeyRotation"),
-    (rules.s3_public_access_blocked,
-     Subject(PAB, dict.fromkeys(["blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls",
-                                 "restrictPublicBuckets"], True)),
-     Subject(PAB, dict.fromkeys(["blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls"], True)),
-     "restrictPublicBuckets"),
-    (rules.s3_tls_only, Subject("aws:s3/bucketPolicy:BucketPolicy", {"policy": json.dumps(TLS_ONLY)}),
-     Subject("aws:s3/bucketPolicy:BucketPolicy", {"policy": json.dumps({"Statement": []})}),
-     "TLS only"),
-    (rules.prod_rds_protected, Subject(RDS, GOOD_RDS, protect=True, production=True),
-     Subject(RDS, {**GOOD_RDS, "deletionProtection": False}, protect=True, production=True),
-     "deletionProtection"),
-    (rules.prod_rds_protected, Subject(RDS, GOOD_RDS, protect=True, production=True),
-     Subject(RDS, GOOD_RDS, protect=False, production=True), "protect"),
+    (
+        rules.rds_encrypted,
+        Subject(RDS, GOOD_RDS),
+        Subject(RDS, {**GOOD_RDS, "storageEncrypted": False}),
+        "storageEncrypted",
+    ),
+    (rules.rds_encrypted, Subject(RDS, GOOD_RDS), Subject(RDS, {**GOOD_RDS, "kmsKeyId": None}), "customer-managed"),
+    (
+        rules.elasticache_encrypted,
+        Subject(CACHE, {"atRestEncryptionEnabled": True, "transitEncryptionEnabled": True}),
+        Subject(CACHE, {"atRestEncryptionEnabled": True}),
+        "transitEncryptionEnabled",
+    ),
+    (
+        rules.elasticache_encrypted,
+        Subject(CACHE, {"atRestEncryptionEnabled": True, "transitEncryptionEnabled": True}),
+        Subject(CACHE, {"transitEncryptionEnabled": True}),
+        "atRestEncryptionEnabled",
+    ),
+    (
+        rules.s3_sse_kms,
+        Subject(SSE, SSE_KMS),
+        Subject(SSE, {"rules": [{"applyServerSideEncryptionByDefault": {"sseAlgorithm": "AES256"}}]}),
+        "aws:kms",
+    ),
+    (
+        rules.sns_encrypted,
+        Subject("aws:sns/topic:Topic", {"kmsMasterKeyId": "alias/plexichat"}),
+        Subject("aws:sns/topic:Topic", {"name": "alerts"}),
+        "kmsMasterKeyId",
+    ),
+    (
+        rules.log_group_encrypted,
+        Subject("aws:cloudwatch/logGroup:LogGroup", {"kmsKeyId": "arn:aws:kms:us-east-1:1:key/k"}),
+        Subject("aws:cloudwatch/logGroup:LogGroup", {"retentionInDays": 90}),
+        "kmsKeyId",
+    ),
+    (
+        rules.kms_rotation,
+        Subject("aws:kms/key:Key", {"enableKeyRotation": True}),
+        Subject("aws:kms/key:Key", {"description": "k"}),
+        "enableKeyRotation",
+    ),
+    (
+        rules.s3_public_access_blocked,
+        Subject(
+            PAB,
+            dict.fromkeys(["blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets"], True),
+        ),
+        Subject(PAB, dict.fromkeys(["blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls"], True)),
+        "restrictPublicBuckets",
+    ),
+    (
+        rules.s3_tls_only,
+        Subject("aws:s3/bucketPolicy:BucketPolicy", {"policy": json.dumps(TLS_ONLY)}),
+        Subject("aws:s3/bucketPolicy:BucketPolicy", {"policy": json.dumps({"Statement": []})}),
+        "TLS only",
+    ),
+    (
+        rules.prod_rds_protected,
+        Subject(RDS, GOOD_RDS, protect=True, production=True),
+        Subject(RDS, {**GOOD_RDS, "deletionProtection": False}, protect=True, production=True),
+        "deletionProtection",
+    ),
+    (
+        rules.prod_rds_protected,
+        Subject(RDS, GOOD_RDS, protect=True, production=True),
+        Subject(RDS, GOOD_RDS, protect=False, production=True),
+        "protect",
+    ),
     # A same-region read replica inherits its source's encryption (AWS refuses a key on it) and
     # needs no `protect`; deletion protection still applies to it in production.
-    (rules.rds_encrypted, Subject(RDS, {"replicateSourceDb": "plexichat-prod"}),
-     Subject(RDS, {"storageEncrypted": False}), "storageEncrypted"),
-    (rules.prod_rds_protected,
-     Subject(RDS, {"replicateSourceDb": "plexichat-prod", "deletionProtection": True}, production=True),
-     Subject(RDS, {"replicateSourceDb": "plexichat-prod", "deletionProtection": False}, production=True),
-     "deletionProtection"),
-    (rules.prod_rds_protected, Subject(RDS, {**GOOD_RDS, "backupRetentionPeriod": 0}, production=False),
-     Subject(RDS, {**GOOD_RDS, "backupRetentionPeriod": 1}, protect=True, production=True),
-     "backupRetentionPeriod"),
-    (rules.no_world_data_ports, Subject(SG, sg_ingress(5432, "10.0.0.0/16")),
-     Subject(SG, sg_ingress(5432, "0.0.0.0/0")), "5432 (PostgreSQL) to 0.0.0.0/0"),
-    (rules.no_world_data_ports, Subject(SG, sg_ingress(443, "0.0.0.0/0")),
-     Subject(SG, {"ingress": [{"protocol": "-1", "fromPort": 0, "toPort": 0, "ipv6CidrBlocks": ["::/0"]}]}),
-     "6379 (Redis) to ::/0"),
-    (rules.no_world_data_ports,
-     Subject(SG_INGRESS, {"ipProtocol": "tcp", "fromPort": 6379, "toPort": 6379,
-                          "referencedSecurityGroupId": "sg-cluster"}),
-     Subject(SG_INGRESS, {"ipProtocol": "tcp", "fromPort": 6000, "toPort": 7000, "cidrIpv4": "0.0.0.0/0"}),
-     "6379"),
-    (rules.no_world_data_ports,
-     Subject("aws:ec2/securityGroupRule:SecurityGroupRule",
-             {"type": "egress", "protocol": "tcp", "fromPort": 5432, "toPort": 5432, "cidrBlocks": ["0.0.0.0/0"]}),
-     Subject("aws:ec2/securityGroupRule:SecurityGroupRule",
-             {"type": "ingress", "protocol": "tcp", "fromPort": 5432, "toPort": 5432, "cidrBlocks": ["0.0.0.0/0"]}),
-     "5432"),
-    (rules.no_world_data_ports,
-     Subject(NETPOL, netpol_ingress({"from": [{"ipBlock": {"cidr": "0.0.0.0/0"}}],
-                                     "ports": [{"protocol": "TCP", "port": 443}]})),
-     Subject(NETPOL, netpol_ingress({"from": [{"ipBlock": {"cidr": "0.0.0.0/0"}}],
-                                     "ports": [{"protocol": "TCP", "port": 5432}]})),
-     "0.0.0.0/0"),
-    (rules.no_world_data_ports,
-     Subject(NETPOL, netpol_ingress({"from": [{"podSelector": {}}], "ports": [{"port": 6379}]})),
-     Subject(NETPOL, netpol_ingress({"ports": [{"protocol": "TCP", "port": 6379}]})), "any source"),
-    (rules.secrets_as_secrets, Subject(RDS, {"password": secret("hunter2-hunter2")}),
-     Subject(RDS, {"password": "hunter2-hunter2"}), "password must be a Pulumi secret"),
-    (rules.secrets_as_secrets, Subject(CACHE, {"authToken": secret("t" * 32)}),
-     Subject(CACHE, {"authToken": "t" * 32}), "authToken"),
-    (rules.secrets_as_secrets,
-     Subject("kubernetes:core/v1:Secret", {"stringData": secret({"url": "redis://"})}),
-     Subject("kubernetes:core/v1:Secret", {"stringData": {"url": "redis://"}}), "stringData"),
-    (rules.secrets_as_secrets, deployment(),
-     deployment(env=[{"name": "REDIS_AUTH_TOKEN", "value": "t" * 32}]), "REDIS_AUTH_TOKEN"),
+    (
+        rules.rds_encrypted,
+        Subject(RDS, {"replicateSourceDb": "plexichat-prod"}),
+        Subject(RDS, {"storageEncrypted": False}),
+        "storageEncrypted",
+    ),
+    (
+        rules.prod_rds_protected,
+        Subject(RDS, {"replicateSourceDb": "plexichat-prod", "deletionProtection": True}, production=True),
+        Subject(RDS, {"replicateSourceDb": "plexichat-prod", "deletionProtection": False}, production=True),
+        "deletionProtection",
+    ),
+    (
+        rules.prod_rds_protected,
+        Subject(RDS, {**GOOD_RDS, "backupRetentionPeriod": 0}, production=False),
+        Subject(RDS, {**GOOD_RDS, "backupRetentionPeriod": 1}, protect=True, production=True),
+        "backupRetentionPeriod",
+    ),
+    (
+        rules.no_world_data_ports,
+        Subject(SG, sg_ingress(5432, "10.0.0.0/16")),
+        Subject(SG, sg_ingress(5432, "0.0.0.0/0")),
+        "5432 (PostgreSQL) to 0.0.0.0/0",
+    ),
+    (
+        rules.no_world_data_ports,
+        Subject(SG, sg_ingress(443, "0.0.0.0/0")),
+        Subject(SG, {"ingress": [{"protocol": "-1", "fromPort": 0, "toPort": 0, "ipv6CidrBlocks": ["::/0"]}]}),
+        "6379 (Redis) to ::/0",
+    ),
+    (
+        rules.no_world_data_ports,
+        Subject(
+            SG_INGRESS,
+            {"ipProtocol": "tcp", "fromPort": 6379, "toPort": 6379, "referencedSecurityGroupId": "sg-cluster"},
+        ),
+        Subject(SG_INGRESS, {"ipProtocol": "tcp", "fromPort": 6000, "toPort": 7000, "cidrIpv4": "0.0.0.0/0"}),
+        "6379",
+    ),
+    (
+        rules.no_world_data_ports,
+        Subject(
+            "aws:ec2/securityGroupRule:SecurityGroupRule",
+            {"type": "egress", "protocol": "tcp", "fromPort": 5432, "toPort": 5432, "cidrBlocks": ["0.0.0.0/0"]},
+        ),
+        Subject(
+            "aws:ec2/securityGroupRule:SecurityGroupRule",
+            {"type": "ingress", "protocol": "tcp", "fromPort": 5432, "toPort": 5432, "cidrBlocks": ["0.0.0.0/0"]},
+        ),
+        "5432",
+    ),
+    (
+        rules.no_world_data_ports,
+        Subject(
+            NETPOL,
+            netpol_ingress({"from": [{"ipBlock": {"cidr": "0.0.0.0/0"}}], "ports": [{"protocol": "TCP", "port": 443}]}),
+        ),
+        Subject(
+            NETPOL,
+            netpol_ingress(
+                {"from": [{"ipBlock": {"cidr": "0.0.0.0/0"}}], "ports": [{"protocol": "TCP", "port": 5432}]}
+            ),
+        ),
+        "0.0.0.0/0",
+    ),
+    (
+        rules.no_world_data_ports,
+        Subject(NETPOL, netpol_ingress({"from": [{"podSelector": {}}], "ports": [{"port": 6379}]})),
+        Subject(NETPOL, netpol_ingress({"ports": [{"protocol": "TCP", "port": 6379}]})),
+        "any source",
+    ),
+    (
+        rules.secrets_as_secrets,
+        Subject(RDS, {"password": secret("hunter2-hunter2")}),
+        Subject(RDS, {"password": "hunter2-hunter2"}),
+        "password must be a Pulumi secret",
+    ),
+    (
+        rules.secrets_as_secrets,
+        Subject(CACHE, {"authToken": secret("t" * 32)}),
+        Subject(CACHE, {"authToken": "t" * 32}),
+        "authToken",
+    ),
+    (
+        rules.secrets_as_secrets,
+        Subject("kubernetes:core/v1:Secret", {"stringData": secret({"url": "redis://"})}),
+        Subject("kubernetes:core/v1:Secret", {"stringData": {"url": "redis://"}}),
+        "stringData",
+    ),
+    (
+        rules.secrets_as_secrets,
+        deployment(),
+        deployment(env=[{"name": "REDIS_AUTH_TOKEN", "value": "t" * 32}]),
+        "REDIS_AUTH_TOKEN",
+    ),
 ]
 
 
 @pytest.mark.parametrize(
-    "rule, good, bad, phrase", CASES,
+    "rule, good, bad, phrase",
+    CASES,
     ids=[f"{c[0].__name__}-{c[3].split()[0]}" for c in CASES],
 )
 def test_rule_passes_the_good_resource_and_names_the_bad_one(rule, good, bad, phrase):
@@ -221,9 +364,12 @@ def test_unknown_values_are_not_violations():
     unknown = rules.UNKNOWN
     assert rules.rds_encrypted(Subject(RDS, {"storageEncrypted": True, "kmsKeyId": unknown})) == []
     assert rules.s3_tls_only(Subject("aws:s3/bucketPolicy:BucketPolicy", {"policy": unknown})) == []
-    assert rules.prod_rds_protected(
-        Subject(RDS, {**GOOD_RDS, "backupRetentionPeriod": unknown}, protect=True, production=True)
-    ) == []
+    assert (
+        rules.prod_rds_protected(
+            Subject(RDS, {**GOOD_RDS, "backupRetentionPeriod": unknown}, protect=True, production=True)
+        )
+        == []
+    )
 
 
 def test_secrecy_is_only_judged_where_it_can_be_seen():
@@ -242,16 +388,17 @@ BUCKET_URN = "urn:pulumi:prod::plexichat::aws:s3/bucket:Bucket::backups"
 
 
 def guards_of(bucket_urn: str, *types: str) -> list[rules.StackResource]:
-    return [rules.StackResource(t, f"urn:pulumi:prod::plexichat::{t}::g{n}", {}, frozenset({bucket_urn}))
-            for n, t in enumerate(types)]
+    return [
+        rules.StackResource(t, f"urn:pulumi:prod::plexichat::{t}::g{n}", {}, frozenset({bucket_urn}))
+        for n, t in enumerate(types)
+    ]
 
 
 def test_every_bucket_needs_its_public_access_block_encryption_and_policy():
     bucket = rules.StackResource(rules.BUCKET, BUCKET_URN, {}, frozenset())
     assert rules.buckets_guarded([bucket, *guards_of(BUCKET_URN, *rules.BUCKET_GUARDS)]) == []
     found = rules.buckets_guarded([bucket, *guards_of(BUCKET_URN, PAB, SSE)])
-    assert found == [(BUCKET_URN, "S3 bucket 'backups' has no bucket policy (TLS only) taking "
-                                  "the bucket as input")]
+    assert found == [(BUCKET_URN, "S3 bucket 'backups' has no bucket policy (TLS only) taking the bucket as input")]
     # A guard of another bucket does not count.
     other = "urn:pulumi:prod::plexichat::aws:s3/bucket:Bucket::logs"
     assert len(rules.buckets_guarded([bucket, *guards_of(other, *rules.BUCKET_GUARDS)])) == 3
@@ -259,11 +406,11 @@ def test_every_bucket_needs_its_public_access_block_encryption_and_policy():
 
 # --- every stack, as rendered --------------------------------------------------------------
 
+
 def subjects(rendering):
     for r in rendering.resources:
         if r.custom:
-            yield r, Subject(r.type, r.inputs, protect=r.protect,
-                             production=rules.is_production(rendering.stack))
+            yield r, Subject(r.type, r.inputs, protect=r.protect, production=rules.is_production(rendering.stack))
 
 
 def test_every_stack_passes_every_policy(any_stack):
@@ -274,8 +421,9 @@ def test_every_stack_passes_every_policy(any_stack):
 
 
 def stack_resources(rendering) -> list[rules.StackResource]:
-    return [rules.StackResource(r.type, r.urn, r.inputs, frozenset(r.dependencies))
-            for r in rendering.resources if r.custom]
+    return [
+        rules.StackResource(r.type, r.urn, r.inputs, frozenset(r.dependencies)) for r in rendering.resources if r.custom
+    ]
 
 
 def test_the_rules_see_the_stacks_workloads():
@@ -292,6 +440,7 @@ def test_the_rules_see_the_stacks_workloads():
 def _aws_program(**overrides):
     """The data tier's resource kinds, built with the pinned pulumi-aws SDK, compliant unless an
     override loosens them: proves the rules read the input names the SDK really sends."""
+
     def program():
         import pulumi_aws as aws
 
@@ -299,33 +448,86 @@ def _aws_program(**overrides):
             return {**values, **overrides.get(kind, {})}
 
         aws.kms.Key("key", **args("key", enable_key_rotation=True))
-        aws.rds.Instance("db", **args(
-            "db", engine="postgres", instance_class="db.t4g.micro", allocated_storage=20,
-            storage_encrypted=True, kms_key_id="arn:aws:kms:us-east-1:1:key/k",
-            deletion_protection=True, backup_retention_period=14, username="plexichat",
-            manage_master_user_password=True))
-        aws.elasticache.ReplicationGroup("cache", **args(
-            "cache", description="redis", node_type="cache.t4g.micro",
-            at_rest_encryption_enabled=True, transit_encryption_enabled=True,
-            auth_token="t" * 32))
+        aws.rds.Instance(
+            "db",
+            **args(
+                "db",
+                engine="postgres",
+                instance_class="db.t4g.micro",
+                allocated_storage=20,
+                storage_encrypted=True,
+                kms_key_id="arn:aws:kms:us-east-1:1:key/k",
+                deletion_protection=True,
+                backup_retention_period=14,
+                username="plexichat",
+                manage_master_user_password=True,
+            ),
+        )
+        aws.elasticache.ReplicationGroup(
+            "cache",
+            **args(
+                "cache",
+                description="redis",
+                node_type="cache.t4g.micro",
+                at_rest_encryption_enabled=True,
+                transit_encryption_enabled=True,
+                auth_token="t" * 32,
+            ),
+        )
         bucket = aws.s3.Bucket("backups")
-        aws.s3.BucketServerSideEncryptionConfiguration("sse", **args(
-            "sse", bucket=bucket.id, rules=[aws.s3.BucketServerSideEncryptionConfigurationRuleArgs(
-                apply_server_side_encryption_by_default=aws.s3.BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultArgs(
-                    sse_algorithm="aws:kms", kms_master_key_id="arn:aws:kms:us-east-1:1:key/k"))]))
-        aws.s3.BucketPublicAccessBlock("pab", **args(
-            "pab", bucket=bucket.id, block_public_acls=True, block_public_policy=True,
-            ignore_public_acls=True, restrict_public_buckets=True))
+        aws.s3.BucketServerSideEncryptionConfiguration(
+            "sse",
+            **args(
+                "sse",
+                bucket=bucket.id,
+                rules=[
+                    aws.s3.BucketServerSideEncryptionConfigurationRuleArgs(
+                        apply_server_side_encryption_by_default=aws.s3.BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultArgs(
+                            sse_algorithm="aws:kms", kms_master_key_id="arn:aws:kms:us-east-1:1:key/k"
+                        )
+                    )
+                ],
+            ),
+        )
+        aws.s3.BucketPublicAccessBlock(
+            "pab",
+            **args(
+                "pab",
+                bucket=bucket.id,
+                block_public_acls=True,
+                block_public_policy=True,
+                ignore_public_acls=True,
+                restrict_public_buckets=True,
+            ),
+        )
         aws.s3.BucketPolicy("policy", **args("policy", bucket=bucket.id, policy=json.dumps(TLS_ONLY)))
         if overrides.get("unguarded_bucket"):
             aws.s3.Bucket("unguarded")
         aws.sns.Topic("alerts", **args("alerts", kms_master_key_id="alias/plexichat"))
-        aws.ec2.SecurityGroup("db-sg", **args("db-sg", vpc_id="vpc-1", ingress=[
-            aws.ec2.SecurityGroupIngressArgs(protocol="tcp", from_port=5432, to_port=5432,
-                                             cidr_blocks=["10.0.0.0/16"])]))
-        aws.vpc.SecurityGroupIngressRule("redis-in", **args(
-            "redis-in", security_group_id="sg-1", ip_protocol="tcp", from_port=6379,
-            to_port=6379, referenced_security_group_id="sg-cluster"))
+        aws.ec2.SecurityGroup(
+            "db-sg",
+            **args(
+                "db-sg",
+                vpc_id="vpc-1",
+                ingress=[
+                    aws.ec2.SecurityGroupIngressArgs(
+                        protocol="tcp", from_port=5432, to_port=5432, cidr_blocks=["10.0.0.0/16"]
+                    )
+                ],
+            ),
+        )
+        aws.vpc.SecurityGroupIngressRule(
+            "redis-in",
+            **args(
+                "redis-in",
+                security_group_id="sg-1",
+                ip_protocol="tcp",
+                from_port=6379,
+                to_port=6379,
+                referenced_security_group_id="sg-cluster",
+            ),
+        )
+
     return program
 
 
@@ -343,8 +545,11 @@ def _run_prod(program):
 
 def _violations_of(program) -> dict[str, dict[str, list[str]]]:
     rendering = _run_prod(program)
-    found = {r.name: v for r in rendering.resources
-             if (v := rules.violations(Subject(r.type, r.inputs, protect=True, production=True)))}
+    found = {
+        r.name: v
+        for r in rendering.resources
+        if (v := rules.violations(Subject(r.type, r.inputs, protect=True, production=True)))
+    }
     for policy, hits in rules.stack_violations(stack_resources(rendering)).items():
         for urn, _ in hits:
             found.setdefault(urn.rsplit("::", 1)[-1], {}).setdefault(policy, []).append(urn)
@@ -353,21 +558,25 @@ def _violations_of(program) -> dict[str, dict[str, list[str]]]:
 
 def test_the_aws_rules_read_the_names_the_sdk_sends():
     assert _violations_of(_aws_program()) == {}
-    loosened = _violations_of(_aws_program(
-        key={"enable_key_rotation": False},
-        db={"storage_encrypted": False, "deletion_protection": False, "backup_retention_period": 0},
-        cache={"transit_encryption_enabled": False},
-        sse={"rules": [{"apply_server_side_encryption_by_default": {"sse_algorithm": "AES256"}}]},
-        pab={"restrict_public_buckets": False},
-        policy={"policy": json.dumps({"Statement": []})},
-        alerts={"kms_master_key_id": None},
-        unguarded_bucket=True,
-        **{"db-sg": {"ingress": [{"protocol": "tcp", "from_port": 5432, "to_port": 5432,
-                                  "cidr_blocks": ["0.0.0.0/0"]}]},
-           "redis-in": {"referenced_security_group_id": None, "cidr_ipv4": "0.0.0.0/0"}},
-    ))
-    assert set(loosened) == {"key", "db", "cache", "sse", "pab", "policy", "alerts", "db-sg",
-                             "redis-in", "unguarded"}
+    loosened = _violations_of(
+        _aws_program(
+            key={"enable_key_rotation": False},
+            db={"storage_encrypted": False, "deletion_protection": False, "backup_retention_period": 0},
+            cache={"transit_encryption_enabled": False},
+            sse={"rules": [{"apply_server_side_encryption_by_default": {"sse_algorithm": "AES256"}}]},
+            pab={"restrict_public_buckets": False},
+            policy={"policy": json.dumps({"Statement": []})},
+            alerts={"kms_master_key_id": None},
+            unguarded_bucket=True,
+            **{
+                "db-sg": {
+                    "ingress": [{"protocol": "tcp", "from_port": 5432, "to_port": 5432, "cidr_blocks": ["0.0.0.0/0"]}]
+                },
+                "redis-in": {"referenced_security_group_id": None, "cidr_ipv4": "0.0.0.0/0"},
+            },
+        )
+    )
+    assert set(loosened) == {"key", "db", "cache", "sse", "pab", "policy", "alerts", "db-sg", "redis-in", "unguarded"}
     assert len(loosened["unguarded"]["s3-buckets-guarded"]) == 3
     assert set(loosened["db"]) == {"rds-encrypted", "prod-rds-protected"}
 
@@ -381,6 +590,7 @@ def test_sdk_secret_inputs_arrive_as_secrets():
 
 # --- the CrossGuard adapter (policy/__main__.py) -------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def pack():
     sys.path.insert(0, str(ROOT / "policy"))
@@ -392,8 +602,7 @@ def pack():
 
 
 def test_the_pack_enforces_every_rule_as_mandatory(pack):
-    assert [p.name for p in pack["policies"]()] == [
-        p.name for p in (*rules.POLICIES, *rules.STACK_POLICIES)]
+    assert [p.name for p in pack["policies"]()] == [p.name for p in (*rules.POLICIES, *rules.STACK_POLICIES)]
     source = (ROOT / "policy" / "__main__.py").read_text()
     assert "EnforcementLevel.MANDATORY" in source
 
@@ -409,15 +618,17 @@ def _crossguard_args(pack, type_, props, protect=False, config=None):
 
     opts = PolicyResourceOptions(protect, [], None, [], PolicyCustomTimeouts(0, 0, 0), [])
     proxied = unknown_checking_proxy(deserialize_properties(props))
-    return ResourceValidationArgs(type_, proxied, "urn:pulumi:prod::plexichat::t::n", "n", opts,
-                                  None, config or {})
+    return ResourceValidationArgs(type_, proxied, "urn:pulumi:prod::plexichat::t::n", "n", opts, None, config or {})
 
 
 def test_the_adapter_gives_rules_plain_data_and_unknowns_as_unknown(pack):
     from pulumi_policy.proxy import UNKNOWN_STRING_VALUE
 
-    props = {**GOOD_RDS, "kmsKeyId": UNKNOWN_STRING_VALUE,
-             "password": {SECRET_SIG_KEY: SECRET_SIG_VALUE, "value": "p" * 20}}
+    props = {
+        **GOOD_RDS,
+        "kmsKeyId": UNKNOWN_STRING_VALUE,
+        "password": {SECRET_SIG_KEY: SECRET_SIG_VALUE, "value": "p" * 20},
+    }
     s = pack["subject"](_crossguard_args(pack, RDS, props, protect=True), "prod")
     assert s.inputs["kmsKeyId"] == rules.UNKNOWN
     assert s.inputs["password"] == "p" * 20  # unwrapped by the SDK: secrecy is tested offline
@@ -438,9 +649,12 @@ def test_the_adapter_reports_violations_and_reads_the_production_stacks_config(p
         mp.setattr("pulumi.get_stack", lambda: "staging")
         validate(args, lambda message, urn: reported.append(message))
         assert reported == []
-        validate(_crossguard_args(pack, RDS, {**GOOD_RDS, "deletionProtection": False},
-                                  config={"productionStacks": ["staging"]}),
-                 lambda message, urn: reported.append(message))
+        validate(
+            _crossguard_args(
+                pack, RDS, {**GOOD_RDS, "deletionProtection": False}, config={"productionStacks": ["staging"]}
+            ),
+            lambda message, urn: reported.append(message),
+        )
         assert reported
 
 
@@ -449,8 +663,17 @@ def test_the_stack_adapter_links_guards_to_their_bucket_by_dependency(pack):
 
     def resource(type_, name, deps=()):
         args = _crossguard_args(pack, type_, {})
-        return PolicyResource(type_, args.props, f"urn:pulumi:prod::plexichat::{type_}::{name}",
-                              name, args.opts, None, None, list(deps), {})
+        return PolicyResource(
+            type_,
+            args.props,
+            f"urn:pulumi:prod::plexichat::{type_}::{name}",
+            name,
+            args.opts,
+            None,
+            None,
+            list(deps),
+            {},
+        )
 
     bucket = resource(rules.BUCKET, "backups")
     guards = [resource(t, f"g{n}", [bucket]) for n, t in enumerate(rules.BUCKET_GUARDS)]
@@ -475,7 +698,10 @@ def test_the_pack_runs_as_the_pulumi_cli_runs_it():
     env = {**os.environ, "PULUMI_PROJECT": "plexichat", "PULUMI_STACK": "prod", "PULUMI_DRY_RUN": "true"}
     server = subprocess.Popen(
         [sys.executable, "-u", "-m", "pulumi.policy", "127.0.0.1:0", str(ROOT / "policy")],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
     )
     try:
         port = server.stdout.readline().strip()
@@ -484,16 +710,21 @@ def test_the_pack_runs_as_the_pulumi_cli_runs_it():
             analyzer = analyzer_pb2_grpc.AnalyzerStub(channel)
             info = analyzer.GetAnalyzerInfo(empty_pb2.Empty(), timeout=30)
             assert info.name == "plexichat"
-            assert [p.name for p in info.policies] == [
-                p.name for p in (*rules.POLICIES, *rules.STACK_POLICIES)]
+            assert [p.name for p in info.policies] == [p.name for p in (*rules.POLICIES, *rules.STACK_POLICIES)]
             assert {p.enforcementLevel for p in info.policies} == {analyzer_pb2.MANDATORY}
 
-            response = analyzer.Analyze(analyzer_pb2.AnalyzeRequest(
-                type=RDS, name="db", urn="urn:pulumi:prod::plexichat::aws:rds/instance:Instance::db",
-                properties=struct({**GOOD_RDS, "storageEncrypted": False,
-                                   "kmsKeyId": "04da6b54-80e4-46f7-96ec-b56ff0331ba9"}),  # unknown
-                options=analyzer_pb2.AnalyzerResourceOptions(protect=False),
-            ), timeout=30)
+            response = analyzer.Analyze(
+                analyzer_pb2.AnalyzeRequest(
+                    type=RDS,
+                    name="db",
+                    urn="urn:pulumi:prod::plexichat::aws:rds/instance:Instance::db",
+                    properties=struct(
+                        {**GOOD_RDS, "storageEncrypted": False, "kmsKeyId": "04da6b54-80e4-46f7-96ec-b56ff0331ba9"}
+                    ),  # unknown
+                    options=analyzer_pb2.AnalyzerResourceOptions(protect=False),
+                ),
+                timeout=30,
+            )
             # The SDK prefixes each message with its policy's description.
             found = {(d.policyName, d.message.splitlines()[-1]) for d in response.diagnostics}
             assert found == {

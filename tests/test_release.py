@@ -19,11 +19,16 @@ canary = st.builds(
     lambda s, v, w, h: CanaryRelease.model_validate(
         {"strategy": "canary", "stable": s, "canary": {"version": v, "weight": w, "header": h}}
     ),
-    versions, versions, weights, headers,
+    versions,
+    versions,
+    weights,
+    headers,
 )
 blue_green = st.builds(
     lambda a, b, g: BlueGreenRelease(strategy="blueGreen", active=a, blue=b, green=g),
-    st.sampled_from(["blue", "green"]), versions, versions,
+    st.sampled_from(["blue", "green"]),
+    versions,
+    versions,
 )
 releases = rolling | canary | blue_green
 
@@ -70,7 +75,8 @@ def test_rolling_is_one_stable_track_at_its_version(release):
 def test_canary_weight_goes_to_canary_and_the_rest_to_stable(release):
     plan = plan_release(release)
     assert {t.name: t.version for t in plan.tracks} == {
-        "stable": release.stable, "canary": release.canary.version,
+        "stable": release.stable,
+        "canary": release.canary.version,
     }
     assert plan.weight_of("canary") == release.canary.weight == plan.canary_weight_percent
     assert plan.weight_of("stable") == 100 - release.canary.weight

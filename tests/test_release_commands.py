@@ -57,13 +57,18 @@ def render_file(project, stack: str) -> Rendering:
 
 
 def changed_lines(before: str, after: str) -> list[str]:
-    return [line for line in difflib.unified_diff(before.splitlines(), after.splitlines(), lineterm="", n=0)
-            if line[:1] in "+-" and not line.startswith(("+++", "---"))]
+    return [
+        line
+        for line in difflib.unified_diff(before.splitlines(), after.splitlines(), lineterm="", n=0)
+        if line[:1] in "+-" and not line.startswith(("+++", "---"))
+    ]
 
 
 def images(rendering: Rendering) -> dict[str, str]:
-    return {d.inputs["metadata"]["name"]: d.inputs["spec"]["template"]["spec"]["containers"][0]["image"]
-            for d in rendering.of_type("kubernetes:apps/v1:Deployment")}
+    return {
+        d.inputs["metadata"]["name"]: d.inputs["spec"]["template"]["spec"]["containers"][0]["image"]
+        for d in rendering.of_type("kubernetes:apps/v1:Deployment")
+    }
 
 
 def test_a_weight_change_edits_one_line_and_keeps_every_comment(project):
@@ -79,28 +84,60 @@ def test_a_weight_change_edits_one_line_and_keeps_every_comment(project):
     # The desired state: routing only (the stack outputs here, the VirtualService once it exists).
     assert all(c.label.startswith("VirtualService ") for c in edit.diff.changes)
     assert [f.describe() for f in edit.diff.outputs] == [
-        "tracks.stable.weightPercent 90 -> 75", "tracks.canary.weightPercent 10 -> 25",
+        "tracks.stable.weightPercent 90 -> 75",
+        "tracks.canary.weightPercent 10 -> 25",
         "canaryWeightPercent 10 -> 25",
     ]
 
 
-@pytest.mark.parametrize("stack, change, error, message", [
-    ("prod", partial(rc.canary_set, weight=30), ConfigError,
-     "plexichat:release.canary.weight: must be 0 or one of the steps [10, 25, 50, 100] (got 30)"),
-    ("prod", partial(rc.canary_set, weight=150), ConfigError,
-     "plexichat:release.canary.weight: must be an integer percent from 0 to 100 (got 150)"),
-    ("prod", partial(rc.canary_start, version="1.6"), ConfigError,
-     "plexichat:release.canary.version: must be a release tag"),
-    ("staging", partial(rc.deploy, version="latest"), ConfigError,
-     "plexichat:release.green: must be a release tag"),
-    ("prod", rc.switch, rc.ReleaseError,
-     "`switch` needs strategy blueGreen, and this stack's is canary: a canary stack moves with"),
-    ("staging", partial(rc.canary_start, version="v1.6.0"), rc.ReleaseError,
-     "this stack's is blueGreen: a blue-green stack releases with `deploy VERSION`"),
-    ("dev", rc.canary_next, rc.ReleaseError,
-     "this stack's is rolling: a rolling stack releases with `deploy VERSION`, or starts a canary"),
-    ("prod", partial(rc.deploy, version="v1.6.0"), rc.ReleaseError, "`canary start VERSION`"),
-])
+@pytest.mark.parametrize(
+    "stack, change, error, message",
+    [
+        (
+            "prod",
+            partial(rc.canary_set, weight=30),
+            ConfigError,
+            "plexichat:release.canary.weight: must be 0 or one of the steps [10, 25, 50, 100] (got 30)",
+        ),
+        (
+            "prod",
+            partial(rc.canary_set, weight=150),
+            ConfigError,
+            "plexichat:release.canary.weight: must be an integer percent from 0 to 100 (got 150)",
+        ),
+        (
+            "prod",
+            partial(rc.canary_start, version="1.6"),
+            ConfigError,
+            "plexichat:release.canary.version: must be a release tag",
+        ),
+        (
+            "staging",
+            partial(rc.deploy, version="latest"),
+            ConfigError,
+            "plexichat:release.green: must be a release tag",
+        ),
+        (
+            "prod",
+            rc.switch,
+            rc.ReleaseError,
+            "`switch` needs strategy blueGreen, and this stack's is canary: a canary stack moves with",
+        ),
+        (
+            "staging",
+            partial(rc.canary_start, version="v1.6.0"),
+            rc.ReleaseError,
+            "this stack's is blueGreen: a blue-green stack releases with `deploy VERSION`",
+        ),
+        (
+            "dev",
+            rc.canary_next,
+            rc.ReleaseError,
+            "this stack's is rolling: a rolling stack releases with `deploy VERSION`, or starts a canary",
+        ),
+        ("prod", partial(rc.deploy, version="v1.6.0"), rc.ReleaseError, "`canary start VERSION`"),
+    ],
+)
 def test_an_invalid_request_leaves_the_file_byte_for_byte_unchanged(project, stack, change, error, message):
     path = project / f"Pulumi.{stack}.yaml"
     before = path.read_bytes()
@@ -126,9 +163,14 @@ def test_full_canary_lifecycle_from_rolling(project):
 
     edit = run(project, "dev", partial(rc.canary_start, version="v1.6.0", steps=[10, 25, 50, 100]))
     assert changed_lines(original, path.read_text()) == [
-        "-    strategy: rolling", "-    version: v1.5.0",
-        "+    strategy: canary", "+    stable: v1.5.0", "+    canary:", "+      version: v1.6.0",
-        "+      weight: 10", "+      steps: [10, 25, 50, 100]",
+        "-    strategy: rolling",
+        "-    version: v1.5.0",
+        "+    strategy: canary",
+        "+    stable: v1.5.0",
+        "+    canary:",
+        "+      version: v1.6.0",
+        "+      weight: 10",
+        "+      steps: [10, 25, 50, 100]",
     ]
     assert {c.label for c in edit.diff.changes if c.kind == "added"} >= {"Deployment plexichat-web-canary"}
     assert not [c for c in edit.diff.changes if c.kind == "removed"]
@@ -168,7 +210,8 @@ def test_canary_start_on_a_canary_stack_replaces_the_canary_and_keeps_its_plan(p
     run(project, "prod", partial(rc.canary_set, weight=50))
     run(project, "prod", partial(rc.canary_start, version="v1.6.0"))
     assert changed_lines(before, (project / "Pulumi.prod.yaml").read_text()) == [
-        "-      version: v1.5.0", "+      version: v1.6.0",  # weight back at the first step, 10
+        "-      version: v1.5.0",
+        "+      version: v1.6.0",  # weight back at the first step, 10
     ]
 
 
@@ -195,14 +238,18 @@ def test_blue_green_lifecycle_deploy_preview_switch_rollback(repo):
 
     edit = run(repo, "staging", rc.switch)
     assert changed_lines(original, path.read_text()) == [
-        "-    active: blue", "+    active: green", "-    green: v1.5.0", "+    green: v1.6.0",
+        "-    active: blue",
+        "+    active: green",
+        "-    green: v1.5.0",
+        "+    green: v1.6.0",
     ]
     rendered = render_file(repo, "staging")
     assert rendered.outputs["tracks"]["green"] == {"version": "v1.6.0", "weightPercent": 100}
     assert rendered.outputs["workerVersion"] == "v1.6.0"
     # Only routing and the worker (which follows the active colour) change on a flip.
     assert {c.label for c in edit.diff.changes} == {
-        "VirtualService plexichat-web", "Deployment plexichat-worker-stable",
+        "VirtualService plexichat-web",
+        "Deployment plexichat-worker-stable",
     }
     commit(repo, "switch to green")
 
@@ -220,10 +267,13 @@ def test_a_flip_warns_when_the_colour_going_live_was_not_sized_for_it(project):
     data = yaml.safe_load(path.read_text())
     web = data["config"]["plexichat:workloads"]["web"]
     if "requestsPerSecondPerPod" not in web:
-        path.write_text(path.read_text().replace("      role: web\n", "      role: web\n      requestsPerSecondPerPod: 50\n", 1))
+        path.write_text(
+            path.read_text().replace("      role: web\n", "      role: web\n      requestsPerSecondPerPod: 50\n", 1)
+        )
     assert "note:" not in run(project, "staging", rc.switch).message
-    path.write_text("".join(line for line in path.read_text().splitlines(keepends=True)
-                            if "requestsPerSecondPerPod" not in line))
+    path.write_text(
+        "".join(line for line in path.read_text().splitlines(keepends=True) if "requestsPerSecondPerPod" not in line)
+    )
     message = run(project, "staging", rc.switch).message
     assert message.startswith("active colour green -> blue")
     assert f"note: blue has been idling at minReplicas ({web['minReplicas']})" in message
@@ -274,7 +324,7 @@ def test_a_second_rollback_goes_further_back_never_to_the_release_just_rolled_ba
     assert rollback(repo, "dev").message.startswith("rollback: v1.4.0 goes live again in place of v1.5.0")
     assert rollback(repo, "dev").message.startswith("rollback: v1.3.0 goes live again in place of v1.4.0")
     before = (repo / "Pulumi.dev.yaml").read_bytes()
-    with pytest.raises(rc.ReleaseError, match="nothing to roll back to: v1.3.0 is the only version"):
+    with pytest.raises(rc.ReleaseError, match=r"nothing to roll back to: v1\.3\.0 is the only version"):
         rollback(repo, "dev")  # never forward again to the v1.4.0 or v1.5.0 just abandoned
     assert (repo / "Pulumi.dev.yaml").read_bytes() == before
 
@@ -299,7 +349,7 @@ def test_blue_green_rollback_after_a_deploy_to_the_idle_colour_never_makes_it_li
     step(repo, "staging", partial(rc.deploy, version="v1.6.0"))
     path = repo / "Pulumi.staging.yaml"
     before = path.read_bytes()
-    with pytest.raises(rc.ReleaseError, match="nothing to roll back to: v1.4.2 is the only version live"):
+    with pytest.raises(rc.ReleaseError, match=r"nothing to roll back to: v1\.4\.2 is the only version live"):
         run(repo, "staging", partial(rc.rollback, history=history(repo, "staging")))
     assert path.read_bytes() == before
 
@@ -310,7 +360,11 @@ def test_blue_green_rollback_after_switch_then_deploy_puts_the_old_release_back_
     step(repo, "staging", partial(rc.deploy, version="v1.7.0"))  # onto blue: v1.4.2 is gone
     edit = rollback(repo, "staging")
     assert release_of(repo, "staging") == {
-        "strategy": "blueGreen", "active": "blue", "blue": "v1.4.2", "green": "v1.6.0"}
+        "strategy": "blueGreen",
+        "active": "blue",
+        "blue": "v1.4.2",
+        "green": "v1.6.0",
+    }
     assert edit.message.startswith("rollback: blue gets v1.4.2 (was v1.7.0), then blue becomes active")
 
 
@@ -326,25 +380,26 @@ def test_canary_rollback_is_an_abort_and_needs_no_history(project):
 
 def test_promote_and_abort_say_the_header_and_plan_come_back_and_the_next_canary_gets_them(repo):
     edit = step(repo, "prod", rc.canary_promote)
-    assert ("the header route x-plexichat-canary: true and plan [10, 25, 50, 100] come back with "
-            "the next `canary start`") in edit.message
+    assert (
+        "the header route x-plexichat-canary: true and plan [10, 25, 50, 100] come back with the next `canary start`"
+    ) in edit.message
     edit = step(repo, "prod", partial(rc.canary_start, version="v1.6.0", history=history(repo, "prod")))
     assert "header route x-plexichat-canary: true as in the last canary" in edit.message
     assert release_of(repo, "prod")["canary"] == {
-        "version": "v1.6.0", "weight": 10, "steps": [10, 25, 50, 100],
+        "version": "v1.6.0",
+        "weight": 10,
+        "steps": [10, 25, 50, 100],
         "header": {"name": "x-plexichat-canary", "value": "true"},
     }
     step(repo, "prod", rc.canary_abort)
-    step(repo, "prod", partial(rc.canary_start, version="v1.6.1", no_header=True,
-                               history=history(repo, "prod")))
+    step(repo, "prod", partial(rc.canary_start, version="v1.6.1", no_header=True, history=history(repo, "prod")))
     assert "header" not in release_of(repo, "prod")["canary"]
     assert release_of(repo, "prod")["canary"]["steps"] == [10, 25, 50, 100]
 
 
 def test_canary_start_takes_a_header_and_the_file_quotes_a_value_that_looks_like_a_boolean(project):
     path = project / "Pulumi.dev.yaml"
-    edit = run(project, "dev", partial(rc.canary_start, version="v1.6.0",
-                                       header={"name": "x-beta", "value": "true"}))
+    edit = run(project, "dev", partial(rc.canary_start, version="v1.6.0", header={"name": "x-beta", "value": "true"}))
     assert release_of(project, "dev")["canary"]["header"] == {"name": "x-beta", "value": "true"}
     assert "no request reaches it" not in edit.message  # the header route reaches it
     assert render_file(project, "dev").outputs["canaryWeightPercent"] == 0
@@ -373,8 +428,14 @@ def test_the_command_line_edits_prints_and_explains_apply_without_the_pulumi_cli
     env = {**os.environ, "PATH": os.path.dirname(sys.executable)}  # no `pulumi` on it
 
     def plexictl(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "plexictl", "--project-dir", str(project), *args],
-                              cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+        return subprocess.run(
+            [sys.executable, "-m", "plexictl", "--project-dir", str(project), *args],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
 
     result = plexictl("canary", "next", "--stack", "prod", "--apply")
     assert result.returncode == rc.NOT_APPLIED == 3, result.stderr  # edited, but nothing deployed
@@ -382,8 +443,7 @@ def test_the_command_line_edits_prints_and_explains_apply_without_the_pulumi_cli
     assert "pulumi config set --path release.canary.weight 25 -s prod" in result.stdout
     assert "the Pulumi CLI is not installed here" in result.stdout
     # Exactly what the Automation API path runs, mandatory policy pack included.
-    assert (f"pulumi up --stack prod --cwd {project} --policy-pack {project / 'policy'}"
-            in result.stdout)
+    assert f"pulumi up --stack prod --cwd {project} --policy-pack {project / 'policy'}" in result.stdout
     assert rc.pulumi_up_command("prod", project)[-2:] == ["--policy-pack", str(project / "policy")]
     assert "weight: 25" in (project / "Pulumi.prod.yaml").read_text()
 
@@ -444,7 +504,8 @@ def test_a_command_refuses_when_a_key_it_reads_is_invalid(project):
         run(project, "prod", rc.canary_next)  # `next` reads the weight: it cannot guess
     assert str(raised.value) == (
         "Pulumi.prod.yaml is invalid where this command reads it; fix it first:\n"
-        "  - plexichat:release.canary.weight: must be 0 or one of the steps [10, 25, 50, 100] (got 30)")
+        "  - plexichat:release.canary.weight: must be 0 or one of the steps [10, 25, 50, 100] (got 30)"
+    )
     assert path.read_bytes() == before
 
 

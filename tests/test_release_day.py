@@ -47,7 +47,11 @@ def release(repo: pathlib.Path, stack: str, *command: str) -> None:
     before = path.read_text()
     result = subprocess.run(
         [sys.executable, "-m", "plexictl", "--project-dir", str(repo), *command, "--stack", stack],
-        cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert result.returncode == 0, (command, result.stdout, result.stderr)
     assert path.read_text() != before, (command, result.stdout)  # "nothing to do" exits 0 too
@@ -61,10 +65,24 @@ def release_blocks(repo: pathlib.Path) -> dict[str, dict]:
 def assert_stack_file_tests_pass(repo: pathlib.Path) -> None:
     result = subprocess.run(
         # -v undoes the -q of addopts, so the report header names the stack files read.
-        [sys.executable, "-m", "pytest", "tests", "-m", "stack_files", "-v", "-x",
-         "--ignore", __file__],  # never itself
-        cwd=ROOT, env={**os.environ, STACK_FILES_ENV: str(repo)},
-        capture_output=True, text=True, timeout=300, check=False,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "tests",
+            "-m",
+            "stack_files",
+            "-v",
+            "-x",
+            "--ignore",
+            __file__,
+        ],  # never itself
+        cwd=ROOT,
+        env={**os.environ, STACK_FILES_ENV: str(repo)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     report = result.stdout[-6000:] + result.stderr[-2000:]
     assert f"stack files: {repo.resolve()} " in result.stdout, report  # the copy, not this checkout

@@ -3,6 +3,8 @@ naming the key path, raised before any resource is registered."""
 
 from __future__ import annotations
 
+import json
+
 import pulumi
 import pytest
 
@@ -80,16 +82,36 @@ BAD_CONFIGS = [
     ("dev", _set("release.version", "latest"), "plexichat:release.version", "v1.2.3"),
     ("dev", _set("release.version", "1.2"), "plexichat:release.version", "sha256"),
     ("prod", _remove("release.canary.version"), "plexichat:release.canary.version", "required"),
-    ("prod", _set("release.canary.wieght", 10), "plexichat:release.canary.wieght",
-     "allowed here: header, steps, version, weight;"),
-    ("prod", _set("release.canary.header.nme", "x"), "plexichat:release.canary.header.nme",
-     "allowed here: name, value;"),
-    ("staging", _set("release.colour", "blue"), "plexichat:release.colour",
-     "allowed here: active, blue, green, strategy;"),
-    ("dev", _set("workloads.web.probes.readyPath", "/r"), "plexichat:workloads.web.probes.readyPath",
-     "allowed here: livenessPath, readinessPath, startupFailureThreshold;"),
-    ("dev", lambda config: config.update({"release": config.pop("plexichat:release")}), "plexichat:release",
-     "written without its namespace as `release:`"),
+    (
+        "prod",
+        _set("release.canary.wieght", 10),
+        "plexichat:release.canary.wieght",
+        "allowed here: header, steps, version, weight;",
+    ),
+    (
+        "prod",
+        _set("release.canary.header.nme", "x"),
+        "plexichat:release.canary.header.nme",
+        "allowed here: name, value;",
+    ),
+    (
+        "staging",
+        _set("release.colour", "blue"),
+        "plexichat:release.colour",
+        "allowed here: active, blue, green, strategy;",
+    ),
+    (
+        "dev",
+        _set("workloads.web.probes.readyPath", "/r"),
+        "plexichat:workloads.web.probes.readyPath",
+        "allowed here: livenessPath, readinessPath, startupFailureThreshold;",
+    ),
+    (
+        "dev",
+        lambda config: config.update({"release": config.pop("plexichat:release")}),
+        "plexichat:release",
+        "written without its namespace as `release:`",
+    ),
     ("prod", _set("release.canary.header.name", "X Bad"), "plexichat:release.canary.header.name", "header"),
     ("dev", _set("relase", {"strategy": "rolling"}), "plexichat:relase", "unknown key"),
     ("dev", _set("workloads.web.minReplicas", "two"), "plexichat:workloads.web.minReplicas", "1 to 100"),
@@ -97,19 +119,37 @@ BAD_CONFIGS = [
     ("prod", _set("workloads.web.maxReplicas", 2), "plexichat:workloads.web.maxReplicas", ">= minReplicas"),
     ("dev", _set("workloads.web.port", 80), "plexichat:workloads.web.port", "unprivileged"),
     ("dev", _set("workloads.web.cpuRequest", "lots"), "plexichat:workloads.web.cpuRequest", "CPU quantity"),
-    ("dev", _set("workloads.worker.role", "cron"), "plexichat:workloads.worker.role", "must be web or worker (got 'cron')"),
+    (
+        "dev",
+        _set("workloads.worker.role", "cron"),
+        "plexichat:workloads.worker.role",
+        "must be web or worker (got 'cron')",
+    ),
     ("dev", _remove("workloads.web"), "plexichat:workloads", "exactly one workload"),
     ("dev", _set("workloads.web.metricsPort", 8080), "plexichat:workloads.web.metricsPort", "must differ"),
     ("dev", _set("workloads.worker.metricsPort", 9100), "plexichat:workloads.worker.metricsPort", "must equal port"),
-    ("dev", _set("workloads.worker.requestsPerSecondPerPod", 50), "plexichat:workloads.worker.requestsPerSecondPerPod",
-     "web workloads only"),
-    ("staging", _set("workloads.web.requestsPerSecondPerPod", 0), "plexichat:workloads.web.requestsPerSecondPerPod",
-     "1 to 100000"),
+    (
+        "dev",
+        _set("workloads.worker.requestsPerSecondPerPod", 50),
+        "plexichat:workloads.worker.requestsPerSecondPerPod",
+        "web workloads only",
+    ),
+    (
+        "staging",
+        _set("workloads.web.requestsPerSecondPerPod", 0),
+        "plexichat:workloads.web.requestsPerSecondPerPod",
+        "1 to 100000",
+    ),
     ("dev", _set("domain", "Not A Domain"), "plexichat:domain", "DNS name"),
     ("dev", _remove("domain"), "plexichat:domain", "required"),
     ("dev", _set("namespace", "Plexi_Chat"), "plexichat:namespace", "DNS label"),
     ("dev", _set("network.vpcId", "vpc-xyz"), "plexichat:network.vpcId", "VPC id"),
-    ("dev", _set("network.privateSubnetIds", ["subnet-0a1b2c3d4e5f60011"]), "plexichat:network.privateSubnetIds", "at least 2"),
+    (
+        "dev",
+        _set("network.privateSubnetIds", ["subnet-0a1b2c3d4e5f60011"]),
+        "plexichat:network.privateSubnetIds",
+        "at least 2",
+    ),
     ("dev", _remove("network"), "plexichat:network", "required"),
     ("dev", _set("release", "rolling"), "plexichat:release", "strategy"),
     ("dev", _set("kubernetes.ingresNamespace", "x"), "plexichat:kubernetes.ingresNamespace", "allowed here: context,"),
@@ -168,7 +208,7 @@ def test_other_namespaces_are_not_ours_to_judge():
 def test_digest_versions_are_accepted():
     config, secret_keys = stack_config("dev")
     digest = "sha256:" + "ab" * 32
-    config["plexichat:release"] = '{"strategy": "rolling", "version": "%s"}' % digest
+    config["plexichat:release"] = json.dumps({"strategy": "rolling", "version": digest})
     assert parse_stack_config(config, "dev", secret_keys).release.version == digest
 
 

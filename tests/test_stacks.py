@@ -107,10 +107,12 @@ def test_web_service_selects_every_track(any_stack):
     assert spec["type"] == "ClusterIP"
     assert "plexichat.com/track" not in spec["selector"]
     web_pods = [
-        pod_labels for name, pod_labels in (
+        pod_labels
+        for name, pod_labels in (
             (d.inputs["metadata"]["name"], d.inputs["spec"]["template"]["metadata"]["labels"])
             for d in any_stack.of_type(DEPLOYMENT)
-        ) if name.startswith("plexichat-web-")
+        )
+        if name.startswith("plexichat-web-")
     ]
     assert web_pods and all(spec["selector"].items() <= labels.items() for labels in web_pods)
 
@@ -158,8 +160,7 @@ def test_every_pod_can_resolve_dns_and_be_scraped(any_stack):
     for deployment in deployments:
         template = deployment.inputs["spec"]["template"]
         scraped = {
-            p["containerPort"] for c in template["spec"]["containers"] for p in c["ports"]
-            if p["name"] in scraped_names
+            p["containerPort"] for c in template["spec"]["containers"] for p in c["ports"] if p["name"] in scraped_names
         }
         assert scraped, deployment.name  # every pod has a port the PodMonitor scrapes
         assert scraped <= open_to_prometheus, deployment.name

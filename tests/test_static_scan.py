@@ -40,9 +40,22 @@ def reports(tmp_path_factory) -> dict[str, dict]:
         out = tmp_path_factory.mktemp(stack)
         render.write(rendered(stack), out)  # what `plexictl render --stack S --out DIR` writes
         runs[stack] = subprocess.Popen(
-            [binary, "--config-file", str(CONFIG), "-d", str(out / "kubernetes"),
-             "--framework", "kubernetes", "-o", "json", "--quiet"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+            [
+                binary,
+                "--config-file",
+                str(CONFIG),
+                "-d",
+                str(out / "kubernetes"),
+                "--framework",
+                "kubernetes",
+                "-o",
+                "json",
+                "--quiet",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
         )
     results = {}
     for stack, process in runs.items():
@@ -60,8 +73,7 @@ def test_checkov_finds_nothing_in_the_rendered_manifests(reports, stack):
     summary = report["summary"]
     assert summary["parsing_errors"] == 0
     assert summary["resource_count"] >= 10 and summary["passed"] > 100  # it really scanned
-    failed = [f"{f['check_id']} {f['check_name']}: {f['resource']}"
-              for f in report["results"]["failed_checks"]]
+    failed = [f"{f['check_id']} {f['check_name']}: {f['resource']}" for f in report["results"]["failed_checks"]]
     assert failed == []
 
 
@@ -71,7 +83,9 @@ def test_every_accepted_finding_has_its_reason_in_the_one_config_file():
     assert skips, "no skip-check entries: drop this test or the file"
     for n in skips:
         assert lines[n - 1].lstrip().startswith("#"), f"{lines[n].strip()} has no reason above it"
-    inline = [str(p.relative_to(ROOT)) for p in
-              [*ROOT.glob("components/*.py"), *ROOT.glob("plexictl/*.py"), ROOT / "__main__.py"]
-              if "checkov:skip" in p.read_text()]
+    inline = [
+        str(p.relative_to(ROOT))
+        for p in [*ROOT.glob("components/*.py"), *ROOT.glob("plexictl/*.py"), ROOT / "__main__.py"]
+        if "checkov:skip" in p.read_text()
+    ]
     assert inline == [], "suppress findings in .checkov.yaml only"

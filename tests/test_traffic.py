@@ -87,7 +87,8 @@ def test_every_planned_track_has_a_subset_and_pods_it_selects(any_stack):
         for destination in route["route"]:
             labels = subsets[destination["destination"]["subset"]]
             pods = [
-                d for d in any_stack.of_type(DEPLOYMENT)
+                d
+                for d in any_stack.of_type(DEPLOYMENT)
                 if d.inputs["metadata"]["name"].startswith("plexichat-web-")
                 and labels.items() <= d.inputs["spec"]["template"]["metadata"]["labels"].items()
             ]
@@ -140,7 +141,9 @@ releases = st.one_of(
     st.builds(lambda s, c: CanaryRelease(strategy="canary", stable=s, canary=c), versions, canary_tracks),
     st.builds(
         lambda a, b, g: BlueGreenRelease(strategy="blueGreen", active=a, blue=b, green=g),
-        st.sampled_from(["blue", "green"]), versions, versions,
+        st.sampled_from(["blue", "green"]),
+        versions,
+        versions,
     ),
 )
 
@@ -204,9 +207,7 @@ def test_route_semantics_for_every_legal_release(release, traffic, with_preview_
             name, value = route.header_match
             chosen = choose(routes, FQDN, path, {name: value})
             assert chosen["name"] == route.name + expected_suffix
-            assert [d["destination"]["subset"] for d in chosen["route"] if d["weight"]] == [
-                route.destinations[0].track
-            ]
+            assert [d["destination"]["subset"] for d in chosen["route"] if d["weight"]] == [route.destinations[0].track]
         if plan.preview_track is not None and preview_host is not None:
             chosen = choose(routes, preview_host, path, {})
             assert chosen["name"] == "preview" + expected_suffix
@@ -219,7 +220,8 @@ def test_weights_0_and_100_render_and_keep_both_destinations(weight):
     rendering = render_edited("prod", lambda c: c["plexichat:release"]["canary"].update(weight=weight))
     primary = _spec(rendering, VIRTUAL_SERVICE)["http"][-1]
     assert {d["destination"]["subset"]: d["weight"] for d in primary["route"]} == {
-        "stable": 100 - weight, "canary": weight
+        "stable": 100 - weight,
+        "canary": weight,
     }
 
 
@@ -229,7 +231,9 @@ def test_weights_0_and_100_render_and_keep_both_destinations(weight):
 def _changes(before: Rendering, after: Rendering) -> set[str]:
     """URNs added, removed or with different inputs (Pulumi's create, delete, update)."""
     old, new = before.by_urn(), after.by_urn()
-    return {urn for urn in old.keys() | new.keys() if urn not in old or urn not in new or old[urn].inputs != new[urn].inputs}
+    return {
+        urn for urn in old.keys() | new.keys() if urn not in old or urn not in new or old[urn].inputs != new[urn].inputs
+    }
 
 
 def _kind(urn: str) -> str:
@@ -262,13 +266,21 @@ def test_both_colours_are_sized_for_all_traffic_so_a_flip_lands_on_full_capacity
     """Staging's colours autoscale alike, on the whole web Service's request rate as well as on
     their own load: the idle colour is as large as the live one before any flip."""
     r = rendered("staging")
-    web = {h.name: h.inputs["spec"] for h in r.of_type("kubernetes:autoscaling/v2:HorizontalPodAutoscaler")
-           if h.name.startswith("web-")}
+    web = {
+        h.name: h.inputs["spec"]
+        for h in r.of_type("kubernetes:autoscaling/v2:HorizontalPodAutoscaler")
+        if h.name.startswith("web-")
+    }
     assert set(web) == {"web-blue-hpa", "web-green-hpa"}
     blue, green = web["web-blue-hpa"], web["web-green-hpa"]
-    assert {k: v for k, v in blue.items() if k != "scaleTargetRef"} == {k: v for k, v in green.items() if k != "scaleTargetRef"}
+    assert {k: v for k, v in blue.items() if k != "scaleTargetRef"} == {
+        k: v for k, v in green.items() if k != "scaleTargetRef"
+    }
     (service_rate,) = [m for m in blue["metrics"] if m["type"] == "Object"]
-    assert service_rate["object"]["describedObject"]["name"] == r.one("kubernetes:core/v1:Service", "web-service").inputs["metadata"]["name"]
+    assert (
+        service_rate["object"]["describedObject"]["name"]
+        == r.one("kubernetes:core/v1:Service", "web-service").inputs["metadata"]["name"]
+    )
     # Nowhere else: a canary is sized by its own share, a rolling stack has one track anyway.
     for stack in ("dev", "prod"):
         for hpa in rendered(stack).of_type("kubernetes:autoscaling/v2:HorizontalPodAutoscaler"):
@@ -304,7 +316,9 @@ def test_destination_rule_never_changes_across_strategies_and_edits():
 
 
 def _urn_of_web_deployment(rendering: Rendering, track: str) -> str:
-    (deployment,) = [d for d in rendering.of_type(DEPLOYMENT) if d.inputs["metadata"]["name"] == f"plexichat-web-{track}"]
+    (deployment,) = [
+        d for d in rendering.of_type(DEPLOYMENT) if d.inputs["metadata"]["name"] == f"plexichat-web-{track}"
+    ]
     return deployment.urn
 
 

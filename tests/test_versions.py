@@ -3,6 +3,8 @@ release that pins its image by digest renders under the mock engine."""
 
 from __future__ import annotations
 
+import itertools
+import json
 import re
 
 import pytest
@@ -35,32 +37,56 @@ ordered_versions = tags | pinned
 # The three forms
 
 
-@pytest.mark.parametrize("text, tag, digest", [
-    ("v1.2.3", "v1.2.3", None),
-    ("v0.0.0", "v0.0.0", None),
-    ("v10.20.30", "v10.20.30", None),
-    (DIGEST, None, DIGEST),
-    (f"v1.2.3@{DIGEST}", "v1.2.3", DIGEST),
-])
+@pytest.mark.parametrize(
+    "text, tag, digest",
+    [
+        ("v1.2.3", "v1.2.3", None),
+        ("v0.0.0", "v0.0.0", None),
+        ("v10.20.30", "v10.20.30", None),
+        (DIGEST, None, DIGEST),
+        (f"v1.2.3@{DIGEST}", "v1.2.3", DIGEST),
+    ],
+)
 def test_the_three_forms_parse_into_tag_and_digest(text, tag, digest):
     parsed = versions.parse(text)
     assert (parsed.tag, parsed.digest) == (tag, digest)
     assert str(parsed) == text
 
 
-@pytest.mark.parametrize("text", [
-    "", "latest", "1.2.3", "v1.2", "v1.2.3.4", "V1.2.3", " v1.2.3", "v1.2.3 ",
-    "v1.2.3\n",  # `$` would accept it; the module uses fullmatch
-    "v1.2.3-rc.1", "v1.2.3+build.5",  # prerelease and build suffixes: not in docs/design.md
-    "v01.2.3", "v1.02.3",  # leading zeros: two spellings of one release
-    "v\u0661.2.3",  # an Arabic-Indic digit: `\d` would accept it
-    "sha256:" + HEX[:63], "sha256:" + HEX + "0", "sha256:" + HEX.upper(), "sha512:" + HEX,
-    "sha256-" + HEX, HEX,
-    "v1.2.3@", f"@{DIGEST}", f"{DIGEST}@v1.2.3", f"v1.2.3:{DIGEST}", f"v1.2.3@{DIGEST}@{DIGEST}",
-    f"latest@{DIGEST}",
-    "v1.2." + "9" * 60,  # longer than the 63 characters of the version label
-    None, 123,
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "latest",
+        "1.2.3",
+        "v1.2",
+        "v1.2.3.4",
+        "V1.2.3",
+        " v1.2.3",
+        "v1.2.3 ",
+        "v1.2.3\n",  # `$` would accept it; the module uses fullmatch
+        "v1.2.3-rc.1",
+        "v1.2.3+build.5",  # prerelease and build suffixes: not in docs/design.md
+        "v01.2.3",
+        "v1.02.3",  # leading zeros: two spellings of one release
+        "v\u0661.2.3",  # an Arabic-Indic digit: `\d` would accept it
+        "sha256:" + HEX[:63],
+        "sha256:" + HEX + "0",
+        "sha256:" + HEX.upper(),
+        "sha512:" + HEX,
+        "sha256-" + HEX,
+        HEX,
+        "v1.2.3@",
+        f"@{DIGEST}",
+        f"{DIGEST}@v1.2.3",
+        f"v1.2.3:{DIGEST}",
+        f"v1.2.3@{DIGEST}@{DIGEST}",
+        f"latest@{DIGEST}",
+        "v1.2." + "9" * 60,  # longer than the 63 characters of the version label
+        None,
+        123,
+    ],
+)
 def test_anything_else_is_rejected_with_the_three_forms(text):
     with pytest.raises(versions.InvalidVersion) as raised:
         versions.parse(text)
@@ -80,11 +106,14 @@ def test_parse_and_str_are_inverse(version):
 # Image references
 
 
-@pytest.mark.parametrize("version, reference", [
-    ("v1.2.3", f"{REPOSITORY}:v1.2.3"),
-    (DIGEST, f"{REPOSITORY}@{DIGEST}"),
-    (f"v1.2.3@{DIGEST}", f"{REPOSITORY}:v1.2.3@{DIGEST}"),
-])
+@pytest.mark.parametrize(
+    "version, reference",
+    [
+        ("v1.2.3", f"{REPOSITORY}:v1.2.3"),
+        (DIGEST, f"{REPOSITORY}@{DIGEST}"),
+        (f"v1.2.3@{DIGEST}", f"{REPOSITORY}:v1.2.3@{DIGEST}"),
+    ],
+)
 def test_image_reference_uses_tag_and_digest_syntax(version, reference):
     assert versions.image_reference(REPOSITORY, version) == reference
 
@@ -100,8 +129,7 @@ def _split_reference(reference: str) -> tuple[str, str]:
     return repository, "@".join(part for part in (tag, digest) if part)
 
 
-@given(st.sampled_from([REPOSITORY, "localhost:5000/plexichat", "registry.example.com:443/team/app"]),
-       every_version)
+@given(st.sampled_from([REPOSITORY, "localhost:5000/plexichat", "registry.example.com:443/team/app"]), every_version)
 def test_image_reference_round_trips_through_parse(repository, version):
     parsed_back = _split_reference(versions.image_reference(repository, version))
     assert parsed_back[0] == repository
@@ -112,11 +140,14 @@ def test_image_reference_round_trips_through_parse(repository, version):
 # Labels and names
 
 
-@pytest.mark.parametrize("version, label, slug", [
-    ("v1.2.3", "v1.2.3", "v1-2-3"),
-    (DIGEST, HEX[:12], f"sha256-{HEX[:12]}"),
-    (f"v1.2.3@{DIGEST}", "v1.2.3", f"v1-2-3-{HEX[:12]}"),
-])
+@pytest.mark.parametrize(
+    "version, label, slug",
+    [
+        ("v1.2.3", "v1.2.3", "v1-2-3"),
+        (DIGEST, HEX[:12], f"sha256-{HEX[:12]}"),
+        (f"v1.2.3@{DIGEST}", "v1.2.3", f"v1-2-3-{HEX[:12]}"),
+    ],
+)
 def test_label_value_and_name_slug(version, label, slug):
     assert versions.label_value(version) == label
     assert versions.name_slug(version) == slug
@@ -166,15 +197,18 @@ def test_a_long_slug_is_cut_and_fingerprinted():
 # Release order
 
 
-@pytest.mark.parametrize("candidate, than, expected", [
-    ("v1.10.0", "v1.9.0", True),  # numbers, not text
-    ("v2.0.0", "v1.99.99", True),
-    ("v1.2.4", "v1.2.3", True),
-    ("v1.2.3", "v1.2.4", False),
-    ("v1.2.3", "v1.2.3", False),
-    (f"v1.2.3@{DIGEST}", "v1.2.3", False),  # the digest takes no part: the same release
-    (f"v1.3.0@{DIGEST}", "v1.2.3", True),
-])
+@pytest.mark.parametrize(
+    "candidate, than, expected",
+    [
+        ("v1.10.0", "v1.9.0", True),  # numbers, not text
+        ("v2.0.0", "v1.99.99", True),
+        ("v1.2.4", "v1.2.3", True),
+        ("v1.2.3", "v1.2.4", False),
+        ("v1.2.3", "v1.2.3", False),
+        (f"v1.2.3@{DIGEST}", "v1.2.3", False),  # the digest takes no part: the same release
+        (f"v1.3.0@{DIGEST}", "v1.2.3", True),
+    ],
+)
 def test_newer_compares_tag_numbers(candidate, than, expected):
     assert versions.newer(candidate, than) is expected
 
@@ -194,7 +228,7 @@ def test_ordering_is_consistent(a, b, c):
     if versions.newer(a, b) and versions.newer(b, c):
         assert versions.newer(a, c)
     ordered = sorted([a, b, c], key=key)
-    assert all(not versions.newer(x, y) for x, y in zip(ordered, ordered[1:]))
+    assert all(not versions.newer(x, y) for x, y in itertools.pairwise(ordered))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -204,7 +238,7 @@ def test_ordering_is_consistent(a, b, c):
 @pytest.mark.parametrize("bad", ["v1.2.3-rc.1", "latest", f"v1.2.3@{DIGEST[:-1]}"])
 def test_settings_report_a_bad_version_with_its_key_and_the_three_forms(bad):
     config, secret_keys = stack_config("dev")
-    config["plexichat:release"] = '{"strategy": "rolling", "version": "%s"}' % bad
+    config["plexichat:release"] = json.dumps({"strategy": "rolling", "version": bad})
     with pytest.raises(ConfigError) as raised:
         parse_stack_config(config, "dev", secret_keys)
     (line,) = [ln for ln in str(raised.value).splitlines() if "plexichat:release.version" in ln]
@@ -214,13 +248,14 @@ def test_settings_report_a_bad_version_with_its_key_and_the_three_forms(bad):
 @pytest.mark.parametrize("version", [f"v1.2.3@{DIGEST}", "v1.2.3", DIGEST])
 def test_settings_accept_the_three_forms(version):
     config, secret_keys = stack_config("dev")
-    config["plexichat:release"] = '{"strategy": "rolling", "version": "%s"}' % version
+    config["plexichat:release"] = json.dumps({"strategy": "rolling", "version": version})
     assert parse_stack_config(config, "dev", secret_keys).release.version == version
 
 
 def _release_version(version: str):
     def edit(config):
         config["plexichat:release"]["version"] = version
+
     return edit
 
 
@@ -228,10 +263,13 @@ def _deployments(rendering):
     return rendering.of_type("kubernetes:apps/v1:Deployment")
 
 
-@pytest.mark.parametrize("version, image, label", [
-    (f"v1.6.0@{DIGEST}", f"ghcr.io/plexichat/plexichat:v1.6.0@{DIGEST}", "v1.6.0"),
-    (DIGEST, f"ghcr.io/plexichat/plexichat@{DIGEST}", HEX[:12]),
-])
+@pytest.mark.parametrize(
+    "version, image, label",
+    [
+        (f"v1.6.0@{DIGEST}", f"ghcr.io/plexichat/plexichat:v1.6.0@{DIGEST}", "v1.6.0"),
+        (DIGEST, f"ghcr.io/plexichat/plexichat@{DIGEST}", HEX[:12]),
+    ],
+)
 def test_a_digest_release_renders_pinned_images_and_readable_labels(version, image, label):
     rendering = render_edited("dev", _release_version(version))
     deployments = _deployments(rendering)

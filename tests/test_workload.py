@@ -19,13 +19,20 @@ PDB = "kubernetes:policy/v1:PodDisruptionBudget"
 SA = "kubernetes:core/v1:ServiceAccount"
 
 
-def render_track(workload: Workload, track=Track("canary", "v2.0.0", runs_workers=False), name="web"):
+CANARY = Track("canary", "v2.0.0", runs_workers=False)
+
+
+def render_track(workload: Workload, track=CANARY, name="web"):
     def program():
         WorkloadTrack(
             f"{name}-{track.name}",
             WorkloadTrackArgs(
-                stack="test", workload_name=name, workload=workload, track=track,
-                image_repository="ghcr.io/plexichat/plexichat", namespace="plexichat",
+                stack="test",
+                workload_name=name,
+                workload=workload,
+                track=track,
+                image_repository="ghcr.io/plexichat/plexichat",
+                namespace="plexichat",
             ),
         )
 
@@ -66,7 +73,8 @@ def test_hpa_owns_replicas(web):
     assert hpa["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "plexichat-web-canary"}
     assert (hpa["minReplicas"], hpa["maxReplicas"]) == (3, 12)
     assert {m["resource"]["name"]: m["resource"]["target"]["averageUtilization"] for m in hpa["metrics"]} == {
-        "cpu": 70, "memory": 75,
+        "cpu": 70,
+        "memory": 75,
     }
     assert hpa["behavior"]["scaleDown"]["stabilizationWindowSeconds"] == 300
 
@@ -146,7 +154,8 @@ def test_service_account_mounts_no_token(web):
 def test_worker_uses_its_metrics_port_and_args():
     worker = render_track(
         Workload(role="worker", port=9090, args=["worker"], pre_stop_delay_seconds=0),
-        Track("stable", "v1.0.0", runs_workers=True), name="worker",
+        Track("stable", "v1.0.0", runs_workers=True),
+        name="worker",
     )
     (container,) = worker.of_type(DEPLOYMENT)[0].inputs["spec"]["template"]["spec"]["containers"]
     assert container["ports"] == [{"name": "metrics", "containerPort": 9090, "protocol": "TCP"}]

@@ -28,9 +28,7 @@ class AppService(pulumi.ComponentResource):
     """`<service>.<namespace>.svc.cluster.local`: the host the mesh routes on."""
     port: int
 
-    def __init__(
-        self, name: str, args: AppServiceArgs, opts: pulumi.ResourceOptions | None = None
-    ) -> None:
+    def __init__(self, name: str, args: AppServiceArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("plexichat:service:AppService", name, None, opts)
         self.port = args.port
         self.service = k8s.core.v1.Service(

@@ -39,9 +39,7 @@ class NetworkPoliciesArgs:
 
 
 class NetworkPolicies(pulumi.ComponentResource):
-    def __init__(
-        self, name: str, args: NetworkPoliciesArgs, opts: pulumi.ResourceOptions | None = None
-    ) -> None:
+    def __init__(self, name: str, args: NetworkPoliciesArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("plexichat:network:NetworkPolicies", name, None, opts)
         cluster = args.cluster
         web_pods = k8s.meta.v1.LabelSelectorArgs(match_labels=naming.selector_labels(args.web_workload))
@@ -120,9 +118,7 @@ def _to(
 
 def _namespace(name: str) -> k8s.networking.v1.NetworkPolicyPeerArgs:
     return k8s.networking.v1.NetworkPolicyPeerArgs(
-        namespace_selector=k8s.meta.v1.LabelSelectorArgs(
-            match_labels={"kubernetes.io/metadata.name": name}
-        )
+        namespace_selector=k8s.meta.v1.LabelSelectorArgs(match_labels={"kubernetes.io/metadata.name": name})
     )
 
 

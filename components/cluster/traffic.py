@@ -78,9 +78,7 @@ def http_routes(
         routes.append(
             {
                 "name": f"{route.name}-websocket",
-                "match": [
-                    {**m, "uri": {"prefix": settings.websocket_path}} for m in (matches or [{}])
-                ],
+                "match": [{**m, "uri": {"prefix": settings.websocket_path}} for m in (matches or [{}])],
                 "route": destinations,
                 "retries": {"attempts": settings.retries.attempts, "retryOn": WEBSOCKET_RETRY_ON},
             }
@@ -114,9 +112,7 @@ class Traffic(pulumi.ComponentResource):
     destination_rule: k8s.apiextensions.CustomResource
     virtual_service: k8s.apiextensions.CustomResource
 
-    def __init__(
-        self, name: str, args: TrafficArgs, opts: pulumi.ResourceOptions | None = None
-    ) -> None:
+    def __init__(self, name: str, args: TrafficArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("plexichat:traffic:Traffic", name, None, opts)
         self.destination_rule = _destination_rule(name, args, parent=self)
         self.virtual_service = _virtual_service(name, args, self.destination_rule, parent=self)
@@ -136,9 +132,7 @@ def _metadata(args: TrafficArgs) -> k8s.meta.v1.ObjectMetaArgs:
     )
 
 
-def _destination_rule(
-    name: str, args: TrafficArgs, parent: pulumi.Resource
-) -> k8s.apiextensions.CustomResource:
+def _destination_rule(name: str, args: TrafficArgs, parent: pulumi.Resource) -> k8s.apiextensions.CustomResource:
     s = args.settings
     return k8s.apiextensions.CustomResource(
         f"{name}-destination-rule",
@@ -163,9 +157,7 @@ def _destination_rule(
                     "maxEjectionPercent": s.max_ejection_percent,
                 },
             },
-            "subsets": [
-                {"name": track, "labels": {naming.TRACK_LABEL: track}} for track in SUBSETS
-            ],
+            "subsets": [{"name": track, "labels": {naming.TRACK_LABEL: track}} for track in SUBSETS],
         },
         opts=pulumi.ResourceOptions(parent=parent),
     )
@@ -201,9 +193,7 @@ def _virtual_service(
     )
 
 
-def _peer_authentication(
-    name: str, args: TrafficArgs, parent: pulumi.Resource
-) -> k8s.apiextensions.CustomResource:
+def _peer_authentication(name: str, args: TrafficArgs, parent: pulumi.Resource) -> k8s.apiextensions.CustomResource:
     return k8s.apiextensions.CustomResource(
         f"{name}-peer-authentication",
         api_version="security.istio.io/v1",

@@ -47,9 +47,7 @@ class WorkloadTrack(pulumi.ComponentResource):
     deployment: k8s.apps.v1.Deployment
     deployment_name: pulumi.Output[str]
 
-    def __init__(
-        self, name: str, args: WorkloadTrackArgs, opts: pulumi.ResourceOptions | None = None
-    ) -> None:
+    def __init__(self, name: str, args: WorkloadTrackArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("plexichat:workload:WorkloadTrack", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         self.service_account = _service_account(name, args, child)
@@ -58,9 +56,7 @@ class WorkloadTrack(pulumi.ComponentResource):
         self.disruption_budget = _disruption_budget(name, args, child)
 
         self.deployment_name = self.deployment.metadata.name
-        self.register_outputs(
-            {"deployment_name": self.deployment_name, "version": args.track.version}
-        )
+        self.register_outputs({"deployment_name": self.deployment_name, "version": args.track.version})
 
 
 def _object_name(args: WorkloadTrackArgs) -> str:
@@ -84,9 +80,7 @@ def _metadata(
     )
 
 
-def _service_account(
-    name: str, args: WorkloadTrackArgs, opts: pulumi.ResourceOptions
-) -> k8s.core.v1.ServiceAccount:
+def _service_account(name: str, args: WorkloadTrackArgs, opts: pulumi.ResourceOptions) -> k8s.core.v1.ServiceAccount:
     return k8s.core.v1.ServiceAccount(
         f"{name}-sa",
         metadata=_metadata(args, args.service_account_annotations),
@@ -96,9 +90,7 @@ def _service_account(
     )
 
 
-def _deployment(
-    name: str, args: WorkloadTrackArgs, opts: pulumi.ResourceOptions
-) -> k8s.apps.v1.Deployment:
+def _deployment(name: str, args: WorkloadTrackArgs, opts: pulumi.ResourceOptions) -> k8s.apps.v1.Deployment:
     w, track = args.workload, args.track
     return k8s.apps.v1.Deployment(
         f"{name}-deployment",
@@ -109,9 +101,7 @@ def _deployment(
             strategy=k8s.apps.v1.DeploymentStrategyArgs(
                 type="RollingUpdate",
                 # Never go below the current capacity during a rollout.
-                rolling_update=k8s.apps.v1.RollingUpdateDeploymentArgs(
-                    max_unavailable=0, max_surge="25%"
-                ),
+                rolling_update=k8s.apps.v1.RollingUpdateDeploymentArgs(max_unavailable=0, max_surge="25%"),
             ),
             min_ready_seconds=5,
             progress_deadline_seconds=w.progress_deadline_seconds,
@@ -124,7 +114,7 @@ def _deployment(
                         # the sidecar up until the app has drained.
                         "proxy.istio.io/config": (
                             '{"holdApplicationUntilProxyStarts": true, '
-                            '"terminationDrainDuration": "%ds"}' % w.pre_stop_delay_seconds
+                            f'"terminationDrainDuration": "{w.pre_stop_delay_seconds}s"}}'
                         ),
                         # Prometheus runs outside the mesh, so under mTLS STRICT the sidecar
                         # would refuse its scrapes: the metrics port bypasses the sidecar and
@@ -157,7 +147,8 @@ def _autoscaler(
                 _utilisation_metric("memory", w.target_memory_percent),
                 *(
                     [_service_request_rate_metric(args.workload_name, w.requests_per_second_per_pod)]
-                    if track.sized_for_all_traffic and w.requests_per_second_per_pod else []
+                    if track.sized_for_all_traffic and w.requests_per_second_per_pod
+                    else []
                 ),
             ],
             behavior=_scaling_behavior(w),
@@ -173,22 +164,14 @@ def _scaling_behavior(w: Workload) -> k8s.autoscaling.v2.HorizontalPodAutoscaler
         scale_down=k8s.autoscaling.v2.HPAScalingRulesArgs(
             stabilization_window_seconds=w.scale_down_stabilization_seconds,
             select_policy="Min",
-            policies=[
-                k8s.autoscaling.v2.HPAScalingPolicyArgs(
-                    type="Percent", value=50, period_seconds=60
-                )
-            ],
+            policies=[k8s.autoscaling.v2.HPAScalingPolicyArgs(type="Percent", value=50, period_seconds=60)],
         ),
         scale_up=k8s.autoscaling.v2.HPAScalingRulesArgs(
             stabilization_window_seconds=0,
             select_policy="Max",
             policies=[
-                k8s.autoscaling.v2.HPAScalingPolicyArgs(
-                    type="Percent", value=100, period_seconds=30
-                ),
-                k8s.autoscaling.v2.HPAScalingPolicyArgs(
-                    type="Pods", value=4, period_seconds=30
-                ),
+                k8s.autoscaling.v2.HPAScalingPolicyArgs(type="Percent", value=100, period_seconds=30),
+                k8s.autoscaling.v2.HPAScalingPolicyArgs(type="Pods", value=4, period_seconds=30),
             ],
         ),
     )
@@ -217,9 +200,7 @@ def _utilisation_metric(resource: str, percent: int) -> k8s.autoscaling.v2.Metri
         type="Resource",
         resource=k8s.autoscaling.v2.ResourceMetricSourceArgs(
             name=resource,
-            target=k8s.autoscaling.v2.MetricTargetArgs(
-                type="Utilization", average_utilization=percent
-            ),
+            target=k8s.autoscaling.v2.MetricTargetArgs(type="Utilization", average_utilization=percent),
         ),
     )
 
@@ -272,9 +253,7 @@ def _pod_spec(args: WorkloadTrackArgs) -> k8s.core.v1.PodSpecArgs:
         containers=[_container(args)],
         # The root filesystem is read-only; scratch space lives in a bounded emptyDir.
         volumes=[
-            k8s.core.v1.VolumeArgs(
-                name="tmp", empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs(size_limit="256Mi")
-            )
+            k8s.core.v1.VolumeArgs(name="tmp", empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs(size_limit="256Mi"))
         ],
     )
 

@@ -50,6 +50,7 @@ class Model(BaseModel):
 
 def int_range(low: int, high: int, what: str) -> BeforeValidator:
     """The validator of an integer setting in [low, high]: `Annotated[int, int_range(...)]`."""
+
     def check(value: Any) -> int:
         # One message for every failure (wrong type, fraction, out of range) that names the range.
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
@@ -61,6 +62,7 @@ def int_range(low: int, high: int, what: str) -> BeforeValidator:
 
 def pattern(regex: re.Pattern[str], what: str) -> AfterValidator:
     """The validator of a text setting matching `regex`: `Annotated[str, pattern(...)]`."""
+
     def check(value: str) -> str:
         if not regex.match(value):
             raise ValueError(f"must be {what}")
@@ -106,7 +108,6 @@ def _check_cidr(value: str) -> str:
 Cidr = Annotated[str, AfterValidator(_check_cidr)]
 
 
-
 class FieldError(ValueError):
     """A model-level check that blames one field, so the error names that field's key path."""
 
@@ -115,13 +116,13 @@ class FieldError(ValueError):
         self.field = field
 
 
-
 # The values CloudWatch Logs accepts for a log group's retention.
 LogRetentionDays = Literal[1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 3653]
 
 
 def float_range(low: float, high: float, what: str) -> BeforeValidator:
     """The validator of a number setting in [low, high]: `Annotated[float, float_range(...)]`."""
+
     def check(value: Any) -> float:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
             raise ValueError(f"must be {what} from {low} to {high}")

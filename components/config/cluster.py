@@ -1,5 +1,4 @@
-"""The cluster side: how to reach it, the AWS account and VPC, and mesh (Istio) traffic settings.
-"""
+"""The cluster side: how to reach it, the AWS account and VPC, and mesh (Istio) traffic settings."""
 
 from __future__ import annotations
 
@@ -43,9 +42,9 @@ class KubernetesSettings(Model):
     """Namespace of istiod (sidecars fetch their config from it). Default istio-system."""
 
 
-AwsRegion = Annotated[str, pattern(
-    re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$"), "an AWS region such as us-east-1"
-)]
+AwsRegion = Annotated[
+    str, pattern(re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$"), "an AWS region such as us-east-1")
+]
 
 
 class AwsSettings(Model):

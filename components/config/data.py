@@ -1,5 +1,4 @@
-"""The data tier: database, cache, backups and DR, secrets into the cluster, protection of data.
-"""
+"""The data tier: database, cache, backups and DR, secrets into the cluster, protection of data."""
 
 from __future__ import annotations
 
@@ -39,22 +38,34 @@ _WEEKLY_WINDOW = re.compile(
 _OIDC_PROVIDER_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:oidc-provider/[a-z0-9.-]+(/[A-Za-z0-9/_-]+)?$")
 _AZ = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-\d[a-z]$")
 
-RdsIdentifier = Annotated[str, pattern(
-    _RDS_IDENTIFIER, "an RDS identifier: 2-63 lowercase letters, digits and single hyphens, starting with a letter"
-)]
-CacheGroupId = Annotated[str, pattern(
-    _CACHE_ID, "an ElastiCache id: 2-40 lowercase letters, digits and single hyphens, starting with a letter"
-)]
+RdsIdentifier = Annotated[
+    str,
+    pattern(
+        _RDS_IDENTIFIER, "an RDS identifier: 2-63 lowercase letters, digits and single hyphens, starting with a letter"
+    ),
+]
+CacheGroupId = Annotated[
+    str,
+    pattern(_CACHE_ID, "an ElastiCache id: 2-40 lowercase letters, digits and single hyphens, starting with a letter"),
+]
 BucketName = Annotated[str, pattern(_BUCKET, "an S3 bucket name: 3-63 lowercase letters, digits, '.' and '-'")]
 DbInstanceClass = Annotated[str, pattern(_DB_CLASS, "an RDS instance class such as db.t4g.medium or db.r7g.2xlarge")]
-CacheNodeType = Annotated[str, pattern(_CACHE_NODE, "an ElastiCache node type such as cache.t4g.small or cache.r7g.large")]
+CacheNodeType = Annotated[
+    str, pattern(_CACHE_NODE, "an ElastiCache node type such as cache.t4g.small or cache.r7g.large")
+]
 DailyWindow = Annotated[str, pattern(_DAILY_WINDOW, "a daily UTC window hh:mm-hh:mm such as 03:00-04:00")]
-WeeklyWindow = Annotated[str, pattern(_WEEKLY_WINDOW, "a weekly UTC window ddd:hh:mm-ddd:hh:mm such as sun:05:00-sun:06:00")]
+WeeklyWindow = Annotated[
+    str, pattern(_WEEKLY_WINDOW, "a weekly UTC window ddd:hh:mm-ddd:hh:mm such as sun:05:00-sun:06:00")
+]
 AvailabilityZone = Annotated[str, pattern(_AZ, "an availability zone such as us-east-1a")]
-OidcProviderArn = Annotated[str, pattern(
-    _OIDC_PROVIDER_ARN,
-    "an IAM OIDC provider ARN such as arn:aws:iam::123456789012:oidc-provider/oidc.eks.us-east-1.amazonaws.com/id/EXAMPLE",
-)]
+OidcProviderArn = Annotated[
+    str,
+    pattern(
+        _OIDC_PROVIDER_ARN,
+        "an IAM OIDC provider ARN such as "
+        "arn:aws:iam::123456789012:oidc-provider/oidc.eks.us-east-1.amazonaws.com/id/EXAMPLE",
+    ),
+]
 # The values CloudWatch Logs accepts for retention_in_days.
 
 
@@ -178,7 +189,9 @@ class CacheSettings(Model):
     """Daily UTC snapshot window. Default 04:00-05:00."""
     maintenance_window: WeeklyWindow = "sun:22:00-sun:23:00"
     """Weekly UTC maintenance window. Default sun:22:00-sun:23:00 (after the database's)."""
-    maxmemory_policy: Literal["volatile-lru", "volatile-lfu", "volatile-ttl", "allkeys-lru", "allkeys-lfu"] = "volatile-lru"
+    maxmemory_policy: Literal["volatile-lru", "volatile-lfu", "volatile-ttl", "allkeys-lru", "allkeys-lfu"] = (
+        "volatile-lru"
+    )
     """Eviction when full; volatile-* evicts only keys with a TTL. Default volatile-lru."""
     log_retention_days: LogRetentionDays = 90
     """CloudWatch retention of the slow log. Default 90."""
@@ -282,10 +295,16 @@ IDENTITY_PINS: dict[str, tuple[str, str]] = {
         "the rename settles and the pods roll) and replace their subnet, parameter and security "
         "groups and their log groups (the logs so far are deleted)",
     ),
-    "cache.replicationGroupId": ("cache_replication_group_id", "destroy the ElastiCache replication group and its data"),
+    "cache.replicationGroupId": (
+        "cache_replication_group_id",
+        "destroy the ElastiCache replication group and its data",
+    ),
     "cache.engine": ("cache_engine", "destroy the ElastiCache replication group (an engine downgrade re-creates it)"),
     "backups.bucketName": ("backup_bucket_name", "destroy the backup bucket and every backup in it"),
-    "backups.drRegion": ("dr_region", "destroy the DR bucket, DR vault, DR key and replicated backups in the old DR region"),
+    "backups.drRegion": (
+        "dr_region",
+        "destroy the DR bucket, DR vault, DR key and replicated backups in the old DR region",
+    ),
 }
 
 
@@ -307,9 +326,7 @@ def check_data_tier(settings: Any) -> None:
         raise FieldError("backups.bucketName", "must be at most 60 characters with a drRegion (the DR bucket adds -dr)")
     for zone in settings.database.replica_availability_zones:
         if not zone.startswith(region):
-            raise FieldError(
-                "database.replicaAvailabilityZones", f"must be zones of aws.region {region}, got {zone}"
-            )
+            raise FieldError("database.replicaAvailabilityZones", f"must be zones of aws.region {region}, got {zone}")
 
 
 def check_pinned_identity(settings: Any) -> None:

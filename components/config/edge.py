@@ -1,5 +1,4 @@
-"""The edge: NGINX ingress, TLS certificate and the AWS WAF in front of it.
-"""
+"""The edge: NGINX ingress, TLS certificate and the AWS WAF in front of it."""
 
 from __future__ import annotations
 

@@ -29,9 +29,9 @@ from components.config.base import (
 # that watch the same thing (the runbook's targets and alert thresholds are the defaults).
 
 
-MetricName = Annotated[str, pattern(
-    re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$"), "a Prometheus metric name such as http_requests_total"
-)]
+MetricName = Annotated[
+    str, pattern(re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$"), "a Prometheus metric name such as http_requests_total")
+]
 LabelName = Annotated[str, pattern(re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$"), "a Prometheus label name such as code")]
 AlertPercent = Annotated[float, float_range(0.1, 100, "a percent")]
 ReceiverKind = Literal["none", "chat", "lowPriority", "pagerduty"]
@@ -109,8 +109,8 @@ class AlertThresholds(Model):
         ):
             if getattr(self, lower) >= getattr(self, upper):
                 raise FieldError(
-                    to_camel(lower), f"must be below {to_camel(upper)} ({getattr(self, upper)}), "
-                    f"got {getattr(self, lower)}",
+                    to_camel(lower),
+                    f"must be below {to_camel(upper)} ({getattr(self, upper)}), got {getattr(self, lower)}",
                 )
         return self
 
@@ -127,9 +127,12 @@ class MonitoringSettings(Model):
     Default {release: kube-prometheus-stack}."""
     smoke_probe: bool = True
     """Blackbox-exporter probe of the public readiness URL, with a critical alert. Default on."""
-    blackbox_exporter_address: Annotated[str, pattern(
-        re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?:[0-9]{1,5}$"), "host:port such as blackbox.monitoring.svc:9115"
-    )] = "prometheus-blackbox-exporter.monitoring.svc:9115"
+    blackbox_exporter_address: Annotated[
+        str,
+        pattern(
+            re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?:[0-9]{1,5}$"), "host:port such as blackbox.monitoring.svc:9115"
+        ),
+    ] = "prometheus-blackbox-exporter.monitoring.svc:9115"
     """host:port of the Blackbox exporter. Default prometheus-blackbox-exporter.monitoring.svc:9115."""
     dashboard: bool = True
     """Grafana dashboard ConfigMap (label grafana_dashboard=1) for the sidecar. Default on."""
@@ -181,8 +184,10 @@ class Receiver:
 # The one table of receiver kinds (ReceiverKind less "none"): settings, platform and alerting read it.
 RECEIVERS = {
     "chat": Receiver("alert_chat_webhook_url", "chat", "chat-webhook-url", "slackConfigs", "apiURL"),
-    "lowPriority": Receiver("alert_low_priority_webhook_url", "low-priority", "low-priority-webhook-url",
-                            "slackConfigs", "apiURL"),
-    "pagerduty": Receiver("pager_duty_routing_key", "pagerduty", "pagerduty-routing-key",
-                          "pagerdutyConfigs", "routingKey"),
+    "lowPriority": Receiver(
+        "alert_low_priority_webhook_url", "low-priority", "low-priority-webhook-url", "slackConfigs", "apiURL"
+    ),
+    "pagerduty": Receiver(
+        "pager_duty_routing_key", "pagerduty", "pagerduty-routing-key", "pagerdutyConfigs", "routingKey"
+    ),
 }

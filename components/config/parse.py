@@ -27,8 +27,9 @@ def _holds_secret(annotation: Any) -> bool:
     return annotation is SecretStr or any(_holds_secret(arg) for arg in get_args(annotation))
 
 
-_SECRET_KEYS = {key for key, name in _TOP_LEVEL_KEYS.items()
-                if _holds_secret(StackSettings.model_fields[name].annotation)}
+_SECRET_KEYS = {
+    key for key, name in _TOP_LEVEL_KEYS.items() if _holds_secret(StackSettings.model_fields[name].annotation)
+}
 _SCALAR_KEYS = {"domain", "namespace", "imageRepository"} | _SECRET_KEYS  # "1234" stays text
 
 
@@ -44,9 +45,7 @@ class ConfigError(ValueError):
         )
 
 
-def parse_stack_config(
-    raw: Mapping[str, Any], stack: str, secret_keys: Collection[str] = ()
-) -> StackSettings:
+def parse_stack_config(raw: Mapping[str, Any], stack: str, secret_keys: Collection[str] = ()) -> StackSettings:
     """Validate the `plexichat:` part of a stack's config map, or raise one ConfigError.
 
     `raw` is the map the CLI hands the program: `{"plexichat:release": "<json text>", ...}`.
@@ -60,20 +59,28 @@ def parse_stack_config(
         namespace, colon, key = full_key.partition(":")
         if not colon:  # `release:` for `plexichat:release:`; the Pulumi CLI refuses it too
             meant = f"{NAMESPACE}:{full_key}" if full_key in _TOP_LEVEL_KEYS else full_key
-            problems.append((meant, f"written without its namespace as `{full_key}:`; "
-                                    f"a stack file key is `<namespace>:<key>`, here `{NAMESPACE}:{full_key}:`"))
+            problems.append(
+                (
+                    meant,
+                    f"written without its namespace as `{full_key}:`; "
+                    f"a stack file key is `<namespace>:<key>`, here `{NAMESPACE}:{full_key}:`",
+                )
+            )
             bare.add(meant)
             continue
         if namespace != NAMESPACE:
             continue
         if key not in _TOP_LEVEL_KEYS:
-            problems.append((full_key, "unknown key; allowed keys are "
-                             + ", ".join(f"{NAMESPACE}:{k}" for k in sorted(_TOP_LEVEL_KEYS))))
+            problems.append(
+                (
+                    full_key,
+                    "unknown key; allowed keys are " + ", ".join(f"{NAMESPACE}:{k}" for k in sorted(_TOP_LEVEL_KEYS)),
+                )
+            )
             continue
         values[key] = _decode(text) if key not in _SCALAR_KEYS else text
         if key in _SECRET_KEYS and full_key not in secret_keys:
-            problems.append((full_key, "must be a secret; set it with "
-                             f"`pulumi config set --secret {full_key} ...`"))
+            problems.append((full_key, f"must be a secret; set it with `pulumi config set --secret {full_key} ...`"))
     settings: StackSettings | None = None
     try:
         settings = StackSettings.model_validate(values)
@@ -100,8 +107,10 @@ _RELEASE_MODELS = {
     get_args(model.model_fields["strategy"].annotation)[0]: model
     for model in (RollingRelease, CanaryRelease, BlueGreenRelease)
 }
-_RELEASE_KEYS = {strategy: {field.alias or name for name, field in model.model_fields.items()}
-                 for strategy, model in _RELEASE_MODELS.items()}
+_RELEASE_KEYS = {
+    strategy: {field.alias or name for name, field in model.model_fields.items()}
+    for strategy, model in _RELEASE_MODELS.items()
+}
 
 
 def _allowed_keys(loc: list[Any], strategy: str | None) -> list[str]:
@@ -162,12 +171,16 @@ def _describe(error: Mapping[str, Any]) -> tuple[str, str]:
         if len(loc) == 2 and strategy is not None:
             owners = [name for name in STRATEGIES if loc[1] in _RELEASE_KEYS[name]]
             if owners:  # a leftover from another strategy, e.g. `version` on a canary stack
-                return key, (f"belongs to strategy {' and '.join(owners)}, not {strategy}; remove "
-                             f"it (pulumi config rm --path release.{loc[1]})")
+                return key, (
+                    f"belongs to strategy {' and '.join(owners)}, not {strategy}; remove "
+                    f"it (pulumi config rm --path release.{loc[1]})"
+                )
         allowed = _allowed_keys(loc, strategy)
-        return key, ("unknown key (check the spelling"
-                     + (f"; allowed here: {', '.join(allowed)}" if allowed else "")
-                     + "; see docs/configuration.md)")
+        return key, (
+            "unknown key (check the spelling"
+            + (f"; allowed here: {', '.join(allowed)}" if allowed else "")
+            + "; see docs/configuration.md)"
+        )
     shown = error.get("input")
     if loc and loc[0] in _SECRET_KEYS:
         return key, f"{message} (value hidden: it is a secret)"

@@ -1,10 +1,10 @@
-"""The release contract (docs/releasing.md): exactly one strategy; `strategy` selects the model.
-"""
+"""The release contract (docs/releasing.md): exactly one strategy; `strategy` selects the model."""
 
 from __future__ import annotations
 
+import itertools
 import re
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 
 from pydantic import (
     AfterValidator,
@@ -55,14 +55,12 @@ class CanaryTrack(Model):
     @model_validator(mode="after")
     def _weight_on_plan(self) -> CanaryTrack:
         if self.steps is not None:
-            if not self.steps or any(a >= b for a, b in zip(self.steps, self.steps[1:])):
+            if not self.steps or any(a >= b for a, b in itertools.pairwise(self.steps)):
                 raise FieldError("steps", "must be a non-empty, strictly increasing list of percents")
             if 0 in self.steps:
                 raise FieldError("steps", "must not contain 0 (weight 0 is always allowed)")
             if self.weight != 0 and self.weight not in self.steps:
-                raise FieldError(
-                    "weight", f"must be 0 or one of the steps {self.steps} (got {self.weight})"
-                )
+                raise FieldError("weight", f"must be 0 or one of the steps {self.steps} (got {self.weight})")
         return self
 
 
@@ -99,7 +97,5 @@ class BlueGreenRelease(Model):
     """Version of the green track."""
 
 
-Release = Annotated[
-    Union[RollingRelease, CanaryRelease, BlueGreenRelease], Discriminator("strategy")
-]
+Release = Annotated[RollingRelease | CanaryRelease | BlueGreenRelease, Discriminator("strategy")]
 STRATEGIES = ("rolling", "canary", "blueGreen")

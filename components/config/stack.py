@@ -1,5 +1,4 @@
-"""The whole stack: everything under the `plexichat:` namespace of one `Pulumi.<stack>.yaml`.
-"""
+"""The whole stack: everything under the `plexichat:` namespace of one `Pulumi.<stack>.yaml`."""
 
 from __future__ import annotations
 
@@ -123,12 +122,13 @@ class StackSettings(Model):
             field = RECEIVERS[kind].setting
             if getattr(self, field) is None:
                 raise FieldError(
-                    to_camel(field), f"required (as a secret) when plexichat:alerting routes a "
+                    to_camel(field),
+                    f"required (as a secret) when plexichat:alerting routes a "
                     f"severity to {kind}: pulumi config set --secret {to_camel(field)} ...",
                 )
         if self.alerting.critical == "pagerduty" and self.pager_duty_cloudwatch_url is None:
             raise FieldError(
-                "pagerDutyCloudwatchUrl", "required (as a secret) when critical alerts page "
-                "(the CloudWatch alarm topic pages too)",
+                "pagerDutyCloudwatchUrl",
+                "required (as a secret) when critical alerts page (the CloudWatch alarm topic pages too)",
             )
         return self

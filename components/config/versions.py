@@ -29,9 +29,7 @@ import hashlib
 import re
 from dataclasses import dataclass
 
-ALLOWED_FORMS = (
-    "a release tag such as v1.2.3, an image digest sha256:<64 hex>, or both: v1.2.3@sha256:<64 hex>"
-)
+ALLOWED_FORMS = "a release tag such as v1.2.3, an image digest sha256:<64 hex>, or both: v1.2.3@sha256:<64 hex>"
 """The three forms, in the words every version error uses (`must be ` + this)."""
 
 LABEL_MAX_LENGTH = 63
@@ -89,8 +87,7 @@ def parse(text: object) -> ParsedVersion:
             return ParsedVersion(tag=None, digest=text)
         tag, pinned, digest = text.partition("@")
         # The tag is also the pod's version label, which must fit in one.
-        if (_TAG.fullmatch(tag) and len(tag) <= LABEL_MAX_LENGTH
-                and (not pinned or _DIGEST.fullmatch(digest))):
+        if _TAG.fullmatch(tag) and len(tag) <= LABEL_MAX_LENGTH and (not pinned or _DIGEST.fullmatch(digest)):
             return ParsedVersion(tag=tag, digest=digest or None)
     raise InvalidVersion(text)
 
@@ -152,8 +149,7 @@ def release_key(version: str) -> tuple[int, int, int]:
     numbers = parse(version).release_numbers
     if numbers is None:
         raise UnorderedVersion(
-            f"{version} is a bare digest: it has no release number to order by; "
-            "write it as vX.Y.Z@sha256:<64 hex>"
+            f"{version} is a bare digest: it has no release number to order by; write it as vX.Y.Z@sha256:<64 hex>"
         )
     return numbers
 

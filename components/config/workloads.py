@@ -1,5 +1,4 @@
-"""Workloads: the PlexiChat process types and how each release track of them is sized.
-"""
+"""Workloads: the PlexiChat process types and how each release track of them is sized."""
 
 from __future__ import annotations
 
@@ -84,27 +83,22 @@ class Workload(Model):
     def _consistent(self) -> Workload:
         if self.role == "web" and self.metrics_port == self.port:
             raise FieldError(
-                "metricsPort", f"must differ from port ({self.port}): the metrics port bypasses "
-                "the mesh, the serving port must not",
+                "metricsPort",
+                f"must differ from port ({self.port}): the metrics port bypasses the mesh, the serving port must not",
             )
         if self.role == "worker" and self.metrics_port != self.port:
             raise FieldError(
-                "metricsPort", f"must equal port ({self.port}) for a worker: it serves health "
-                "and metrics on one port",
+                "metricsPort",
+                f"must equal port ({self.port}) for a worker: it serves health and metrics on one port",
             )
         if self.role == "worker" and self.requests_per_second_per_pod is not None:
-            raise FieldError(
-                "requestsPerSecondPerPod", "applies to web workloads only (a worker serves no requests)"
-            )
+            raise FieldError("requestsPerSecondPerPod", "applies to web workloads only (a worker serves no requests)")
         if self.max_replicas < self.min_replicas:
-            raise FieldError(
-                "maxReplicas", f"must be >= minReplicas ({self.min_replicas}), got {self.max_replicas}"
-            )
+            raise FieldError("maxReplicas", f"must be >= minReplicas ({self.min_replicas}), got {self.max_replicas}")
         if self.pre_stop_delay_seconds >= self.termination_grace_period_seconds:
             raise FieldError(
                 "preStopDelaySeconds",
-                "must be shorter than terminationGracePeriodSeconds "
-                f"({self.termination_grace_period_seconds})",
+                f"must be shorter than terminationGracePeriodSeconds ({self.termination_grace_period_seconds})",
             )
         return self
 

@@ -63,11 +63,13 @@ class Backups(pulumi.ComponentResource):
             self._disaster_recovery(name, args, versioning, child)
 
         self.plan = _plan(name, args, self.vault, self.dr_vault, child)
-        self.register_outputs({
-            "bucket": self.bucket.bucket,
-            "vault": self.vault.name,
-            "dr_bucket": self.dr_bucket.bucket if self.dr_bucket else None,
-        })
+        self.register_outputs(
+            {
+                "bucket": self.bucket.bucket,
+                "vault": self.vault.name,
+                "dr_bucket": self.dr_bucket.bucket if self.dr_bucket else None,
+            }
+        )
 
     def _disaster_recovery(
         self, name: str, args: BackupsArgs, versioning: aws.s3.BucketVersioning, opts: pulumi.ResourceOptions
@@ -80,8 +82,10 @@ class Backups(pulumi.ComponentResource):
             raise ValueError("backups.drRegion is set but no DR provider was given")
         dr = pulumi.ResourceOptions(parent=self, provider=args.dr_provider)
         self.dr_key = dr_key = data_key(
-            f"{name}-dr-key", f"PlexiChat DR copies ({args.stack}, {s.dr_region})",
-            args.account_id, with_protection(dr, args.protect),
+            f"{name}-dr-key",
+            f"PlexiChat DR copies ({args.stack}, {s.dr_region})",
+            args.account_id,
+            with_protection(dr, args.protect),
         )
         self.dr_bucket, dr_versioning = _bucket(f"{name}-dr-bucket", f"{s.bucket_name}-dr", dr_key, dr, args)
         self.dr_vault = _vault(f"{name}-dr-vault", f"plexichat-{args.stack}-dr", dr_key, dr, args)
@@ -96,8 +100,12 @@ class Backups(pulumi.ComponentResource):
         )
 
     def _replicate_bucket(
-        self, name: str, versioning: aws.s3.BucketVersioning,
-        dr_bucket: aws.s3.Bucket, dr_versioning: aws.s3.BucketVersioning, dr_key: aws.kms.Key,
+        self,
+        name: str,
+        versioning: aws.s3.BucketVersioning,
+        dr_bucket: aws.s3.Bucket,
+        dr_versioning: aws.s3.BucketVersioning,
+        dr_key: aws.kms.Key,
         opts: pulumi.ResourceOptions,
     ) -> None:
         """S3 replication of every object (and delete marker) into the DR bucket, re-encrypted
@@ -109,9 +117,7 @@ class Backups(pulumi.ComponentResource):
             role=role.arn,
             rules=[_replication_rule(dr_bucket, dr_key)],
             # Replication needs versioning on both sides first.
-            opts=pulumi.ResourceOptions.merge(
-                opts, pulumi.ResourceOptions(depends_on=[versioning, dr_versioning])
-            ),
+            opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[versioning, dr_versioning])),
         )
 
     def _replication_role(
@@ -123,23 +129,34 @@ class Backups(pulumi.ComponentResource):
         aws.iam.RolePolicy(
             f"{name}-replication-policy",
             role=role.id,
-            policy=pulumi.Output.json_dumps({
-                "Version": "2012-10-17",
-                "Statement": [
-                    {"Effect": "Allow", "Action": ["s3:GetReplicationConfiguration", "s3:ListBucket"],
-                     "Resource": [self.bucket.arn]},
-                    {"Effect": "Allow",
-                     "Action": ["s3:GetObjectVersionForReplication", "s3:GetObjectVersionAcl",
-                                "s3:GetObjectVersionTagging"],
-                     "Resource": [pulumi.Output.concat(self.bucket.arn, "/*")]},
-                    {"Effect": "Allow",
-                     "Action": ["s3:ReplicateObject", "s3:ReplicateDelete", "s3:ReplicateTags"],
-                     "Resource": [pulumi.Output.concat(dr_bucket.arn, "/*")]},
-                    {"Effect": "Allow", "Action": ["kms:Decrypt"], "Resource": [self.key.arn]},
-                    {"Effect": "Allow", "Action": ["kms:Encrypt", "kms:GenerateDataKey"],
-                     "Resource": [dr_key.arn]},
-                ],
-            }),
+            policy=pulumi.Output.json_dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Action": ["s3:GetReplicationConfiguration", "s3:ListBucket"],
+                            "Resource": [self.bucket.arn],
+                        },
+                        {
+                            "Effect": "Allow",
+                            "Action": [
+                                "s3:GetObjectVersionForReplication",
+                                "s3:GetObjectVersionAcl",
+                                "s3:GetObjectVersionTagging",
+                            ],
+                            "Resource": [pulumi.Output.concat(self.bucket.arn, "/*")],
+                        },
+                        {
+                            "Effect": "Allow",
+                            "Action": ["s3:ReplicateObject", "s3:ReplicateDelete", "s3:ReplicateTags"],
+                            "Resource": [pulumi.Output.concat(dr_bucket.arn, "/*")],
+                        },
+                        {"Effect": "Allow", "Action": ["kms:Decrypt"], "Resource": [self.key.arn]},
+                        {"Effect": "Allow", "Action": ["kms:Encrypt", "kms:GenerateDataKey"], "Resource": [dr_key.arn]},
+                    ],
+                }
+            ),
             opts=opts,
         )
         return role
@@ -181,12 +198,14 @@ def _encrypt(name: str, bucket: aws.s3.Bucket, key: aws.kms.Key, opts: pulumi.Re
     aws.s3.BucketServerSideEncryptionConfiguration(
         f"{name}-encryption",
         bucket=bucket.id,
-        rules=[aws.s3.BucketServerSideEncryptionConfigurationRuleArgs(
-            apply_server_side_encryption_by_default=aws.s3.BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultArgs(
-                sse_algorithm="aws:kms", kms_master_key_id=key.arn
-            ),
-            bucket_key_enabled=True,  # far fewer KMS calls for many small objects
-        )],
+        rules=[
+            aws.s3.BucketServerSideEncryptionConfigurationRuleArgs(
+                apply_server_side_encryption_by_default=aws.s3.BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultArgs(
+                    sse_algorithm="aws:kms", kms_master_key_id=key.arn
+                ),
+                bucket_key_enabled=True,  # far fewer KMS calls for many small objects
+            )
+        ],
         opts=opts,
     )
 
@@ -217,27 +236,29 @@ def _tls_only(name: str, bucket: aws.s3.Bucket, opts: pulumi.ResourceOptions) ->
     aws.s3.BucketPolicy(
         f"{name}-policy",
         bucket=bucket.id,
-        policy=pulumi.Output.json_dumps({
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Sid": "DenyInsecureTransport",
-                    "Effect": "Deny",
-                    "Principal": "*",
-                    "Action": "s3:*",
-                    "Resource": objects_and_bucket,
-                    "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-                },
-                {
-                    "Sid": "DenyOutdatedTls",
-                    "Effect": "Deny",
-                    "Principal": "*",
-                    "Action": "s3:*",
-                    "Resource": objects_and_bucket,
-                    "Condition": {"NumericLessThan": {"s3:TlsVersion": "1.2"}},
-                },
-            ],
-        }),
+        policy=pulumi.Output.json_dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Sid": "DenyInsecureTransport",
+                        "Effect": "Deny",
+                        "Principal": "*",
+                        "Action": "s3:*",
+                        "Resource": objects_and_bucket,
+                        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+                    },
+                    {
+                        "Sid": "DenyOutdatedTls",
+                        "Effect": "Deny",
+                        "Principal": "*",
+                        "Action": "s3:*",
+                        "Resource": objects_and_bucket,
+                        "Condition": {"NumericLessThan": {"s3:TlsVersion": "1.2"}},
+                    },
+                ],
+            }
+        ),
         opts=opts,
     )
 
@@ -255,10 +276,14 @@ def _lifecycle_rules(s: BackupSettings) -> list[aws.s3.BucketLifecycleConfigurat
     return [
         prefix_rule("daily", "daily/", s.daily_retention_days),
         prefix_rule(
-            "monthly", "monthly/", s.monthly_retention_days,
-            [aws.s3.BucketLifecycleConfigurationRuleTransitionArgs(
-                days=s.monthly_archive_after_days, storage_class="GLACIER"
-            )],
+            "monthly",
+            "monthly/",
+            s.monthly_retention_days,
+            [
+                aws.s3.BucketLifecycleConfigurationRuleTransitionArgs(
+                    days=s.monthly_archive_after_days, storage_class="GLACIER"
+                )
+            ],
         ),
         prefix_rule("logs", "logs/", s.log_retention_days),
         aws.s3.BucketLifecycleConfigurationRuleArgs(
@@ -280,9 +305,7 @@ def _vault(
     name: str, vault_name: str, key: aws.kms.Key, opts: pulumi.ResourceOptions, args: BackupsArgs
 ) -> aws.backup.Vault:
     """A vault encrypted with `key`, protected with the data, and locked when the settings ask."""
-    vault = aws.backup.Vault(
-        name, name=vault_name, kms_key_arn=key.arn, opts=with_protection(opts, args.protect)
-    )
+    vault = aws.backup.Vault(name, name=vault_name, kms_key_arn=key.arn, opts=with_protection(opts, args.protect))
     _lock(f"{name}-lock", vault, args.settings, opts)
     return vault
 
@@ -309,9 +332,7 @@ def _replication_rule(
         id="dr",
         status="Enabled",
         filter=aws.s3.BucketReplicationConfigRuleFilterArgs(prefix=""),
-        delete_marker_replication=aws.s3.BucketReplicationConfigRuleDeleteMarkerReplicationArgs(
-            status="Enabled"
-        ),
+        delete_marker_replication=aws.s3.BucketReplicationConfigRuleDeleteMarkerReplicationArgs(status="Enabled"),
         source_selection_criteria=aws.s3.BucketReplicationConfigRuleSourceSelectionCriteriaArgs(
             sse_kms_encrypted_objects=aws.s3.BucketReplicationConfigRuleSourceSelectionCriteriaSseKmsEncryptedObjectsArgs(
                 status="Enabled"
@@ -339,14 +360,18 @@ def _replication_rule(
 
 
 def _plan(
-    name: str, args: BackupsArgs, vault: aws.backup.Vault, dr_vault: aws.backup.Vault | None,
+    name: str,
+    args: BackupsArgs,
+    vault: aws.backup.Vault,
+    dr_vault: aws.backup.Vault | None,
     opts: pulumi.ResourceOptions,
 ) -> aws.backup.Plan:
     """AWS Backup for the database primary: daily and monthly recovery points, kept longer than
     RDS's own retention allows (35 days), and copied to the DR vault when there is one."""
     s = args.settings
     backup_role = service_role(
-        f"{name}-backup-role", "backup.amazonaws.com",
+        f"{name}-backup-role",
+        "backup.amazonaws.com",
         [
             "arn:aws:iam::aws:policy/service-role/AWSBackupServiceRolePolicyForBackup",
             "arn:aws:iam::aws:policy/service-role/AWSBackupServiceRolePolicyForRestores",
@@ -385,7 +410,7 @@ def _plan_rule(
         start_window=BACKUP_START_WINDOW_MINUTES,
         completion_window=BACKUP_COMPLETION_WINDOW_MINUTES,
         lifecycle=lifecycle,
-        copy_actions=[
-            aws.backup.PlanRuleCopyActionArgs(destination_vault_arn=dr_vault.arn, lifecycle=lifecycle)
-        ] if dr_vault else None,
+        copy_actions=[aws.backup.PlanRuleCopyActionArgs(destination_vault_arn=dr_vault.arn, lifecycle=lifecycle)]
+        if dr_vault
+        else None,
     )

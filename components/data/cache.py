@@ -54,8 +54,10 @@ class Cache(pulumi.ComponentResource):
 
         log_prefix = f"/aws/elasticache/{group_id}/"
         self.key = data_key(
-            f"{name}-key", f"PlexiChat cache {group_id}: data at rest and its AUTH token secret",
-            args.account_id, with_protection(child, args.protect),
+            f"{name}-key",
+            f"PlexiChat cache {group_id}: data at rest and its AUTH token secret",
+            args.account_id,
+            with_protection(child, args.protect),
             extra_statements=[logs_may_use_key(args.region, args.account_id, [f"{log_prefix}*"])],
         )
         subnets = aws.elasticache.SubnetGroup(
@@ -70,25 +72,21 @@ class Cache(pulumi.ComponentResource):
         )
         parameters = _parameter_group(name, s, child)
         # Created before the group writes to it, so it has a retention.
-        slow_log = log_group(
-            f"{name}-slow-log", f"{log_prefix}slow-log", s.log_retention_days, self.key, child
-        )
-        self.group = _replication_group(
-            name, args, parameters, subnets, self.security_group, self.key, slow_log, child
-        )
+        slow_log = log_group(f"{name}-slow-log", f"{log_prefix}slow-log", s.log_retention_days, self.key, child)
+        self.group = _replication_group(name, args, parameters, subnets, self.security_group, self.key, slow_log, child)
         self.auth_secret = _auth_secret(name, args, self.key, child)
 
         self.primary_address = self.group.primary_endpoint_address
         self.reader_address = self.group.reader_endpoint_address
-        self.register_outputs({
-            "primary_address": self.primary_address,
-            "reader_address": self.reader_address,
-        })
+        self.register_outputs(
+            {
+                "primary_address": self.primary_address,
+                "reader_address": self.reader_address,
+            }
+        )
 
 
-def _parameter_group(
-    name: str, s: CacheSettings, opts: pulumi.ResourceOptions
-) -> aws.elasticache.ParameterGroup:
+def _parameter_group(name: str, s: CacheSettings, opts: pulumi.ResourceOptions) -> aws.elasticache.ParameterGroup:
     """One per engine and major version (the family is part of it)."""
     group_id = s.replication_group_id
     major = s.engine_version.split(".")[0]
@@ -109,9 +107,14 @@ def _parameter_group(
 
 
 def _replication_group(
-    name: str, args: CacheArgs, parameters: aws.elasticache.ParameterGroup,
-    subnets: aws.elasticache.SubnetGroup, security_group: aws.ec2.SecurityGroup, key: aws.kms.Key,
-    slow_log: aws.cloudwatch.LogGroup, opts: pulumi.ResourceOptions,
+    name: str,
+    args: CacheArgs,
+    parameters: aws.elasticache.ParameterGroup,
+    subnets: aws.elasticache.SubnetGroup,
+    security_group: aws.ec2.SecurityGroup,
+    key: aws.kms.Key,
+    slow_log: aws.cloudwatch.LogGroup,
+    opts: pulumi.ResourceOptions,
 ) -> aws.elasticache.ReplicationGroup:
     """The cache itself: encrypted at rest and in transit, AUTH required, slow log exported."""
     s = args.settings

@@ -76,7 +76,10 @@ class Database(pulumi.ComponentResource):
             f"{name}-sg", f"{ident}-db", f"PostgreSQL {ident}", PORT, args.network, child
         )
         hardening = _hardening(
-            s, self.security_group, _parameter_group(name, s, child), self.key,
+            s,
+            self.security_group,
+            _parameter_group(name, s, child),
+            self.key,
             _monitoring_role(name, s, child),
         )
         self.primary = _primary(name, args, hardening, subnets, self.key, child)
@@ -86,14 +89,17 @@ class Database(pulumi.ComponentResource):
 
         self.address = self.primary.address
         self.reader_addresses = (
-            pulumi.Output.all(*[r.address for r in self.replicas]) if self.replicas
+            pulumi.Output.all(*[r.address for r in self.replicas])
+            if self.replicas
             else pulumi.Output.all(self.primary.address)  # no replicas: reads go to the primary
         )
-        self.register_outputs({
-            "address": self.address,
-            "reader_addresses": self.reader_addresses,
-            "master_secret_arn": self.master_secret_arn,
-        })
+        self.register_outputs(
+            {
+                "address": self.address,
+                "reader_addresses": self.reader_addresses,
+                "master_secret_arn": self.master_secret_arn,
+            }
+        )
 
 
 def _key(name: str, args: DatabaseArgs, opts: pulumi.ResourceOptions) -> aws.kms.Key:
@@ -101,11 +107,15 @@ def _key(name: str, args: DatabaseArgs, opts: pulumi.ResourceOptions) -> aws.kms
     the exported logs of the primary and every replica."""
     ident = args.settings.identifier
     return data_key(
-        f"{name}-key", f"PlexiChat database {ident}: storage, password, Performance Insights",
-        args.account_id, with_protection(opts, args.protect),
-        extra_statements=[logs_may_use_key(args.region, args.account_id, [
-            f"{LOG_GROUP_PREFIX}{ident}/*", f"{LOG_GROUP_PREFIX}{ident}-replica-*/*"
-        ])],
+        f"{name}-key",
+        f"PlexiChat database {ident}: storage, password, Performance Insights",
+        args.account_id,
+        with_protection(opts, args.protect),
+        extra_statements=[
+            logs_may_use_key(
+                args.region, args.account_id, [f"{LOG_GROUP_PREFIX}{ident}/*", f"{LOG_GROUP_PREFIX}{ident}-replica-*/*"]
+            )
+        ],
     )
 
 
@@ -122,12 +132,11 @@ def _parameter_group(name: str, s: DatabaseSettings, opts: pulumi.ResourceOption
             aws.rds.ParameterGroupParameterArgs(name="rds.force_ssl", value="1"),
             # Static parameter: RDS accepts it only with a pending-reboot apply method.
             aws.rds.ParameterGroupParameterArgs(
-                name="max_connections", value=str(s.max_connections),
+                name="max_connections",
+                value=str(s.max_connections),
                 apply_method="pending-reboot",
             ),
-            aws.rds.ParameterGroupParameterArgs(
-                name="log_min_duration_statement", value=str(s.slow_statement_ms)
-            ),
+            aws.rds.ParameterGroupParameterArgs(name="log_min_duration_statement", value=str(s.slow_statement_ms)),
             aws.rds.ParameterGroupParameterArgs(name="log_lock_waits", value="1"),
             aws.rds.ParameterGroupParameterArgs(name="log_temp_files", value="0"),
         ],
@@ -140,14 +149,19 @@ def _monitoring_role(name: str, s: DatabaseSettings, opts: pulumi.ResourceOption
     if not s.monitoring_interval_seconds:
         return None
     return service_role(
-        f"{name}-monitoring", "monitoring.rds.amazonaws.com",
-        ["arn:aws:iam::aws:policy/service-role/AmazonRDSEnhancedMonitoringRole"], opts,
+        f"{name}-monitoring",
+        "monitoring.rds.amazonaws.com",
+        ["arn:aws:iam::aws:policy/service-role/AmazonRDSEnhancedMonitoringRole"],
+        opts,
     )
 
 
 def _hardening(
-    s: DatabaseSettings, security_group: aws.ec2.SecurityGroup, parameters: aws.rds.ParameterGroup,
-    key: aws.kms.Key, monitoring_role: aws.iam.Role | None,
+    s: DatabaseSettings,
+    security_group: aws.ec2.SecurityGroup,
+    parameters: aws.rds.ParameterGroup,
+    key: aws.kms.Key,
+    monitoring_role: aws.iam.Role | None,
 ) -> dict:
     """The instance inputs primary and replicas share (checkov flags replicas that omit any)."""
     return dict(
@@ -165,9 +179,7 @@ def _hardening(
         maintenance_window=s.maintenance_window,
         performance_insights_enabled=s.performance_insights,
         performance_insights_kms_key_id=key.arn if s.performance_insights else None,
-        performance_insights_retention_period=(
-            PERFORMANCE_INSIGHTS_RETENTION_DAYS if s.performance_insights else None
-        ),
+        performance_insights_retention_period=(PERFORMANCE_INSIGHTS_RETENTION_DAYS if s.performance_insights else None),
         monitoring_interval=s.monitoring_interval_seconds,
         monitoring_role_arn=monitoring_role.arn if monitoring_role else None,
         enabled_cloudwatch_logs_exports=LOG_EXPORTS,
@@ -179,22 +191,33 @@ def _hardening(
 
 
 def _exported_logs(
-    name: str, role: str, identifier: str, s: DatabaseSettings, key: aws.kms.Key,
+    name: str,
+    role: str,
+    identifier: str,
+    s: DatabaseSettings,
+    key: aws.kms.Key,
     opts: pulumi.ResourceOptions,
 ) -> list[aws.cloudwatch.LogGroup]:
     """The log groups one instance (`role`: primary, replica-N) exports to; the instance
     depends on them, so they exist first and keep their retention."""
     return [
         log_group(
-            f"{name}-{role}-log-{export}", f"{LOG_GROUP_PREFIX}{identifier}/{export}",
-            s.log_retention_days, key, opts,
+            f"{name}-{role}-log-{export}",
+            f"{LOG_GROUP_PREFIX}{identifier}/{export}",
+            s.log_retention_days,
+            key,
+            opts,
         )
         for export in LOG_EXPORTS
     ]
 
 
 def _primary(
-    name: str, args: DatabaseArgs, hardening: dict, subnets: aws.rds.SubnetGroup, key: aws.kms.Key,
+    name: str,
+    args: DatabaseArgs,
+    hardening: dict,
+    subnets: aws.rds.SubnetGroup,
+    key: aws.kms.Key,
     opts: pulumi.ResourceOptions,
 ) -> aws.rds.Instance:
     """The primary: the one writer, and the owner of the data, backups and credentials."""
@@ -229,9 +252,7 @@ def _primary(
         delete_automated_backups=False,
         # protect: Pulumi refuses any delete or replacement of the data (staging, prod).
         # depends_on: the log groups exist first, so they keep their retention.
-        opts=pulumi.ResourceOptions.merge(
-            with_protection(opts, args.protect), pulumi.ResourceOptions(depends_on=logs)
-        ),
+        opts=pulumi.ResourceOptions.merge(with_protection(opts, args.protect), pulumi.ResourceOptions(depends_on=logs)),
     )
 
 
@@ -251,7 +272,11 @@ def _password_rotation(
 
 
 def _replicas(
-    name: str, s: DatabaseSettings, hardening: dict, primary: aws.rds.Instance, key: aws.kms.Key,
+    name: str,
+    s: DatabaseSettings,
+    hardening: dict,
+    primary: aws.rds.Instance,
+    key: aws.kms.Key,
     opts: pulumi.ResourceOptions,
 ) -> list[aws.rds.Instance]:
     """`readReplicas` same-region replicas, spread over the configured zones in turn."""
@@ -260,19 +285,22 @@ def _replicas(
     for number in range(1, s.read_replicas + 1):
         identifier = f"{s.identifier}-replica-{number}"
         logs = _exported_logs(name, f"replica-{number}", identifier, s, key, opts)
-        replicas.append(aws.rds.Instance(
-            f"{name}-replica-{number}",
-            identifier=identifier,
-            **hardening,
-            # Same region: the source's identifier. Engine, storage encryption (same key),
-            # subnet group and master credentials are inherited and must not be set.
-            replicate_source_db=primary.identifier,
-            availability_zone=zones[(number - 1) % len(zones)] if zones else None,
-            multi_az=False,  # a replica's redundancy is the other replicas
-            # A PostgreSQL replica keeps no backups of its own; the primary's are the record.
-            skip_final_snapshot=True,
-            opts=pulumi.ResourceOptions.merge(
-                opts, pulumi.ResourceOptions(depends_on=[primary, *logs]),
-            ),
-        ))
+        replicas.append(
+            aws.rds.Instance(
+                f"{name}-replica-{number}",
+                identifier=identifier,
+                **hardening,
+                # Same region: the source's identifier. Engine, storage encryption (same key),
+                # subnet group and master credentials are inherited and must not be set.
+                replicate_source_db=primary.identifier,
+                availability_zone=zones[(number - 1) % len(zones)] if zones else None,
+                multi_az=False,  # a replica's redundancy is the other replicas
+                # A PostgreSQL replica keeps no backups of its own; the primary's are the record.
+                skip_final_snapshot=True,
+                opts=pulumi.ResourceOptions.merge(
+                    opts,
+                    pulumi.ResourceOptions(depends_on=[primary, *logs]),
+                ),
+            )
+        )
     return replicas

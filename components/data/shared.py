@@ -25,9 +25,7 @@ def _load_aws_modules(*names: str) -> None:
     announce EncryptionControl and the *V2 bucket resources that way). Using a deprecated type or
     argument still warns at construction, which the tests catch."""
     with warnings.catch_warnings():
-        warnings.filterwarnings(
-            "ignore", message=r".* has been deprecated in favor of ", category=DeprecationWarning
-        )
+        warnings.filterwarnings("ignore", message=r".* has been deprecated in favor of ", category=DeprecationWarning)
         for name in names:
             # Submodules load lazily, on the first non-introspection attribute: force it here.
             getattr(importlib.import_module(f"pulumi_aws.{name}"), "_force_load", None)
@@ -59,40 +57,45 @@ def data_key(
         enable_key_rotation=True,
         is_enabled=True,
         deletion_window_in_days=KEY_DELETION_WINDOW_DAYS,
-        policy=pulumi.Output.json_dumps({
-            "Version": "2012-10-17",
-            "Statement": [{
-                "Sid": "DelegateToAccountIam",
-                "Effect": "Allow",
-                "Principal": {"AWS": pulumi.Output.concat("arn:aws:iam::", account_id, ":root")},
-                "Action": "kms:*",
-                "Resource": "*",  # in a key policy, "*" means this key
-            }, *extra_statements],
-        }),
+        policy=pulumi.Output.json_dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Sid": "DelegateToAccountIam",
+                        "Effect": "Allow",
+                        "Principal": {"AWS": pulumi.Output.concat("arn:aws:iam::", account_id, ":root")},
+                        "Action": "kms:*",
+                        "Resource": "*",  # in a key policy, "*" means this key
+                    },
+                    *extra_statements,
+                ],
+            }
+        ),
         opts=opts,
     )
 
 
-def service_role(
-    name: str, service: str, managed_policy_arns: list[str], opts: pulumi.ResourceOptions
-) -> aws.iam.Role:
+def service_role(name: str, service: str, managed_policy_arns: list[str], opts: pulumi.ResourceOptions) -> aws.iam.Role:
     """An IAM role that one AWS service assumes, with AWS's managed policies for that job."""
     role = aws.iam.Role(
         name,
-        assume_role_policy=pulumi.Output.json_dumps({
-            "Version": "2012-10-17",
-            "Statement": [{
-                "Effect": "Allow",
-                "Principal": {"Service": service},
-                "Action": "sts:AssumeRole",
-            }],
-        }),
+        assume_role_policy=pulumi.Output.json_dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Principal": {"Service": service},
+                        "Action": "sts:AssumeRole",
+                    }
+                ],
+            }
+        ),
         opts=opts,
     )
     for index, policy_arn in enumerate(managed_policy_arns):
-        aws.iam.RolePolicyAttachment(
-            f"{name}-policy-{index}", role=role.name, policy_arn=policy_arn, opts=opts
-        )
+        aws.iam.RolePolicyAttachment(f"{name}-policy-{index}", role=role.name, policy_arn=policy_arn, opts=opts)
     return role
 
 
@@ -117,11 +120,15 @@ def logs_may_use_key(region: str, account_id: pulumi.Input[str], log_group_names
         "Principal": {"Service": f"logs.{region}.amazonaws.com"},
         "Action": ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
         "Resource": "*",
-        "Condition": {"ArnLike": {"kms:EncryptionContext:aws:logs:arn": [
-            # Any partition: the regional service principal already pins it.
-            pulumi.Output.concat("arn:*:logs:", region, ":", account_id, ":log-group:", name)
-            for name in log_group_names
-        ]}},
+        "Condition": {
+            "ArnLike": {
+                "kms:EncryptionContext:aws:logs:arn": [
+                    # Any partition: the regional service principal already pins it.
+                    pulumi.Output.concat("arn:*:logs:", region, ":", account_id, ":log-group:", name)
+                    for name in log_group_names
+                ]
+            }
+        },
     }
 
 
@@ -134,7 +141,11 @@ def with_protection(opts: pulumi.ResourceOptions, protect: bool, retain: bool = 
 
 
 def cluster_only_security_group(
-    name: str, group_name: str, what: str, port: int, network: NetworkSettings,
+    name: str,
+    group_name: str,
+    what: str,
+    port: int,
+    network: NetworkSettings,
     opts: pulumi.ResourceOptions,
 ) -> aws.ec2.SecurityGroup:
     """A security group admitting `port` from the cluster's nodes and nothing else. No egress

@@ -12,16 +12,41 @@ Keys are the inputs' wire names (camelCase), as the engine and `plexictl diff` s
 from __future__ import annotations
 
 REPLACEMENT_FORCING_INPUTS: dict[str, frozenset[str]] = {
-    "aws:rds/instance:Instance": frozenset({
-        "availabilityZone", "backupTarget", "characterSetName", "customIamInstanceProfile", "dbName", "engine",
-        "kmsKeyId", "ncharCharacterSetName", "restoreToPointInTime", "s3Import",
-        "snapshotIdentifier", "storageEncrypted", "timezone", "username", "region",
-    }),
-    "aws:elasticache/replicationGroup:ReplicationGroup": frozenset({
-        "atRestEncryptionEnabled", "dataTieringEnabled", "globalReplicationGroupId", "kmsKeyId",
-        "networkType", "port", "replicationGroupId", "securityGroupNames", "snapshotArns",
-        "snapshotName", "subnetGroupName", "region",
-    }),
+    "aws:rds/instance:Instance": frozenset(
+        {
+            "availabilityZone",
+            "backupTarget",
+            "characterSetName",
+            "customIamInstanceProfile",
+            "dbName",
+            "engine",
+            "kmsKeyId",
+            "ncharCharacterSetName",
+            "restoreToPointInTime",
+            "s3Import",
+            "snapshotIdentifier",
+            "storageEncrypted",
+            "timezone",
+            "username",
+            "region",
+        }
+    ),
+    "aws:elasticache/replicationGroup:ReplicationGroup": frozenset(
+        {
+            "atRestEncryptionEnabled",
+            "dataTieringEnabled",
+            "globalReplicationGroupId",
+            "kmsKeyId",
+            "networkType",
+            "port",
+            "replicationGroupId",
+            "securityGroupNames",
+            "snapshotArns",
+            "snapshotName",
+            "subnetGroupName",
+            "region",
+        }
+    ),
     "aws:s3/bucket:Bucket": frozenset({"bucket", "bucketPrefix", "objectLockEnabled", "region"}),
     "aws:kms/key:Key": frozenset({"customerMasterKeySpec", "keyUsage", "multiRegion", "region"}),
     "aws:backup/vault:Vault": frozenset({"name", "kmsKeyArn", "region"}),
@@ -34,7 +59,8 @@ STATEFUL_TYPES = frozenset(REPLACEMENT_FORCING_INPUTS)
 
 PROVIDER_DEFAULTS: dict[str, dict[str, object]] = {
     "aws:kms/key:Key": {
-        "customerMasterKeySpec": "SYMMETRIC_DEFAULT", "keyUsage": "ENCRYPT_DECRYPT",
+        "customerMasterKeySpec": "SYMMETRIC_DEFAULT",
+        "keyUsage": "ENCRYPT_DECRYPT",
         "multiRegion": False,
     },
     "aws:rds/instance:Instance": {"storageEncrypted": False},

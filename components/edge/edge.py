@@ -65,6 +65,4 @@ class Edge(pulumi.ComponentResource):
 
         self.url = f"https://{args.domain}"
         self.preview_url = f"https://{args.preview_host}" if args.preview_host else None
-        self.register_outputs(
-            {"url": self.url, "preview_url": self.preview_url, "web_acl_arn": self.web_acl.arn}
-        )
+        self.register_outputs({"url": self.url, "preview_url": self.preview_url, "web_acl_arn": self.web_acl.arn})

@@ -80,18 +80,14 @@ def _rules(settings: WafSettings, acl_name: str) -> list[wafv2.WebAclRuleArgs]:
                     limit=settings.rate_limit_per_5_minutes, aggregate_key_type="IP"
                 )
             ),
-            visibility_config=wafv2.WebAclRuleVisibilityConfigArgs(
-                **_visibility(acl_name, "rate-limit-per-ip")
-            ),
+            visibility_config=wafv2.WebAclRuleVisibilityConfigArgs(**_visibility(acl_name, "rate-limit-per-ip")),
         ),
         *(
             wafv2.WebAclRuleArgs(
                 name=rule_name,
                 priority=10 * (index + 1),
                 # `none` keeps the group's own block actions; `count` only counts them.
-                override_action=wafv2.WebAclRuleOverrideActionArgs(
-                    **({"count": {}} if counting else {"none": {}})
-                ),
+                override_action=wafv2.WebAclRuleOverrideActionArgs(**({"count": {}} if counting else {"none": {}})),
                 statement=wafv2.WebAclRuleStatementArgs(
                     managed_rule_group_statement=wafv2.WebAclRuleStatementManagedRuleGroupStatementArgs(
                         name=group, vendor_name="AWS"
@@ -117,7 +113,10 @@ def _logging(
     # encrypted with a key of their own.
     log_name = f"aws-waf-logs-{_acl_name(stack)}"
     log_key = data_key(
-        f"{name}-waf-logs-key", f"PlexiChat {stack}: WAF logs", account_id, child,
+        f"{name}-waf-logs-key",
+        f"PlexiChat {stack}: WAF logs",
+        account_id,
+        child,
         extra_statements=[logs_may_use_key(region, account_id, [log_name])],
     )
     waf_logs = log_group(f"{name}-waf-logs", log_name, settings.log_retention_days, log_key, child)

@@ -77,13 +77,27 @@ class AppAccess(pulumi.ComponentResource):
         self.service_account_annotations = {ROLE_ARN_ANNOTATION: self.role.arn}
         store = _secret_store(name, args, self.store_role, child)
         db, cache = args.database, args.cache
-        _external_secret(name, "db-credentials", DB_CREDENTIALS_SECRET, [
-            {"secretKey": key, "remoteRef": {"key": db.master_secret_arn, "property": key}}
-            for key in ("username", "password")
-        ], args, store, child)
-        _external_secret(name, "cache-auth", CACHE_AUTH_SECRET, [
-            {"secretKey": "token", "remoteRef": {"key": cache.auth_secret.arn}}
-        ], args, store, child)
+        _external_secret(
+            name,
+            "db-credentials",
+            DB_CREDENTIALS_SECRET,
+            [
+                {"secretKey": key, "remoteRef": {"key": db.master_secret_arn, "property": key}}
+                for key in ("username", "password")
+            ],
+            args,
+            store,
+            child,
+        )
+        _external_secret(
+            name,
+            "cache-auth",
+            CACHE_AUTH_SECRET,
+            [{"secretKey": "token", "remoteRef": {"key": cache.auth_secret.arn}}],
+            args,
+            store,
+            child,
+        )
 
         self.env = _environment(args)
         # On the Deployments (not their pod templates, so adding it restarts nothing): the
@@ -102,18 +116,32 @@ def _app_role(name: str, args: AppAccessArgs, opts: pulumi.ResourceOptions) -> a
     backups = args.backups
     objects = [pulumi.Output.concat(backups.bucket.arn, "/", p, "*") for p in BACKUP_PREFIXES]
     return _irsa_role(
-        name, "", f"PlexiChat app pods ({args.stack}), via IRSA", args,
+        name,
+        "",
+        f"PlexiChat app pods ({args.stack}), via IRSA",
+        args,
         # See the module docstring for why a prefix and not an exact list.
-        {"StringLike": _subject(args, f"{naming.APP}-*"),
-         "StringNotEquals": _subject(args, STORE_SERVICE_ACCOUNT)},
+        {"StringLike": _subject(args, f"{naming.APP}-*"), "StringNotEquals": _subject(args, STORE_SERVICE_ACCOUNT)},
         [
-            {"Sid": "ListBackupPrefixes", "Effect": "Allow", "Action": "s3:ListBucket",
-             "Resource": [backups.bucket.arn],
-             "Condition": {"StringLike": {"s3:prefix": [f"{p}*" for p in BACKUP_PREFIXES]}}},
-            {"Sid": "ReadWriteBackups", "Effect": "Allow",
-             "Action": ["s3:GetObject", "s3:PutObject"], "Resource": objects},
-            {"Sid": "UseBackupKey", "Effect": "Allow",
-             "Action": ["kms:Decrypt", "kms:GenerateDataKey"], "Resource": [backups.key.arn]},
+            {
+                "Sid": "ListBackupPrefixes",
+                "Effect": "Allow",
+                "Action": "s3:ListBucket",
+                "Resource": [backups.bucket.arn],
+                "Condition": {"StringLike": {"s3:prefix": [f"{p}*" for p in BACKUP_PREFIXES]}},
+            },
+            {
+                "Sid": "ReadWriteBackups",
+                "Effect": "Allow",
+                "Action": ["s3:GetObject", "s3:PutObject"],
+                "Resource": objects,
+            },
+            {
+                "Sid": "UseBackupKey",
+                "Effect": "Allow",
+                "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
+                "Resource": [backups.key.arn],
+            },
         ],
         opts,
     )
@@ -124,21 +152,36 @@ def _store_role(name: str, args: AppAccessArgs, opts: pulumi.ResourceOptions) ->
     else; trusted by exactly the store's ServiceAccount."""
     db, cache = args.database, args.cache
     return _irsa_role(
-        name, "store-", f"PlexiChat External Secrets store ({args.stack}), via IRSA", args,
+        name,
+        "store-",
+        f"PlexiChat External Secrets store ({args.stack}), via IRSA",
+        args,
         {"StringEquals": _subject(args, STORE_SERVICE_ACCOUNT)},
         [
-            {"Sid": "ReadAppCredentials", "Effect": "Allow",
-             "Action": ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],
-             "Resource": [db.master_secret_arn, cache.auth_secret.arn]},
-            {"Sid": "DecryptCredentials", "Effect": "Allow", "Action": "kms:Decrypt",
-             "Resource": [db.key.arn, cache.key.arn]},
+            {
+                "Sid": "ReadAppCredentials",
+                "Effect": "Allow",
+                "Action": ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],
+                "Resource": [db.master_secret_arn, cache.auth_secret.arn],
+            },
+            {
+                "Sid": "DecryptCredentials",
+                "Effect": "Allow",
+                "Action": "kms:Decrypt",
+                "Resource": [db.key.arn, cache.key.arn],
+            },
         ],
         opts,
     )
 
 
 def _irsa_role(
-    name: str, prefix: str, description: str, args: AppAccessArgs, subjects: dict, statements: list[dict],
+    name: str,
+    prefix: str,
+    description: str,
+    args: AppAccessArgs,
+    subjects: dict,
+    statements: list[dict],
     opts: pulumi.ResourceOptions,
 ) -> aws.iam.Role:
     """A role (`<name>-<prefix>role`) that pods assume through the cluster's OIDC provider, with
@@ -152,15 +195,19 @@ def _irsa_role(
     role = aws.iam.Role(
         f"{name}-{prefix}role",
         description=description,
-        assume_role_policy=pulumi.Output.json_dumps({
-            "Version": "2012-10-17",
-            "Statement": [{
-                "Effect": "Allow",
-                "Principal": {"Federated": provider_arn},
-                "Action": "sts:AssumeRoleWithWebIdentity",
-                "Condition": condition,
-            }],
-        }),
+        assume_role_policy=pulumi.Output.json_dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Principal": {"Federated": provider_arn},
+                        "Action": "sts:AssumeRoleWithWebIdentity",
+                        "Condition": condition,
+                    }
+                ],
+            }
+        ),
         opts=opts,
     )
     aws.iam.RolePolicy(
@@ -181,7 +228,9 @@ def _secret_store(
     store_account = k8s.core.v1.ServiceAccount(
         f"{name}-external-secrets-sa",
         metadata=k8s.meta.v1.ObjectMetaArgs(
-            name=STORE_SERVICE_ACCOUNT, namespace=args.namespace, labels=labels,
+            name=STORE_SERVICE_ACCOUNT,
+            namespace=args.namespace,
+            labels=labels,
             annotations={ROLE_ARN_ANNOTATION: store_role.arn},
         ),
         # External Secrets requests its own short-lived token for this account.
@@ -194,19 +243,26 @@ def _secret_store(
         kind="SecretStore",
         metadata=k8s.meta.v1.ObjectMetaArgs(name=SECRET_STORE, namespace=args.namespace, labels=labels),
         spec={
-            "provider": {"aws": {
-                "service": "SecretsManager",
-                "region": args.region,
-                "auth": {"jwt": {"serviceAccountRef": {"name": STORE_SERVICE_ACCOUNT}}},
-            }},
+            "provider": {
+                "aws": {
+                    "service": "SecretsManager",
+                    "region": args.region,
+                    "auth": {"jwt": {"serviceAccountRef": {"name": STORE_SERVICE_ACCOUNT}}},
+                }
+            },
         },
         opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[store_account])),
     )
 
 
 def _external_secret(
-    name: str, role: str, target: str, data: list[dict], args: AppAccessArgs,
-    store: k8s.apiextensions.CustomResource, opts: pulumi.ResourceOptions,
+    name: str,
+    role: str,
+    target: str,
+    data: list[dict],
+    args: AppAccessArgs,
+    store: k8s.apiextensions.CustomResource,
+    opts: pulumi.ResourceOptions,
 ) -> None:
     """An ExternalSecret that materialises `data` from the store as the Secret `target`."""
     k8s.apiextensions.CustomResource(
@@ -256,7 +312,5 @@ def _value(env_name: str, v: pulumi.Input[str]) -> k8s.core.v1.EnvVarArgs:
 def _from_secret(env_name: str, secret: str, key: str) -> k8s.core.v1.EnvVarArgs:
     return k8s.core.v1.EnvVarArgs(
         name=env_name,
-        value_from=k8s.core.v1.EnvVarSourceArgs(
-            secret_key_ref=k8s.core.v1.SecretKeySelectorArgs(name=secret, key=key)
-        ),
+        value_from=k8s.core.v1.EnvVarSourceArgs(secret_key_ref=k8s.core.v1.SecretKeySelectorArgs(name=secret, key=key)),
     )

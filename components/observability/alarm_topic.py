@@ -29,9 +29,7 @@ class AlarmTopic(pulumi.ComponentResource):
     topic: aws.sns.Topic
     key: aws.kms.Key
 
-    def __init__(
-        self, name: str, args: AlarmTopicArgs, opts: pulumi.ResourceOptions | None = None
-    ) -> None:
+    def __init__(self, name: str, args: AlarmTopicArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("plexichat:alerting:AlarmTopic", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         invoke = pulumi.InvokeOutputOptions(parent=self)
@@ -41,31 +39,61 @@ class AlarmTopic(pulumi.ComponentResource):
         from_this_account = {"StringEquals": {"aws:SourceAccount": account}}
 
         self.key = data_key(
-            f"{name}-key", f"Encrypts the {args.stack} CloudWatch alarm topic", account, child,
+            f"{name}-key",
+            f"Encrypts the {args.stack} CloudWatch alarm topic",
+            account,
+            child,
             extra_statements=[
-                {"Sid": "CloudWatchPublishes", "Effect": "Allow", "Principal": {"Service": CLOUDWATCH},
-                 "Action": ["kms:Decrypt", "kms:GenerateDataKey*"], "Resource": "*",
-                 "Condition": from_this_account},
+                {
+                    "Sid": "CloudWatchPublishes",
+                    "Effect": "Allow",
+                    "Principal": {"Service": CLOUDWATCH},
+                    "Action": ["kms:Decrypt", "kms:GenerateDataKey*"],
+                    "Resource": "*",
+                    "Condition": from_this_account,
+                },
             ],
         )
         self.topic = aws.sns.Topic(f"{name}-topic", kms_master_key_id=self.key.arn, opts=child)
         aws.sns.TopicPolicy(
             f"{name}-topic-policy",
             arn=self.topic.arn,
-            policy=pulumi.Output.json_dumps({
-                "Version": "2012-10-17",
-                "Statement": [
-                    {"Sid": "AccountManages", "Effect": "Allow", "Principal": {"AWS": root},
-                     "Action": ["SNS:GetTopicAttributes", "SNS:SetTopicAttributes", "SNS:Subscribe",
-                                "SNS:ListSubscriptionsByTopic", "SNS:Publish"],
-                     "Resource": self.topic.arn},
-                    {"Sid": "CloudWatchPublishes", "Effect": "Allow", "Principal": {"Service": CLOUDWATCH},
-                     "Action": "SNS:Publish", "Resource": self.topic.arn, "Condition": from_this_account},
-                    {"Sid": "TlsOnly", "Effect": "Deny", "Principal": "*", "Action": "SNS:Publish",
-                     "Resource": self.topic.arn,
-                     "Condition": {"Bool": {"aws:SecureTransport": "false"}}},
-                ],
-            }),
+            policy=pulumi.Output.json_dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Sid": "AccountManages",
+                            "Effect": "Allow",
+                            "Principal": {"AWS": root},
+                            "Action": [
+                                "SNS:GetTopicAttributes",
+                                "SNS:SetTopicAttributes",
+                                "SNS:Subscribe",
+                                "SNS:ListSubscriptionsByTopic",
+                                "SNS:Publish",
+                            ],
+                            "Resource": self.topic.arn,
+                        },
+                        {
+                            "Sid": "CloudWatchPublishes",
+                            "Effect": "Allow",
+                            "Principal": {"Service": CLOUDWATCH},
+                            "Action": "SNS:Publish",
+                            "Resource": self.topic.arn,
+                            "Condition": from_this_account,
+                        },
+                        {
+                            "Sid": "TlsOnly",
+                            "Effect": "Deny",
+                            "Principal": "*",
+                            "Action": "SNS:Publish",
+                            "Resource": self.topic.arn,
+                            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+                        },
+                    ],
+                }
+            ),
             opts=child,
         )
         self.pager_duty = None

@@ -82,10 +82,15 @@ def _ratio(percent: float) -> str:
 def rule_groups(monitoring: MonitoringSettings, namespace: str) -> list[dict]:
     """The PrometheusRule's `spec.groups` for one stack."""
     return [
-        {"name": "plexichat-slis", "interval": f"{monitoring.scrape_interval_seconds}s",
-         "rules": recording_rules(monitoring, namespace)},
-        {"name": "plexichat-alerts",
-         "rules": [a.rule(monitoring.runbook_url, namespace) for a in alerts(monitoring, namespace)]},
+        {
+            "name": "plexichat-slis",
+            "interval": f"{monitoring.scrape_interval_seconds}s",
+            "rules": recording_rules(monitoring, namespace),
+        },
+        {
+            "name": "plexichat-alerts",
+            "rules": [a.rule(monitoring.runbook_url, namespace) for a in alerts(monitoring, namespace)],
+        },
     ]
 
 
@@ -136,36 +141,50 @@ def _traffic_guard(t: AlertThresholds) -> str:
 def _error_alerts(t: AlertThresholds) -> list[Alert]:
     guard = _traffic_guard(t)
     return [
-        Alert("PlexichatErrorRatioCritical",
-              f"{ERROR_RATIO} > {_ratio(t.error_ratio_critical_percent)} {guard}",
-              "5m", "critical", "errors",
-              f"{_TRACK_NAME}: more than {_percent(t.error_ratio_critical_percent)} of requests fail",
-              f"Over 5 minutes, more than {_percent(t.error_ratio_critical_percent)} of the "
-              f"requests to {_TRACK_NAME} in {{{{ $labels.namespace }}}} answered 5xx."),
-        Alert("PlexichatErrorRatioAboveTarget",
-              f"{ERROR_RATIO} > {_ratio(t.error_ratio_target_percent)} {guard}",
-              "15m", "warning", "errors",
-              f"{_TRACK_NAME}: error rate above the {_percent(t.error_ratio_target_percent)} target",
-              f"For 15 minutes, more than {_percent(t.error_ratio_target_percent)} of the "
-              f"requests to {_TRACK_NAME} in {{{{ $labels.namespace }}}} answered 5xx."),
+        Alert(
+            "PlexichatErrorRatioCritical",
+            f"{ERROR_RATIO} > {_ratio(t.error_ratio_critical_percent)} {guard}",
+            "5m",
+            "critical",
+            "errors",
+            f"{_TRACK_NAME}: more than {_percent(t.error_ratio_critical_percent)} of requests fail",
+            f"Over 5 minutes, more than {_percent(t.error_ratio_critical_percent)} of the "
+            f"requests to {_TRACK_NAME} in {{{{ $labels.namespace }}}} answered 5xx.",
+        ),
+        Alert(
+            "PlexichatErrorRatioAboveTarget",
+            f"{ERROR_RATIO} > {_ratio(t.error_ratio_target_percent)} {guard}",
+            "15m",
+            "warning",
+            "errors",
+            f"{_TRACK_NAME}: error rate above the {_percent(t.error_ratio_target_percent)} target",
+            f"For 15 minutes, more than {_percent(t.error_ratio_target_percent)} of the "
+            f"requests to {_TRACK_NAME} in {{{{ $labels.namespace }}}} answered 5xx.",
+        ),
     ]
 
 
 def _latency_alerts(t: AlertThresholds) -> list[Alert]:
     guard = _traffic_guard(t)
     return [
-        Alert("PlexichatLatencyHigh",
-              f"{LATENCY_P99} > {t.latency_warning_ms / 1000:g} {guard}",
-              "5m", "warning", "latency",
-              f"{_TRACK_NAME}: p99 response time above {t.latency_warning_ms} ms",
-              f"For 5 minutes, 1 % of the requests to {_TRACK_NAME} took longer than "
-              f"{t.latency_warning_ms} ms."),
-        Alert("PlexichatLatencyAboveTarget",
-              f"{LATENCY_P99} > {t.latency_target_ms / 1000:g} {guard}",
-              "15m", "warning", "latency-target",
-              f"{_TRACK_NAME}: p99 response time above the {t.latency_target_ms} ms target",
-              f"For 15 minutes, 1 % of the requests to {_TRACK_NAME} took longer than "
-              f"{t.latency_target_ms} ms."),
+        Alert(
+            "PlexichatLatencyHigh",
+            f"{LATENCY_P99} > {t.latency_warning_ms / 1000:g} {guard}",
+            "5m",
+            "warning",
+            "latency",
+            f"{_TRACK_NAME}: p99 response time above {t.latency_warning_ms} ms",
+            f"For 5 minutes, 1 % of the requests to {_TRACK_NAME} took longer than {t.latency_warning_ms} ms.",
+        ),
+        Alert(
+            "PlexichatLatencyAboveTarget",
+            f"{LATENCY_P99} > {t.latency_target_ms / 1000:g} {guard}",
+            "15m",
+            "warning",
+            "latency-target",
+            f"{_TRACK_NAME}: p99 response time above the {t.latency_target_ms} ms target",
+            f"For 15 minutes, 1 % of the requests to {_TRACK_NAME} took longer than {t.latency_target_ms} ms.",
+        ),
     ]
 
 
@@ -178,7 +197,9 @@ def _canary_alert(t: AlertThresholds) -> Alert:
         f'({t.canary_error_ratio_factor:g} * {ERROR_RATIO}{{{TRACK}="stable"}}) '
         f"and {ERROR_RATIO}{canary} > {_ratio(t.error_ratio_target_percent)} "
         f"and {REQUESTS}{canary} >= {t.min_requests_per_second:g}",
-        "5m", "warning", "canary",
+        "5m",
+        "warning",
+        "canary",
         f"{{{{ $labels.{WORKLOAD} }}}}: the canary fails more than stable",
         f"The canary's error ratio misses the {_percent(t.error_ratio_target_percent)} "
         f"target and is over {t.canary_error_ratio_factor:g} times stable's: do not "
@@ -191,27 +212,43 @@ def _saturation_alerts(t: AlertThresholds, ns: str) -> list[Alert]:
     per_pod = f'{{{ns}, container!="", container!="POD"}}'
 
     def pod_usage(usage: str, resource: str) -> str:
-        return (f"sum by (namespace, pod) ({usage}) / sum by (namespace, pod) "
-                f'(kube_pod_container_resource_limits{{{ns}, resource="{resource}"}})')
+        return (
+            f"sum by (namespace, pod) ({usage}) / sum by (namespace, pod) "
+            f'(kube_pod_container_resource_limits{{{ns}, resource="{resource}"}})'
+        )
 
     cpu = pod_usage(f"rate(container_cpu_usage_seconds_total{per_pod}[5m])", "cpu")
     memory = pod_usage(f"container_memory_working_set_bytes{per_pod}", "memory")
     return [
-        Alert("PlexichatCpuHigh", f"{cpu} > {_ratio(t.cpu_info_percent)}",
-              "5m", "info", "cpu",
-              f"{_POD_NAME}: CPU above {_percent(t.cpu_info_percent)} of its limit",
-              f"For 5 minutes {_POD_NAME} used more than {_percent(t.cpu_info_percent)} of its CPU "
-              "limit (throttling is near)."),
-        Alert("PlexichatCpuAboveTarget", f"{cpu} > {_ratio(t.cpu_target_percent)}",
-              "30m", "warning", "cpu-target",
-              f"{_POD_NAME}: CPU above the {_percent(t.cpu_target_percent)} target",
-              f"For 30 minutes {_POD_NAME} used more than {_percent(t.cpu_target_percent)} of its "
-              "CPU limit."),
-        Alert("PlexichatMemoryHigh", f"{memory} > {_ratio(t.memory_target_percent)}",
-              "10m", "warning", "memory",
-              f"{_POD_NAME}: memory above {_percent(t.memory_target_percent)} of its limit",
-              f"For 10 minutes {_POD_NAME} used more than {_percent(t.memory_target_percent)} of its "
-              "memory limit; at 100 % it is OOM-killed."),
+        Alert(
+            "PlexichatCpuHigh",
+            f"{cpu} > {_ratio(t.cpu_info_percent)}",
+            "5m",
+            "info",
+            "cpu",
+            f"{_POD_NAME}: CPU above {_percent(t.cpu_info_percent)} of its limit",
+            f"For 5 minutes {_POD_NAME} used more than {_percent(t.cpu_info_percent)} of its CPU "
+            "limit (throttling is near).",
+        ),
+        Alert(
+            "PlexichatCpuAboveTarget",
+            f"{cpu} > {_ratio(t.cpu_target_percent)}",
+            "30m",
+            "warning",
+            "cpu-target",
+            f"{_POD_NAME}: CPU above the {_percent(t.cpu_target_percent)} target",
+            f"For 30 minutes {_POD_NAME} used more than {_percent(t.cpu_target_percent)} of its CPU limit.",
+        ),
+        Alert(
+            "PlexichatMemoryHigh",
+            f"{memory} > {_ratio(t.memory_target_percent)}",
+            "10m",
+            "warning",
+            "memory",
+            f"{_POD_NAME}: memory above {_percent(t.memory_target_percent)} of its limit",
+            f"For 10 minutes {_POD_NAME} used more than {_percent(t.memory_target_percent)} of its "
+            "memory limit; at 100 % it is OOM-killed.",
+        ),
     ]
 
 
@@ -220,47 +257,65 @@ def _data_tier_alerts(m: MetricNames, t: AlertThresholds, ns: str) -> list[Alert
     lookups = f"(sum(rate({m.cache_hits_total}[10m])) + sum(rate({m.cache_misses_total}[10m])))"
     by = f"namespace, {WORKLOAD}, {TRACK}"
     return [
-        Alert("PlexichatCacheHitRateLow",
-              f"sum(rate({m.cache_hits_total}[10m])) / {lookups} < "
-              f"{_ratio(t.cache_hit_rate_min_percent)} and {lookups} >= {t.min_requests_per_second:g}",
-              "15m", "warning", "cache",
-              f"Cache hit rate below {_percent(t.cache_hit_rate_min_percent)}",
-              f"For 15 minutes fewer than {_percent(t.cache_hit_rate_min_percent)} of Redis "
-              "lookups hit; the database takes the difference."),
-        Alert("PlexichatDbPoolSaturated",
-              f"sum by ({by}) ({m.db_pool_in_use}{{{ns}}}) / "
-              f"sum by ({by}) ({m.db_pool_max}{{{ns}}}) > "
-              f"{_ratio(t.connection_utilisation_percent)}",
-              "10m", "warning", "db-pool",
-              f"{_TRACK_NAME}: database pool over {_percent(t.connection_utilisation_percent)} used",
-              f"For 10 minutes {_TRACK_NAME} had more than {_percent(t.connection_utilisation_percent)} "
-              "of its database connection pool checked out; requests will queue."),
+        Alert(
+            "PlexichatCacheHitRateLow",
+            f"sum(rate({m.cache_hits_total}[10m])) / {lookups} < "
+            f"{_ratio(t.cache_hit_rate_min_percent)} and {lookups} >= {t.min_requests_per_second:g}",
+            "15m",
+            "warning",
+            "cache",
+            f"Cache hit rate below {_percent(t.cache_hit_rate_min_percent)}",
+            f"For 15 minutes fewer than {_percent(t.cache_hit_rate_min_percent)} of Redis "
+            "lookups hit; the database takes the difference.",
+        ),
+        Alert(
+            "PlexichatDbPoolSaturated",
+            f"sum by ({by}) ({m.db_pool_in_use}{{{ns}}}) / "
+            f"sum by ({by}) ({m.db_pool_max}{{{ns}}}) > "
+            f"{_ratio(t.connection_utilisation_percent)}",
+            "10m",
+            "warning",
+            "db-pool",
+            f"{_TRACK_NAME}: database pool over {_percent(t.connection_utilisation_percent)} used",
+            f"For 10 minutes {_TRACK_NAME} had more than {_percent(t.connection_utilisation_percent)} "
+            "of its database connection pool checked out; requests will queue.",
+        ),
     ]
 
 
 def _pod_alerts(ns: str) -> list[Alert]:
     """Pods that do not start, and an autoscaler out of room."""
     return [
-        Alert("PlexichatPodCrashLooping",
-              f'max by (namespace, pod, container) (kube_pod_container_status_waiting_reason{{{ns}, '
-              f'reason="CrashLoopBackOff"}}) == 1',
-              "5m", "warning", "crashloop",
-              f"{_POD_NAME} is crash-looping",
-              f"Container {{{{ $labels.container }}}} of {_POD_NAME} has been in CrashLoopBackOff for "
-              "5 minutes."),
-        Alert("PlexichatHpaAtMaxReplicas",
-              f"kube_horizontalpodautoscaler_status_current_replicas{{{ns}}} >= "
-              f"kube_horizontalpodautoscaler_spec_max_replicas{{{ns}}}",
-              "15m", "warning", "capacity",
-              "{{ $labels.horizontalpodautoscaler }} is at its maximum replicas",
-              "For 15 minutes the autoscaler {{ $labels.horizontalpodautoscaler }} could not add "
-              "pods: raise maxReplicas or find the load."),
+        Alert(
+            "PlexichatPodCrashLooping",
+            f"max by (namespace, pod, container) (kube_pod_container_status_waiting_reason{{{ns}, "
+            f'reason="CrashLoopBackOff"}}) == 1',
+            "5m",
+            "warning",
+            "crashloop",
+            f"{_POD_NAME} is crash-looping",
+            f"Container {{{{ $labels.container }}}} of {_POD_NAME} has been in CrashLoopBackOff for 5 minutes.",
+        ),
+        Alert(
+            "PlexichatHpaAtMaxReplicas",
+            f"kube_horizontalpodautoscaler_status_current_replicas{{{ns}}} >= "
+            f"kube_horizontalpodautoscaler_spec_max_replicas{{{ns}}}",
+            "15m",
+            "warning",
+            "capacity",
+            "{{ $labels.horizontalpodautoscaler }} is at its maximum replicas",
+            "For 15 minutes the autoscaler {{ $labels.horizontalpodautoscaler }} could not add "
+            "pods: raise maxReplicas or find the load.",
+        ),
     ]
 
 
 _SMOKE_PROBE_ALERT = Alert(
-    "PlexichatSmokeProbeFailing", f'probe_success{{job="{SMOKE_JOB}"}} == 0',
-    "5m", "critical", "smoke",
+    "PlexichatSmokeProbeFailing",
+    f'probe_success{{job="{SMOKE_JOB}"}} == 0',
+    "5m",
+    "critical",
+    "smoke",
     "The public health URL fails",
     "For 5 minutes the Blackbox exporter could not get a 2xx from {{ $labels.instance }}.",
 )

@@ -53,17 +53,21 @@ class Alerting(pulumi.ComponentResource):
     alertmanager_config: k8s.apiextensions.CustomResource | None
     dashboard: k8s.core.v1.ConfigMap | None
 
-    def __init__(
-        self, name: str, args: AlertingArgs, opts: pulumi.ResourceOptions | None = None
-    ) -> None:
+    def __init__(self, name: str, args: AlertingArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("plexichat:alerting:Alerting", name, None, opts)
         monitoring = args.monitoring
-        children = _Children(self, name, args.namespace,
-                             {**naming.common_labels(args.stack), **monitoring.resource_labels})
+        children = _Children(
+            self, name, args.namespace, {**naming.common_labels(args.stack), **monitoring.resource_labels}
+        )
         self.pod_monitor = _pod_monitor(children, monitoring)
-        self.rules = children.custom("rules", "monitoring.coreos.com/v1", "PrometheusRule", {
-            "groups": alert_rules.rule_groups(monitoring, args.namespace_name),
-        })
+        self.rules = children.custom(
+            "rules",
+            "monitoring.coreos.com/v1",
+            "PrometheusRule",
+            {
+                "groups": alert_rules.rule_groups(monitoring, args.namespace_name),
+            },
+        )
         self.probe = _smoke_probe(children, monitoring, args.health_url) if monitoring.smoke_probe else None
         routes = args.alerting.routes
         self.receivers_secret, self.alertmanager_config = (
@@ -88,11 +92,15 @@ class _Children:
             name=object_name, namespace=self.namespace, labels={**self.labels, **(extra or {})}
         )
 
-    def custom(self, role: str, api_version: str, kind: str, spec: dict,
-               depends_on: list[pulumi.Resource] | None = None) -> k8s.apiextensions.CustomResource:
+    def custom(
+        self, role: str, api_version: str, kind: str, spec: dict, depends_on: list[pulumi.Resource] | None = None
+    ) -> k8s.apiextensions.CustomResource:
         return k8s.apiextensions.CustomResource(
-            f"{self.name}-{role}", api_version=api_version, kind=kind,
-            metadata=self.metadata(f"{naming.APP}-{role}"), spec=spec,
+            f"{self.name}-{role}",
+            api_version=api_version,
+            kind=kind,
+            metadata=self.metadata(f"{naming.APP}-{role}"),
+            spec=spec,
             opts=pulumi.ResourceOptions(parent=self.component, depends_on=depends_on),
         )
 
@@ -102,27 +110,41 @@ class _Children:
 
 
 def _pod_monitor(children: _Children, monitoring: MonitoringSettings) -> k8s.apiextensions.CustomResource:
-    return children.custom("pods", "monitoring.coreos.com/v1", "PodMonitor", {
-        "selector": {"matchLabels": {"app.kubernetes.io/name": naming.APP}},
-        "podTargetLabels": list(alert_rules.POD_TARGET_LABELS),
-        # Every pod serves metrics on its `metrics` port, which bypasses the sidecar (see
-        # components/workload.py): mTLS STRICT would otherwise refuse Prometheus.
-        "podMetricsEndpoints": [
-            {"port": "metrics", "path": monitoring.metrics_path,
-             "interval": f"{monitoring.scrape_interval_seconds}s"}
-        ],
-    })
+    return children.custom(
+        "pods",
+        "monitoring.coreos.com/v1",
+        "PodMonitor",
+        {
+            "selector": {"matchLabels": {"app.kubernetes.io/name": naming.APP}},
+            "podTargetLabels": list(alert_rules.POD_TARGET_LABELS),
+            # Every pod serves metrics on its `metrics` port, which bypasses the sidecar (see
+            # components/workload.py): mTLS STRICT would otherwise refuse Prometheus.
+            "podMetricsEndpoints": [
+                {
+                    "port": "metrics",
+                    "path": monitoring.metrics_path,
+                    "interval": f"{monitoring.scrape_interval_seconds}s",
+                }
+            ],
+        },
+    )
 
 
-def _smoke_probe(children: _Children, monitoring: MonitoringSettings,
-                 health_url: str) -> k8s.apiextensions.CustomResource:
-    return children.custom("smoke", "monitoring.coreos.com/v1", "Probe", {
-        "jobName": alert_rules.SMOKE_JOB,
-        "interval": f"{monitoring.scrape_interval_seconds}s",
-        "module": "http_2xx",
-        "prober": {"url": monitoring.blackbox_exporter_address},
-        "targets": {"staticConfig": {"static": [health_url]}},
-    })
+def _smoke_probe(
+    children: _Children, monitoring: MonitoringSettings, health_url: str
+) -> k8s.apiextensions.CustomResource:
+    return children.custom(
+        "smoke",
+        "monitoring.coreos.com/v1",
+        "Probe",
+        {
+            "jobName": alert_rules.SMOKE_JOB,
+            "interval": f"{monitoring.scrape_interval_seconds}s",
+            "module": "http_2xx",
+            "prober": {"url": monitoring.blackbox_exporter_address},
+            "targets": {"staticConfig": {"static": [health_url]}},
+        },
+    )
 
 
 def _routing(
@@ -142,7 +164,9 @@ def _routing(
         opts=children.opts,
     )
     config = children.custom(
-        "routing", "monitoring.coreos.com/v1alpha1", "AlertmanagerConfig",
+        "routing",
+        "monitoring.coreos.com/v1alpha1",
+        "AlertmanagerConfig",
         _routing_spec(routes, RECEIVERS_SECRET),
         # Referenced by name (known in previews too); created first all the same.
         depends_on=[secret],
@@ -154,8 +178,11 @@ def _dashboard(children: _Children, monitoring: MonitoringSettings, args: Alerti
     return k8s.core.v1.ConfigMap(
         f"{children.name}-dashboard",
         metadata=children.metadata(f"{naming.APP}-dashboard", {"grafana_dashboard": "1"}),
-        data={f"{naming.APP}-{args.stack}.json": json.dumps(
-            dashboard(monitoring, args.namespace_name, args.stack), indent=1, sort_keys=True)},
+        data={
+            f"{naming.APP}-{args.stack}.json": json.dumps(
+                dashboard(monitoring, args.namespace_name, args.stack), indent=1, sort_keys=True
+            )
+        },
         opts=children.opts,
     )
 
@@ -164,8 +191,7 @@ def _routing_spec(routes: Mapping[str, str], secret_name: str) -> dict:
     def receiver(kind: str) -> dict:
         spec = RECEIVERS[kind]
         ref = {"name": secret_name, "key": spec.secret_key}
-        return {"name": spec.alertmanager_name,
-                spec.config_kind: [{spec.secret_field: ref, "sendResolved": True}]}
+        return {"name": spec.alertmanager_name, spec.config_kind: [{spec.secret_field: ref, "sendResolved": True}]}
 
     track = alert_rules.TRACK
     return {
@@ -176,15 +202,19 @@ def _routing_spec(routes: Mapping[str, str], secret_name: str) -> dict:
             "groupInterval": "5m",
             "repeatInterval": "4h",
             "routes": [
-                {"receiver": RECEIVERS[kind].alertmanager_name,
-                 "matchers": [{"name": "severity", "value": severity, "matchType": "="}]}
+                {
+                    "receiver": RECEIVERS[kind].alertmanager_name,
+                    "matchers": [{"name": "severity", "value": severity, "matchType": "="}],
+                }
                 for severity, kind in routes.items()
             ],
         },
         "receivers": [{"name": DISCARD_RECEIVER}] + [receiver(k) for k in sorted(set(routes.values()))],
-        "inhibitRules": [{
-            "sourceMatch": [{"name": "severity", "value": "critical", "matchType": "="}],
-            "targetMatch": [{"name": "severity", "value": "warning", "matchType": "="}],
-            "equal": ["namespace", "signal", track],
-        }],
+        "inhibitRules": [
+            {
+                "sourceMatch": [{"name": "severity", "value": "critical", "matchType": "="}],
+                "targetMatch": [{"name": "severity", "value": "warning", "matchType": "="}],
+                "equal": ["namespace", "signal", track],
+            }
+        ],
     }

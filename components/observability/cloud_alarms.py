@@ -55,9 +55,7 @@ class _Alarm:
 class CloudAlarms(pulumi.ComponentResource):
     alarms: dict[str, aws.cloudwatch.MetricAlarm]
 
-    def __init__(
-        self, name: str, args: CloudAlarmsArgs, opts: pulumi.ResourceOptions | None = None
-    ) -> None:
+    def __init__(self, name: str, args: CloudAlarmsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("plexichat:alerting:CloudAlarms", name, None, opts)
         self.alarms = {}
         for alarm in _alarms(args):
@@ -86,41 +84,108 @@ def _alarms(args: CloudAlarmsArgs) -> list[_Alarm]:
     above, below = "GreaterThanThreshold", "LessThanThreshold"
     db = {"DBInstanceIdentifier": args.db_primary_identifier}
     found = [
-        _Alarm("db-primary-cpu", "AWS/RDS", "CPUUtilization", db, "Average", above,
-               t.cpu_target_percent, f"RDS primary CPU above {t.cpu_target_percent:g}%"),
-        _Alarm("db-primary-free-storage", "AWS/RDS", "FreeStorageSpace", db, "Minimum", below,
-               t.db_free_storage_min_gib * GIB, f"RDS primary free storage below {t.db_free_storage_min_gib} GiB"),
-        _Alarm("db-primary-freeable-memory", "AWS/RDS", "FreeableMemory", db, "Minimum", below,
-               t.db_freeable_memory_min_mib * MIB,
-               f"RDS primary freeable memory below {t.db_freeable_memory_min_mib} MiB"),
-        _Alarm("db-primary-connections", "AWS/RDS", "DatabaseConnections", db, "Maximum", above,
-               args.db_max_connections * t.connection_utilisation_percent / 100,
-               f"RDS primary connections above {t.connection_utilisation_percent:g}% of "
-               f"max_connections ({args.db_max_connections})"),
+        _Alarm(
+            "db-primary-cpu",
+            "AWS/RDS",
+            "CPUUtilization",
+            db,
+            "Average",
+            above,
+            t.cpu_target_percent,
+            f"RDS primary CPU above {t.cpu_target_percent:g}%",
+        ),
+        _Alarm(
+            "db-primary-free-storage",
+            "AWS/RDS",
+            "FreeStorageSpace",
+            db,
+            "Minimum",
+            below,
+            t.db_free_storage_min_gib * GIB,
+            f"RDS primary free storage below {t.db_free_storage_min_gib} GiB",
+        ),
+        _Alarm(
+            "db-primary-freeable-memory",
+            "AWS/RDS",
+            "FreeableMemory",
+            db,
+            "Minimum",
+            below,
+            t.db_freeable_memory_min_mib * MIB,
+            f"RDS primary freeable memory below {t.db_freeable_memory_min_mib} MiB",
+        ),
+        _Alarm(
+            "db-primary-connections",
+            "AWS/RDS",
+            "DatabaseConnections",
+            db,
+            "Maximum",
+            above,
+            args.db_max_connections * t.connection_utilisation_percent / 100,
+            f"RDS primary connections above {t.connection_utilisation_percent:g}% of "
+            f"max_connections ({args.db_max_connections})",
+        ),
     ]
     for replica, identifier in args.db_replica_identifiers.items():
-        found.append(_Alarm(
-            f"db-{replica}-lag", "AWS/RDS", "ReplicaLag", {"DBInstanceIdentifier": identifier},
-            "Maximum", above, t.replica_lag_max_seconds,
-            f"RDS {replica} lags the primary by more than {t.replica_lag_max_seconds} s",
-        ))
+        found.append(
+            _Alarm(
+                f"db-{replica}-lag",
+                "AWS/RDS",
+                "ReplicaLag",
+                {"DBInstanceIdentifier": identifier},
+                "Maximum",
+                above,
+                t.replica_lag_max_seconds,
+                f"RDS {replica} lags the primary by more than {t.replica_lag_max_seconds} s",
+            )
+        )
     for index in range(1, args.cache_node_count + 1):
         node = f"cache-{index:03d}"
         cluster = {"CacheClusterId": pulumi.Output.concat(args.cache_replication_group_id, f"-{index:03d}")}
         found += [
-            _Alarm(f"{node}-engine-cpu", "AWS/ElastiCache", "EngineCPUUtilization", cluster, "Average",
-                   above, t.cpu_target_percent, f"Redis {node} engine CPU above {t.cpu_target_percent:g}%"),
-            _Alarm(f"{node}-memory", "AWS/ElastiCache", "DatabaseMemoryUsagePercentage", cluster,
-                   "Average", above, t.memory_target_percent,
-                   f"Redis {node} memory above {t.memory_target_percent:g}%"),
-            _Alarm(f"{node}-evictions", "AWS/ElastiCache", "Evictions", cluster, "Sum", above,
-                   t.cache_evictions_per_minute_max,
-                   f"Redis {node} evicts more than {t.cache_evictions_per_minute_max} keys a minute",
-                   period_seconds=60, evaluation_periods=5),
+            _Alarm(
+                f"{node}-engine-cpu",
+                "AWS/ElastiCache",
+                "EngineCPUUtilization",
+                cluster,
+                "Average",
+                above,
+                t.cpu_target_percent,
+                f"Redis {node} engine CPU above {t.cpu_target_percent:g}%",
+            ),
+            _Alarm(
+                f"{node}-memory",
+                "AWS/ElastiCache",
+                "DatabaseMemoryUsagePercentage",
+                cluster,
+                "Average",
+                above,
+                t.memory_target_percent,
+                f"Redis {node} memory above {t.memory_target_percent:g}%",
+            ),
+            _Alarm(
+                f"{node}-evictions",
+                "AWS/ElastiCache",
+                "Evictions",
+                cluster,
+                "Sum",
+                above,
+                t.cache_evictions_per_minute_max,
+                f"Redis {node} evicts more than {t.cache_evictions_per_minute_max} keys a minute",
+                period_seconds=60,
+                evaluation_periods=5,
+            ),
             # An idle cache has no hit rate: no data is not an incident.
-            _Alarm(f"{node}-hit-rate", "AWS/ElastiCache", "CacheHitRate", cluster, "Average", below,
-                   t.cache_hit_rate_min_percent,
-                   f"Redis {node} hit rate below {t.cache_hit_rate_min_percent:g}%",
-                   treat_missing_data="notBreaching"),
+            _Alarm(
+                f"{node}-hit-rate",
+                "AWS/ElastiCache",
+                "CacheHitRate",
+                cluster,
+                "Average",
+                below,
+                t.cache_hit_rate_min_percent,
+                f"Redis {node} hit rate below {t.cache_hit_rate_min_percent:g}%",
+                treat_missing_data="notBreaching",
+            ),
         ]
     return found

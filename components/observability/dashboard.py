@@ -21,13 +21,18 @@ def dashboard(monitoring: MonitoringSettings, namespace: str, stack: str) -> dic
         *_request_panels(t, ns),
         *_saturation_panels(t, ns),
         *_data_tier_panels(m, t, ns),
-        _panel("Pod restarts (15 min)", "short",
-               [(f"sum by (pod) (increase(kube_pod_container_status_restarts_total{{{ns}}}[15m]))",
-                 "{{pod}}")]),
+        _panel(
+            "Pod restarts (15 min)",
+            "short",
+            [(f"sum by (pod) (increase(kube_pod_container_status_restarts_total{{{ns}}}[15m]))", "{{pod}}")],
+        ),
     ]
     if monitoring.smoke_probe:
-        panels.append(_panel("Public health URL (smoke probe)", "short",
-                             [(f'probe_success{{job="{r.SMOKE_JOB}"}}', "{{instance}}")]))
+        panels.append(
+            _panel(
+                "Public health URL (smoke probe)", "short", [(f'probe_success{{job="{r.SMOKE_JOB}"}}', "{{instance}}")]
+            )
+        )
     _place_in_grid(panels)
     return {
         "uid": f"{UID_PREFIX}{stack}",
@@ -37,9 +42,11 @@ def dashboard(monitoring: MonitoringSettings, namespace: str, stack: str) -> dic
         "schemaVersion": 39,
         "refresh": "30s",
         "time": {"from": "now-3h", "to": "now"},
-        "templating": {"list": [
-            {"name": "datasource", "type": "datasource", "query": "prometheus", "label": "Data source"},
-        ]},
+        "templating": {
+            "list": [
+                {"name": "datasource", "type": "datasource", "query": "prometheus", "label": "Data source"},
+            ]
+        },
         "panels": panels,
     }
 
@@ -53,17 +60,29 @@ def _request_panels(t: AlertThresholds, ns: str) -> list[dict]:
     """What each track serves: rate, share of the web traffic, errors and response time."""
     web = f'{{{ns}, {r.WORKLOAD}="web"}}'
     return [
-        _panel("Requests per second, per track", "reqps",
-               [(f"sum by ({_BY_TRACK}) ({r.REQUESTS}{{{ns}}})", _LEGEND)]),
-        _panel("Traffic share per track (the applied canary weight / active colour)", "percentunit",
-               [(f"sum by ({r.TRACK}) ({r.REQUESTS}{web}) / ignoring({r.TRACK}) group_left "
-                 f"sum({r.REQUESTS}{web})", f"{{{{{r.TRACK}}}}}")]),
-        _panel("5xx error ratio, per track", "percentunit",
-               [(f"{r.ERROR_RATIO}{{{ns}}}", _LEGEND)],
-               thresholds=(t.error_ratio_target_percent / 100, t.error_ratio_critical_percent / 100)),
-        _panel("Response time p99 and p50, per track", "s",
-               [(f"{r.LATENCY_P99}{{{ns}}}", f"p99 {_LEGEND}"), (f"{r.LATENCY_P50}{{{ns}}}", f"p50 {_LEGEND}")],
-               thresholds=(t.latency_target_ms / 1000, t.latency_warning_ms / 1000)),
+        _panel("Requests per second, per track", "reqps", [(f"sum by ({_BY_TRACK}) ({r.REQUESTS}{{{ns}}})", _LEGEND)]),
+        _panel(
+            "Traffic share per track (the applied canary weight / active colour)",
+            "percentunit",
+            [
+                (
+                    f"sum by ({r.TRACK}) ({r.REQUESTS}{web}) / ignoring({r.TRACK}) group_left sum({r.REQUESTS}{web})",
+                    f"{{{{{r.TRACK}}}}}",
+                )
+            ],
+        ),
+        _panel(
+            "5xx error ratio, per track",
+            "percentunit",
+            [(f"{r.ERROR_RATIO}{{{ns}}}", _LEGEND)],
+            thresholds=(t.error_ratio_target_percent / 100, t.error_ratio_critical_percent / 100),
+        ),
+        _panel(
+            "Response time p99 and p50, per track",
+            "s",
+            [(f"{r.LATENCY_P99}{{{ns}}}", f"p99 {_LEGEND}"), (f"{r.LATENCY_P50}{{{ns}}}", f"p50 {_LEGEND}")],
+            thresholds=(t.latency_target_ms / 1000, t.latency_warning_ms / 1000),
+        ),
     ]
 
 
@@ -75,28 +94,48 @@ def _saturation_panels(t: AlertThresholds, ns: str) -> list[dict]:
         return f'sum by (pod) (kube_pod_container_resource_limits{{{ns}, resource="{resource}"}})'
 
     return [
-        _panel("Pod CPU, share of limit", "percentunit",
-               [(f"sum by (pod) (rate(container_cpu_usage_seconds_total{per_pod}[5m])) / {limit('cpu')}",
-                 "{{pod}}")],
-               thresholds=(t.cpu_target_percent / 100, t.cpu_info_percent / 100)),
-        _panel("Pod memory, share of limit", "percentunit",
-               [(f"sum by (pod) (container_memory_working_set_bytes{per_pod}) / {limit('memory')}",
-                 "{{pod}}")],
-               thresholds=(t.memory_target_percent / 100, 1.0)),
+        _panel(
+            "Pod CPU, share of limit",
+            "percentunit",
+            [(f"sum by (pod) (rate(container_cpu_usage_seconds_total{per_pod}[5m])) / {limit('cpu')}", "{{pod}}")],
+            thresholds=(t.cpu_target_percent / 100, t.cpu_info_percent / 100),
+        ),
+        _panel(
+            "Pod memory, share of limit",
+            "percentunit",
+            [(f"sum by (pod) (container_memory_working_set_bytes{per_pod}) / {limit('memory')}", "{{pod}}")],
+            thresholds=(t.memory_target_percent / 100, 1.0),
+        ),
     ]
 
 
 def _data_tier_panels(m: MetricNames, t: AlertThresholds, ns: str) -> list[dict]:
     """Each track's database connection pool and the cache's hit rate."""
     return [
-        _panel("Database pool utilisation, per track", "percentunit",
-               [(f"sum by ({_BY_TRACK}) ({m.db_pool_in_use}{{{ns}}}) / "
-                 f"sum by ({_BY_TRACK}) ({m.db_pool_max}{{{ns}}})", _LEGEND)],
-               thresholds=(t.connection_utilisation_percent / 100, 1.0)),
-        _panel("Cache hit rate", "percentunit",
-               [(f"sum(rate({m.cache_hits_total}[5m])) / (sum(rate({m.cache_hits_total}[5m])) + "
-                 f"sum(rate({m.cache_misses_total}[5m])))", "hit rate")],
-               thresholds=(t.cache_hit_rate_min_percent / 100, 1.0)),
+        _panel(
+            "Database pool utilisation, per track",
+            "percentunit",
+            [
+                (
+                    f"sum by ({_BY_TRACK}) ({m.db_pool_in_use}{{{ns}}}) / "
+                    f"sum by ({_BY_TRACK}) ({m.db_pool_max}{{{ns}}})",
+                    _LEGEND,
+                )
+            ],
+            thresholds=(t.connection_utilisation_percent / 100, 1.0),
+        ),
+        _panel(
+            "Cache hit rate",
+            "percentunit",
+            [
+                (
+                    f"sum(rate({m.cache_hits_total}[5m])) / (sum(rate({m.cache_hits_total}[5m])) + "
+                    f"sum(rate({m.cache_misses_total}[5m])))",
+                    "hit rate",
+                )
+            ],
+            thresholds=(t.cache_hit_rate_min_percent / 100, 1.0),
+        ),
     ]
 
 
@@ -107,16 +146,20 @@ def _place_in_grid(panels: list[dict]) -> None:
         panel["gridPos"] = {"h": 8, "w": 12, "x": 12 * (index % 2), "y": 8 * (index // 2)}
 
 
-def _panel(title: str, unit: str, queries: list[tuple[str, str]],
-           thresholds: tuple[float, float] | None = None) -> dict:
+def _panel(
+    title: str, unit: str, queries: list[tuple[str, str]], thresholds: tuple[float, float] | None = None
+) -> dict:
     defaults: dict = {"unit": unit}
     if thresholds is not None:
         # Amber at the target, red at the alert threshold: the same numbers the alerts use.
-        defaults["thresholds"] = {"mode": "absolute", "steps": [
-            {"color": "green", "value": None},
-            {"color": "orange", "value": thresholds[0]},
-            {"color": "red", "value": thresholds[1]},
-        ]}
+        defaults["thresholds"] = {
+            "mode": "absolute",
+            "steps": [
+                {"color": "green", "value": None},
+                {"color": "orange", "value": thresholds[0]},
+                {"color": "red", "value": thresholds[1]},
+            ],
+        }
         defaults["custom"] = {"thresholdsStyle": {"mode": "line"}}
     return {
         "type": "timeseries",

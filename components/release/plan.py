@@ -129,10 +129,7 @@ def plan_release(release: RollingRelease | CanaryRelease | BlueGreenRelease) -> 
                 Route("preview", (Destination(inactive, 100),), header_match=PREVIEW_HEADER),
                 Route(
                     "primary",
-                    tuple(
-                        Destination(colour, 100 if colour == active else 0)
-                        for colour in ("blue", "green")
-                    ),
+                    tuple(Destination(colour, 100 if colour == active else 0) for colour in ("blue", "green")),
                 ),
             ),
             active_colour=active,

@@ -28,7 +28,22 @@ from plexictl.release.rollback import git_history, rollback
 from plexictl.release.stack_file import RELEASE_KEY
 
 __all__ = [
-    "NOT_APPLIED", "RELEASE_KEY", "Edit", "History", "NothingToDo", "ReleaseError", "apply", "canary_abort",
-    "canary_next", "canary_promote", "canary_set", "canary_start", "deploy", "edit_stack", "git_history",
-    "pulumi_up_command", "rollback", "switch",
+    "NOT_APPLIED",
+    "RELEASE_KEY",
+    "Edit",
+    "History",
+    "NothingToDo",
+    "ReleaseError",
+    "apply",
+    "canary_abort",
+    "canary_next",
+    "canary_promote",
+    "canary_set",
+    "canary_start",
+    "deploy",
+    "edit_stack",
+    "git_history",
+    "pulumi_up_command",
+    "rollback",
+    "switch",
 ]

@@ -54,17 +54,15 @@ def settled_version(release: dict[str, Any]) -> str | None:
         canary = release.get("canary") or {}
         return canary.get("version") if canary.get("weight") == 100 else release.get("stable")
     if strategy == "blueGreen":
-        return release.get(release.get("active"))
+        return release.get(str(release.get("active")))
     return None
 
 
 _HOW_IT_RELEASES = {
-    "rolling": "a rolling stack releases with `deploy VERSION`, or starts a canary with "
-               "`canary start VERSION`",
+    "rolling": "a rolling stack releases with `deploy VERSION`, or starts a canary with `canary start VERSION`",
     "canary": "a canary stack moves with `canary set|next|promote|abort`, or replaces the canary "
-              "with `canary start VERSION`",
-    "blueGreen": "a blue-green stack releases with `deploy VERSION` (onto the idle colour), "
-                 "then `switch`",
+    "with `canary start VERSION`",
+    "blueGreen": "a blue-green stack releases with `deploy VERSION` (onto the idle colour), then `switch`",
 }
 
 
@@ -82,9 +80,15 @@ def _header_text(header: dict[str, Any] | None) -> str:
 
 
 @reads("strategy", "version", "canary.steps", "canary.header")
-def canary_start(release: CommentedMap, version: str, weight: int | None = None,
-                 steps: list[int] | None = None, header: dict[str, str] | None = None,
-                 no_header: bool = False, history: History | None = None) -> str:
+def canary_start(
+    release: CommentedMap,
+    version: str,
+    weight: int | None = None,
+    steps: list[int] | None = None,
+    header: dict[str, str] | None = None,
+    no_header: bool = False,
+    history: History | None = None,
+) -> str:
     """Run `version` as the canary. From rolling, the running version becomes stable and the
     plan and header of the last canary in the stack file's history come back, unless given
     (`steps`, `header`) or refused (`no_header`); from canary, the canary's version is replaced
@@ -99,8 +103,7 @@ def canary_start(release: CommentedMap, version: str, weight: int | None = None,
         steps = steps or last.get("steps")
         if not header and not no_header and last.get("header"):
             header = last["header"]
-            notes.append(f"header route {_header_text(header)} as in the last canary "
-                         "(--no-header to start without)")
+            notes.append(f"header route {_header_text(header)} as in the last canary (--no-header to start without)")
         canary["weight"] = weight if weight is not None else (steps[0] if steps else 0)
         if steps:
             canary["steps"] = flow_list(steps)
@@ -125,8 +128,10 @@ def canary_start(release: CommentedMap, version: str, weight: int | None = None,
     if canary.get("steps"):
         notes.append(f"plan {list(canary['steps'])}")
     if not canary.get("weight") and not canary.get("header"):
-        notes.append("no request reaches it yet (weight 0, no header route): `canary set "
-                     "WEIGHT`, or start with --steps or --header")
+        notes.append(
+            "no request reaches it yet (weight 0, no header route): `canary set "
+            "WEIGHT`, or start with --steps or --header"
+        )
     return message + "".join(f"; {note}" for note in notes)
 
 
@@ -151,9 +156,11 @@ def _set_weight(canary: CommentedMap, weight: int) -> None:
 
 def _canary_block(release: CommentedMap) -> CommentedMap:
     canary = release.get("canary")
-    if not isinstance(canary, dict):
-        raise ReleaseError(f"{RELEASE_KEY}.canary: required for strategy canary (a mapping with "
-                           "the canary's version and weight), but not set")
+    if not isinstance(canary, CommentedMap):
+        raise ReleaseError(
+            f"{RELEASE_KEY}.canary: required for strategy canary (a mapping with "
+            "the canary's version and weight), but not set"
+        )
     return canary
 
 
@@ -180,21 +187,24 @@ def canary_next(release: CommentedMap) -> str:
     later = [step for step in plan if step > current]
     if not later:
         raise ReleaseError(
-            f"the canary is already at the last step ({current}%) of {plan}; "
-            "promote it with `canary promote`"
+            f"the canary is already at the last step ({current}%) of {plan}; promote it with `canary promote`"
         )
     _set_weight(canary, later[0])
     return f"canary weight {current}% -> {later[0]}% (step {plan.index(later[0]) + 1} of {len(plan)})"
 
 
 def _kept_for_next_canary(canary: dict[str, Any]) -> str:
-    kept = [f"header route {_header_text(canary['header'])}" if canary.get("header") else "",
-            f"plan {list(canary['steps'])}" if canary.get("steps") else ""]
+    kept = [
+        f"header route {_header_text(canary['header'])}" if canary.get("header") else "",
+        f"plan {list(canary['steps'])}" if canary.get("steps") else "",
+    ]
     kept = [k for k in kept if k]
     if not kept:
         return ""
-    return (f"; the {' and '.join(kept)} come back with the next `canary start` (from git "
-            "history; --no-header or --steps to change)")
+    return (
+        f"; the {' and '.join(kept)} come back with the next `canary start` (from git "
+        "history; --no-header or --steps to change)"
+    )
 
 
 @reads("strategy", "stable", "canary.version")
@@ -214,8 +224,7 @@ def canary_abort(release: CommentedMap) -> str:
     version, stable = canary["version"], release["stable"]
     kept = _kept_for_next_canary(canary)
     set_keys(release, {"strategy": "rolling", "version": stable})
-    return (f"canary {version} aborted: all traffic back to stable {stable}, canary track removed"
-            + kept)
+    return f"canary {version} aborted: all traffic back to stable {stable}, canary track removed" + kept
 
 
 def other_colour(colour: str) -> str:
@@ -227,8 +236,10 @@ def switch(release: CommentedMap) -> str:
     _require(release, "blueGreen", command="switch")
     previous = release["active"]
     release["active"] = other_colour(previous)
-    return (f"active colour {previous} -> {release['active']}: live traffic now goes to "
-            f"{release[release['active']]} (was {release[previous]})")
+    return (
+        f"active colour {previous} -> {release['active']}: live traffic now goes to "
+        f"{release[release['active']]} (was {release[previous]})"
+    )
 
 
 @reads("strategy", "active")
@@ -241,6 +252,7 @@ def deploy(release: CommentedMap, version: str) -> str:
     inactive = other_colour(release["active"])
     previous = release.get(inactive)
     release[inactive] = version
-    return (f"{version} deployed on the inactive colour {inactive} (was {previous}); "
-            f"smoke-test it on the preview route, then `switch`")
-
+    return (
+        f"{version} deployed on the inactive colour {inactive} (was {previous}); "
+        f"smoke-test it on the preview route, then `switch`"
+    )

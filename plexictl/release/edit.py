@@ -28,7 +28,7 @@ from plexictl.release.changes import ReleaseError
 from plexictl.release.stack_file import RELEASE_KEY, plain, round_trip_yaml
 
 
-class NothingToDo(ReleaseError):  # noqa: N818 - not a failure: the CLI reports it and exits 0
+class NothingToDo(ReleaseError):
     """The request would leave the release block as it is: nothing to write, review or apply."""
 
 
@@ -69,8 +69,10 @@ def _config_set(path: str, value: Any, stack: str) -> str:
     # that looks like one must say it is a string.
     text = str(value).lower() if isinstance(value, bool) else str(value)
     typed = isinstance(value, str) and (text in ("true", "false") or text.lstrip("-").isdigit())
-    return (f"pulumi config set --path {shlex.quote(path)} {shlex.quote(text)}"
-            f"{' --type string' if typed else ''} -s {stack}")
+    return (
+        f"pulumi config set --path {shlex.quote(path)} {shlex.quote(text)}"
+        f"{' --type string' if typed else ''} -s {stack}"
+    )
 
 
 def edit_stack(
@@ -117,8 +119,7 @@ def edit_stack(
     if render:
         after = engine.run_program(stack, root=root, config=new_config[0], secret_keys=new_config[1])
         try:
-            before_rendering = engine.run_program(
-                stack, root=root, config=old_config[0], secret_keys=old_config[1])
+            before_rendering = engine.run_program(stack, root=root, config=old_config[0], secret_keys=old_config[1])
         except pulumi.RunError:
             before_rendering = None  # the edit repairs a broken file: show what it now builds
         edit.diff = diff.diff(before_rendering, after, stack)
@@ -129,29 +130,36 @@ def edit_stack(
     return edit
 
 
-def _refuse_on_what_it_reads(change: Callable[[CommentedMap], str],
-                             problems: list[tuple[str, str]], path: pathlib.Path) -> None:
+def _refuse_on_what_it_reads(
+    change: Callable[[CommentedMap], str], problems: list[tuple[str, str]], path: pathlib.Path
+) -> None:
     """ReleaseError when a release key the change reads (`@reads`) is invalid now."""
     command = getattr(change, "func", change)  # a functools.partial carrying the arguments
     keys = [f"{RELEASE_KEY}.{key}" for key in getattr(command, "reads", ())]
-    blocking = [(key, message) for key, message in problems
-                if any(key == k or k.startswith(key + ".") or key.startswith(k + ".") for k in keys)]
+    blocking = [
+        (key, message)
+        for key, message in problems
+        if any(key == k or k.startswith(key + ".") or key.startswith(k + ".") for k in keys)
+    ]
     if blocking:
         raise ReleaseError(
             f"{path.name} is invalid where this command reads it; fix it first:\n"
-            + "\n".join(f"  - {key}: {message}" for key, message in blocking))
+            + "\n".join(f"  - {key}: {message}" for key, message in blocking)
+        )
 
 
 def _flip_capacity_note(before: dict, after: dict, settings: Any) -> str:
     """A warning when a flip (switch, or a rollback that flips back) moves live traffic onto a
     colour that nothing has sized for it: without requestsPerSecondPerPod it idled at minReplicas."""
-    if not (before.get("strategy") == after.get("strategy") == "blueGreen"
-            and before.get("active") != after.get("active")):
+    if not (
+        before.get("strategy") == after.get("strategy") == "blueGreen" and before.get("active") != after.get("active")
+    ):
         return ""
     web = settings.workloads["web"]  # the settings guarantee the web workload's name
     if web.requests_per_second_per_pod:
         return ""
-    return (f"; note: {after['active']} has been idling at minReplicas ({web.min_replicas}) and now "
-            "takes all live traffic: under heavy load raise workloads.web.minReplicas in this "
-            "change, or set workloads.web.requestsPerSecondPerPod so both colours stay sized")
-
+    return (
+        f"; note: {after['active']} has been idling at minReplicas ({web.min_replicas}) and now "
+        "takes all live traffic: under heavy load raise workloads.web.minReplicas in this "
+        "change, or set workloads.web.requestsPerSecondPerPod so both colours stay sized"
+    )

@@ -13,16 +13,17 @@ NOT_APPLIED = 3
 
 def pulumi_up_command(stack: str, project_dir: pathlib.Path) -> list[str]:
     """The CLI equivalent of `apply`: the same stack, project and mandatory policy pack."""
-    return ["pulumi", "up", "--stack", stack, "--cwd", str(project_dir),
-            "--policy-pack", str(project_dir / "policy")]
+    return ["pulumi", "up", "--stack", stack, "--cwd", str(project_dir), "--policy-pack", str(project_dir / "policy")]
 
 
 def apply(stack: str, project_dir: pathlib.Path) -> int:
     """`pulumi up` for the stack through the Automation API, if the Pulumi CLI is installed."""
     if shutil.which("pulumi") is None:
-        print(f"--apply: the Pulumi CLI is not installed here, so nothing was deployed. "
-              f"Run this where it is (after committing the edit):\n"
-              f"  {shlex.join(pulumi_up_command(stack, project_dir))}")
+        print(
+            f"--apply: the Pulumi CLI is not installed here, so nothing was deployed. "
+            f"Run this where it is (after committing the edit):\n"
+            f"  {shlex.join(pulumi_up_command(stack, project_dir))}"
+        )
         return NOT_APPLIED
     from pulumi import automation
 
@@ -32,9 +33,7 @@ def apply(stack: str, project_dir: pathlib.Path) -> int:
         workspace_stack = automation.select_stack(stack_name=stack, work_dir=str(project_dir))
         # The same mandatory policy pack as every CI preview and deployment: the emergency
         # path is not a way around the rules.
-        result = workspace_stack.up(
-            on_output=print, show_secrets=False, policy_packs=[str(project_dir / "policy")]
-        )
+        result = workspace_stack.up(on_output=print, show_secrets=False, policy_packs=[str(project_dir / "policy")])
     except automation.CommandError as error:
         print(f"error: pulumi up failed for stack {stack}: {error}", file=sys.stderr)
         return NOT_APPLIED

@@ -52,8 +52,10 @@ def rollback(release: CommentedMap, history: History) -> str:
         moved = f"{idle} gets {target} (was {release[idle]}), then "
         release[idle] = target
     release["active"] = idle
-    return (f"rollback: {moved}{idle} becomes active: live traffic {current} -> {target}; "
-            f"{current} stays on the idle colour {other_colour(idle)} ({since})")
+    return (
+        f"rollback: {moved}{idle} becomes active: live traffic {current} -> {target}; "
+        f"{current} stays on the idle colour {other_colour(idle)} ({since})"
+    )
 
 
 def _previously_live(current: str | None, history: list[tuple[str, dict]]) -> tuple[str, str] | None:
@@ -65,7 +67,7 @@ def _previously_live(current: str | None, history: list[tuple[str, dict]]) -> tu
             continue
         earlier = [i for i, (_, v) in enumerate(live) if v == version]
         if earlier and _older(version, live[-1][1]):
-            del live[earlier[-1] + 1:]  # back to it: what went live after it was rolled back
+            del live[earlier[-1] + 1 :]  # back to it: what went live after it was rolled back
         else:
             live.append((commit, version))
     if current is not None and (not live or live[-1][1] != current):
@@ -86,6 +88,7 @@ def _older(version: str, than: str) -> bool:
 
 def git_history(path: pathlib.Path) -> History:
     """The release block of `path` at each commit that touched it, newest first."""
+
     def releases() -> list[tuple[str, dict]]:
         def git(*args: str) -> subprocess.CompletedProcess:
             return subprocess.run(["git", *args], cwd=path.parent, capture_output=True, text=True)
@@ -107,4 +110,3 @@ def git_history(path: pathlib.Path) -> History:
         return found
 
     return releases
-

@@ -41,12 +41,34 @@ from .subject import UNKNOWN, Rule, StackResource, StackRule, Subject, is_produc
 from .workloads import container_hardening, container_probes, container_resources, image_pinned
 
 __all__ = [
-    "BUCKET", "BUCKET_GUARDS", "POLICIES", "STACK_POLICIES", "UNKNOWN", "Policy", "Rule", "StackResource",
-    "StackRule", "Subject",
-    "buckets_guarded", "container_hardening", "container_probes", "container_resources",
-    "elasticache_encrypted", "image_pinned", "is_production", "kms_rotation", "log_group_encrypted",
-    "no_world_data_ports", "prod_rds_protected", "rds_encrypted", "s3_public_access_blocked",
-    "s3_sse_kms", "s3_tls_only", "secrets_as_secrets", "sns_encrypted", "stack_violations",
+    "BUCKET",
+    "BUCKET_GUARDS",
+    "POLICIES",
+    "STACK_POLICIES",
+    "UNKNOWN",
+    "Policy",
+    "Rule",
+    "StackResource",
+    "StackRule",
+    "Subject",
+    "buckets_guarded",
+    "container_hardening",
+    "container_probes",
+    "container_resources",
+    "elasticache_encrypted",
+    "image_pinned",
+    "is_production",
+    "kms_rotation",
+    "log_group_encrypted",
+    "no_world_data_ports",
+    "prod_rds_protected",
+    "rds_encrypted",
+    "s3_public_access_blocked",
+    "s3_sse_kms",
+    "s3_tls_only",
+    "secrets_as_secrets",
+    "sns_encrypted",
+    "stack_violations",
     "violations",
 ]
 
@@ -55,14 +77,24 @@ __all__ = [
 class Policy:
     name: str
     description: str
-    check: Rule | StackRule
-    """A `Rule` in POLICIES (one resource), a `StackRule` in STACK_POLICIES (the whole stack)."""
+    check: Rule
+    """Judges one resource."""
 
 
-STACK_POLICIES: tuple[Policy, ...] = (
-    Policy("s3-buckets-guarded",
-           "Every S3 bucket has a public access block, SSE-KMS and a TLS-only policy",
-           buckets_guarded),
+@dataclass(frozen=True)
+class StackPolicy:
+    name: str
+    description: str
+    check: StackRule
+    """Judges the whole stack at once (relations between resources)."""
+
+
+STACK_POLICIES: tuple[StackPolicy, ...] = (
+    StackPolicy(
+        "s3-buckets-guarded",
+        "Every S3 bucket has a public access block, SSE-KMS and a TLS-only policy",
+        buckets_guarded,
+    ),
 )
 
 
@@ -72,36 +104,35 @@ def stack_violations(resources: list[StackResource]) -> dict[str, list[tuple[str
 
 
 POLICIES: tuple[Policy, ...] = (
-    Policy("container-hardening", "Containers run non-root and hardened (Pod Security restricted)",
-           container_hardening),
-    Policy("container-resources", "Containers set CPU and memory requests and limits",
-           container_resources),
-    Policy("image-pinned", "Images are pinned to a version tag or digest, never latest",
-           image_pinned),
-    Policy("container-probes", "Long-running containers have readiness and liveness probes",
-           container_probes),
-    Policy("rds-encrypted", "RDS storage is encrypted with a customer-managed KMS key",
-           rds_encrypted),
-    Policy("elasticache-encrypted", "ElastiCache encrypts at rest and in transit",
-           elasticache_encrypted),
-    Policy("s3-sse-kms", "S3 buckets are encrypted with SSE-KMS under a customer-managed key",
-           s3_sse_kms),
+    Policy(
+        "container-hardening", "Containers run non-root and hardened (Pod Security restricted)", container_hardening
+    ),
+    Policy("container-resources", "Containers set CPU and memory requests and limits", container_resources),
+    Policy("image-pinned", "Images are pinned to a version tag or digest, never latest", image_pinned),
+    Policy("container-probes", "Long-running containers have readiness and liveness probes", container_probes),
+    Policy("rds-encrypted", "RDS storage is encrypted with a customer-managed KMS key", rds_encrypted),
+    Policy("elasticache-encrypted", "ElastiCache encrypts at rest and in transit", elasticache_encrypted),
+    Policy("s3-sse-kms", "S3 buckets are encrypted with SSE-KMS under a customer-managed key", s3_sse_kms),
     Policy("sns-encrypted", "SNS topics are encrypted with KMS", sns_encrypted),
-    Policy("log-group-encrypted", "CloudWatch log groups are encrypted with a customer-managed key",
-           log_group_encrypted),
+    Policy(
+        "log-group-encrypted", "CloudWatch log groups are encrypted with a customer-managed key", log_group_encrypted
+    ),
     Policy("kms-rotation", "KMS keys rotate automatically", kms_rotation),
-    Policy("s3-public-access-blocked", "S3 public access blocks set all four flags",
-           s3_public_access_blocked),
+    Policy("s3-public-access-blocked", "S3 public access blocks set all four flags", s3_public_access_blocked),
     Policy("s3-tls-only", "S3 bucket policies deny requests without TLS", s3_tls_only),
-    Policy("prod-rds-protected",
-           "Production databases: deletion protection, `protect`, automated backups",
-           prod_rds_protected),
-    Policy("no-world-data-ports", "PostgreSQL and Redis ports are never open to the internet",
-           no_world_data_ports),
-    Policy("secrets-as-secrets", "Credentials are Pulumi secrets, never plain values (secrecy is "
-           "checked by the offline tests; CrossGuard unwraps secrets, so previews check only that "
-           "no credential-named env var holds a literal)",
-           secrets_as_secrets),
+    Policy(
+        "prod-rds-protected",
+        "Production databases: deletion protection, `protect`, automated backups",
+        prod_rds_protected,
+    ),
+    Policy("no-world-data-ports", "PostgreSQL and Redis ports are never open to the internet", no_world_data_ports),
+    Policy(
+        "secrets-as-secrets",
+        "Credentials are Pulumi secrets, never plain values (secrecy is "
+        "checked by the offline tests; CrossGuard unwraps secrets, so previews check only that "
+        "no credential-named env var holds a literal)",
+        secrets_as_secrets,
+    ),
 )
 
 

@@ -29,6 +29,5 @@ def secrets_as_secrets(s: Subject) -> list[str]:
         for env in reveal(c.get("env")) or []:
             name = get(env, "name") or ""
             if _SECRET_ENV_NAME.search(name) and get(env, "value") is not None:
-                out.append(f"{label}: env {name} holds a literal value; use valueFrom.secretKeyRef "
-                           f"or a mounted Secret")
+                out.append(f"{label}: env {name} holds a literal value; use valueFrom.secretKeyRef or a mounted Secret")
     return out

@@ -79,9 +79,7 @@ def _network_policy_exposure(inputs: Mapping[str, Any]) -> list[str]:
     for n, rule in enumerate(reveal(get(inputs, "spec.ingress")) or []):
         peers = reveal(get(rule, "from")) or []
         # No `from` at all admits every source; otherwise only an ipBlock can reach outside.
-        world = ["any source"] if not peers else [
-            c for peer in peers for c in _world(get(peer, "ipBlock.cidr"))
-        ]
+        world = ["any source"] if not peers else [c for peer in peers for c in _world(get(peer, "ipBlock.cidr"))]
         ports = reveal(get(rule, "ports")) or []
         if not ports:
             exposed = sorted(DATA_PORTS)

@@ -22,6 +22,8 @@ def prod_rds_protected(s: Subject) -> list[str]:
         out.append("production RDS must be created with the `protect` resource option")
     retention = get(s.inputs, "backupRetentionPeriod")
     if not is_replica and not is_unknown(retention) and (retention or 0) < MIN_PROD_BACKUP_RETENTION_DAYS:
-        out.append(f"production RDS backupRetentionPeriod must be at least "
-                   f"{MIN_PROD_BACKUP_RETENTION_DAYS} days (is {retention})")
+        out.append(
+            f"production RDS backupRetentionPeriod must be at least "
+            f"{MIN_PROD_BACKUP_RETENTION_DAYS} days (is {retention})"
+        )
     return out

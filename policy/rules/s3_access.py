@@ -49,8 +49,9 @@ def s3_tls_only(s: Subject) -> list[str]:
 BUCKET = "aws:s3/bucket:Bucket"
 BUCKET_GUARDS = {
     "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock": "public access block",
-    "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration":
-        "default encryption configuration (SSE-KMS)",
+    "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration": (
+        "default encryption configuration (SSE-KMS)"
+    ),
     "aws:s3/bucketPolicy:BucketPolicy": "bucket policy (TLS only)",
 }
 
@@ -63,8 +64,8 @@ def buckets_guarded(resources: list[StackResource]) -> list[tuple[str, str]]:
     for bucket in (r for r in resources if r.type == BUCKET):
         guards = {r.type for r in resources if bucket.urn in r.dependencies}
         out += [
-            (bucket.urn, f"S3 bucket {bucket.urn.rsplit('::', 1)[-1]!r} has no {what} "
-                         f"taking the bucket as input")
-            for type_, what in BUCKET_GUARDS.items() if type_ not in guards
+            (bucket.urn, f"S3 bucket {bucket.urn.rsplit('::', 1)[-1]!r} has no {what} taking the bucket as input")
+            for type_, what in BUCKET_GUARDS.items()
+            if type_ not in guards
         ]
     return out

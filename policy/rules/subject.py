@@ -52,6 +52,7 @@ def is_production(stack: str, production_stacks: tuple[str, ...] = ("prod",)) ->
 
 # --- value helpers --------------------------------------------------------------------------
 
+
 def is_secret(value: Any) -> bool:
     return isinstance(value, Mapping) and value.get(_SECRET_SIG_KEY) == _SECRET_SIG_VALUE
 
@@ -81,6 +82,7 @@ def is_set(value: Any) -> bool:
 
 
 # Flags a rule requires: a value unknown in preview counts as compliant.
+
 
 def is_true(value: Any) -> bool:
     return value is True or is_unknown(value)

@@ -17,8 +17,11 @@ _POD_SPEC_PATHS = {
     "kubernetes:batch/v1:CronJob": "spec.jobTemplate.spec.template.spec",
 }
 _LONG_RUNNING = {
-    "kubernetes:core/v1:Pod", "kubernetes:apps/v1:Deployment", "kubernetes:apps/v1:StatefulSet",
-    "kubernetes:apps/v1:DaemonSet", "kubernetes:apps/v1:ReplicaSet",
+    "kubernetes:core/v1:Pod",
+    "kubernetes:apps/v1:Deployment",
+    "kubernetes:apps/v1:StatefulSet",
+    "kubernetes:apps/v1:DaemonSet",
+    "kubernetes:apps/v1:ReplicaSet",
 }
 
 
@@ -56,8 +59,7 @@ def container_hardening(s: Subject) -> list[str]:
         sc = get(c, "securityContext") or {}
         # A container's own setting wins; otherwise it inherits the pod's.
         run_as_non_root, run_as_user = (
-            get(pod_sc, key) if get(sc, key) is None else get(sc, key)
-            for key in ("runAsNonRoot", "runAsUser")
+            get(pod_sc, key) if get(sc, key) is None else get(sc, key) for key in ("runAsNonRoot", "runAsUser")
         )
         if not is_true(run_as_non_root):
             out.append(f"{label}: runAsNonRoot must be true")
@@ -111,8 +113,10 @@ def image_pinned(s: Subject) -> list[str]:
         last = image.rsplit("/", 1)[-1]
         tag = last.split(":", 1)[1] if ":" in last else ""
         if tag in ("", "latest"):
-            out.append(f"{label}: image {image!r} must be pinned to a version tag or digest, not "
-                       f"{'latest' if tag else 'untagged'}")
+            out.append(
+                f"{label}: image {image!r} must be pinned to a version tag or digest, not "
+                f"{'latest' if tag else 'untagged'}"
+            )
     return out
 
 
