@@ -124,6 +124,7 @@ def _diff(args: argparse.Namespace) -> int:
 def _release(args: argparse.Namespace) -> int:
     from plexictl import diff
     from plexictl import release as rc
+    from plexictl.release.changes import set_paused
 
     path = engine.stack_file_path(args.stack, args.project_dir)
     history = rc.git_history(path)
@@ -146,6 +147,8 @@ def _release(args: argparse.Namespace) -> int:
         "switch": lambda: rc.switch,
         "deploy": lambda: partial(rc.deploy, version=args.version),
         "rollback": lambda: partial(rc.rollback, history=history),
+        "pause": lambda: partial(set_paused, paused=True),
+        "resume": lambda: partial(set_paused, paused=False),
     }
     try:
         edit = rc.edit_stack(args.stack, path, actions[args.action](), root=args.project_dir, write=not args.dry_run)
@@ -197,6 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_diff_command(commands)
     _add_canary_commands(commands)
     _add_release_commands(commands)
+    _add_release_loop_commands(commands)
     return parser
 
 
@@ -318,6 +322,67 @@ def _add_release_commands(commands) -> None:
         "aborted; rolling and blue-green go back to the previously live version "
         "found in the stack file's git history, never to one rolled back from",
     )
+
+
+def _duration(text: str) -> int:
+    from components.config.base import duration_seconds
+
+    if not text[:-1].isdigit() or text[-1:] not in ("s", "m", "h") or int(text[:-1]) < 1:
+        raise argparse.ArgumentTypeError(f"must be a duration such as 30s, 5m or 2h, got {text!r}")
+    return duration_seconds(text)
+
+
+def _release_run(args: argparse.Namespace) -> int:
+    from plexictl.release import ReleaseError, apply
+    from plexictl.release.loop import ReleaseRun
+
+    def deploy(stack: str, project_dir: pathlib.Path) -> bool:
+        return apply(stack, project_dir) == EXIT_DONE
+
+    run = ReleaseRun(
+        args.stack,
+        args.project_dir,
+        prometheus_url=args.prometheus,
+        interval_seconds=args.interval,
+        applier=deploy if args.apply else None,
+        push=args.push,
+    )
+    try:
+        return run.run()
+    except ReleaseError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_INVALID
+
+
+def _release_status(args: argparse.Namespace) -> int:
+    from plexictl.release.status import status
+
+    print(status(args.stack, args.project_dir, args.prometheus))
+    return EXIT_DONE
+
+
+def _add_release_loop_commands(commands) -> None:
+    """`release run|status|pause|resume`: the metric-gated loop (docs/releasing.md)."""
+    release = commands.add_parser("release", help="metric-gated releases: run, status, pause, resume")
+    loop = release.add_subparsers(dest="release_command", required=True)
+    p = loop.add_parser(
+        "run",
+        help="step, wait, judge the metrics, go on or roll back; each step a commit with its evidence",
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--stack", required=True)
+    p.add_argument("--prometheus", metavar="URL", help="default: plexichat:monitoring.prometheusUrl")
+    p.add_argument("--interval", type=_duration, help="wait between looks (default: the gate's interval)")
+    p.add_argument("--apply", action="store_true", help="deploy each step (pulumi up with the policy pack)")
+    p.add_argument("--push", action="store_true", help="push each commit to the upstream branch before deploying it")
+    p.set_defaults(run=_release_run)
+    p = loop.add_parser("status", help="strategy, versions, weights, plan position, last decisions, live metrics")
+    p.add_argument("--stack", required=True)
+    p.add_argument("--prometheus", metavar="URL", help="default: plexichat:monitoring.prometheusUrl")
+    p.set_defaults(run=_release_status)
+    _release_command(loop, "pause", "pause", "stop the release loop before its next step (release.paused)")
+    _release_command(loop, "resume", "resume", "let the release loop go on (removes release.paused)")
 
 
 def main(argv: list[str] | None = None) -> int:

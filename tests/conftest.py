@@ -27,6 +27,7 @@ import yaml
 
 from plexictl.engine import ROOT, Rendering, run_program, stack_config
 from plexictl.release import RELEASE_KEY
+from tests.prometheus_server import prometheus  # noqa: F401
 from tests.release_state import STACKS, pinned_release
 
 STACK_FILES_ENV = "PLEXICHAT_STACK_FILES_DIR"

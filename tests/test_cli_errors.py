@@ -80,7 +80,7 @@ BAD_INPUTS = [
     (
         "render --stack prod",
         break_file("prod", "      weight: 10\n", "      weight: 10\n      wieght: 10\n"),
-        ["plexichat:release.canary.wieght: unknown key", "allowed here: header, steps, version, weight"],
+        ["plexichat:release.canary.wieght: unknown key", "allowed here: analysis, header, steps, version, weight"],
     ),
     (
         "render --stack dev",

@@ -381,7 +381,7 @@ def test_canary_rollback_is_an_abort_and_needs_no_history(project):
 def test_promote_and_abort_say_the_header_and_plan_come_back_and_the_next_canary_gets_them(repo):
     edit = step(repo, "prod", rc.canary_promote)
     assert (
-        "the header route x-plexichat-canary: true and plan [10, 25, 50, 100] come back with the next `canary start`"
+        "the header route x-plexichat-canary: true, plan [10, 25, 50, 100] come back with the next `canary start`"
     ) in edit.message
     edit = step(repo, "prod", partial(rc.canary_start, version="v1.6.0", history=history(repo, "prod")))
     assert "header route x-plexichat-canary: true as in the last canary" in edit.message

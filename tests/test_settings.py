@@ -86,7 +86,7 @@ BAD_CONFIGS = [
         "prod",
         _set("release.canary.wieght", 10),
         "plexichat:release.canary.wieght",
-        "allowed here: header, steps, version, weight;",
+        "allowed here: analysis, header, steps, version, weight;",
     ),
     (
         "prod",
@@ -98,7 +98,7 @@ BAD_CONFIGS = [
         "staging",
         _set("release.colour", "blue"),
         "plexichat:release.colour",
-        "allowed here: active, blue, green, strategy;",
+        "allowed here: active, blue, green, paused, strategy, verify;",
     ),
     (
         "dev",

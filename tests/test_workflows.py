@@ -173,10 +173,11 @@ def test_deploy_follows_the_branch_to_environment_flow():
         name: (job["if"], job["with"]["stack"], job["with"]["environment"], job.get("needs"))
         for name, job in jobs.items()
     }
+    not_the_loop = " && !contains(github.event.head_commit.message, 'Plexictl-Decision:')"
     assert flow == {
-        "dev": ("github.ref == 'refs/heads/develop'", "dev", "dev", None),
-        "staging": ("github.ref == 'refs/heads/main'", "staging", "staging", None),
-        "prod": ("github.ref == 'refs/heads/main'", "prod", "production", "staging"),
+        "dev": ("github.ref == 'refs/heads/develop'" + not_the_loop, "dev", "dev", None),
+        "staging": ("github.ref == 'refs/heads/main'" + not_the_loop, "staging", "staging", None),
+        "prod": ("github.ref == 'refs/heads/main'" + not_the_loop, "prod", "production", "staging"),
     }
     assert {job["uses"] for job in jobs.values()} == {"./.github/workflows/deploy-stack.yml"}
 
@@ -217,3 +218,41 @@ def test_release_scans_pins_and_attaches_an_sbom():
     assert "cyclonedx-py environment" in script
     upload = next(s for s in sbom["steps"] if s.get("uses", "").startswith("softprops/action-gh-release@"))
     assert upload["with"]["files"].endswith(".cdx.json")
+
+
+def test_the_release_loop_runs_per_stack_reaches_prometheus_and_outlives_the_job_limit():
+    workflow = load("release-loop.yml")
+    assert set(workflow["on"]) == {"workflow_dispatch", "workflow_call"}
+    job = workflow["jobs"]["run"]
+    assert job["concurrency"] == {"group": "release-loop-${{ inputs.stack }}", "cancel-in-progress": False}
+    assert job["environment"] == "${{ inputs.environment }}"
+    steps = {s.get("name", s.get("uses", "")): s for s in job["steps"]}
+    loop = steps["Release loop"]["run"]
+    assert "plexictl release run --stack" in loop and "--apply" in loop and "--push" in loop
+    assert "--prometheus http://127.0.0.1:9090" in loop and "timeout 330m" in loop
+    assert any("port-forward" in s.get("run", "") for s in job["steps"])
+    again = steps["Continue in a new run (the loop outlived this job's time budget)"]
+    assert again["if"] == "steps.loop.outputs.code == '124'" and "gh workflow run release-loop.yml" in again["run"]
+    # 330 minutes of loop fit in the job, which fits in GitHub's 360.
+    assert 330 < job["timeout-minutes"] < 360
+
+
+def test_the_loops_commits_do_not_start_another_deployment():
+    trailer = "Plexictl-Decision:"
+    from plexictl.release.gitlog import DECISION_TRAILER
+
+    assert f"{DECISION_TRAILER}:" == trailer
+    for job in load("deploy.yml")["jobs"].values():
+        assert f"!contains(github.event.head_commit.message, '{trailer}')" in job["if"]
+
+
+def test_a_failed_deployment_restores_the_last_good_release_and_opens_a_revert_pr():
+    steps = load("deploy-stack.yml")["jobs"]["up"]["steps"]
+    by_name = {s.get("name", ""): s for s in steps}
+    restore = by_name["Restore the last good release"]
+    assert restore["if"].startswith("failure()") and 'git revert --no-edit "$GITHUB_SHA"' in restore["run"]
+    redeploy = next(s for s in steps if s.get("uses", "").startswith("pulumi/actions@") and s.get("if"))
+    assert redeploy["with"]["command"] == "up" and redeploy["with"]["policyPacks"] == "policy"
+    assert "gh pr create" in by_name["Open the revert pull request"]["run"]
+    start = by_name["Start the release loop (a canary with an analysis block is waiting for it)"]
+    assert "release status" in start["run"] and "gh workflow run release-loop.yml" in start["run"]

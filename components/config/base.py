@@ -85,6 +85,18 @@ SubnetId = Annotated[str, pattern(_AWS_ID["subnet"], "a subnet id such as subnet
 SecurityGroupId = Annotated[str, pattern(_AWS_ID["sg"], "a security group id such as sg-0123456789abcdef0")]
 
 
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600}
+Duration = Annotated[
+    str, pattern(re.compile(r"^[1-9][0-9]*[smh]$"), "a duration such as 30s, 5m or 2h (one unit: s, m or h)")
+]
+"""A Prometheus-style duration with one unit, as people write them in stack files."""
+
+
+def duration_seconds(duration: str) -> int:
+    """`5m` -> 300. The setting was validated as a `Duration`."""
+    return int(duration[:-1]) * _DURATION_UNITS[duration[-1]]
+
+
 def _check_version(value: str) -> str:
     # The one definition of a version (components/versions.py); the message lists its forms.
     try:

@@ -16,6 +16,7 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 from components.config.base import (
+    Duration,
     FieldError,
     HttpPath,
     Model,
@@ -142,6 +143,20 @@ class MonitoringSettings(Model):
     """Where the runbook lives (docs/runbook.md); each alert links to its section there."""
     metrics: MetricNames = MetricNames()
     """Metric names the rules read."""
+    rule_window: Duration = "5m"
+    """Window of the recording rules (request rate, error ratio, p99 per track) that alerts and
+    release analysis both read; it is part of their names (plexichat:http_requests:rate5m).
+    Keep it at most the release analysis interval. Default 5m."""
+    prometheus_url: (
+        Annotated[
+            str,
+            pattern(re.compile(r"^https?://[^\s#?]+$"), "an http(s) URL such as http://prometheus.monitoring.svc:9090"),
+        ]
+        | None
+    ) = None
+    """Where `plexictl release run|status` query Prometheus (the in-cluster service, reached
+    through a port-forward or a runner in the cluster: docs/releasing.md). Default none: pass
+    --prometheus."""
     thresholds: AlertThresholds = AlertThresholds()
     """The runbook's numbers (Prometheus rules and CloudWatch alarms)."""
 

@@ -17,13 +17,13 @@ import pulumi_aws as aws
 
 from components.config.data import BackupSettings
 from components.data.database import Database
+from components.data.disaster_recovery import replicate_automated_backups, replicate_bucket
 from components.data.shared import data_key, service_role, with_protection
 
 DAILY_SCHEDULE = "cron(0 5 * * ? *)"  # after the RDS backup window (03:00-04:00 UTC)
 MONTHLY_SCHEDULE = "cron(0 6 1 * ? *)"
 BACKUP_START_WINDOW_MINUTES = 60
 BACKUP_COMPLETION_WINDOW_MINUTES = 360
-REPLICATION_TIME_MINUTES = 15  # S3 Replication Time Control: well inside the 1 h RPO
 ABORT_INCOMPLETE_UPLOADS_DAYS = 7
 
 
@@ -74,9 +74,10 @@ class Backups(pulumi.ComponentResource):
     def _disaster_recovery(
         self, name: str, args: BackupsArgs, versioning: aws.s3.BucketVersioning, opts: pulumi.ResourceOptions
     ) -> None:
-        """The DR region's copies (runbook: RPO 1 h, RTO 4 h): its own key, bucket and vault,
-        the bucket replicated there, and RDS automated backups for point-in-time restore there.
-        The plan copies every recovery point into the DR vault."""
+        """The DR region's copies (runbook: RPO 1 h, RTO 4 h): its own key, bucket and vault, built
+        like the primary region's and filled by `disaster_recovery` (the bucket replicated there, RDS
+        automated backups for point-in-time restore there). The plan copies every recovery point
+        into the DR vault."""
         s = args.settings
         if args.dr_provider is None:
             raise ValueError("backups.drRegion is set but no DR provider was given")
@@ -89,77 +90,10 @@ class Backups(pulumi.ComponentResource):
         )
         self.dr_bucket, dr_versioning = _bucket(f"{name}-dr-bucket", f"{s.bucket_name}-dr", dr_key, dr, args)
         self.dr_vault = _vault(f"{name}-dr-vault", f"plexichat-{args.stack}-dr", dr_key, dr, args)
-        self._replicate_bucket(name, versioning, self.dr_bucket, dr_versioning, dr_key, opts)
-        # Point-in-time restore in the DR region, independent of the primary region.
-        aws.rds.InstanceAutomatedBackupsReplication(
-            f"{name}-dr-rds-backups",
-            source_db_instance_arn=args.database.primary.arn,
-            kms_key_id=dr_key.arn,
-            retention_period=s.dr_automated_backup_retention_days,
-            opts=dr,
+        replicate_bucket(name, self, versioning, self.dr_bucket, dr_versioning, dr_key, opts)
+        replicate_automated_backups(
+            f"{name}-dr-rds-backups", args.database, dr_key, s.dr_automated_backup_retention_days, dr
         )
-
-    def _replicate_bucket(
-        self,
-        name: str,
-        versioning: aws.s3.BucketVersioning,
-        dr_bucket: aws.s3.Bucket,
-        dr_versioning: aws.s3.BucketVersioning,
-        dr_key: aws.kms.Key,
-        opts: pulumi.ResourceOptions,
-    ) -> None:
-        """S3 replication of every object (and delete marker) into the DR bucket, re-encrypted
-        with the DR key."""
-        role = self._replication_role(name, dr_bucket, dr_key, opts)
-        aws.s3.BucketReplicationConfig(
-            f"{name}-replication",
-            bucket=self.bucket.id,
-            role=role.arn,
-            rules=[_replication_rule(dr_bucket, dr_key)],
-            # Replication needs versioning on both sides first.
-            opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[versioning, dr_versioning])),
-        )
-
-    def _replication_role(
-        self, name: str, dr_bucket: aws.s3.Bucket, dr_key: aws.kms.Key, opts: pulumi.ResourceOptions
-    ) -> aws.iam.Role:
-        """The role S3 replicates as: read this bucket's versions, write the DR bucket's, and
-        use exactly the two keys involved."""
-        role = service_role(f"{name}-replication-role", "s3.amazonaws.com", [], opts)
-        aws.iam.RolePolicy(
-            f"{name}-replication-policy",
-            role=role.id,
-            policy=pulumi.Output.json_dumps(
-                {
-                    "Version": "2012-10-17",
-                    "Statement": [
-                        {
-                            "Effect": "Allow",
-                            "Action": ["s3:GetReplicationConfiguration", "s3:ListBucket"],
-                            "Resource": [self.bucket.arn],
-                        },
-                        {
-                            "Effect": "Allow",
-                            "Action": [
-                                "s3:GetObjectVersionForReplication",
-                                "s3:GetObjectVersionAcl",
-                                "s3:GetObjectVersionTagging",
-                            ],
-                            "Resource": [pulumi.Output.concat(self.bucket.arn, "/*")],
-                        },
-                        {
-                            "Effect": "Allow",
-                            "Action": ["s3:ReplicateObject", "s3:ReplicateDelete", "s3:ReplicateTags"],
-                            "Resource": [pulumi.Output.concat(dr_bucket.arn, "/*")],
-                        },
-                        {"Effect": "Allow", "Action": ["kms:Decrypt"], "Resource": [self.key.arn]},
-                        {"Effect": "Allow", "Action": ["kms:Encrypt", "kms:GenerateDataKey"], "Resource": [dr_key.arn]},
-                    ],
-                }
-            ),
-            opts=opts,
-        )
-        return role
 
 
 def _bucket(
@@ -321,42 +255,6 @@ def _lock(name: str, vault: aws.backup.Vault, s: BackupSettings, opts: pulumi.Re
             max_retention_days=s.monthly_retention_days,
             opts=opts,
         )
-
-
-def _replication_rule(
-    destination: aws.s3.Bucket, destination_key: aws.kms.Key
-) -> aws.s3.BucketReplicationConfigRuleArgs:
-    """Every object, delete markers and SSE-KMS objects included, re-encrypted with the DR key,
-    under Replication Time Control (and its metrics): 15 minutes, well inside the 1 h RPO."""
-    return aws.s3.BucketReplicationConfigRuleArgs(
-        id="dr",
-        status="Enabled",
-        filter=aws.s3.BucketReplicationConfigRuleFilterArgs(prefix=""),
-        delete_marker_replication=aws.s3.BucketReplicationConfigRuleDeleteMarkerReplicationArgs(status="Enabled"),
-        source_selection_criteria=aws.s3.BucketReplicationConfigRuleSourceSelectionCriteriaArgs(
-            sse_kms_encrypted_objects=aws.s3.BucketReplicationConfigRuleSourceSelectionCriteriaSseKmsEncryptedObjectsArgs(
-                status="Enabled"
-            )
-        ),
-        destination=aws.s3.BucketReplicationConfigRuleDestinationArgs(
-            bucket=destination.arn,
-            encryption_configuration=aws.s3.BucketReplicationConfigRuleDestinationEncryptionConfigurationArgs(
-                replica_kms_key_id=destination_key.arn
-            ),
-            replication_time=aws.s3.BucketReplicationConfigRuleDestinationReplicationTimeArgs(
-                status="Enabled",
-                time=aws.s3.BucketReplicationConfigRuleDestinationReplicationTimeTimeArgs(
-                    minutes=REPLICATION_TIME_MINUTES
-                ),
-            ),
-            metrics=aws.s3.BucketReplicationConfigRuleDestinationMetricsArgs(
-                status="Enabled",
-                event_threshold=aws.s3.BucketReplicationConfigRuleDestinationMetricsEventThresholdArgs(
-                    minutes=REPLICATION_TIME_MINUTES
-                ),
-            ),
-        ),
-    )
 
 
 def _plan(

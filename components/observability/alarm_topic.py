@@ -36,77 +36,104 @@ class AlarmTopic(pulumi.ComponentResource):
         account = aws.get_caller_identity_output(opts=invoke).account_id
         partition = aws.get_partition_output(opts=invoke).partition
         root = pulumi.Output.concat("arn:", partition, ":iam::", account, ":root")
-        from_this_account = {"StringEquals": {"aws:SourceAccount": account}}
 
-        self.key = data_key(
-            f"{name}-key",
-            f"Encrypts the {args.stack} CloudWatch alarm topic",
-            account,
-            child,
-            extra_statements=[
-                {
-                    "Sid": "CloudWatchPublishes",
-                    "Effect": "Allow",
-                    "Principal": {"Service": CLOUDWATCH},
-                    "Action": ["kms:Decrypt", "kms:GenerateDataKey*"],
-                    "Resource": "*",
-                    "Condition": from_this_account,
-                },
-            ],
-        )
+        self.key = _key(f"{name}-key", args.stack, account, child)
         self.topic = aws.sns.Topic(f"{name}-topic", kms_master_key_id=self.key.arn, opts=child)
-        aws.sns.TopicPolicy(
-            f"{name}-topic-policy",
-            arn=self.topic.arn,
-            policy=pulumi.Output.json_dumps(
-                {
-                    "Version": "2012-10-17",
-                    "Statement": [
-                        {
-                            "Sid": "AccountManages",
-                            "Effect": "Allow",
-                            "Principal": {"AWS": root},
-                            "Action": [
-                                "SNS:GetTopicAttributes",
-                                "SNS:SetTopicAttributes",
-                                "SNS:Subscribe",
-                                "SNS:ListSubscriptionsByTopic",
-                                "SNS:Publish",
-                            ],
-                            "Resource": self.topic.arn,
-                        },
-                        {
-                            "Sid": "CloudWatchPublishes",
-                            "Effect": "Allow",
-                            "Principal": {"Service": CLOUDWATCH},
-                            "Action": "SNS:Publish",
-                            "Resource": self.topic.arn,
-                            "Condition": from_this_account,
-                        },
-                        {
-                            "Sid": "TlsOnly",
-                            "Effect": "Deny",
-                            "Principal": "*",
-                            "Action": "SNS:Publish",
-                            "Resource": self.topic.arn,
-                            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-                        },
-                    ],
-                }
-            ),
-            opts=child,
-        )
+        _topic_policy(f"{name}-topic-policy", self.topic, root, account, child)
         self.pager_duty = None
         if args.pager_duty_url is not None:
-            self.pager_duty = aws.sns.TopicSubscription(
-                f"{name}-pagerduty",
-                topic=self.topic.arn,
-                protocol="https",
-                # The URL holds the integration key: keep it secret in state and in logs.
-                endpoint=pulumi.Output.secret(args.pager_duty_url),
-                # PagerDuty confirms the subscription itself; without this Pulumi would wait for
-                # a confirmation that never reaches it.
-                endpoint_auto_confirms=True,
-                opts=child,
-            )
+            self.pager_duty = _pager_duty(f"{name}-pagerduty", self.topic, args.pager_duty_url, child)
         self.register_outputs({"topic_arn": self.topic.arn, "key_arn": self.key.arn})
+
+
+def _from_account(account: pulumi.Input[str]) -> dict:
+    """The condition that admits CloudWatch only on behalf of this account."""
+    return {"StringEquals": {"aws:SourceAccount": account}}
+
+
+def _key(name: str, stack: str, account: pulumi.Input[str], opts: pulumi.ResourceOptions) -> aws.kms.Key:
+    """The topic's own key, which CloudWatch may use to publish."""
+    return data_key(
+        name,
+        f"Encrypts the {stack} CloudWatch alarm topic",
+        account,
+        opts,
+        extra_statements=[
+            {
+                "Sid": "CloudWatchPublishes",
+                "Effect": "Allow",
+                "Principal": {"Service": CLOUDWATCH},
+                "Action": ["kms:Decrypt", "kms:GenerateDataKey*"],
+                "Resource": "*",
+                "Condition": _from_account(account),
+            },
+        ],
+    )
+
+
+def _topic_policy(
+    name: str,
+    topic: aws.sns.Topic,
+    root: pulumi.Input[str],
+    account: pulumi.Input[str],
+    opts: pulumi.ResourceOptions,
+) -> None:
+    """The account manages the topic, CloudWatch publishes to it, and nobody over plain HTTP."""
+    aws.sns.TopicPolicy(
+        name,
+        arn=topic.arn,
+        policy=pulumi.Output.json_dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Sid": "AccountManages",
+                        "Effect": "Allow",
+                        "Principal": {"AWS": root},
+                        "Action": [
+                            "SNS:GetTopicAttributes",
+                            "SNS:SetTopicAttributes",
+                            "SNS:Subscribe",
+                            "SNS:ListSubscriptionsByTopic",
+                            "SNS:Publish",
+                        ],
+                        "Resource": topic.arn,
+                    },
+                    {
+                        "Sid": "CloudWatchPublishes",
+                        "Effect": "Allow",
+                        "Principal": {"Service": CLOUDWATCH},
+                        "Action": "SNS:Publish",
+                        "Resource": topic.arn,
+                        "Condition": _from_account(account),
+                    },
+                    {
+                        "Sid": "TlsOnly",
+                        "Effect": "Deny",
+                        "Principal": "*",
+                        "Action": "SNS:Publish",
+                        "Resource": topic.arn,
+                        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+                    },
+                ],
+            }
+        ),
+        opts=opts,
+    )
+
+
+def _pager_duty(
+    name: str, topic: aws.sns.Topic, url: pulumi.Input[str], opts: pulumi.ResourceOptions
+) -> aws.sns.TopicSubscription:
+    """The PagerDuty subscription that pages on-call."""
+    return aws.sns.TopicSubscription(
+        name,
+        topic=topic.arn,
+        protocol="https",
+        # The URL holds the integration key: keep it secret in state and in logs.
+        endpoint=pulumi.Output.secret(url),
+        # PagerDuty confirms the subscription itself; without this Pulumi would wait for
+        # a confirmation that never reaches it.
+        endpoint_auto_confirms=True,
+        opts=opts,
+    )

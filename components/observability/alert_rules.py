@@ -37,12 +37,38 @@ WORKLOAD = series_label(naming.COMPONENT_LABEL)  # app_kubernetes_io_component
 POD_TARGET_LABELS = (naming.TRACK_LABEL, naming.COMPONENT_LABEL, "version")
 """Pod labels copied onto every scraped series."""
 
-# Recording rules: the SLIs per namespace, workload and track.
-REQUESTS = "plexichat:http_requests:rate5m"
-ERRORS = "plexichat:http_errors:rate5m"
-ERROR_RATIO = "plexichat:http_error_ratio:rate5m"
-LATENCY_P99 = "plexichat:http_request_duration_seconds:p99_5m"
-LATENCY_P50 = "plexichat:http_request_duration_seconds:p50_5m"
+
+@dataclass(frozen=True)
+class Slis:
+    """The recording rules: the SLIs per namespace, workload and track over one window
+    (monitoring.ruleWindow), which is part of each name. Alerts, the dashboard and release
+    analysis all read these: one definition of request rate, error ratio and p99."""
+
+    window: str
+
+    @property
+    def requests(self) -> str:
+        return f"plexichat:http_requests:rate{self.window}"
+
+    @property
+    def errors(self) -> str:
+        return f"plexichat:http_errors:rate{self.window}"
+
+    @property
+    def error_ratio(self) -> str:
+        return f"plexichat:http_error_ratio:rate{self.window}"
+
+    @property
+    def p99(self) -> str:
+        return f"plexichat:http_request_duration_seconds:p99_{self.window}"
+
+    @property
+    def p50(self) -> str:
+        return f"plexichat:http_request_duration_seconds:p50_{self.window}"
+
+
+def slis(monitoring: MonitoringSettings) -> Slis:
+    return Slis(monitoring.rule_window)
 
 
 @dataclass(frozen=True)
@@ -95,19 +121,19 @@ def rule_groups(monitoring: MonitoringSettings, namespace: str) -> list[dict]:
 
 
 def recording_rules(monitoring: MonitoringSettings, namespace: str) -> list[dict]:
-    m = monitoring.metrics
+    m, s, w = monitoring.metrics, slis(monitoring), monitoring.rule_window
     by = f"namespace, {WORKLOAD}, {TRACK}"
     ns = f'namespace="{namespace}"'
-    rate = f"rate({m.requests_total}{{{ns}}}[5m])"
-    error_rate = f'rate({m.requests_total}{{{ns}, {m.status_code_label}=~"5.."}}[5m])'
-    buckets = f"sum by (le, {by}) (rate({m.request_duration}_bucket{{{ns}}}[5m]))"
+    rate = f"rate({m.requests_total}{{{ns}}}[{w}])"
+    error_rate = f'rate({m.requests_total}{{{ns}, {m.status_code_label}=~"5.."}}[{w}])'
+    buckets = f"sum by (le, {by}) (rate({m.request_duration}_bucket{{{ns}}}[{w}]))"
     return [
-        {"record": REQUESTS, "expr": f"sum by ({by}) ({rate})"},
+        {"record": s.requests, "expr": f"sum by ({by}) ({rate})"},
         # `or 0 * ...`: a track without a single 5xx has an error rate of 0, not no series.
-        {"record": ERRORS, "expr": f"sum by ({by}) ({error_rate}) or 0 * {REQUESTS}"},
-        {"record": ERROR_RATIO, "expr": f"{ERRORS} / {REQUESTS}"},
-        {"record": LATENCY_P99, "expr": f"histogram_quantile(0.99, {buckets})"},
-        {"record": LATENCY_P50, "expr": f"histogram_quantile(0.5, {buckets})"},
+        {"record": s.errors, "expr": f"sum by ({by}) ({error_rate}) or 0 * {s.requests}"},
+        {"record": s.error_ratio, "expr": f"{s.errors} / {s.requests}"},
+        {"record": s.p99, "expr": f"histogram_quantile(0.99, {buckets})"},
+        {"record": s.p50, "expr": f"histogram_quantile(0.5, {buckets})"},
     ]
 
 
@@ -118,12 +144,12 @@ _POD_NAME = "pod {{ $labels.pod }}"
 
 def alerts(monitoring: MonitoringSettings, namespace: str) -> list[Alert]:
     """Every alert of one stack, grouped by signal, in the runbook's order."""
-    m, t = monitoring.metrics, monitoring.thresholds
+    m, t, s = monitoring.metrics, monitoring.thresholds, slis(monitoring)
     ns = f'namespace="{namespace}"'
     found = [
-        *_error_alerts(t),
-        *_latency_alerts(t),
-        _canary_alert(t),
+        *_error_alerts(t, s),
+        *_latency_alerts(t, s),
+        _canary_alert(t, s),
         *_saturation_alerts(t, ns),
         *_data_tier_alerts(m, t, ns),
         *_pod_alerts(ns),
@@ -133,17 +159,17 @@ def alerts(monitoring: MonitoringSettings, namespace: str) -> list[Alert]:
     return found
 
 
-def _traffic_guard(t: AlertThresholds) -> str:
+def _traffic_guard(t: AlertThresholds, s: Slis) -> str:
     """Only a track serving `minRequestsPerSecond` is judged on its requests."""
-    return f"and {REQUESTS} >= {t.min_requests_per_second:g}"
+    return f"and {s.requests} >= {t.min_requests_per_second:g}"
 
 
-def _error_alerts(t: AlertThresholds) -> list[Alert]:
-    guard = _traffic_guard(t)
+def _error_alerts(t: AlertThresholds, s: Slis) -> list[Alert]:
+    guard = _traffic_guard(t, s)
     return [
         Alert(
             "PlexichatErrorRatioCritical",
-            f"{ERROR_RATIO} > {_ratio(t.error_ratio_critical_percent)} {guard}",
+            f"{s.error_ratio} > {_ratio(t.error_ratio_critical_percent)} {guard}",
             "5m",
             "critical",
             "errors",
@@ -153,7 +179,7 @@ def _error_alerts(t: AlertThresholds) -> list[Alert]:
         ),
         Alert(
             "PlexichatErrorRatioAboveTarget",
-            f"{ERROR_RATIO} > {_ratio(t.error_ratio_target_percent)} {guard}",
+            f"{s.error_ratio} > {_ratio(t.error_ratio_target_percent)} {guard}",
             "15m",
             "warning",
             "errors",
@@ -164,12 +190,12 @@ def _error_alerts(t: AlertThresholds) -> list[Alert]:
     ]
 
 
-def _latency_alerts(t: AlertThresholds) -> list[Alert]:
-    guard = _traffic_guard(t)
+def _latency_alerts(t: AlertThresholds, s: Slis) -> list[Alert]:
+    guard = _traffic_guard(t, s)
     return [
         Alert(
             "PlexichatLatencyHigh",
-            f"{LATENCY_P99} > {t.latency_warning_ms / 1000:g} {guard}",
+            f"{s.p99} > {t.latency_warning_ms / 1000:g} {guard}",
             "5m",
             "warning",
             "latency",
@@ -178,7 +204,7 @@ def _latency_alerts(t: AlertThresholds) -> list[Alert]:
         ),
         Alert(
             "PlexichatLatencyAboveTarget",
-            f"{LATENCY_P99} > {t.latency_target_ms / 1000:g} {guard}",
+            f"{s.p99} > {t.latency_target_ms / 1000:g} {guard}",
             "15m",
             "warning",
             "latency-target",
@@ -188,15 +214,15 @@ def _latency_alerts(t: AlertThresholds) -> list[Alert]:
     ]
 
 
-def _canary_alert(t: AlertThresholds) -> Alert:
+def _canary_alert(t: AlertThresholds, s: Slis) -> Alert:
     canary = f'{{{TRACK}="canary"}}'
     return Alert(
         "PlexichatCanaryWorseThanStable",
         # group_left keeps the canary's labels (one-to-one matching would drop the track).
-        f"{ERROR_RATIO}{canary} > on(namespace, {WORKLOAD}) group_left() "
-        f'({t.canary_error_ratio_factor:g} * {ERROR_RATIO}{{{TRACK}="stable"}}) '
-        f"and {ERROR_RATIO}{canary} > {_ratio(t.error_ratio_target_percent)} "
-        f"and {REQUESTS}{canary} >= {t.min_requests_per_second:g}",
+        f"{s.error_ratio}{canary} > on(namespace, {WORKLOAD}) group_left() "
+        f'({t.canary_error_ratio_factor:g} * {s.error_ratio}{{{TRACK}="stable"}}) '
+        f"and {s.error_ratio}{canary} > {_ratio(t.error_ratio_target_percent)} "
+        f"and {s.requests}{canary} >= {t.min_requests_per_second:g}",
         "5m",
         "warning",
         "canary",

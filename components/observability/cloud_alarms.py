@@ -18,6 +18,7 @@ from components.config.monitoring import AlertThresholds
 
 GIB = 1024**3
 MIB = 1024**2
+ABOVE, BELOW = "GreaterThanThreshold", "LessThanThreshold"
 
 
 @dataclass(frozen=True)
@@ -80,17 +81,22 @@ class CloudAlarms(pulumi.ComponentResource):
 
 
 def _alarms(args: CloudAlarmsArgs) -> list[_Alarm]:
+    """Every alarm, per resource family: the database primary, its replicas, the cache nodes."""
+    return [*_db_primary_alarms(args), *_db_replica_alarms(args), *_cache_alarms(args)]
+
+
+def _db_primary_alarms(args: CloudAlarmsArgs) -> list[_Alarm]:
+    """CPU, free storage, freeable memory and connections of the RDS primary."""
     t = args.thresholds
-    above, below = "GreaterThanThreshold", "LessThanThreshold"
     db = {"DBInstanceIdentifier": args.db_primary_identifier}
-    found = [
+    return [
         _Alarm(
             "db-primary-cpu",
             "AWS/RDS",
             "CPUUtilization",
             db,
             "Average",
-            above,
+            ABOVE,
             t.cpu_target_percent,
             f"RDS primary CPU above {t.cpu_target_percent:g}%",
         ),
@@ -100,7 +106,7 @@ def _alarms(args: CloudAlarmsArgs) -> list[_Alarm]:
             "FreeStorageSpace",
             db,
             "Minimum",
-            below,
+            BELOW,
             t.db_free_storage_min_gib * GIB,
             f"RDS primary free storage below {t.db_free_storage_min_gib} GiB",
         ),
@@ -110,7 +116,7 @@ def _alarms(args: CloudAlarmsArgs) -> list[_Alarm]:
             "FreeableMemory",
             db,
             "Minimum",
-            below,
+            BELOW,
             t.db_freeable_memory_min_mib * MIB,
             f"RDS primary freeable memory below {t.db_freeable_memory_min_mib} MiB",
         ),
@@ -120,25 +126,36 @@ def _alarms(args: CloudAlarmsArgs) -> list[_Alarm]:
             "DatabaseConnections",
             db,
             "Maximum",
-            above,
+            ABOVE,
             args.db_max_connections * t.connection_utilisation_percent / 100,
             f"RDS primary connections above {t.connection_utilisation_percent:g}% of "
             f"max_connections ({args.db_max_connections})",
         ),
     ]
-    for replica, identifier in args.db_replica_identifiers.items():
-        found.append(
-            _Alarm(
-                f"db-{replica}-lag",
-                "AWS/RDS",
-                "ReplicaLag",
-                {"DBInstanceIdentifier": identifier},
-                "Maximum",
-                above,
-                t.replica_lag_max_seconds,
-                f"RDS {replica} lags the primary by more than {t.replica_lag_max_seconds} s",
-            )
+
+
+def _db_replica_alarms(args: CloudAlarmsArgs) -> list[_Alarm]:
+    """Lag of each RDS read replica behind the primary."""
+    t = args.thresholds
+    return [
+        _Alarm(
+            f"db-{replica}-lag",
+            "AWS/RDS",
+            "ReplicaLag",
+            {"DBInstanceIdentifier": identifier},
+            "Maximum",
+            ABOVE,
+            t.replica_lag_max_seconds,
+            f"RDS {replica} lags the primary by more than {t.replica_lag_max_seconds} s",
         )
+        for replica, identifier in args.db_replica_identifiers.items()
+    ]
+
+
+def _cache_alarms(args: CloudAlarmsArgs) -> list[_Alarm]:
+    """Engine CPU, memory, evictions and hit rate of each Redis node (`<group>-001`, ...)."""
+    t = args.thresholds
+    found: list[_Alarm] = []
     for index in range(1, args.cache_node_count + 1):
         node = f"cache-{index:03d}"
         cluster = {"CacheClusterId": pulumi.Output.concat(args.cache_replication_group_id, f"-{index:03d}")}
@@ -149,7 +166,7 @@ def _alarms(args: CloudAlarmsArgs) -> list[_Alarm]:
                 "EngineCPUUtilization",
                 cluster,
                 "Average",
-                above,
+                ABOVE,
                 t.cpu_target_percent,
                 f"Redis {node} engine CPU above {t.cpu_target_percent:g}%",
             ),
@@ -159,7 +176,7 @@ def _alarms(args: CloudAlarmsArgs) -> list[_Alarm]:
                 "DatabaseMemoryUsagePercentage",
                 cluster,
                 "Average",
-                above,
+                ABOVE,
                 t.memory_target_percent,
                 f"Redis {node} memory above {t.memory_target_percent:g}%",
             ),
@@ -169,7 +186,7 @@ def _alarms(args: CloudAlarmsArgs) -> list[_Alarm]:
                 "Evictions",
                 cluster,
                 "Sum",
-                above,
+                ABOVE,
                 t.cache_evictions_per_minute_max,
                 f"Redis {node} evicts more than {t.cache_evictions_per_minute_max} keys a minute",
                 period_seconds=60,
@@ -182,7 +199,7 @@ def _alarms(args: CloudAlarmsArgs) -> list[_Alarm]:
                 "CacheHitRate",
                 cluster,
                 "Average",
-                below,
+                BELOW,
                 t.cache_hit_rate_min_percent,
                 f"Redis {node} hit rate below {t.cache_hit_rate_min_percent:g}%",
                 treat_missing_data="notBreaching",

@@ -18,7 +18,7 @@ def dashboard(monitoring: MonitoringSettings, namespace: str, stack: str) -> dic
     m, t = monitoring.metrics, monitoring.thresholds
     ns = f'namespace="{namespace}"'
     panels = [
-        *_request_panels(t, ns),
+        *_request_panels(t, r.slis(monitoring), ns),
         *_saturation_panels(t, ns),
         *_data_tier_panels(m, t, ns),
         _panel(
@@ -56,17 +56,17 @@ _LEGEND = f"{{{{{r.WORKLOAD}}}}} {{{{{r.TRACK}}}}}"
 """Each series named after its workload and track."""
 
 
-def _request_panels(t: AlertThresholds, ns: str) -> list[dict]:
+def _request_panels(t: AlertThresholds, s: r.Slis, ns: str) -> list[dict]:
     """What each track serves: rate, share of the web traffic, errors and response time."""
     web = f'{{{ns}, {r.WORKLOAD}="web"}}'
     return [
-        _panel("Requests per second, per track", "reqps", [(f"sum by ({_BY_TRACK}) ({r.REQUESTS}{{{ns}}})", _LEGEND)]),
+        _panel("Requests per second, per track", "reqps", [(f"sum by ({_BY_TRACK}) ({s.requests}{{{ns}}})", _LEGEND)]),
         _panel(
             "Traffic share per track (the applied canary weight / active colour)",
             "percentunit",
             [
                 (
-                    f"sum by ({r.TRACK}) ({r.REQUESTS}{web}) / ignoring({r.TRACK}) group_left sum({r.REQUESTS}{web})",
+                    f"sum by ({r.TRACK}) ({s.requests}{web}) / ignoring({r.TRACK}) group_left sum({s.requests}{web})",
                     f"{{{{{r.TRACK}}}}}",
                 )
             ],
@@ -74,13 +74,13 @@ def _request_panels(t: AlertThresholds, ns: str) -> list[dict]:
         _panel(
             "5xx error ratio, per track",
             "percentunit",
-            [(f"{r.ERROR_RATIO}{{{ns}}}", _LEGEND)],
+            [(f"{s.error_ratio}{{{ns}}}", _LEGEND)],
             thresholds=(t.error_ratio_target_percent / 100, t.error_ratio_critical_percent / 100),
         ),
         _panel(
             "Response time p99 and p50, per track",
             "s",
-            [(f"{r.LATENCY_P99}{{{ns}}}", f"p99 {_LEGEND}"), (f"{r.LATENCY_P50}{{{ns}}}", f"p50 {_LEGEND}")],
+            [(f"{s.p99}{{{ns}}}", f"p99 {_LEGEND}"), (f"{s.p50}{{{ns}}}", f"p50 {_LEGEND}")],
             thresholds=(t.latency_target_ms / 1000, t.latency_warning_ms / 1000),
         ),
     ]

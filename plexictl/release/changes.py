@@ -99,7 +99,7 @@ def canary_start(
         stable = release["version"]
         canary = CommentedMap()
         canary["version"] = version
-        last = _last_canary(history) if history and not (steps and (header or no_header)) else {}
+        last = _last_canary(history) if history else {}
         steps = steps or last.get("steps")
         if not header and not no_header and last.get("header"):
             header = last["header"]
@@ -109,6 +109,9 @@ def canary_start(
             canary["steps"] = flow_list(steps)
         if header and not no_header:
             canary["header"] = CommentedMap(header)
+        if steps and last.get("analysis"):  # the metric gate walks the plan: it needs one
+            canary["analysis"] = CommentedMap(last["analysis"])
+            notes.append("analysis as in the last canary (`plexictl release run` gates each step)")
         set_keys(release, {"strategy": "canary", "stable": stable, "canary": canary})
         message = f"canary {version} started at {canary['weight']}% next to stable {stable}"
     else:
@@ -136,14 +139,14 @@ def canary_start(
 
 
 def _last_canary(history: History) -> dict[str, Any]:
-    """The canary block of the newest commit that had one (its plan and header), or {}."""
+    """The canary block of the newest commit that had one (its plan, header and analysis), or {}."""
     try:
         releases = history()
     except ReleaseError:
         return {}
     for _, block in releases:
         if block.get("strategy") == "canary" and isinstance(block.get("canary"), dict):
-            return {k: plain(v) for k, v in block["canary"].items() if k in ("steps", "header")}
+            return {k: plain(v) for k, v in block["canary"].items() if k in ("steps", "header", "analysis")}
     return {}
 
 
@@ -197,12 +200,13 @@ def _kept_for_next_canary(canary: dict[str, Any]) -> str:
     kept = [
         f"header route {_header_text(canary['header'])}" if canary.get("header") else "",
         f"plan {list(canary['steps'])}" if canary.get("steps") else "",
+        "analysis" if canary.get("analysis") else "",
     ]
     kept = [k for k in kept if k]
     if not kept:
         return ""
     return (
-        f"; the {' and '.join(kept)} come back with the next `canary start` (from git "
+        f"; the {', '.join(kept)} come back with the next `canary start` (from git "
         "history; --no-header or --steps to change)"
     )
 
@@ -225,6 +229,19 @@ def canary_abort(release: CommentedMap) -> str:
     kept = _kept_for_next_canary(canary)
     set_keys(release, {"strategy": "rolling", "version": stable})
     return f"canary {version} aborted: all traffic back to stable {stable}, canary track removed" + kept
+
+
+@reads("strategy")
+def set_paused(release: CommentedMap, paused: bool) -> str:
+    """`release pause|resume`: the metric-gated loop stops before its next step while paused.
+    The key is left out when false, as people write it."""
+    was = bool(release.get("paused"))
+    if paused:
+        release["paused"] = True
+    else:
+        release.pop("paused", None)
+    state = "paused: `plexictl release run` stops before its next step" if paused else "resumed"
+    return state if was != paused else f"already {'paused' if paused else 'running'}"
 
 
 def other_colour(colour: str) -> str:
