@@ -516,3 +516,26 @@ def test_a_request_that_changes_nothing_says_so_and_writes_nothing(project):
     with pytest.raises(rc.NothingToDo, match="already as requested"):
         run(project, "dev", partial(rc.deploy, version=version))
     assert path.read_bytes() == before
+
+
+def test_release_pause_and_resume_edit_one_key_and_the_loop_honours_it(project):
+    path = project / "Pulumi.prod.yaml"
+    before = path.read_text()
+
+    def plexictl(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "plexictl", "--project-dir", str(project), *args],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    result = plexictl("release", "pause", "--stack", "prod")
+    assert result.returncode == 0, result.stderr
+    assert changed_lines(before, path.read_text()) == ["+    paused: true"]
+    assert release_of(project, "prod")["paused"] is True
+    result = plexictl("release", "pause", "--stack", "prod")
+    assert result.returncode == 0 and "nothing to do" in result.stdout
+    result = plexictl("release", "resume", "--stack", "prod")
+    assert result.returncode == 0 and path.read_text() == before
