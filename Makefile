@@ -46,7 +46,7 @@ lint: $(VENV)/.dev ## ruff (lint and format check) and mypy, configured in pypro
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
-bench: $(VENV)/.dev ## render timings against the engine floor (not a test)
+bench: $(VENV)/.dev ## render and command timings against their floors (not a test)
 	$(PY) bench/render_bench.py
 
 clean:

@@ -12,6 +12,8 @@ from components.config import versions
 APP = "plexichat"
 TRACK_LABEL = "plexichat.com/track"
 COMPONENT_LABEL = "app.kubernetes.io/component"
+JOB_LABEL = "plexichat.com/job"
+"""Set on Job pods only (the migration): namespace-wide NetworkPolicies select pods without it."""
 
 
 def object_name(workload: str, track: str | None = None) -> str:
@@ -47,6 +49,11 @@ def pod_labels(stack: str, workload: str, track: str, version: str) -> dict[str,
         "app.kubernetes.io/version": versions.label_value(version),
     }
     return labels
+
+
+def backup_vault_name(stack: str) -> str:
+    """The stack's AWS Backup vault (its copy in the DR region adds `-dr`); preflight reads it."""
+    return f"{APP}-{stack}"
 
 
 def aws_tags(stack: str) -> dict[str, str]:

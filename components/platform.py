@@ -14,6 +14,7 @@ from pydantic import SecretStr
 
 from components import naming
 from components.cluster.app_service import AppService, AppServiceArgs
+from components.cluster.migration_job import MigrationJob, MigrationJobArgs
 from components.cluster.network_policies import NetworkPolicies, NetworkPoliciesArgs
 from components.cluster.traffic import Traffic, TrafficArgs
 from components.cluster.workload_track import WorkloadTrack, WorkloadTrackArgs
@@ -27,6 +28,7 @@ from components.identity.app_access import AppAccess, AppAccessArgs
 from components.observability.alarm_topic import AlarmTopic, AlarmTopicArgs
 from components.observability.alerting import Alerting, AlertingArgs
 from components.observability.cloud_alarms import CloudAlarms, CloudAlarmsArgs
+from components.release.migrations import schema_version
 from components.release.plan import ReleasePlan, plan_release
 
 
@@ -57,6 +59,7 @@ class Platform(pulumi.ComponentResource):
         ).account_id
         self._build_data_tier()
         self._build_identity()
+        self._build_migration()
         self._build_workloads()
         self._build_routing()
         self._build_observability()
@@ -164,6 +167,36 @@ class Platform(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, providers=[self.aws_provider, self.k8s_provider]),
         )
 
+    def _build_migration(self) -> None:
+        """The schema migration of the schema version (components/release/migrations.py), after a
+        snapshot of the database where the stack asks for one; its version's pods wait for it."""
+        settings = self._settings
+        self.schema_version = schema_version(settings.release, settings.migrations)
+        self.migration: MigrationJob | None = None
+        if not settings.migrations.enabled:
+            return
+        after = []
+        if settings.migrations.snapshot_before_migrate:
+            after.append(self.database.snapshot_before_migration(self.schema_version))
+        self.migration = MigrationJob(
+            "migrations",
+            MigrationJobArgs(
+                stack=self._stack,
+                namespace=self.namespace,
+                version=self.schema_version,
+                image_repository=settings.image_repository,
+                settings=settings.migrations,
+                vpc_cidr=settings.network.vpc_cidr,
+                env=self.app_access.env,
+                after=after,
+            ),
+            opts=self.k8s_opts,
+        )
+
+    def _waits_for_migration(self, version: str) -> list[pulumi.Resource]:
+        migrated = self.migration is not None and version == self.schema_version
+        return [self.migration.job] if migrated and self.migration is not None else []
+
     def _build_workloads(self) -> None:
         """One WorkloadTrack per release track of the web workload; workers run one track."""
         settings = self._settings
@@ -183,6 +216,7 @@ class Platform(pulumi.ComponentResource):
                         env=self.app_access.env,
                         service_account_annotations=self.app_access.service_account_annotations,
                         deployment_annotations=self.app_access.deployment_annotations,
+                        wait_for=self._waits_for_migration(track.version),
                     ),
                     opts=self.k8s_opts,
                 )

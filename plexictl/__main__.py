@@ -14,7 +14,7 @@ from typing import NoReturn
 import ruamel.yaml
 from ruamel.yaml.comments import CommentedMap
 
-from plexictl import engine, render
+from plexictl import offline, render
 
 # One table for every command, present and future (docs: exit codes).
 EXIT_DONE = 0  # done, or nothing to do
@@ -31,7 +31,7 @@ EXIT_CODES = """exit codes (every command):
 
 
 def _render(args: argparse.Namespace) -> int:
-    rendering = engine.run_program(args.stack, preview=args.preview, root=args.project_dir)
+    rendering = offline.run_program(args.stack, preview=args.preview, root=args.project_dir)
     out = pathlib.Path(args.out or f"out/{args.stack}")
     counts = render.write(rendering, out)
     print(render.summary(rendering))
@@ -60,46 +60,26 @@ def _config_reference(args: argparse.Namespace) -> int:
 
 
 def _diff(args: argparse.Namespace) -> int:
-    import tempfile
-
     from plexictl import diff, revision
 
     project = args.project_dir.resolve()
+    base_name, head_name = f"base ({args.base})", "working tree"
     try:
-        with tempfile.TemporaryDirectory() as tmp, revision.checkout(project, args.base) as base_root:
-            known = sorted({*engine.stack_names(project), *engine.stack_names(base_root)})
+        with revision.checkout(project, args.base) as base_root:
+            known = sorted({*offline.stack_names(project), *offline.stack_names(base_root)})
             stacks = [args.stack] if args.stack else known
             if args.stack and args.stack not in known:
                 raise revision.RevisionError(
                     f"no stack {args.stack!r}: no Pulumi.{args.stack}.yaml in the working tree or "
                     f"at {args.base}; stacks: {', '.join(known) or '(none)'}"
                 )
-            out = pathlib.Path(tmp)
-            # The base renders in its own process (see plexictl.revision), at the same time as
-            # the working tree, which renders here when this process runs its code anyway.
-            base_job = revision.start_render(base_root, stacks, out / "base.json")
-            head_job = (
-                None if revision.can_render_here(project) else revision.start_render(project, stacks, out / "head.json")
-            )
-            problems, renderings = [], []
-            for job, path, name in (
-                (head_job, "head.json", "working tree"),
-                (base_job, "base.json", f"base ({args.base})"),
-            ):
-                try:
-                    renderings.append(
-                        revision.finish_render(job, out / path, name)
-                        if job
-                        else revision.render_here(project, stacks, name)
-                    )
-                except revision.RevisionError as error:
-                    problems.append(str(error))
-            if problems:
-                raise revision.RevisionError("\n".join(reversed(problems)))
+            # Every stack of both revisions at once, in parallel (see plexictl.revision).
+            renderings = revision.render({base_name: base_root, head_name: project}, stacks)
+            sdk_note = revision.sdk_difference(base_root, project, args.base)
     except revision.RevisionError as error:
         print(f"error: cannot diff: {error}", file=sys.stderr)
         return EXIT_INVALID
-    head, base = renderings
+    base, head = renderings[base_name], renderings[head_name]
     diffs = []
     for stack in stacks:
         result = diff.diff(base[stack], head[stack], stack)
@@ -109,7 +89,7 @@ def _diff(args: argparse.Namespace) -> int:
             result.note = f"Pulumi.{stack}.yaml is deleted: everything is removed"
         diffs.append(result)
     report = diff.format_markdown if args.format == "markdown" else diff.format_text
-    print(report(diffs, base_name=args.base, head_name="working tree"))
+    print(report(diffs, base_name=args.base, head_name=head_name, notes=[sdk_note] if sdk_note else []))
     risks = sum(len(d.risks) for d in diffs)
     if risks and not args.allow_replace:
         print(
@@ -126,7 +106,7 @@ def _release(args: argparse.Namespace) -> int:
     from plexictl import release as rc
     from plexictl.release.changes import set_paused
 
-    path = engine.stack_file_path(args.stack, args.project_dir)
+    path = offline.stack_file_path(args.stack, args.project_dir)
     history = rc.git_history(path)
     # Built lazily: each action's arguments exist only on its own subcommand.
     partial = functools.partial
@@ -192,7 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--project-dir",
         type=pathlib.Path,
-        default=engine.ROOT,
+        default=offline.ROOT,
         help="the Pulumi project (default: this checkout)",
     )
     commands = parser.add_subparsers(dest="command", required=True)
@@ -201,6 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_canary_commands(commands)
     _add_release_commands(commands)
     _add_release_loop_commands(commands)
+    _add_preflight_command(commands)
     return parser
 
 
@@ -385,13 +366,38 @@ def _add_release_loop_commands(commands) -> None:
     _release_command(loop, "resume", "resume", "let the release loop go on (removes release.paused)")
 
 
+def _preflight(args: argparse.Namespace) -> int:
+    from plexictl import preflight
+
+    results = preflight.check_stack(args.stack, args.project_dir, args.prometheus)
+    print(preflight.table(results))
+    print(f"\n{preflight.summary(args.stack, results, args.strict)}")
+    return EXIT_CANNOT_DEPLOY if preflight.stopping(results, args.strict) else EXIT_DONE
+
+
+def _add_preflight_command(commands) -> None:
+    """`preflight`: the runbook's pre-deployment checks against the live stack (docs/releasing.md)."""
+    p = commands.add_parser(
+        "preflight",
+        help="pre-deployment checks against the live stack: backups, database, cache, cluster room, critical alerts",
+        epilog="exit codes: 0 ready to deploy; 1 invalid request or config; "
+        "3 cannot deploy now: a check failed (or, with --strict, was skipped)",
+    )
+    p.add_argument("--stack", required=True, help="the stack to check (Pulumi.<stack>.yaml)")
+    p.add_argument("--prometheus", metavar="URL", help="default: plexichat:monitoring.prometheusUrl")
+    p.add_argument(
+        "--strict", action="store_true", help="a skipped check (no Prometheus URL) stops the deploy too (CI sets it)"
+    )
+    p.set_defaults(run=_preflight)
+
+
 def main(argv: list[str] | None = None) -> int:
     # Piped into `head` or `less`: stop quietly when the reader goes away, like other CLIs.
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except engine.StackFileError as error:
+    except offline.StackFileError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_INVALID
     except ruamel.yaml.YAMLError as error:  # what the strict reader lets through, if anything
@@ -408,34 +414,11 @@ def main(argv: list[str] | None = None) -> int:
         raise
 
 
-def _close_event_loops() -> None:
-    """Close the asyncio loops Pulumi's mock runtime leaves open after an in-process render.
-
-    Otherwise a loop may be finalized during interpreter shutdown after its own sockets, which
-    prints a spurious "Exception ignored ... Invalid file descriptor" traceback on stderr.
-    """
-    import asyncio
-    import gc
-    import warnings
-
-    gc.collect()  # loops of finished worker threads close cleanly while everything still exists
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        try:
-            loop = asyncio.get_event_loop()
-        except RuntimeError:
-            return
-    if not loop.is_running() and not loop.is_closed():
-        loop.close()
-
-
 def entry_point() -> None:
     """The `plexictl` console script (and `python -m plexictl`)."""
-    try:
-        exit_code = main()
-    except BaseException:
-        _close_event_loops()  # a crash shuts down normally, so its traceback stays readable
-        raise
+    # A crash shuts down normally: every offline run has closed its event loop (plexictl.offline),
+    # so nothing is finalized late and its traceback stays readable.
+    exit_code = main()
     # Tearing down the provider SDKs' modules and objects takes about a second and achieves
     # nothing: every file was written and closed by now. Flush what we printed and leave.
     sys.stdout.flush()

@@ -15,18 +15,19 @@ field, and flags every change that would destroy a stateful resource's data:
 - a protected resource loses `protect`.
 
 Everything here is a pure function over renderings; `plexictl.revision` produces renderings of a
-git ref. Secret values are compared but never printed (`engine.mask_secrets`).
+git ref. Secret values are compared but never printed (`offline.mask_secrets`).
 """
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from components.data.stateful import STATEFUL_TYPES, replacement_forcing_changes
-from plexictl.engine import Rendering, Resource, is_secret, mask_secrets
+from plexictl.offline import Rendering, Resource, is_secret, mask_secrets
 
 DATA_LOSS = "REPLACE/DELETE — data loss risk"
 _PLAIN_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
@@ -90,8 +91,7 @@ class StackDiff:
         return not self.changes and not self.outputs
 
     def summary(self) -> str:
-        text = (f"{self.count('added')} added, {self.count('changed')} changed, "
-                f"{self.count('removed')} removed")
+        text = f"{self.count('added')} added, {self.count('changed')} changed, {self.count('removed')} removed"
         if self.outputs:
             text += f", {len(self.outputs)} output(s) changed"
         if self.risks:
@@ -139,11 +139,16 @@ def field_changes(before: Any, after: Any, path: str = "", *, by_name: bool = Fa
     if isinstance(before, list) and isinstance(after, list):
         named = _by_identity(before, after) if by_name else None
         if named is None:
-            return [change for index in range(max(len(before), len(after))) for change in field_changes(
-                before[index] if index < len(before) else ABSENT,
-                after[index] if index < len(after) else ABSENT,
-                f"{path}[{index}]", by_name=by_name,
-            )]
+            return [
+                change
+                for index in range(max(len(before), len(after)))
+                for change in field_changes(
+                    before[index] if index < len(before) else ABSENT,
+                    after[index] if index < len(after) else ABSENT,
+                    f"{path}[{index}]",
+                    by_name=by_name,
+                )
+            ]
         old, new = named
         changes = []
         if [k for k in old if k in new] != [k for k in new if k in old]:
@@ -151,8 +156,7 @@ def field_changes(before: Any, after: Any, path: str = "", *, by_name: bool = Fa
             # rolls the Deployment), so a reorder is shown, once.
             changes.append(FieldChange(f"{path} (order)", list(old), list(new)))
         for name in list(old) + [k for k in new if k not in old]:
-            changes += field_changes(old.get(name, ABSENT), new.get(name, ABSENT), f"{path}[{name}]",
-                                     by_name=by_name)
+            changes += field_changes(old.get(name, ABSENT), new.get(name, ABSENT), f"{path}[{name}]", by_name=by_name)
         return changes
     return [] if before == after else [FieldChange(path, mask_secrets(before), mask_secrets(after))]
 
@@ -180,13 +184,13 @@ def _by_identity(before: list[Any], after: list[Any]) -> tuple[dict[str, Any], d
     items = before + after
     if not items or not all(isinstance(item, dict) for item in items):
         return None
-    identities = [_identity(item) for item in items]
-    if None in identities:
+    identities = [identity for item in items if (identity := _identity(item)) is not None]
+    if len(identities) < len(items):
         return None
     named_values = all(set(item) <= _NAMED_VALUE_KEYS for item in items)
     names = [value if named_values and key == "name" else f"{key}={value}" for key, value in identities]
-    old = dict(zip(names[:len(before)], before))
-    new = dict(zip(names[len(before):], after))
+    old = dict(zip(names[: len(before)], before, strict=True))
+    new = dict(zip(names[len(before) :], after, strict=True))
     return (old, new) if len(old) == len(before) and len(new) == len(after) else None
 
 
@@ -213,7 +217,7 @@ def _options(resource: Resource) -> dict[str, Any]:
 
 def diff(base: Rendering | None, head: Rendering | None, stack: str | None = None) -> StackDiff:
     """What changes from `base` to `head` (None: the stack does not exist in that revision)."""
-    result = StackDiff(stack=stack or (head or base).stack)
+    result = StackDiff(stack=stack or next(r.stack for r in (head, base) if r is not None))
     old = base.by_urn() if base else {}
     new = head.by_urn() if head else {}
     renamed: dict[str, str] = {}  # old URN -> new URN, followed through aliases
@@ -260,8 +264,10 @@ def _removal_risks(resource: Resource, added: list[Resource]) -> list[Risk]:
     if resource.type in STATEFUL_TYPES:
         appeared = [r for r in added if r.type == resource.type]
         if appeared:
-            reason = (f"URN changes to {appeared[0].urn} without an alias naming {resource.urn}; "
-                      "Pulumi would delete it and create an empty one (add `aliases` to keep it)")
+            reason = (
+                f"URN changes to {appeared[0].urn} without an alias naming {resource.urn}; "
+                "Pulumi would delete it and create an empty one (add `aliases` to keep it)"
+            )
         else:
             reason = "removed: Pulumi would delete it and its data"
         if resource.retain_on_delete:
@@ -278,17 +284,24 @@ def _change_risks(before: Resource, after: Resource) -> list[Risk]:
         for key in replacement_forcing_changes(before.type, before.inputs, after.inputs):
             old_value = mask_secrets(before.inputs.get(key, ABSENT))
             new_value = mask_secrets(after.inputs.get(key, ABSENT))
-            risks.append(Risk(
-                label(after),
-                f"input {key} forces replacement ({_show(old_value)} -> {_show(new_value)})",
-            ))
+            risks.append(
+                Risk(
+                    label(after),
+                    f"input {key} forces replacement ({_show(old_value)} -> {_show(new_value)})",
+                )
+            )
         old_provider, new_provider = (r.provider.rsplit("::", 1)[0] for r in (before, after))
         if old_provider != new_provider:
             # Since pulumi/pulumi#18509 (2025) the engine asks the provider (DiffConfig) whether
             # the move replaces the resource (a region change does); a reviewer must decide.
-            risks.append(Risk(label(after), f"provider changes ({_show(old_provider)} -> "
-                              f"{_show(new_provider)}); it is replaced if the new provider's "
-                              "configuration differs in a replacing way (e.g. region)"))
+            risks.append(
+                Risk(
+                    label(after),
+                    f"provider changes ({_show(old_provider)} -> "
+                    f"{_show(new_provider)}); it is replaced if the new provider's "
+                    "configuration differs in a replacing way (e.g. region)",
+                )
+            )
     if before.protect and not after.protect:
         risks.append(Risk(label(after), "protect dropped: a later change could delete it"))
     return risks
@@ -314,8 +327,11 @@ def _shorten(text: str, limit: int = 120) -> str:
 # Reports
 
 
-def format_text(diffs: list[StackDiff], base_name: str = "base", head_name: str = "working tree") -> str:
-    lines = []
+def format_text(
+    diffs: list[StackDiff], base_name: str = "base", head_name: str = "working tree", notes: Sequence[str] = ()
+) -> str:
+    """`notes` are about the whole diff (e.g. which SDKs rendered it), printed first."""
+    lines = [f"note: {note}" for note in notes] + ([""] if notes else [])
     for d in diffs:
         lines.append(f"stack {d.stack} ({base_name} -> {head_name}): {d.summary()}")
         if d.note:
@@ -339,19 +355,34 @@ def format_text(diffs: list[StackDiff], base_name: str = "base", head_name: str 
     return "\n".join(lines)
 
 
-def format_markdown(diffs: list[StackDiff], base_name: str = "base", head_name: str = "working tree") -> str:
+def format_markdown(
+    diffs: list[StackDiff], base_name: str = "base", head_name: str = "working tree", notes: Sequence[str] = ()
+) -> str:
     risky = sum(len(d.risks) for d in diffs)
-    lines = ["## Desired-state diff", "",
-             f"`{base_name}` → `{head_name}`: " + "; ".join(f"**{d.stack}**: {d.summary()}" for d in diffs), ""]
+    lines = [
+        "## Desired-state diff",
+        "",
+        f"`{base_name}` → `{head_name}`: " + "; ".join(f"**{d.stack}**: {d.summary()}" for d in diffs),
+        "",
+    ]
+    for note in notes:
+        lines += ["> [!NOTE]", f"> {_md(note)}", ""]
     if risky:
-        lines += ["> [!CAUTION]", f"> **{risky} change(s) would replace or delete a stateful resource "
-                  "(data loss risk).** Merge only with `--allow-replace` and a migration plan:", ">"]
+        lines += [
+            "> [!CAUTION]",
+            f"> **{risky} change(s) would replace or delete a stateful resource "
+            "(data loss risk).** Merge only with `--allow-replace` and a migration plan:",
+            ">",
+        ]
         lines += [f"> - **{d.stack}**: {_md(r.describe())}" for d in diffs for r in d.risks]
         lines.append("")
     for d in diffs:
         flag = " ⚠️" if d.risks else ""
-        lines += [f"<details{' open' if d.risks else ''}>",
-                  f"<summary><b>{d.stack}</b>: {d.summary()}{flag}</summary>", ""]
+        lines += [
+            f"<details{' open' if d.risks else ''}>",
+            f"<summary><b>{d.stack}</b>: {d.summary()}{flag}</summary>",
+            "",
+        ]
         if d.note:
             lines += [f"_{_md(d.note)}_", ""]
         for risk in d.risks:
@@ -359,20 +390,25 @@ def format_markdown(diffs: list[StackDiff], base_name: str = "base", head_name: 
         if d.risks:
             lines.append("")
         for component, changes in d.by_component().items():
-            lines += [f"**component `{component}`** ({_counts(changes)})", "",
-                      "| | resource | field | before | after |", "|---|---|---|---|---|"]
+            lines += [
+                f"**component `{component}`** ({_counts(changes)})",
+                "",
+                "| | resource | field | before | after |",
+                "|---|---|---|---|---|",
+            ]
             for change in changes:
                 sign = {"added": "+", "removed": "−", "changed": "~"}[change.kind]
                 if change.kind != "changed":
                     lines.append(f"| {sign} | `{_md(change.label)}` | _{change.kind}_ | | |")
                 for f in change.fields:
-                    lines.append(f"| {sign} | `{_md(change.label)}` | `{_md(f.path)}` "
-                                 f"| `{_md(_show(f.before))}` | `{_md(_show(f.after))}` |")
+                    lines.append(
+                        f"| {sign} | `{_md(change.label)}` | `{_md(f.path)}` "
+                        f"| `{_md(_show(f.before))}` | `{_md(_show(f.after))}` |"
+                    )
             lines.append("")
         if d.outputs:
             lines += ["**stack outputs**", "", "| output | before | after |", "|---|---|---|"]
-            lines += [f"| `{_md(f.path)}` | `{_md(_show(f.before))}` | `{_md(_show(f.after))}` |"
-                      for f in d.outputs]
+            lines += [f"| `{_md(f.path)}` | `{_md(_show(f.before))}` | `{_md(_show(f.after))}` |" for f in d.outputs]
             lines.append("")
         if d.empty:
             lines += ["No changes.", ""]
@@ -381,8 +417,9 @@ def format_markdown(diffs: list[StackDiff], base_name: str = "base", head_name: 
 
 
 def _counts(changes: list[ResourceChange]) -> str:
-    return ", ".join(f"{n} {kind}" for kind in ("added", "changed", "removed")
-                     if (n := sum(c.kind == kind for c in changes)))
+    return ", ".join(
+        f"{n} {kind}" for kind in ("added", "changed", "removed") if (n := sum(c.kind == kind for c in changes))
+    )
 
 
 def _md(text: str) -> str:

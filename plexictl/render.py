@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from plexictl.engine import Rendering, mask_secrets
+from plexictl.offline import Rendering, mask_secrets
 
 _DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml when available: much faster
 _FIRST_KEYS = ("apiVersion", "kind", "metadata", "spec")
@@ -40,8 +40,13 @@ def write(rendering: Rendering, out: pathlib.Path) -> dict[str, int]:
     for manifest in manifests:
         (k8s_dir / manifest_file_name(manifest)).write_text(_dump(manifest))
     cloud = [
-        {"type": r.type, "name": r.name, "component": r.component, "protect": r.protect,
-         "inputs": mask_secrets(r.inputs)}
+        {
+            "type": r.type,
+            "name": r.name,
+            "component": r.component,
+            "protect": r.protect,
+            "inputs": mask_secrets(r.inputs),
+        }
         for r in rendering.resources
         if r.custom and not r.type.startswith(("kubernetes:", "pulumi:providers:"))
     ]

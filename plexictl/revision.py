@@ -1,49 +1,37 @@
-"""Render the program of a git revision (or of a directory) for `plexictl diff`.
+"""Render the program of git revisions (or of directories) for `plexictl diff`.
 
-A revision whose code differs from this process's renders in its own Python process:
-`run_program` imports `components` from the project root, and a process caches the first
-`components` it imports, so rendering two revisions in one process would silently run one
-revision's code with the other's config. The child writes its renderings as JSON to a file.
-The working tree renders in this process when this process already runs its code
-(`can_render_here`), which saves a Python start per diff.
+Every stack of every revision renders in a forked child (`plexictl.offline.parallel`), all in
+parallel: the provider SDKs are imported once, here, and each child imports its revision's
+program from that revision's root (a process caches the first `components` it imports, so two
+revisions cannot render in one process). A stack file that a pull request leaves alone, under a
+program it leaves alone, renders once for both sides.
 
-`python -m plexictl.revision ROOT OUT_JSON STACK...` is that child (not a user command).
+The SDKs are this checkout's. A base revision that pins other versions in requirements.txt (an
+SDK bump) is rendered with them all the same, and `sdk_difference` says so in the diff.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import json
-import os
+import importlib.metadata
 import pathlib
+import re
 import shutil
 import subprocess
-import sys
 import tempfile
-import traceback
 from collections.abc import Iterator
 
-from plexictl import engine
-from plexictl.engine import Rendering, Resource
+from plexictl.offline import Failure, Rendering, RenderJob, program_imports, render_jobs
 
 
 class RevisionError(Exception):
     """A revision cannot be rendered: bad git ref, invalid config, or a broken program."""
 
 
-def to_json(rendering: Rendering) -> dict:
-    return dataclasses.asdict(rendering)
-
-
-def from_json(data: dict) -> Rendering:
-    resources = [Resource(**r) for r in data.pop("resources")]
-    return Rendering(**data, resources=resources)
-
-
 @contextlib.contextmanager
 def checkout(project_dir: pathlib.Path, ref: str) -> Iterator[pathlib.Path]:
     """The project as it is at `ref`, in a temporary `git worktree` removed afterwards."""
+
     def git(*args: str, cwd: pathlib.Path = project_dir) -> str:
         result = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True)
         if result.returncode != 0:
@@ -62,75 +50,83 @@ def checkout(project_dir: pathlib.Path, ref: str) -> Iterator[pathlib.Path]:
         git("worktree", "add", "--detach", "--quiet", str(tree), commit, cwd=top)
         yield tree / inside
     finally:
-        subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=top,
-                       capture_output=True)
+        subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=top, capture_output=True)
         shutil.rmtree(scratch, ignore_errors=True)
         subprocess.run(["git", "worktree", "prune"], cwd=top, capture_output=True)
 
 
-def start_render(root: pathlib.Path, stacks: list[str], out: pathlib.Path) -> subprocess.Popen:
-    """Start rendering `stacks` of the program in `root` in a child process (see module doc)."""
-    env = {**os.environ, "PYTHONPATH": str(engine.ROOT)}  # this checkout's plexictl, not root's
-    return subprocess.Popen(
-        [sys.executable, "-m", "plexictl.revision", str(root), str(out), *stacks],
-        cwd=engine.ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )
-
-
-def finish_render(process: subprocess.Popen, out: pathlib.Path, revision: str) -> dict[str, Rendering | None]:
-    """Renderings by stack (None: no stack file in this revision), or RevisionError."""
-    _, stderr = process.communicate()
-    if process.returncode != 0 or not out.exists():
-        raise RevisionError(f"{revision}: the renderer failed:\n{stderr.strip()}")
-    return _outcomes(json.loads(out.read_text()), revision)
-
-
-def can_render_here(root: pathlib.Path) -> bool:
-    """Whether this process may render `root`: its cached `components` are root's own."""
-    import components
-
-    return pathlib.Path(components.__file__).resolve().parent == (root / "components").resolve()
-
-
-def render_here(root: pathlib.Path, stacks: list[str], revision: str) -> dict[str, Rendering | None]:
-    """As `finish_render`, in this process (saves a Python start when `can_render_here`)."""
-    return _outcomes(_render_all(root, stacks), revision)
-
-
-def _outcomes(results: dict[str, dict], revision: str) -> dict[str, Rendering | None]:
-    renderings: dict[str, Rendering | None] = {}
+def render(revisions: dict[str, pathlib.Path], stacks: list[str]) -> dict[str, dict[str, Rendering | None]]:
+    """Each revision's (name -> project root) renderings by stack, None where the revision has no
+    file for the stack; or RevisionError naming every revision and stack that failed. A stack
+    whose file and program are the same in two revisions renders once, for both."""
+    programs = {name: program_imports.fingerprint(root) for name, root in revisions.items()}
+    wanted: dict[tuple[str, str], tuple[str, bytes]] = {}  # (revision, stack) -> what it renders
+    jobs: dict[tuple[str, bytes], RenderJob] = {}
+    for name, root in revisions.items():
+        for stack in stacks:
+            if (root / f"Pulumi.{stack}.yaml").exists():
+                wanted[name, stack] = (programs[name], (root / f"Pulumi.{stack}.yaml").read_bytes())
+                jobs.setdefault(wanted[name, stack], RenderJob(stack, root))
+    results = dict(zip(jobs, render_jobs(list(jobs.values())), strict=True))
+    renderings: dict[str, dict[str, Rendering | None]] = {name: dict.fromkeys(stacks) for name in revisions}
     problems = []
-    for stack, outcome in results.items():
-        if "error" in outcome:
-            problems.append(f"{revision}, stack {stack}: {outcome['error']}")
-        elif isinstance(outcome["rendering"], Rendering) or outcome["rendering"] is None:
-            renderings[stack] = outcome["rendering"]
+    for (name, stack), what in wanted.items():
+        result = results[what]
+        if isinstance(result, Failure):
+            problems.append(f"{name}, stack {stack}: {_describe(result)}")
         else:
-            renderings[stack] = from_json(outcome["rendering"])
+            renderings[name][stack] = result
     if problems:
         raise RevisionError("\n".join(problems))
     return renderings
 
 
-def _render_all(root: pathlib.Path, stacks: list[str], as_json: bool = False) -> dict[str, dict]:
-    import pulumi
+def _describe(failure: Failure) -> str:
+    if failure.invalid_config:
+        return failure.message
+    return "the program failed:\n  " + "\n  ".join(failure.message.splitlines()[-3:])
 
-    results: dict[str, dict] = {}
-    for stack in stacks:
-        if not (root / f"Pulumi.{stack}.yaml").exists():
-            results[stack] = {"rendering": None}
-            continue
+
+def sdk_difference(base_root: pathlib.Path, head_root: pathlib.Path, base_name: str) -> str | None:
+    """What the diff must say when the base pins other versions of what the program imports (the
+    SDKs, in requirements.txt) than the working tree: both sides rendered with those installed here."""
+    base, head = _pins(base_root), _pins(head_root)
+    imported = _program_distributions(base_root, head_root)
+    changed = sorted(name for name in (base.keys() | head.keys()) & imported if base.get(name) != head.get(name))
+    if not changed:
+        return None
+    pins = ", ".join(f"{name} {base.get(name, '(none)')} -> {head.get(name, '(none)')}" for name in changed)
+    return (
+        f"requirements.txt pins other versions at {base_name} ({pins}); both sides were rendered with "
+        f"the ones installed here ({_installed(changed)}), so what the upgrade itself changes (provider "
+        "defaults, schemas) is not in this diff"
+    )
+
+
+def _program_distributions(*roots: pathlib.Path) -> set[str]:
+    """The installed distributions the programs at `roots` import (`pulumi-aws` for `pulumi_aws`)."""
+    modules = {path[0] for root in roots for path in program_imports.scan(root).attribute_paths}
+    by_module = importlib.metadata.packages_distributions()
+    return {_normalized(name) for module in modules for name in by_module.get(module, [])}
+
+
+def _normalized(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _pins(root: pathlib.Path) -> dict[str, str]:
+    """`name==version` lines of root's requirements.txt, by normalized name."""
+    path = root / "requirements.txt"
+    text = path.read_text() if path.is_file() else ""
+    pins = re.findall(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*==\s*([^\s;#]+)", text, re.MULTILINE)
+    return {_normalized(name): version for name, version in pins}
+
+
+def _installed(names: list[str]) -> str:
+    versions = []
+    for name in names:
         try:
-            rendering = engine.run_program(stack, root=root)
-            results[stack] = {"rendering": to_json(rendering) if as_json else rendering}
-        except (pulumi.RunError, engine.StackFileError) as error:
-            results[stack] = {"error": str(error)}
-        except Exception:  # noqa: BLE001 - a broken program at a ref is reported, not a crash
-            last = traceback.format_exc().strip().splitlines()[-3:]
-            results[stack] = {"error": "the program failed:\n  " + "\n  ".join(last)}
-    return results
-
-
-if __name__ == "__main__":
-    root, out, *stacks = sys.argv[1:]
-    pathlib.Path(out).write_text(json.dumps(_render_all(pathlib.Path(root), stacks, as_json=True)))
+            versions.append(f"{name} {importlib.metadata.version(name)}")
+        except importlib.metadata.PackageNotFoundError:
+            versions.append(f"{name} not installed")
+    return ", ".join(versions)

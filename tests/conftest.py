@@ -13,6 +13,10 @@ A stack file (`Pulumi.<stack>.yaml`) is operator data: release commands edit its
 
 Both read the files from PLEXICHAT_STACK_FILES_DIR (default: this checkout), which is how
 tests/test_release_day.py points them at its copy. The program itself always comes from here.
+
+Renderings are shared for the whole session: a run with the same program, stack, mode and config
+as an earlier one (a fixture's, a test's, or a release command's "before" that was the previous
+edit's "after") returns the earlier rendering (`plexictl.offline.memo`). Treat them as read-only.
 """
 
 from __future__ import annotations
@@ -25,10 +29,12 @@ import pathlib
 import pytest
 import yaml
 
-from plexictl.engine import ROOT, Rendering, run_program, stack_config
+from plexictl.offline import ROOT, Rendering, run_program, share_renderings, stack_config
 from plexictl.release import RELEASE_KEY
 from tests.prometheus_server import prometheus  # noqa: F401
 from tests.release_state import STACKS, pinned_release
+
+share_renderings()
 
 STACK_FILES_ENV = "PLEXICHAT_STACK_FILES_DIR"
 STACK_FILES_DIR = pathlib.Path(os.environ.get(STACK_FILES_ENV) or ROOT).resolve()

@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import shutil
-import socket
 import subprocess
 import tempfile
 import threading
@@ -33,7 +32,7 @@ import yaml
 from components.config.monitoring import MetricNames, MonitoringSettings
 from components.observability.alert_rules import TRACK, WORKLOAD, recording_rules
 from plexictl.release.prometheus import instant
-from tests.tools import missing
+from tests.tools import free_port, missing
 
 NAMESPACE = "plexichat"
 BUCKETS_SECONDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
@@ -210,14 +209,6 @@ def _binaries() -> tuple[str, str]:
     return prometheus, promtool
 
 
-def _free_port() -> int:
-    # Prometheus binds the port itself, so another process could take it in between: unlikely
-    # on 127.0.0.1, and the startup error names the address if it happens.
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def _write_config(workdir: Path, exporter: FakeExporter, rules: list[dict], promtool: str) -> Path:
     # The rules' own group interval is the stack's scrape interval (30s by default); here one
     # evaluation a second, like the scrapes, so a test waits seconds rather than minutes.
@@ -261,7 +252,7 @@ def running_prometheus(monitoring: MonitoringSettings, namespace: str = NAMESPAC
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="prometheus-")))
         exporter = FakeExporter(monitoring.metrics, namespace)
         stack.callback(exporter.close)
-        address = f"127.0.0.1:{_free_port()}"
+        address = f"127.0.0.1:{free_port()}"
         log = workdir / "prometheus.log"
         command = [
             prometheus,

@@ -15,7 +15,7 @@ import subprocess
 
 from ruamel.yaml.comments import CommentedMap
 
-from plexictl.engine import ROOT
+from plexictl.offline import ROOT
 from plexictl.release import stack_file
 
 STACKS = ("dev", "staging", "prod")

@@ -25,7 +25,7 @@ import yaml
 from components.config.parse import parse_stack_config
 from components.config.stack import StackSettings
 from components.observability import alert_rules as r
-from plexictl.engine import stack_config
+from plexictl.offline import stack_config
 from tests.conftest import STACKS, rendered
 
 PROMETHEUS_RULE = "kubernetes:monitoring.coreos.com/v1:PrometheusRule"
@@ -395,6 +395,7 @@ def _dashboard_queries(tmp_path, stack: str) -> str:
     return str(path)
 
 
+@pytest.mark.external
 def test_promtool_checks_every_stacks_rules_and_dashboard_queries(tmp_path):
     files = [f for stack in STACKS for f in (_write(tmp_path, stack)[0], _dashboard_queries(tmp_path, stack))]
     result = subprocess.run([promtool(), "check", "rules", *files], capture_output=True, text=True)
@@ -402,6 +403,7 @@ def test_promtool_checks_every_stacks_rules_and_dashboard_queries(tmp_path):
     assert result.stdout.count("SUCCESS") == len(files)
 
 
+@pytest.mark.external
 def test_every_alert_fires_above_and_stays_silent_below_its_threshold(tmp_path):
     # Stacks whose rules and monitoring settings are equal need proving once (keeps CI fast).
     distinct = {json.dumps([rule_groups(s), settings_of(s).monitoring.model_dump()], sort_keys=True): s for s in STACKS}
@@ -427,6 +429,7 @@ def test_every_alert_has_a_scenario_and_the_runbooks_severity(stack):
         assert rule["labels"]["severity"] == EXPECTED_SEVERITY[name], name
 
 
+@pytest.mark.external
 def test_promtool_notices_a_broken_rule(tmp_path):
     """The harness can fail: with the critical threshold doubled, the 'just above' case is silent."""
     stack = "prod"

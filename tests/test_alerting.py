@@ -14,15 +14,9 @@ from components.config.parse import parse_stack_config
 from components.observability import alert_rules
 from components.observability.alarm_topic import AlarmTopic, AlarmTopicArgs
 from components.observability.cloud_alarms import GIB, MIB, CloudAlarms, CloudAlarmsArgs
-from plexictl.engine import (
-    FAKE_SECRET,
-    ROOT,
-    Rendering,
-    computed_aws_outputs,
-    is_secret,
-    run,
-    stack_config,
-)
+from plexictl.offline import ROOT, Rendering, is_secret, run, stack_config
+from plexictl.offline.mocks import computed_aws_outputs
+from plexictl.offline.stack_files import FAKE_SECRET
 from tests.conftest import STACKS, render_edited, rendered, stack_file
 from tests.test_docs import RUNBOOK, anchors
 
@@ -162,7 +156,7 @@ def test_receiver_urls_and_keys_reach_the_cluster_only_as_secrets(stack):
 
 
 def _masked(inputs):
-    from plexictl.engine import mask_secrets
+    from plexictl.offline import mask_secrets
 
     return mask_secrets(inputs)
 

@@ -7,7 +7,7 @@ import pytest
 
 from components.config.monitoring import AlertThresholds
 from components.config.parse import parse_stack_config
-from plexictl.engine import stack_config
+from plexictl.offline import stack_config
 from tests.conftest import render_edited
 from tests.test_settings import _remove, _set
 from tests.test_settings import (  # the same check as the foundation's bad configs

@@ -8,7 +8,7 @@ import pathlib
 
 import pytest
 
-from plexictl.engine import ROOT
+from plexictl.offline import ROOT
 
 COMPONENTS = ROOT / "components"
 RESOURCE_PACKAGES = ("cluster", "edge", "data", "identity", "observability")
@@ -63,5 +63,5 @@ def test_the_pure_layers_import_no_pulumi(path):
 def test_the_check_sees_a_violation(tmp_path):
     """The import scan must be able to fail: a pure module that imports pulumi is caught."""
     bad = tmp_path / "bad.py"
-    bad.write_text("import pulumi_kubernetes as k8s\nfrom plexictl.engine import ROOT\n")
-    assert {"pulumi_kubernetes", "plexictl.engine"} <= imported_modules(bad)
+    bad.write_text("import pulumi_kubernetes as k8s\nfrom plexictl.offline import ROOT\n")
+    assert {"pulumi_kubernetes", "plexictl.offline"} <= imported_modules(bad)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from plexictl import render
-from plexictl.engine import FAKE_SECRET, is_secret
+from plexictl.offline import is_secret
+from plexictl.offline.stack_files import FAKE_SECRET
 from tests.conftest import STACKS, rendered
 
 GROUP = "aws:elasticache/replicationGroup:ReplicationGroup"

@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from plexictl.engine import ROOT
+from plexictl.offline import ROOT
 from tests.release_state import project_copy
 
 

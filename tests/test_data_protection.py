@@ -10,7 +10,7 @@ import pulumi
 import pytest
 
 from components.data.stateful import STATEFUL_TYPES, replacement_forcing_changes
-from plexictl.engine import computed_aws_outputs
+from plexictl.offline.mocks import computed_aws_outputs
 from tests.conftest import STACKS, render_edited, rendered
 from tests.test_settings import _remove, _set
 
@@ -185,8 +185,13 @@ def test_canary_and_release_edits_never_touch_the_data_tier(stack):
     edited = render_edited(stack, _set("release", {"strategy": "rolling", "version": "v9.9.9"}))
     before = rendered(stack).by_urn()
     for urn, resource in edited.by_urn().items():
-        if resource.type.startswith("aws:"):
-            assert before[urn].inputs == resource.inputs, urn
+        if not resource.type.startswith("aws:"):
+            continue
+        if urn not in before:
+            # The one AWS resource a newer version adds: the snapshot before its migration.
+            assert resource.type == "aws:rds/snapshot:Snapshot", urn
+            continue
+        assert before[urn].inputs == resource.inputs, urn
 
 
 @pytest.mark.parametrize("stack", STACKS)

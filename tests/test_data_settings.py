@@ -5,7 +5,7 @@ from __future__ import annotations
 import pulumi
 import pytest
 
-from plexictl import engine
+from plexictl.offline import recording, stack_files
 from tests.conftest import render_edited
 from tests.test_settings import _remove, _set
 from tests.test_settings import (  # the same check as the rest of the contract
@@ -94,7 +94,7 @@ def test_bad_data_config_is_one_run_error_naming_the_key(stack, edit, key, hint)
 )
 def test_a_bad_token_is_refused_without_showing_it(monkeypatch, token, hint):
     # The engine replaces every secure: value with one placeholder; stand in this bad one.
-    monkeypatch.setattr(engine, "FAKE_SECRET", token)
+    monkeypatch.setattr(stack_files, "FAKE_SECRET", token)
     with pytest.raises(pulumi.RunError) as raised:
         render_edited("prod", _token(SHORT_TOKEN))
     message = str(raised.value)
@@ -104,8 +104,10 @@ def test_a_bad_token_is_refused_without_showing_it(monkeypatch, token, hint):
 
 def test_bad_data_config_registers_nothing(monkeypatch):
     registered = []
-    original = engine._record
-    monkeypatch.setattr(engine, "_record", lambda request, urn: registered.append(urn) or original(request, urn))
+    original = recording.record
+    monkeypatch.setattr(
+        recording, "record", lambda request, urn, *rest: registered.append(urn) or original(request, urn, *rest)
+    )
     with pytest.raises(pulumi.RunError):
         render_edited("prod", _set("database.readReplicas", 6))
     assert registered == []
@@ -137,9 +139,9 @@ def test_backup_and_maintenance_windows_must_not_overlap(backup, maintenance, ov
 
 def test_the_parsed_token_never_shows_in_a_repr_of_the_settings():
     from components.config.parse import parse_stack_config
-    from plexictl.engine import stack_config
+    from plexictl.offline import stack_config
 
     config, secret_keys = stack_config("prod")
     settings = parse_stack_config(config, "prod", secret_keys)
-    assert engine.FAKE_SECRET not in repr(settings)
-    assert settings.redis_auth_token.get_secret_value() == engine.FAKE_SECRET
+    assert stack_files.FAKE_SECRET not in repr(settings)
+    assert settings.redis_auth_token.get_secret_value() == stack_files.FAKE_SECRET

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from plexictl.engine import computed_aws_outputs
+from plexictl.offline.mocks import computed_aws_outputs
 from tests.conftest import STACKS, render_edited, rendered
 from tests.test_settings import _set
 

@@ -15,7 +15,8 @@ import pytest
 
 from plexictl import revision
 from plexictl.diff import DATA_LOSS, diff, field_changes, format_markdown, format_text
-from plexictl.engine import ROOT, SECRET_SIG_KEY, SECRET_SIG_VALUE, Rendering, Resource
+from plexictl.offline import ROOT, Rendering, Resource
+from plexictl.offline.rendering import SECRET_SIG_KEY, SECRET_SIG_VALUE
 from tests.release_state import STACKS, commit, pin_release
 from tests.release_state import run_git as git
 
@@ -231,6 +232,23 @@ def test_markdown_is_collapsible_per_stack_with_a_loud_warning_for_risks():
     assert "[!CAUTION]" not in format_markdown([safe])
 
 
+def test_a_base_that_pins_other_sdks_is_said_plainly_to_have_rendered_with_these(tmp_path):
+    """An SDK bump PR: both sides render with the SDKs installed here, and the diff says so. Pins
+    of what the program does not import (the tool's own dependencies) are no concern of a render."""
+    base, head = tmp_path / "base", tmp_path / "head"
+    for root, aws, boto in ((base, "7.50.0", "1.40.0"), (head, "7.51.1", "1.44.8")):
+        root.mkdir()
+        (root / "__main__.py").write_text("import pulumi\nimport pulumi_aws as aws\naws.kms.Key('key')\n")
+        (root / "requirements.txt").write_text(f"pulumi==3.272.0\npulumi_aws == {aws}  # the SDK\nboto3=={boto}\n")
+    note = revision.sdk_difference(base, head, "origin/main")
+    assert note and "requirements.txt pins other versions at origin/main (pulumi-aws 7.50.0 -> 7.51.1);" in note
+    assert "both sides were rendered with the ones installed here (pulumi-aws " in note and "boto3" not in note
+    assert revision.sdk_difference(head, head, "origin/main") is None
+    same = diff(rendering(virtual_service(10)), rendering(virtual_service(10)), "prod")
+    assert format_text([same], notes=[note]).startswith(f"note: {note}\n\nstack prod")
+    assert f"> [!NOTE]\n> {note}\n" in format_markdown([same], notes=[note])
+
+
 def web_deployment(env: list[dict]) -> Resource:
     return resource(
         "kubernetes:apps/v1:Deployment",
@@ -340,7 +358,7 @@ def test_long_values_are_shortened_after_a_whole_word_and_one_long_word_is_kept_
 def test_fields_are_listed_in_one_order_whatever_order_the_program_sets_them():
     import pulumi
 
-    from plexictl.engine import run
+    from plexictl.offline import run
 
     def key(**inputs) -> None:
         pulumi.CustomResource("aws:kms/key:Key", "data-key", inputs)
@@ -481,7 +499,7 @@ def test_a_program_that_crashes_at_a_revision_is_reported_not_raised(tmp_path):
     shutil.copy(ROOT / "Pulumi.dev.yaml", tmp_path)
     (tmp_path / "__main__.py").write_text("raise ValueError('half-written refactoring')\n")
     with pytest.raises(revision.RevisionError) as raised:
-        revision.render_here(tmp_path, ["dev", "qa"], "base (HEAD~1)")
+        revision.render({"base (HEAD~1)": tmp_path}, ["dev", "qa"])
     assert "base (HEAD~1), stack dev: the program failed:" in str(raised.value)
     assert "ValueError: half-written refactoring" in str(raised.value)
 
@@ -490,7 +508,7 @@ def test_a_rename_with_a_real_alias_is_followed_through_the_engine():
     """`Alias(parent=...)` and `Alias(name=...)` reach the engine as specs; the diff sees URNs."""
     import pulumi
 
-    from plexictl.engine import run
+    from plexictl.offline import run
 
     class Data(pulumi.ComponentResource):
         def __init__(self, name: str) -> None:

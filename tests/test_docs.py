@@ -12,7 +12,7 @@ import re
 import pytest
 
 from components.config.parse import ConfigError, parse_stack_config
-from plexictl.engine import ROOT, stack_config
+from plexictl.offline import ROOT, stack_config
 from tests.conftest import stack_file
 
 README = ROOT / "README.md"

@@ -10,7 +10,7 @@ import pulumi
 import pytest
 
 from components.release.plan import PREVIEW_HEADER
-from plexictl.engine import Rendering
+from plexictl.offline import Rendering
 from tests.conftest import (
     STACKS,
     current_stack_file,

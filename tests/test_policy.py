@@ -13,7 +13,8 @@ import warnings
 
 import pytest
 
-from plexictl.engine import ROOT, SECRET_SIG_KEY, SECRET_SIG_VALUE, is_secret, run
+from plexictl.offline import ROOT, is_secret, run
+from plexictl.offline.rendering import SECRET_SIG_KEY, SECRET_SIG_VALUE
 from policy import rules
 from policy.rules import Subject
 from policy.rules.workloads import pod_spec
@@ -685,6 +686,7 @@ def test_the_stack_adapter_links_guards_to_their_bucket_by_dependency(pack):
     assert reported == [bucket.urn]
 
 
+@pytest.mark.external
 def test_the_pack_runs_as_the_pulumi_cli_runs_it():
     """Start the pack the way `pulumi preview --policy-pack policy` does (`python -m pulumi.policy`
     on the directory) and talk to it over the analyzer gRPC protocol, as the engine would."""

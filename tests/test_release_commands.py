@@ -14,7 +14,7 @@ import yaml
 
 from components.config.parse import ConfigError
 from plexictl import release as rc
-from plexictl.engine import ROOT, Rendering, run_program, stack_config
+from plexictl.offline import ROOT, Rendering, run_program, stack_config
 from plexictl.release import pulumi_up
 from plexictl.release.edit import _config_set
 from tests.release_state import (
@@ -56,11 +56,21 @@ def render_file(project, stack: str) -> Rendering:
     return run_program(stack, config=config, secret_keys=secret_keys)
 
 
+def schema_of(project, stack: str):
+    return (
+        yaml.safe_load((project / f"Pulumi.{stack}.yaml").read_text())["config"].get("plexichat:migrations") or {}
+    ).get("schemaVersion")
+
+
 def changed_lines(before: str, after: str) -> list[str]:
+    """The changed lines of the release block: `migrations.schemaVersion`, which a release edit
+    also writes (where depends on what else the stack file holds), is checked by `schema_of`."""
     return [
         line
         for line in difflib.unified_diff(before.splitlines(), after.splitlines(), lineterm="", n=0)
-        if line[:1] in "+-" and not line.startswith(("+++", "---"))
+        if line[:1] in "+-"
+        and not line.startswith(("+++", "---"))
+        and not line[1:].strip().startswith(("plexichat:migrations:", "schemaVersion:"))
     ]
 
 
@@ -172,8 +182,12 @@ def test_full_canary_lifecycle_from_rolling(project):
         "+      weight: 10",
         "+      steps: [10, 25, 50, 100]",
     ]
+    # The schema follows the newest version going live: its migration Job runs first.
+    assert schema_of(project, "dev") == "v1.6.0" and "schema version -> v1.6.0" in edit.message
     assert {c.label for c in edit.diff.changes if c.kind == "added"} >= {"Deployment plexichat-web-canary"}
-    assert not [c for c in edit.diff.changes if c.kind == "removed"]
+    # The one Job per schema version moves on to v1.6.0; nothing else goes away.
+    assert {c.label for c in edit.diff.changes if c.kind == "removed"} == {"Job plexichat-migrate-v1-5-0"}
+    assert {c.label for c in edit.diff.changes if c.kind == "added"} >= {"Job plexichat-migrate-v1-6-0"}
     rendered = render_file(project, "dev")
     assert images(rendered)["plexichat-web-canary"].endswith(":v1.6.0")
     assert images(rendered)["plexichat-worker-stable"].endswith(":v1.5.0")  # workers stay stable
@@ -196,7 +210,11 @@ def test_full_canary_lifecycle_from_rolling(project):
     }
     assert {c.label for c in edit.diff.changes if c.kind == "removed"} >= {"Deployment plexichat-web-canary"}
     # Promotion ends where a rolling release of the new version starts: the file says so.
-    assert path.read_text() == original.replace("version: v1.5.0", "version: v1.6.0")
+    assert changed_lines(original, path.read_text()) == [
+        "-    version: v1.5.0",
+        "+    version: v1.6.0",
+    ]
+    assert schema_of(project, "dev") == "v1.6.0"
     assert edit.pulumi_commands() == [
         "pulumi config set --path release.strategy rolling -s dev",
         "pulumi config rm --path release.stable -s dev",
@@ -228,12 +246,19 @@ def test_blue_green_lifecycle_deploy_preview_switch_rollback(repo):
     original = path.read_text()
 
     edit = run(repo, "staging", partial(rc.deploy, version="v1.6.0"))
-    assert changed_lines(original, path.read_text()) == ["-    green: v1.5.0", "+    green: v1.6.0"]
+    assert changed_lines(original, path.read_text()) == [
+        "-    green: v1.5.0",
+        "+    green: v1.6.0",
+    ]
     # Preview: the new version runs on the inactive colour, with no live traffic and no workers.
     rendered = render_file(repo, "staging")
     assert rendered.outputs["tracks"]["green"] == {"version": "v1.6.0", "weightPercent": 0}
     assert rendered.outputs["activeColour"] == "blue" and rendered.outputs["workerVersion"] == "v1.4.2"
-    assert {c.label for c in edit.diff.changes} == {"Deployment plexichat-web-green"}
+    assert {c.label for c in edit.diff.changes} == {
+        "Deployment plexichat-web-green",  # the new version on the idle colour ...
+        "Job plexichat-migrate-v1-6-0",  # ... after its migration
+        "Job plexichat-migrate-v1-5-0",
+    }
     commit(repo, "deploy v1.6.0 on green")
 
     edit = run(repo, "staging", rc.switch)
@@ -256,8 +281,15 @@ def test_blue_green_lifecycle_deploy_preview_switch_rollback(repo):
     edit = run(repo, "staging", partial(rc.rollback, history=history(repo, "staging")))
     assert edit.message.startswith("rollback: blue becomes active: live traffic v1.6.0 -> v1.4.2")
     assert "v1.6.0 stays on the idle colour green" in edit.message
+    # No downgrade: the schema stays at v1.6.0, and the operator hears it.
+    assert "note: the schema stays migrated to v1.6.0 (no automatic downgrade): v1.4.2 runs on it" in edit.message
+    assert schema_of(repo, "staging") == "v1.6.0"  # a rollback never lowers it
+    assert not [c for c in edit.diff.changes if c.label.startswith("Job ")]
     assert render_file(repo, "staging").outputs["workerVersion"] == "v1.4.2"
-    assert changed_lines(original, path.read_text()) == ["-    green: v1.5.0", "+    green: v1.6.0"]
+    assert changed_lines(original, path.read_text()) == [
+        "-    green: v1.5.0",
+        "+    green: v1.6.0",
+    ]
 
 
 def test_a_flip_warns_when_the_colour_going_live_was_not_sized_for_it(project):

@@ -17,7 +17,7 @@ import sys
 
 import yaml
 
-from plexictl.engine import ROOT
+from plexictl.offline import ROOT
 from plexictl.release import RELEASE_KEY
 from tests.conftest import STACK_FILES_ENV
 from tests.release_state import STACKS, commit, pinned_release

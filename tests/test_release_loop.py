@@ -14,7 +14,7 @@ import pytest
 from components.config.monitoring import MonitoringSettings
 from components.observability.alert_rules import TRACK, slis
 from plexictl import release as rc
-from plexictl.engine import ROOT, run_program
+from plexictl.offline import ROOT, run_program
 from plexictl.release import gitlog
 from plexictl.release.loop import ReleaseRun
 from plexictl.release.stack_file import round_trip_yaml

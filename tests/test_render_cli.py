@@ -8,7 +8,7 @@ import sys
 import pytest
 import yaml
 
-from plexictl.engine import ROOT
+from plexictl.offline import ROOT
 from tests.release_state import pinned_release, project_copy
 from tests.test_diff import edit
 

@@ -11,7 +11,7 @@ import pytest
 from components.config import parse
 from components.config.parse import parse_stack_config
 from components.config.stack import StackSettings
-from plexictl.engine import project_file, stack_config
+from plexictl.offline import project_file, stack_config
 from tests.conftest import current_config, render_edited
 
 
@@ -172,16 +172,16 @@ def test_bad_config_is_one_run_error_naming_the_key_and_registers_nothing(stack,
 
 def test_a_bad_config_registers_no_resource():
     """The error is raised before the first registration: nothing half-applies."""
-    from plexictl import engine
+    from plexictl.offline import recording
 
     registered = []
-    original = engine._record
-    engine._record = lambda request, urn, *rest: registered.append(urn) or original(request, urn, *rest)
+    original = recording.record
+    recording.record = lambda request, urn, *rest: registered.append(urn) or original(request, urn, *rest)
     try:
         with pytest.raises(pulumi.RunError):
             render_edited("prod", _set("release.canary.weight", 150))
     finally:
-        engine._record = original
+        recording.record = original
     assert registered == []
 
 
@@ -220,7 +220,7 @@ def test_weights_0_and_100_are_legal():
 
 def test_configuration_reference_is_current():
     from plexictl import config_reference
-    from plexictl.engine import ROOT
+    from plexictl.offline import ROOT
 
     document = config_reference.DOCUMENT
     assert config_reference.markdown() in (ROOT / document).read_text(), (

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import kubernetes_validate
 
-from plexictl.engine import UNKNOWN, Rendering
+from plexictl.offline import UNKNOWN, Rendering
 from tests.conftest import current_stack_file, render_edited, rendered, rendered_current
 from tests.crd_models import is_custom_resource, validate_strictly
 from tests.release_state import pinned_release
@@ -151,7 +151,18 @@ def test_network_is_default_deny_then_only_the_needed_flows(any_stack):
 
 def test_every_pod_can_resolve_dns_and_be_scraped(any_stack):
     policies = _policies(any_stack)
-    assert policies["allow-egress-dns"]["podSelector"] == {}
+    # Every app pod (all but a Job's, which has its own policy with DNS in it).
+    assert policies["allow-egress-dns"]["podSelector"] == {
+        "matchExpressions": [{"key": "plexichat.com/job", "operator": "DoesNotExist"}]
+    }
+    for job in any_stack.of_type("kubernetes:batch/v1:Job"):
+        labels = job.inputs["spec"]["template"]["metadata"]["labels"]
+        own = [
+            p
+            for p in policies.values()
+            if p["podSelector"].get("matchLabels", {}).items() <= labels.items() and p["podSelector"].get("matchLabels")
+        ]
+        assert any(r["ports"][0]["port"] == 53 for p in own for r in p["egress"]), job.name
     scrape = policies["allow-prometheus-scrape"]
     open_to_prometheus = {p["port"] for p in scrape["ingress"][0]["ports"]}
     (pod_monitor,) = any_stack.of_type("kubernetes:monitoring.coreos.com/v1:PodMonitor")

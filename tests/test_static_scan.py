@@ -16,7 +16,7 @@ import subprocess
 import pytest
 
 from plexictl import render
-from plexictl.engine import ROOT
+from plexictl.offline import ROOT
 from tests.conftest import STACKS, rendered
 from tests.tools import missing
 
@@ -67,6 +67,7 @@ def reports(tmp_path_factory) -> dict[str, dict]:
     return results
 
 
+@pytest.mark.external
 @pytest.mark.parametrize("stack", STACKS)
 def test_checkov_finds_nothing_in_the_rendered_manifests(reports, stack):
     report = reports[stack]

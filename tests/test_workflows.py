@@ -14,7 +14,7 @@ import sys
 import pytest
 import yaml
 
-from plexictl.engine import ROOT
+from plexictl.offline import ROOT
 from tests.conftest import STACKS
 from tests.tools import missing
 
@@ -38,12 +38,14 @@ def check_jsonschema(*paths: pathlib.Path) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.external
 def test_every_workflow_matches_githubs_schema():
     assert {f.name for f in FILES} >= {"pr.yml", "deploy.yml", "drift.yml", "release.yml"}
     result = check_jsonschema(*FILES)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.external
 def test_every_local_action_matches_githubs_schema():
     actions = sorted((ROOT / ".github" / "actions").glob("*/action.yml"))
     assert actions
@@ -82,6 +84,7 @@ def test_pulumi_jobs_reach_the_cluster_through_the_stack_files_context():
         assert context == f"plexichat-{stack}"
 
 
+@pytest.mark.external
 def test_the_schema_check_rejects_a_broken_workflow(tmp_path):
     broken = tmp_path / "broken.yml"
     broken.write_text("on: push\njobs:\n  build:\n    steps:\n      - run: make test\n")  # no runs-on
@@ -116,10 +119,12 @@ def actionlint_output(tmp_path_factory) -> str:
     return result.stdout
 
 
+@pytest.mark.external
 def test_actionlint_catches_a_wrong_expression(actionlint_output):
     assert "zz-known-bad.yml:6" in actionlint_output and "matrixx" in actionlint_output
 
 
+@pytest.mark.external
 def test_actionlint_finds_nothing_in_the_workflows(actionlint_output):
     findings = [
         line
@@ -256,3 +261,23 @@ def test_a_failed_deployment_restores_the_last_good_release_and_opens_a_revert_p
     assert "gh pr create" in by_name["Open the revert pull request"]["run"]
     start = by_name["Start the release loop (a canary with an analysis block is waiting for it)"]
     assert "release status" in start["run"] and "gh workflow run release-loop.yml" in start["run"]
+
+
+def test_prod_deploys_only_after_preflight_passes():
+    """prod runs `plexictl preflight --strict` against Prometheus (port-forwarded, as the release
+    loop reaches it) after the AWS login and kubeconfig and before `pulumi up`; other stacks don't."""
+    steps = load("deploy-stack.yml")["jobs"]["up"]["steps"]
+    runs = [s.get("run", "") for s in steps]
+    preflight = next(i for i, r in enumerate(runs) if "plexictl preflight" in r)
+    forward = next(i for i, r in enumerate(runs) if "port-forward svc/prometheus-operated 9090:9090" in r)
+    kubeconfig = next(i for i, r in enumerate(runs) if "aws eks update-kubeconfig" in r)
+    up = next(i for i, s in enumerate(steps) if s.get("id") == "up")
+    assert kubeconfig < forward < preflight < up
+    assert steps[preflight]["if"] == steps[forward]["if"] == "inputs.stack == 'prod'"
+    assert steps[preflight]["env"]["STACK"] == "${{ inputs.stack }}"
+    command = runs[preflight]
+    assert command.startswith('.venv/bin/plexictl preflight --stack "$STACK"')
+    assert "--prometheus http://127.0.0.1:9090" in command and "--strict" in command
+    # A failed preflight skips `pulumi up`, so nothing is reverted.
+    restore = next(s for s in steps if s.get("name") == "Restore the last good release")
+    assert "steps.up.conclusion != 'skipped'" in restore["if"]

@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from components.cluster.workload_track import (
-    RUN_AS_UID,
-    WorkloadTrack,
-    WorkloadTrackArgs,
-)
+from components.cluster.pod_security import RUN_AS_UID
+from components.cluster.workload_track import WorkloadTrack, WorkloadTrackArgs
 from components.config.workloads import Workload
 from components.release.plan import Track
-from plexictl.engine import run
+from plexictl.offline import run
 
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 HPA = "kubernetes:autoscaling/v2:HorizontalPodAutoscaler"

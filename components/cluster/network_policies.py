@@ -22,6 +22,10 @@ SIDECAR_METRICS_PORTS = (15020, 15090)
 """Istio's merged app+proxy metrics port and Envoy's own Prometheus port."""
 ALL_PODS = k8s.meta.v1.LabelSelectorArgs()
 """The empty selector: every pod of the namespace."""
+APP_PODS = k8s.meta.v1.LabelSelectorArgs(
+    match_expressions=[k8s.meta.v1.LabelSelectorRequirementArgs(key=naming.JOB_LABEL, operator="DoesNotExist")]
+)
+"""Every pod but a Job's: a Job (the migration) brings its own, narrower NetworkPolicy."""
 SAME_NAMESPACE = k8s.networking.v1.NetworkPolicyPeerArgs(pod_selector=ALL_PODS)
 
 
@@ -47,33 +51,40 @@ class NetworkPolicies(pulumi.ComponentResource):
         policy = functools.partial(self._policy, name, args)
         # Empty rule lists with both types: nothing in, nothing out, unless allowed below.
         policy("default-deny", ALL_PODS, ingress=[], egress=[])
-        policy("allow-egress-dns", ALL_PODS, egress=[_to_cluster_dns()])
+        policy("allow-egress-dns", APP_PODS, egress=[egress_to_cluster_dns()])
         # Pods of the namespace talk to each other through their sidecars (mTLS STRICT), and
         # every sidecar fetches config and certificates from istiod.
         policy(
             "allow-mesh",
-            ALL_PODS,
+            APP_PODS,
             ingress=[_from(SAME_NAMESPACE)],
-            egress=[_to(SAME_NAMESPACE), _to(_namespace(cluster.istio_namespace), _tcp(ISTIOD_XDS_PORT))],
+            egress=[
+                egress_to(SAME_NAMESPACE),
+                egress_to(_namespace(cluster.istio_namespace), tcp_ports(ISTIOD_XDS_PORT)),
+            ],
         )
         policy(
             "allow-web-from-ingress",
             web_pods,
-            ingress=[_from(_namespace(cluster.ingress_namespace), _tcp(args.web_port))],
+            ingress=[_from(_namespace(cluster.ingress_namespace), tcp_ports(args.web_port))],
         )
         policy(
             "allow-prometheus-scrape",
-            ALL_PODS,
+            APP_PODS,
             ingress=[
                 _from(
                     _namespace(cluster.monitoring_namespace),
-                    _tcp(*sorted(set(args.metrics_ports)), *SIDECAR_METRICS_PORTS),
+                    tcp_ports(*sorted(set(args.metrics_ports)), *SIDECAR_METRICS_PORTS),
                 )
             ],
         )
-        policy("allow-egress-data", ALL_PODS, egress=[_to(_cidr(args.vpc_cidr), _tcp(POSTGRES_PORT, REDIS_PORT))])
+        policy(
+            "allow-egress-data",
+            APP_PODS,
+            egress=[egress_to(cidr_peer(args.vpc_cidr), tcp_ports(POSTGRES_PORT, REDIS_PORT))],
+        )
         # AWS APIs (Secrets Manager, S3, STS) and other HTTPS dependencies.
-        policy("allow-egress-https", ALL_PODS, egress=[_to(_cidr("0.0.0.0/0"), _tcp(443))])
+        policy("allow-egress-https", APP_PODS, egress=[egress_to(cidr_peer("0.0.0.0/0"), tcp_ports(443))])
         self.register_outputs({})
 
     def _policy(
@@ -109,7 +120,7 @@ def _from(
     return k8s.networking.v1.NetworkPolicyIngressRuleArgs(from_=[peer], ports=ports)
 
 
-def _to(
+def egress_to(
     peer: k8s.networking.v1.NetworkPolicyPeerArgs,
     ports: list[k8s.networking.v1.NetworkPolicyPortArgs] | None = None,
 ) -> k8s.networking.v1.NetworkPolicyEgressRuleArgs:
@@ -122,17 +133,17 @@ def _namespace(name: str) -> k8s.networking.v1.NetworkPolicyPeerArgs:
     )
 
 
-def _cidr(cidr: str) -> k8s.networking.v1.NetworkPolicyPeerArgs:
+def cidr_peer(cidr: str) -> k8s.networking.v1.NetworkPolicyPeerArgs:
     return k8s.networking.v1.NetworkPolicyPeerArgs(ip_block=k8s.networking.v1.IPBlockArgs(cidr=cidr))
 
 
-def _tcp(*ports: int) -> list[k8s.networking.v1.NetworkPolicyPortArgs]:
+def tcp_ports(*ports: int) -> list[k8s.networking.v1.NetworkPolicyPortArgs]:
     return [k8s.networking.v1.NetworkPolicyPortArgs(protocol="TCP", port=p) for p in ports]
 
 
-def _to_cluster_dns() -> k8s.networking.v1.NetworkPolicyEgressRuleArgs:
+def egress_to_cluster_dns() -> k8s.networking.v1.NetworkPolicyEgressRuleArgs:
     """The cluster DNS pods only, over UDP and TCP (large answers fall back to TCP)."""
-    return _to(
+    return egress_to(
         k8s.networking.v1.NetworkPolicyPeerArgs(
             namespace_selector=_namespace("kube-system").namespace_selector,
             pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels={"k8s-app": "kube-dns"}),

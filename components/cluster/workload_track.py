@@ -15,6 +15,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components import naming
+from components.cluster.pod_security import TMP_MOUNT, TMP_VOLUME, container_security_context, pod_security_context
 from components.config.versions import image_reference
 from components.config.workloads import Workload
 from components.release.plan import Track
@@ -22,8 +23,6 @@ from components.release.plan import Track
 SERVICE_REQUEST_RATE_METRIC = "istio_requests_per_second"
 """Custom metric (custom.metrics.k8s.io) on Service objects: requests per second the Service's
 pods receive, from Istio's `istio_requests_total`. A metrics adapter serves it (docs/delivery.md)."""
-RUN_AS_UID = 10001
-"""Non-root uid/gid for every container (above 10000 so it maps to no host user)."""
 
 
 @dataclass(frozen=True)
@@ -41,6 +40,8 @@ class WorkloadTrackArgs:
     """Annotations of the track's ServiceAccount (e.g. the IRSA role ARN)."""
     deployment_annotations: Mapping[str, str] | None = None
     """Annotations of the Deployment object (e.g. which Secrets a reloader watches for it)."""
+    wait_for: Sequence[pulumi.Resource] = ()
+    """What must be done before the track's pods start: its version's schema migration."""
 
 
 class WorkloadTrack(pulumi.ComponentResource):
@@ -51,12 +52,18 @@ class WorkloadTrack(pulumi.ComponentResource):
         super().__init__("plexichat:workload:WorkloadTrack", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         self.service_account = _service_account(name, args, child)
-        self.deployment = _deployment(name, args, child)
+        self.deployment = _deployment(name, args, pulumi.ResourceOptions.merge(child, _waiting(args)))
         self.autoscaler = _autoscaler(name, args, self.deployment, child)
         self.disruption_budget = _disruption_budget(name, args, child)
 
         self.deployment_name = self.deployment.metadata.name
         self.register_outputs({"deployment_name": self.deployment_name, "version": args.track.version})
+
+
+def _waiting(args: WorkloadTrackArgs) -> pulumi.ResourceOptions:
+    # Pulumi awaits a Job's completion, so depending on the migration Job keeps every pod of the
+    # new version from starting until the schema is migrated.
+    return pulumi.ResourceOptions(depends_on=list(args.wait_for))
 
 
 def _object_name(args: WorkloadTrackArgs) -> str:
@@ -239,22 +246,13 @@ def _pod_spec(args: WorkloadTrackArgs) -> k8s.core.v1.PodSpecArgs:
         service_account_name=_object_name(args),  # the track's own ServiceAccount
         automount_service_account_token=False,
         termination_grace_period_seconds=w.termination_grace_period_seconds,
-        security_context=k8s.core.v1.PodSecurityContextArgs(
-            run_as_non_root=True,
-            run_as_user=RUN_AS_UID,
-            run_as_group=RUN_AS_UID,
-            fs_group=RUN_AS_UID,
-            seccomp_profile=k8s.core.v1.SeccompProfileArgs(type="RuntimeDefault"),
-        ),
+        security_context=pod_security_context(),
         topology_spread_constraints=[
             spread("topology.kubernetes.io/zone"),
             spread("kubernetes.io/hostname"),
         ],
         containers=[_container(args)],
-        # The root filesystem is read-only; scratch space lives in a bounded emptyDir.
-        volumes=[
-            k8s.core.v1.VolumeArgs(name="tmp", empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs(size_limit="256Mi"))
-        ],
+        volumes=[TMP_VOLUME],
     )
 
 
@@ -289,17 +287,8 @@ def _container(args: WorkloadTrackArgs) -> k8s.core.v1.ContainerArgs:
             if w.pre_stop_delay_seconds
             else None,
         ),
-        security_context=k8s.core.v1.SecurityContextArgs(
-            run_as_non_root=True,
-            run_as_user=RUN_AS_UID,
-            run_as_group=RUN_AS_UID,
-            read_only_root_filesystem=True,
-            allow_privilege_escalation=False,
-            privileged=False,
-            capabilities=k8s.core.v1.CapabilitiesArgs(drop=["ALL"]),
-            seccomp_profile=k8s.core.v1.SeccompProfileArgs(type="RuntimeDefault"),
-        ),
-        volume_mounts=[k8s.core.v1.VolumeMountArgs(name="tmp", mount_path="/tmp")],
+        security_context=container_security_context(),
+        volume_mounts=[TMP_MOUNT],
     )
 
 

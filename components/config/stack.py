@@ -33,6 +33,7 @@ from components.config.data import (
     check_data_tier,
 )
 from components.config.edge import ALB_ARN, IngressSettings
+from components.config.migrations import MigrationSettings
 from components.config.monitoring import (
     RECEIVERS,
     AlertingSettings,
@@ -97,6 +98,8 @@ class StackSettings(Model):
     """The cluster's OIDC provider, for the app's IAM role."""
     data_protection: DataProtectionSettings = DataProtectionSettings()
     """Protection of stateful resources against deletes and replacing edits."""
+    migrations: MigrationSettings = MigrationSettings()
+    """Schema migrations: a Job per schema version, before its pods start."""
 
     # First: an edit that would destroy data must be reported as that, whatever else is wrong.
     @model_validator(mode="after")

@@ -92,6 +92,14 @@ def parse(text: object) -> ParsedVersion:
     raise InvalidVersion(text)
 
 
+def is_valid(text: object) -> bool:
+    try:
+        parse(text)
+    except InvalidVersion:
+        return False
+    return True
+
+
 def image_reference(repository: str, version: str) -> str:
     """`repo:v1.2.3`, `repo@sha256:<hex>` or `repo:v1.2.3@sha256:<hex>` (the OCI reference syntax:
     a tag follows `:`, a digest follows `@`, and a runtime pulls by the digest when both are given)."""

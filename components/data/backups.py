@@ -19,6 +19,7 @@ from components.config.data import BackupSettings
 from components.data.database import Database
 from components.data.disaster_recovery import replicate_automated_backups, replicate_bucket
 from components.data.shared import data_key, service_role, with_protection
+from components.naming import backup_vault_name
 
 DAILY_SCHEDULE = "cron(0 5 * * ? *)"  # after the RDS backup window (03:00-04:00 UTC)
 MONTHLY_SCHEDULE = "cron(0 6 1 * ? *)"
@@ -56,7 +57,7 @@ class Backups(pulumi.ComponentResource):
             f"{name}-key", f"PlexiChat backups ({args.stack})", args.account_id, with_protection(child, args.protect)
         )
         self.bucket, versioning = _bucket(f"{name}-bucket", s.bucket_name, self.key, child, args)
-        self.vault = _vault(f"{name}-vault", f"plexichat-{args.stack}", self.key, child, args)
+        self.vault = _vault(f"{name}-vault", backup_vault_name(args.stack), self.key, child, args)
 
         self.dr_bucket = self.dr_vault = self.dr_key = None
         if s.dr_region:
@@ -89,7 +90,7 @@ class Backups(pulumi.ComponentResource):
             with_protection(dr, args.protect),
         )
         self.dr_bucket, dr_versioning = _bucket(f"{name}-dr-bucket", f"{s.bucket_name}-dr", dr_key, dr, args)
-        self.dr_vault = _vault(f"{name}-dr-vault", f"plexichat-{args.stack}-dr", dr_key, dr, args)
+        self.dr_vault = _vault(f"{name}-dr-vault", f"{backup_vault_name(args.stack)}-dr", dr_key, dr, args)
         replicate_bucket(name, self, versioning, self.dr_bucket, dr_versioning, dr_key, opts)
         replicate_automated_backups(
             f"{name}-dr-rds-backups", args.database, dr_key, s.dr_automated_backup_retention_days, dr

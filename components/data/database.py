@@ -21,6 +21,7 @@ import pulumi_aws as aws
 
 from components.config.cluster import NetworkSettings
 from components.config.data import DatabaseSettings
+from components.config.versions import name_slug
 from components.data.shared import (
     cluster_only_security_group,
     data_key,
@@ -93,12 +94,27 @@ class Database(pulumi.ComponentResource):
             if self.replicas
             else pulumi.Output.all(self.primary.address)  # no replicas: reads go to the primary
         )
+        self._component_name = name  # not `_name`: pulumi.Resource keeps its own
         self.register_outputs(
             {
                 "address": self.address,
                 "reader_addresses": self.reader_addresses,
                 "master_secret_arn": self.master_secret_arn,
             }
+        )
+
+    def snapshot_before_migration(self, version: str) -> aws.rds.Snapshot:
+        """A manual snapshot of the primary, named after the schema version about to be migrated
+        to: the restore point if the migration goes wrong (docs/runbook.md). It is declared for the
+        current schema version only, so the previous one is deleted when the next version
+        migrates: one pre-migration snapshot at a time, never a growing pile (RDS allows 100
+        manual snapshots per region)."""
+        slug = name_slug(version)
+        return aws.rds.Snapshot(
+            f"{self._component_name}-snapshot-{slug}",
+            db_instance_identifier=self.primary.identifier,
+            db_snapshot_identifier=self.primary.identifier.apply(lambda ident: f"{ident}-before-{slug}"),
+            opts=pulumi.ResourceOptions(parent=self),
         )
 
 

@@ -7,7 +7,8 @@
 3. validate the whole new stack config with the program's own settings models
    (`parse_stack_config`); an invalid request raises the program's RunError and the file is not
    written,
-4. render the stack before and after and report the desired-state diff the edit causes,
+4. render the stack before and after (at once, in two forked children) and report the
+   desired-state diff the edit causes,
 5. write the file, and print the equivalent `pulumi config` commands.
 """
 
@@ -23,8 +24,10 @@ from typing import Any
 import pulumi
 from ruamel.yaml.comments import CommentedMap
 
-from plexictl import diff, engine
-from plexictl.release.changes import ReleaseError
+from components.config import versions
+from components.release.migrations import block_versions, newest, raised_schema_version
+from plexictl import diff, offline
+from plexictl.release.changes import ReleaseError, settled_version
 from plexictl.release.stack_file import RELEASE_KEY, plain, round_trip_yaml
 
 
@@ -80,7 +83,7 @@ def edit_stack(
     path: pathlib.Path,
     change: Callable[[CommentedMap], str],
     *,
-    root: pathlib.Path = engine.ROOT,
+    root: pathlib.Path = offline.ROOT,
     write: bool = True,
     render: bool = True,
 ) -> Edit:
@@ -92,10 +95,10 @@ def edit_stack(
     from components.config.parse import ConfigError, parse_stack_config
 
     old_text = path.read_text()
-    old_data = engine.read_stack_file(path, old_text)  # names the file and line of a YAML error
+    old_data = offline.read_stack_file(path, old_text)  # names the file and line of a YAML error
     if not isinstance(old_data.get("config", {}).get(RELEASE_KEY), dict):
         raise ReleaseError(f"{path.name} has no {RELEASE_KEY} block to edit")
-    old_config = engine.stack_config(stack, root, stack_file=old_data)
+    old_config = offline.stack_config(stack, root, stack_file=old_data)
     try:
         parse_stack_config(old_config[0], stack, old_config[1])
     except ConfigError as error:
@@ -107,27 +110,80 @@ def edit_stack(
     message = change(release)
     if plain(release) == before:
         raise NothingToDo(f"nothing to do: the release is already as requested ({message})")
+    message += follow_schema_version(document["config"], before, plain(release))
     buffer = io.StringIO()
     round_trip.dump(document, buffer)
     new_text = buffer.getvalue()
 
-    new_config = engine.stack_config(stack, root, stack_file=engine.read_stack_file(path, new_text))
+    new_config = offline.stack_config(stack, root, stack_file=offline.read_stack_file(path, new_text))
     config, secret_keys = new_config
     settings = parse_stack_config(config, stack, secret_keys)  # raises the program's own RunError
     message += _flip_capacity_note(before, plain(release), settings)
     edit = Edit(stack, path, message, before, plain(release), old_text, new_text)
     if render:
-        after = engine.run_program(stack, root=root, config=new_config[0], secret_keys=new_config[1])
-        try:
-            before_rendering = engine.run_program(stack, root=root, config=old_config[0], secret_keys=old_config[1])
-        except pulumi.RunError:
-            before_rendering = None  # the edit repairs a broken file: show what it now builds
+        before_rendering, after = _render_before_and_after(stack, root, old_config, new_config)
         edit.diff = diff.diff(before_rendering, after, stack)
         if before_rendering is None:
             edit.diff.note = f"{path.name} was invalid before this edit; everything shows as added"
     if write and new_text != old_text:
         path.write_text(new_text)
     return edit
+
+
+MIGRATIONS_KEY = "plexichat:migrations"
+
+
+def follow_schema_version(config: CommentedMap, before: dict[str, Any], after: dict[str, Any]) -> str:
+    """Raise `migrations.schemaVersion` to the newest version going live (docs/releasing.md,
+    schema migrations); never lower it. Returns a note for the operator: the raise, or a
+    warning when the release goes back past a migrated schema."""
+    migrations = config.get(MIGRATIONS_KEY)
+    current = migrations.get("schemaVersion") if isinstance(migrations, dict) else None
+    known = block_versions(before) or block_versions(after)
+    schema = current or (newest(known) if known else None)
+    raised = raised_schema_version(current, block_versions(before), block_versions(after))
+    # Written whenever it changes, and pinned the first time: left implicit, it would follow the
+    # release block down after an abort, and a Job would run for the older version.
+    versions_changed = sorted(block_versions(before)) != sorted(block_versions(after))
+    if raised is not None or (current is None and schema is not None and versions_changed):
+        if not isinstance(migrations, CommentedMap):
+            migrations = CommentedMap()
+            config.insert(list(config).index(RELEASE_KEY) + 1, MIGRATIONS_KEY, migrations)
+        migrations["schemaVersion"] = raised or schema
+    if raised is not None:
+        return f"; schema version -> {raised}: its migration Job runs before any of its pods starts"
+    live = settled_version(after)
+    went_back = live != settled_version(before)
+    if went_back and live and schema and live != schema and _older_release(live, schema):
+        return (
+            f"; note: the schema stays migrated to {schema} (no automatic downgrade): {live} runs on "
+            "it, which expand/contract migrations allow (docs/releasing.md)"
+        )
+    return ""
+
+
+def _older_release(version: str, than: str) -> bool:
+    try:
+        return versions.newer(than, version)
+    except (versions.UnorderedVersion, versions.InvalidVersion):
+        return False  # no order to tell; an invalid version is the settings' to report
+
+
+def _render_before_and_after(
+    stack: str, root: pathlib.Path, *configs: tuple[dict[str, str], list[str]]
+) -> tuple[offline.Rendering | None, offline.Rendering]:
+    """The stack rendered with the old and the new config, at the same time (in two children of
+    this process); None before when the old config was invalid (the edit repairs it)."""
+    before, after = offline.render_jobs(
+        [offline.RenderJob(stack, root, config=config, secret_keys=secret_keys) for config, secret_keys in configs]
+    )
+    if isinstance(after, offline.Failure):
+        raise (pulumi.RunError if after.invalid_config else RuntimeError)(after.message)
+    if isinstance(before, offline.Failure):
+        if not before.invalid_config:
+            raise RuntimeError(before.message)
+        return None, after  # the edit repairs a broken file: show what it now builds
+    return before, after
 
 
 def _refuse_on_what_it_reads(

@@ -27,7 +27,7 @@ from functools import partial
 from components.config.stack import StackSettings
 from components.observability.alert_rules import slis
 from components.release.analysis import NO_DATA, Gate, Judgement, TrackMetrics, Verdict, gate, judge
-from plexictl import engine
+from plexictl import offline
 from plexictl.release import gitlog
 from plexictl.release.changes import ReleaseError, canary_next, canary_promote, canary_set, switch
 from plexictl.release.edit import edit_stack
@@ -75,7 +75,7 @@ class ReleaseRun:
 
     @property
     def path(self) -> pathlib.Path:
-        return engine.stack_file_path(self.stack, self.project_dir)
+        return offline.stack_file_path(self.stack, self.project_dir)
 
     def run(self) -> int:
         """The loop for the stack's strategy; its exit code (0, 4 or 3). ReleaseError: 1."""
@@ -247,7 +247,7 @@ class ReleaseRun:
     def _settings(self) -> StackSettings:
         from components.config.parse import parse_stack_config
 
-        config, secret_keys = engine.stack_config(self.stack, self.project_dir)
+        config, secret_keys = offline.stack_config(self.stack, self.project_dir)
         return parse_stack_config(config, self.stack, secret_keys)
 
     def _started_at(self, marker: Callable[[dict], object]) -> float:

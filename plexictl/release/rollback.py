@@ -9,7 +9,7 @@ import subprocess
 from ruamel.yaml.comments import CommentedMap
 
 from components.config import versions
-from plexictl import engine
+from plexictl import offline
 from plexictl.release.changes import History, ReleaseError, canary_abort, other_colour, reads, settled_version
 from plexictl.release.stack_file import RELEASE_KEY, plain
 
@@ -102,8 +102,8 @@ def git_history(path: pathlib.Path) -> History:
             if shown.returncode != 0:
                 continue
             try:
-                config = engine.read_stack_file(path, shown.stdout).get("config") or {}
-            except engine.StackFileError:
+                config = offline.read_stack_file(path, shown.stdout).get("config") or {}
+            except offline.StackFileError:
                 continue  # a broken revision was never live: nothing to go back to
             if isinstance(config.get(RELEASE_KEY), dict):
                 found.append((commit, config[RELEASE_KEY]))

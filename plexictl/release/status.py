@@ -13,15 +13,15 @@ import pathlib
 from components.config.parse import parse_stack_config
 from components.observability.alert_rules import slis
 from components.release.plan import plan_release
-from plexictl import engine
+from plexictl import offline
 from plexictl.release import gitlog
 from plexictl.release.changes import ReleaseError
 from plexictl.release.prometheus import PrometheusUnavailable, TrackQuery
 
 
 def status(stack: str, project_dir: pathlib.Path, prometheus_url: str | None = None) -> str:
-    path = engine.stack_file_path(stack, project_dir)
-    config, secret_keys = engine.stack_config(stack, project_dir)
+    path = offline.stack_file_path(stack, project_dir)
+    config, secret_keys = offline.stack_config(stack, project_dir)
     settings = parse_stack_config(config, stack, secret_keys)
     release, plan = settings.release, plan_release(settings.release)
     lines = [f"stack {stack}: {release.strategy}{' (paused)' if release.paused else ''}"]

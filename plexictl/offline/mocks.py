@@ -1,0 +1,129 @@
+"""What the providers would answer: the mock side of Pulumi's mock runtime.
+
+A registration gets its inputs back as outputs, plus what the provider computes on create: ids,
+ARNs, endpoints, generated names. Whatever the mock leaves out is `None` when the program reads it
+(an f-string then silently says "None"), so the table covers every attribute the program reads.
+In preview mode nothing is computed: those values stay unknown, as in a real `pulumi preview`.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Callable
+from typing import Any
+
+import pulumi
+
+MOCK_ACCOUNT = "123456789012"
+MOCK_REGION = "us-east-1"
+
+
+class Mocks(pulumi.runtime.Mocks):
+    """Echo inputs back as outputs, plus what the provider would compute."""
+
+    def __init__(self) -> None:
+        self._regions: dict[str, str] = {}  # AWS provider id -> its region
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[Any, Any]]:
+        state = dict(args.inputs)
+        if pulumi.runtime.is_dry_run() and args.typ.startswith(("aws:", "kubernetes:")):
+            # A preview knows only what the program set: whatever the provider computes (ARNs,
+            # endpoints, generated names) stays unknown until `up`, as in a real preview.
+            return "", state
+        if args.typ == "pulumi:providers:aws":
+            self._regions[f"{args.name}-id"] = state.get("region", MOCK_REGION)
+        if args.typ.startswith("kubernetes:") and isinstance(state.get("metadata"), dict):
+            metadata = dict(state["metadata"])
+            metadata.setdefault("name", f"{args.name}-mock")  # auto-named objects get a suffix
+            state["metadata"] = metadata
+        if args.typ.startswith("aws:"):
+            region = self._regions.get((args.provider or "").rsplit("::", 1)[-1], MOCK_REGION)
+            state.update(computed_aws_outputs(args.typ, args.name, state, region))
+        return f"{args.name}-id", state
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[Any, Any], list[tuple[str, str]] | None]:
+        return computed_invoke_result(args.token, args.args), []  # no check failures
+
+
+def _rds_instance(name: str, inputs: dict[str, Any], prefix: str, region: str) -> dict[str, Any]:
+    ident = inputs.get("identifier") or name
+    address = f"{ident}.c0ffee123456.{region}.rds.amazonaws.com"
+    outputs = {
+        "arn": f"{prefix}:db:{ident}",
+        "identifier": ident,
+        "address": address,
+        "endpoint": f"{address}:5432",
+        "port": 5432,
+    }
+    if inputs.get("manageMasterUserPassword"):
+        outputs["masterUserSecrets"] = [
+            {
+                "secretArn": f"arn:aws:secretsmanager:{region}:{MOCK_ACCOUNT}:secret:rds!db-{ident}-AbCdEf",
+                "kmsKeyId": inputs.get("masterUserSecretKmsKeyId"),
+                "secretStatus": "active",
+            }
+        ]
+    return outputs
+
+
+def _cache_group(name: str, inputs: dict[str, Any], prefix: str, region: str) -> dict[str, Any]:
+    group = inputs.get("replicationGroupId") or name
+    return {
+        "arn": f"{prefix}:replicationgroup:{group}",
+        "primaryEndpointAddress": f"master.{group}.c0ffee.use1.cache.amazonaws.com",
+        "readerEndpointAddress": f"replica.{group}.c0ffee.use1.cache.amazonaws.com",
+    }
+
+
+def _bucket(name: str, inputs: dict[str, Any], prefix: str, region: str) -> dict[str, Any]:
+    bucket = inputs.get("bucket") or f"{name}-c0ffee"
+    return {"arn": f"arn:aws:s3:::{bucket}", "bucket": bucket, "id": bucket}
+
+
+def _kms_key(name: str, inputs: dict[str, Any], prefix: str, region: str) -> dict[str, Any]:
+    # Deterministic across runs (Python's hash() is not), shaped like a real key id.
+    key_id = f"{zlib.crc32(name.encode()):08x}-0000-4000-8000-{zlib.crc32(b'key:' + name.encode()):012x}"
+    return {"arn": f"{prefix}:key/{key_id}", "keyId": key_id, "id": key_id}
+
+
+_COMPUTED_BY_TYPE: dict[str, Callable[[str, dict[str, Any], str, str], dict[str, Any]]] = {
+    "aws:rds/instance:Instance": _rds_instance,
+    "aws:elasticache/replicationGroup:ReplicationGroup": _cache_group,
+    "aws:s3/bucket:Bucket": _bucket,
+    "aws:kms/key:Key": _kms_key,
+    "aws:iam/role:Role": lambda name, inputs, prefix, region: {
+        "arn": f"arn:aws:iam::{MOCK_ACCOUNT}:role/{inputs.get('name') or name}"
+    },
+    "aws:backup/vault:Vault": lambda name, inputs, prefix, region: {
+        "arn": f"{prefix}:backup-vault:{inputs.get('name') or name}"
+    },
+    "aws:secretsmanager/secret:Secret": lambda name, inputs, prefix, region: {
+        "arn": f"{prefix}:secret:{inputs.get('name') or name}-AbCdEf"
+    },
+}
+
+
+def computed_aws_outputs(type_: str, name: str, inputs: dict[str, Any], region: str = MOCK_REGION) -> dict[str, Any]:
+    """What AWS reports after create, for the attributes the program reads: `arn`, `id` and
+    `name` for everything, plus the per-type names and endpoints of the table above."""
+    service = type_.split(":")[1].split("/")[0]
+    prefix = f"arn:aws:{service}:{region}:{MOCK_ACCOUNT}"
+    outputs: dict[str, Any] = {"arn": f"{prefix}:{name}", "id": f"{name}-id", "name": inputs.get("name") or name}
+    compute = _COMPUTED_BY_TYPE.get(type_)
+    if compute:
+        outputs.update(compute(name, inputs, prefix, region))
+    return outputs
+
+
+def computed_invoke_result(token: str, args: dict[str, Any]) -> dict[str, Any]:
+    """What the AWS data sources the program reads would answer."""
+    if token == "aws:index/getCallerIdentity:getCallerIdentity":
+        return {
+            "accountId": MOCK_ACCOUNT,
+            "id": MOCK_ACCOUNT,
+            "userId": "AIDAOFFLINE",
+            "arn": f"arn:aws:iam::{MOCK_ACCOUNT}:user/offline",
+        }
+    if token == "aws:index/getPartition:getPartition":
+        return {"partition": "aws", "id": "aws", "dnsSuffix": "amazonaws.com", "reverseDnsPrefix": "com.amazonaws"}
+    return {}

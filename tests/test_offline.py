@@ -1,0 +1,111 @@
+"""The offline engine's own promises (plexictl/offline): renderings in forked children equal those
+of this process, each revision runs its own program, one failure stays one job's, the memo shares
+only what is the same, and the import scan finds what the program uses."""
+
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+import sys
+
+import pytest
+
+from plexictl.offline import Failure, RenderJob, memo, program_imports, render_jobs, run_program, stack_config
+
+PROGRAM = """
+import pulumi
+from {package}.things import NAME
+
+mode = pulumi.Config().get("mode") or "fine"
+if mode == "invalid":
+    raise pulumi.RunError("plexichat:mode: must be fine")
+if mode == "crash":
+    raise ValueError("half-written refactoring")
+pulumi.CustomResource("plexichat:test:Thing", NAME, {"mode": mode})
+pulumi.export("name", NAME)
+"""
+
+
+def program(root: pathlib.Path, name: str, package: str = "components") -> pathlib.Path:
+    """A tiny project whose own package (`components`, as this checkout's) names its one resource."""
+    (root / package).mkdir(parents=True)
+    (root / package / "__init__.py").write_text("")
+    (root / package / "things.py").write_text(f"NAME = {name!r}\n")
+    (root / "__main__.py").write_text(PROGRAM.replace("{package}", package))
+    (root / "Pulumi.yaml").write_text("name: plexichat\nruntime: python\n")
+    (root / "Pulumi.dev.yaml").write_text("config: {}\n")
+    return root
+
+
+def config(mode: str) -> dict[str, str]:
+    return {"plexichat:mode": mode}
+
+
+def test_each_revision_renders_its_own_program_and_this_process_keeps_its_own(tmp_path):
+    ours = sys.modules["components"].__file__
+    a, b = program(tmp_path / "a", "thing-a"), program(tmp_path / "b", "thing-b")
+    results = render_jobs([RenderJob("dev", a), RenderJob("dev", b), RenderJob("dev", a, config=config("other"))])
+    assert [[r.name for r in result.resources] for result in results] == [["thing-a"], ["thing-b"], ["thing-a"]]
+    assert [result.outputs for result in results] == [{"name": "thing-a"}, {"name": "thing-b"}, {"name": "thing-a"}]
+    assert sys.modules["components"].__file__ == ours  # the program of this checkout, still
+
+
+def test_a_failing_job_is_reported_as_its_own_and_the_others_render(tmp_path):
+    root = program(tmp_path, "thing")
+    fine, invalid, crash = render_jobs(
+        [RenderJob("dev", root, config=config(mode)) for mode in ("fine", "invalid", "crash")]
+    )
+    assert [r.inputs for r in fine.resources] == [{"mode": "fine"}]
+    assert invalid == Failure("plexichat:mode: must be fine", invalid_config=True)
+    assert isinstance(crash, Failure) and not crash.invalid_config
+    assert crash.message.splitlines()[-1] == "ValueError: half-written refactoring"
+
+
+def test_a_render_in_a_child_equals_one_in_this_process(monkeypatch):
+    monkeypatch.setattr(memo, "_renderings", None)  # render twice, for real
+    config, secret_keys = stack_config("dev")
+    (forked,) = render_jobs([RenderJob("dev", config=config, secret_keys=secret_keys)])
+    here = run_program("dev", config=config, secret_keys=secret_keys)
+    assert dataclasses.asdict(forked) == dataclasses.asdict(here)
+
+
+def test_the_memo_shares_a_rendering_only_for_the_same_program_and_config(tmp_path, monkeypatch):
+    monkeypatch.setattr(memo, "_renderings", {})
+    root = program(tmp_path / "a", "thing", package="memo_things")  # this process renders it
+    first = run_program("dev", root=root, config=config("fine"))
+    assert run_program("dev", root=root, config=config("fine")) is first
+    assert render_jobs([RenderJob("dev", root, config=config("fine"))]) == [first]
+    assert run_program("dev", root=root, config=config("other")) is not first
+    assert run_program("dev", root=root, config=config("fine"), preview=True) is not first
+    copy = program(tmp_path / "b", "thing", package="memo_things")  # the same program elsewhere: shared
+    assert run_program("dev", root=copy, config=config("fine")) is first
+    (copy / "memo_things" / "things.py").write_text("NAME = 'thing'  # edited\n")
+    assert memo.lookup(memo.key(copy, "dev", False, config("fine"), None)) is None
+    for _ in range(2):  # an error is not shared: it is raised each time
+        assert render_jobs([RenderJob("dev", root, config=config("invalid"))])[0].invalid_config
+
+
+def test_the_import_scan_finds_the_programs_packages_and_what_it_reads_from_the_sdks():
+    from plexictl.offline import ROOT
+
+    imports = program_imports.scan(ROOT)
+    assert imports.local == ("components",)
+    assert "components.platform" in imports.entry_modules
+    assert {("pulumi_aws", "rds", "Instance"), ("pulumi_kubernetes", "apps", "v1", "Deployment")} <= set(
+        imports.attribute_paths
+    )
+    assert not [path for path in imports.attribute_paths if path[0] in ("components", "plexictl", "tests")]
+
+
+@pytest.mark.parametrize(
+    "source,expected",
+    [
+        ("import pulumi_aws as aws\naws.rds.Instance('x')\n", ("pulumi_aws", "rds", "Instance")),
+        ("from pulumi_kubernetes import apps\napps.v1.Deployment\n", ("pulumi_kubernetes", "apps", "v1", "Deployment")),
+        ("from pulumi_aws import (\n    wafv2,  # the WAF\n)\nwafv2.WebAcl\n", ("pulumi_aws", "wafv2", "WebAcl")),
+        ("import pulumi.runtime\npulumi.runtime.config\n", ("pulumi", "runtime", "config")),
+    ],
+)
+def test_the_import_scan_reads_each_form_of_import(tmp_path, source, expected):
+    (tmp_path / "__main__.py").write_text(source)
+    assert expected in program_imports.scan(tmp_path).attribute_paths
