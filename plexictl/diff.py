@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,7 +49,7 @@ class FieldChange:
     after: Any
 
     def describe(self, arrow: str = "->") -> str:
-        return f"{self.path} {_show(self.before)} {arrow} {_show(self.after)}"
+        return f"{self.path} {show(self.before)} {arrow} {show(self.after)}"
 
 
 @dataclass
@@ -287,7 +286,7 @@ def _change_risks(before: Resource, after: Resource) -> list[Risk]:
             risks.append(
                 Risk(
                     label(after),
-                    f"input {key} forces replacement ({_show(old_value)} -> {_show(new_value)})",
+                    f"input {key} forces replacement ({show(old_value)} -> {show(new_value)})",
                 )
             )
         old_provider, new_provider = (r.provider.rsplit("::", 1)[0] for r in (before, after))
@@ -297,8 +296,8 @@ def _change_risks(before: Resource, after: Resource) -> list[Risk]:
             risks.append(
                 Risk(
                     label(after),
-                    f"provider changes ({_show(old_provider)} -> "
-                    f"{_show(new_provider)}); it is replaced if the new provider's "
+                    f"provider changes ({show(old_provider)} -> "
+                    f"{show(new_provider)}); it is replaced if the new provider's "
                     "configuration differs in a replacing way (e.g. region)",
                 )
             )
@@ -307,7 +306,7 @@ def _change_risks(before: Resource, after: Resource) -> list[Risk]:
     return risks
 
 
-def _show(value: Any) -> str:
+def show(value: Any) -> str:
     if value is ABSENT:
         return "(absent)"
     text = value if isinstance(value, str) and value else json.dumps(value, sort_keys=True, default=str)
@@ -325,102 +324,3 @@ def _shorten(text: str, limit: int = 120) -> str:
 
 # ---------------------------------------------------------------------------------------------
 # Reports
-
-
-def format_text(
-    diffs: list[StackDiff], base_name: str = "base", head_name: str = "working tree", notes: Sequence[str] = ()
-) -> str:
-    """`notes` are about the whole diff (e.g. which SDKs rendered it), printed first."""
-    lines = [f"note: {note}" for note in notes] + ([""] if notes else [])
-    for d in diffs:
-        lines.append(f"stack {d.stack} ({base_name} -> {head_name}): {d.summary()}")
-        if d.note:
-            lines.append(f"  note: {d.note}")
-        for component, changes in d.by_component().items():
-            lines.append(f"  component {component} ({_counts(changes)}):")
-            for change in changes:
-                if change.kind == "changed":
-                    lines += [f"    ~ {change.label}: {f.describe()}" for f in change.fields]
-                else:
-                    sign = "+" if change.kind == "added" else "-"
-                    lines.append(f"    {sign} {change.label} ({change.kind})")
-        if d.outputs:
-            lines.append("  stack outputs:")
-            lines += [f"    ~ {f.describe()}" for f in d.outputs]
-        if d.empty:
-            lines.append("  no changes")
-        for risk in d.risks:
-            lines.append(f"  !! {risk.describe()}")
-        lines.append("")
-    return "\n".join(lines)
-
-
-def format_markdown(
-    diffs: list[StackDiff], base_name: str = "base", head_name: str = "working tree", notes: Sequence[str] = ()
-) -> str:
-    risky = sum(len(d.risks) for d in diffs)
-    lines = [
-        "## Desired-state diff",
-        "",
-        f"`{base_name}` → `{head_name}`: " + "; ".join(f"**{d.stack}**: {d.summary()}" for d in diffs),
-        "",
-    ]
-    for note in notes:
-        lines += ["> [!NOTE]", f"> {_md(note)}", ""]
-    if risky:
-        lines += [
-            "> [!CAUTION]",
-            f"> **{risky} change(s) would replace or delete a stateful resource "
-            "(data loss risk).** Merge only with `--allow-replace` and a migration plan:",
-            ">",
-        ]
-        lines += [f"> - **{d.stack}**: {_md(r.describe())}" for d in diffs for r in d.risks]
-        lines.append("")
-    for d in diffs:
-        flag = " ⚠️" if d.risks else ""
-        lines += [
-            f"<details{' open' if d.risks else ''}>",
-            f"<summary><b>{d.stack}</b>: {d.summary()}{flag}</summary>",
-            "",
-        ]
-        if d.note:
-            lines += [f"_{_md(d.note)}_", ""]
-        for risk in d.risks:
-            lines.append(f"- :warning: **{DATA_LOSS}**: `{_md(risk.label)}`: {_md(risk.reason)}")
-        if d.risks:
-            lines.append("")
-        for component, changes in d.by_component().items():
-            lines += [
-                f"**component `{component}`** ({_counts(changes)})",
-                "",
-                "| | resource | field | before | after |",
-                "|---|---|---|---|---|",
-            ]
-            for change in changes:
-                sign = {"added": "+", "removed": "−", "changed": "~"}[change.kind]
-                if change.kind != "changed":
-                    lines.append(f"| {sign} | `{_md(change.label)}` | _{change.kind}_ | | |")
-                for f in change.fields:
-                    lines.append(
-                        f"| {sign} | `{_md(change.label)}` | `{_md(f.path)}` "
-                        f"| `{_md(_show(f.before))}` | `{_md(_show(f.after))}` |"
-                    )
-            lines.append("")
-        if d.outputs:
-            lines += ["**stack outputs**", "", "| output | before | after |", "|---|---|---|"]
-            lines += [f"| `{_md(f.path)}` | `{_md(_show(f.before))}` | `{_md(_show(f.after))}` |" for f in d.outputs]
-            lines.append("")
-        if d.empty:
-            lines += ["No changes.", ""]
-        lines += ["</details>", ""]
-    return "\n".join(lines)
-
-
-def _counts(changes: list[ResourceChange]) -> str:
-    return ", ".join(
-        f"{n} {kind}" for kind in ("added", "changed", "removed") if (n := sum(c.kind == kind for c in changes))
-    )
-
-
-def _md(text: str) -> str:
-    return text.replace("|", "\\|").replace("`", "'").replace("\n", " ")

@@ -14,7 +14,8 @@ import sys
 import pytest
 
 from plexictl import revision
-from plexictl.diff import DATA_LOSS, diff, field_changes, format_markdown, format_text
+from plexictl.diff import DATA_LOSS, diff, field_changes
+from plexictl.diff_report import format_markdown, format_text
 from plexictl.offline import ROOT, Rendering, Resource
 from plexictl.offline.rendering import SECRET_SIG_KEY, SECRET_SIG_VALUE
 from tests.release_state import STACKS, commit, pin_release
