@@ -284,3 +284,21 @@ def test_release_status_shows_plan_position_decisions_and_live_metrics(server, t
     assert "v1.5.0" in canary_line and canary_line.endswith("50% of traffic")
     live = [line for line in result.stdout.splitlines() if line.strip().startswith("canary ")]
     assert live and "errors 5.0" in live[0], result.stdout
+
+
+def test_the_timeout_counts_from_the_loops_first_decision_not_from_an_old_canary_commit(tmp_path, monkeypatch):
+    """A canary that sat at a manual weight for days is judged afresh, not aborted at once."""
+    monkeypatch.setenv("GIT_COMMITTER_DATE", "2020-01-01T00:00:00Z")
+    project = stack_with(tmp_path, "prod", canary().replace("weight: 0", "weight: 10"))
+    monkeypatch.delenv("GIT_COMMITTER_DATE")
+    run = ReleaseRun("prod", project, clock=lambda: 2_000_000_000.0)
+
+    def canary_version(block):
+        return (block.get("canary") or {}).get("version")
+
+    assert run._started_at(canary_version) == 2_000_000_000.0  # no decision yet: this run
+    path = project / "Pulumi.prod.yaml"
+    rc.edit_stack("prod", path, lambda r: rc.canary_set(r, 50), root=project, render=False)
+    gitlog.commit(path, "release run prod: next", "evidence", "next")
+    (decision,) = gitlog.decisions(project / "Pulumi.prod.yaml")
+    assert run._started_at(canary_version) == decision.unix_time  # a restarted loop keeps its clock

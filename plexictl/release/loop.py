@@ -251,14 +251,19 @@ class ReleaseRun:
         return parse_stack_config(config, self.stack, secret_keys)
 
     def _started_at(self, marker: Callable[[dict], object]) -> float:
-        """When the release under analysis began: the oldest commit of the current run of commits
-        with the same `marker` (the canary's version, the active colour), else now."""
+        """When this analysis began, for its timeout: the loop's first decision on the release
+        under analysis (the same `marker`: the canary's version, the active colour), so a
+        restarted loop keeps its clock; else now. Not when the release itself was committed: a
+        canary may have sat at a manual weight for days before the loop was asked to judge it."""
         history = git_history(self.path)()
-        times, started = gitlog.commit_times(self.path), None
-        for commit, block in history:
-            if marker(block) != marker(history[0][1]):
+        if not history:
+            return self.clock()
+        blocks, current = dict(history), marker(history[0][1])
+        started = None
+        for decision in gitlog.decisions(self.path):  # newest first
+            if marker(blocks.get(decision.commit) or {}) != current:
                 break
-            started = times.get(commit, started)
+            started = decision.unix_time
         return float(started) if started is not None else self.clock()
 
     def _aborted(self, version: str) -> bool:
