@@ -14,6 +14,7 @@ from pydantic import SecretStr
 
 from components import naming
 from components.cluster.app_service import AppService, AppServiceArgs
+from components.cluster.database_bootstrap_job import DatabaseBootstrapJob, DatabaseBootstrapJobArgs
 from components.cluster.migration_job import MigrationJob, MigrationJobArgs
 from components.cluster.network_policies import NetworkPolicies, NetworkPoliciesArgs
 from components.cluster.traffic import Traffic, TrafficArgs
@@ -22,9 +23,12 @@ from components.config.monitoring import RECEIVERS
 from components.config.stack import StackSettings
 from components.data.backups import Backups, BackupsArgs
 from components.data.cache import Cache, CacheArgs
-from components.data.database import Database, DatabaseArgs
+from components.data.database import DB_NAME, PORT, Database, DatabaseArgs
+from components.data.database_role_secrets import DatabaseRoleSecrets, DatabaseRoleSecretsArgs
+from components.data.database_roles import bootstrap_sql
 from components.edge.edge import Edge, EdgeArgs, preview_host
-from components.identity.app_access import AppAccess, AppAccessArgs
+from components.identity.app_access import ROLE_CREDENTIALS_SECRETS, AppAccess, AppAccessArgs
+from components.identity.database_admin_access import MASTER_CREDENTIALS_SECRET, DatabaseAdminAccess
 from components.observability.alarm_topic import AlarmTopic, AlarmTopicArgs
 from components.observability.alerting import Alerting, AlertingArgs
 from components.observability.cloud_alarms import CloudAlarms, CloudAlarmsArgs
@@ -59,6 +63,7 @@ class Platform(pulumi.ComponentResource):
         ).account_id
         self._build_data_tier()
         self._build_identity()
+        self._build_database_bootstrap()
         self._build_migration()
         self._build_workloads()
         self._build_routing()
@@ -130,6 +135,16 @@ class Platform(pulumi.ComponentResource):
             DatabaseArgs(settings.database, settings.network, account_id, region, protect),
             opts=self.aws_opts,
         )
+        # Password mode: the roles' own secrets, rotated by AWS (iam mode: IAM tokens instead).
+        self.role_secrets = (
+            DatabaseRoleSecrets(
+                "database-roles",
+                DatabaseRoleSecretsArgs(settings.database, settings.network, self.database, region),
+                opts=self.aws_opts,
+            )
+            if settings.database.app_auth == "password"
+            else None
+        )
         self.cache = Cache(
             "cache",
             CacheArgs(
@@ -151,20 +166,43 @@ class Platform(pulumi.ComponentResource):
 
     def _build_identity(self) -> None:
         settings = self._settings
-        self.app_access = AppAccess(
-            "app-access",
-            AppAccessArgs(
+        args = AppAccessArgs(
+            stack=self._stack,
+            region=settings.aws.region,
+            namespace=self.namespace,
+            namespace_name=settings.namespace,
+            irsa=settings.irsa,
+            database=self.database,
+            cache=self.cache,
+            backups=self.backups,
+            role_secrets=self.role_secrets,
+        )
+        # Both explicit providers: their children are IAM (AWS) and External Secrets (cluster).
+        opts = pulumi.ResourceOptions(parent=self, providers=[self.aws_provider, self.k8s_provider])
+        self.app_access = AppAccess("app-access", args, opts=opts)
+        # The master credential: for the database bootstrap only, through its own store.
+        self.database_admin_access = DatabaseAdminAccess("database-admin-access", args, opts=opts)
+
+    def _build_database_bootstrap(self) -> None:
+        """The database roles (components/data/database_roles.py), created and converged as the
+        master user before any migration runs."""
+        settings = self._settings
+        iam = settings.database.app_auth == "iam"
+        self.database_bootstrap = DatabaseBootstrapJob(
+            "database-bootstrap",
+            DatabaseBootstrapJobArgs(
                 stack=self._stack,
-                region=settings.aws.region,
                 namespace=self.namespace,
-                namespace_name=settings.namespace,
-                irsa=settings.irsa,
-                database=self.database,
-                cache=self.cache,
-                backups=self.backups,
+                vpc_cidr=settings.network.vpc_cidr,
+                sql=bootstrap_sql(DB_NAME, iam=iam),
+                host=self.database.address,
+                port=PORT,
+                database=DB_NAME,
+                master_credentials_secret=MASTER_CREDENTIALS_SECRET,
+                role_credentials_secrets={} if iam else ROLE_CREDENTIALS_SECRETS,
+                after=[self.database_admin_access.master_credentials, *self.app_access.credential_secrets],
             ),
-            # Both explicit providers: its children are IAM (AWS) and External Secrets (cluster).
-            opts=pulumi.ResourceOptions(parent=self, providers=[self.aws_provider, self.k8s_provider]),
+            opts=self.k8s_opts,
         )
 
     def _build_migration(self) -> None:
@@ -175,7 +213,7 @@ class Platform(pulumi.ComponentResource):
         self.migration: MigrationJob | None = None
         if not settings.migrations.enabled:
             return
-        after = []
+        after: list[pulumi.Resource] = [self.database_bootstrap.job]
         if settings.migrations.snapshot_before_migrate:
             after.append(self.database.snapshot_before_migration(self.schema_version))
         self.migration = MigrationJob(
@@ -187,7 +225,8 @@ class Platform(pulumi.ComponentResource):
                 image_repository=settings.image_repository,
                 settings=settings.migrations,
                 vpc_cidr=settings.network.vpc_cidr,
-                env=self.app_access.env,
+                env=self.app_access.migrator_env,
+                service_account_annotations=self.app_access.migrator_service_account_annotations,
                 after=after,
             ),
             opts=self.k8s_opts,

@@ -169,7 +169,12 @@ def test_smoke_probe_checks_the_public_readiness_url():
 
 
 def test_dashboard_is_found_by_the_grafana_sidecar_and_shows_every_track(any_stack):
-    (config_map,) = any_stack.of_type("kubernetes:core/v1:ConfigMap")
+    # Not the database bootstrap's SQL (tests/test_database_roles_wiring.py).
+    (config_map,) = [
+        c
+        for c in any_stack.of_type("kubernetes:core/v1:ConfigMap")
+        if c.component != "DatabaseBootstrapJob database-bootstrap"
+    ]
     assert config_map.inputs["metadata"]["labels"]["grafana_dashboard"] == "1"
     (text,) = config_map.inputs["data"].values()
     board = json.loads(text)

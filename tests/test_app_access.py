@@ -11,6 +11,8 @@ from plexictl.offline.mocks import computed_aws_outputs
 from tests.conftest import STACKS, rendered
 
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
+SECRET_STORE = "kubernetes:external-secrets.io/v1:SecretStore"
+EXTERNAL_SECRET = "kubernetes:external-secrets.io/v1:ExternalSecret"
 
 
 def _walk_strings(value):
@@ -35,16 +37,19 @@ def _trust(stack: str, role: str) -> tuple[str, dict]:
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_each_role_trusts_only_its_service_accounts_through_the_clusters_oidc_provider(stack):
-    store = "system:serviceaccount:plexichat:plexichat-external-secrets"
+    account = "system:serviceaccount:plexichat:plexichat-"
+    store, admin_store = f"{account}external-secrets", f"{account}db-admin-secrets"
     issuer, app = _trust(stack, "app-access-role")
     assert app == {
         "StringEquals": {f"{issuer}:aud": "sts.amazonaws.com"},
-        "StringLike": {f"{issuer}:sub": "system:serviceaccount:plexichat:plexichat-*"},
-        # The prefix would admit the store's account too: the app role must not.
-        "StringNotEquals": {f"{issuer}:sub": store},
+        "StringLike": {f"{issuer}:sub": f"{account}*"},
+        # The prefix would admit the stores' and the Jobs' accounts too: the app role must not.
+        "StringNotEquals": {f"{issuer}:sub": [store, admin_store, f"{account}migrate", f"{account}db-bootstrap"]},
     }
     issuer, store_trust = _trust(stack, "app-access-store-role")
     assert store_trust == {"StringEquals": {f"{issuer}:aud": "sts.amazonaws.com", f"{issuer}:sub": store}}
+    issuer, admin_trust = _trust(stack, "database-admin-access-role")
+    assert admin_trust == {"StringEquals": {f"{issuer}:aud": "sts.amazonaws.com", f"{issuer}:sub": admin_store}}
 
 
 def _policy(stack: str, name: str) -> dict[str, dict]:
@@ -69,12 +74,19 @@ def test_each_role_is_least_privilege_with_no_wildcard_resource(stack):
     assert app["UseBackupKey"]["Resource"] == [key_arn["backups-key"]]
     store = _policy(stack, "app-access-store-policy")
     assert set(store) == {"ReadAppCredentials", "DecryptCredentials"}
+    secrets = "arn:aws:secretsmanager:us-east-1:123456789012:secret:"
+    # The roles' secrets, never the master's (the bootstrap's store alone reads that).
     assert set(store["ReadAppCredentials"]["Resource"]) == {
-        f"arn:aws:secretsmanager:us-east-1:123456789012:secret:rds!db-plexichat-{stack}-AbCdEf",
-        f"arn:aws:secretsmanager:us-east-1:123456789012:secret:plexichat/{stack}/cache-auth-token-AbCdEf",
+        f"{secrets}plexichat-{stack}/plexichat_app-AbCdEf",
+        f"{secrets}plexichat-{stack}/plexichat_migrator-AbCdEf",
+        f"{secrets}plexichat/{stack}/cache-auth-token-AbCdEf",
     }
     assert store["DecryptCredentials"]["Action"] == "kms:Decrypt"
     assert set(store["DecryptCredentials"]["Resource"]) == {key_arn["database-key"], key_arn["cache-key"]}
+    admin = _policy(stack, "database-admin-access-policy")
+    assert set(admin) == {"ReadMasterCredential", "DecryptMasterCredential"}
+    assert admin["ReadMasterCredential"]["Resource"] == [f"{secrets}rds!db-plexichat-{stack}-AbCdEf"]
+    assert admin["DecryptMasterCredential"]["Resource"] == [key_arn["database-key"]]
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -85,10 +97,13 @@ def test_every_service_account_carries_the_role_for_its_job(stack, preview):
     assert len(accounts) >= 3  # every track + the External Secrets account
     for account in accounts:
         name = account.inputs["metadata"]["name"]
-        if name == "plexichat-migrate":  # the migration calls no AWS API: no role at all
+        if name in ("plexichat-migrate", "plexichat-db-bootstrap"):  # no AWS API (password mode): no role
             assert "annotations" not in account.inputs["metadata"]
             continue
-        role = "app-access-store-role" if name == "plexichat-external-secrets" else "app-access-role"
+        role = {
+            "plexichat-external-secrets": "app-access-store-role",
+            "plexichat-db-admin-secrets": "database-admin-access-role",
+        }.get(name, "app-access-role")
         assert account.inputs["metadata"]["annotations"]["eks.amazonaws.com/role-arn"] in (
             f"arn:aws:iam::123456789012:role/{role}",
             "[unknown until apply]",
@@ -99,20 +114,30 @@ def test_every_service_account_carries_the_role_for_its_job(stack, preview):
 @pytest.mark.parametrize("stack", STACKS)
 def test_external_secrets_bring_credentials_into_the_cluster(stack):
     r = rendered(stack)
-    (store,) = r.of_type("kubernetes:external-secrets.io/v1:SecretStore")
-    aws = store.inputs["spec"]["provider"]["aws"]
-    assert aws["service"] == "SecretsManager" and aws["region"] == "us-east-1"
-    assert aws["auth"]["jwt"]["serviceAccountRef"]["name"] == "plexichat-external-secrets"
-    secrets = {
-        e.inputs["metadata"]["name"]: e.inputs["spec"]
-        for e in r.of_type("kubernetes:external-secrets.io/v1:ExternalSecret")
+    stores = {s.inputs["metadata"]["name"]: s.inputs["spec"] for s in r.of_type(SECRET_STORE)}
+    assert {
+        name: spec["provider"]["aws"]["auth"]["jwt"]["serviceAccountRef"]["name"] for name, spec in stores.items()
+    } == {
+        "plexichat-aws": "plexichat-external-secrets",
+        "plexichat-aws-db-admin": "plexichat-db-admin-secrets",
     }
-    assert set(secrets) == {"plexichat-db-credentials", "plexichat-cache-auth"}
+    for spec in stores.values():
+        assert spec["provider"]["aws"]["service"] == "SecretsManager"
+        assert spec["provider"]["aws"]["region"] == "us-east-1"
+    secrets = {e.inputs["metadata"]["name"]: e.inputs["spec"] for e in r.of_type(EXTERNAL_SECRET)}
+    store_of = {
+        "plexichat-db-credentials": "plexichat-aws",
+        "plexichat-db-migrator-credentials": "plexichat-aws",
+        "plexichat-cache-auth": "plexichat-aws",
+        "plexichat-db-master-credentials": "plexichat-aws-db-admin",
+    }
+    assert set(secrets) == set(store_of)
     for name, spec in secrets.items():
-        assert spec["secretStoreRef"] == {"name": "plexichat-aws", "kind": "SecretStore"}
+        assert spec["secretStoreRef"] == {"name": store_of[name], "kind": "SecretStore"}
         assert spec["target"]["name"] == name
         assert all(d["remoteRef"]["key"].startswith("arn:aws:secretsmanager:") for d in spec["data"])
-    assert [d["remoteRef"]["property"] for d in secrets["plexichat-db-credentials"]["data"]] == ["username", "password"]
+    for name in ("plexichat-db-credentials", "plexichat-db-migrator-credentials", "plexichat-db-master-credentials"):
+        assert [d["remoteRef"]["property"] for d in secrets[name]["data"]] == ["username", "password"]
     # The app's credentials never enter a manifest: no Kubernetes Secret but the Alertmanager
     # receivers' (built from Pulumi secrets; see components/alerting.py) is declared.
     assert [s.inputs["metadata"]["name"] for s in r.of_type("kubernetes:core/v1:Secret")] in (

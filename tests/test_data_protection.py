@@ -160,6 +160,8 @@ STATEFUL_URNS_PROD = {
     "plexichat:data:Cache$aws:elasticache/replicationGroup:ReplicationGroup::cache-group",
     "plexichat:data:Cache$aws:kms/key:Key::cache-key",
     "plexichat:data:Cache$aws:secretsmanager/secret:Secret::cache-auth-secret",
+    "plexichat:data:DatabaseRoleSecrets$aws:secretsmanager/secret:Secret::database-roles-plexichat_app",
+    "plexichat:data:DatabaseRoleSecrets$aws:secretsmanager/secret:Secret::database-roles-plexichat_migrator",
     "plexichat:data:Backups$aws:kms/key:Key::backups-key",
     "plexichat:data:Backups$aws:kms/key:Key::backups-dr-key",
     "plexichat:data:Backups$aws:s3/bucket:Bucket::backups-bucket",

@@ -67,7 +67,10 @@ def test_parameter_group_forces_tls_and_logs_slow_statements(stack):
 @pytest.mark.parametrize("stack", STACKS)
 def test_password_is_rotated_every_30_days_and_only_on_the_primary(stack):
     r = rendered(stack)
-    (rotation,) = r.of_type("aws:secretsmanager/secretRotation:SecretRotation")
+    # The master's; the roles' are tests/test_database_roles_wiring.py's.
+    (rotation,) = [
+        x for x in r.of_type("aws:secretsmanager/secretRotation:SecretRotation") if x.component == "Database database"
+    ]
     assert rotation.inputs["rotationRules"]["automaticallyAfterDays"] == 30
     assert "rotationLambdaArn" not in rotation.inputs  # RDS-managed: no Lambda
     assert rotation.inputs["secretId"].startswith("arn:aws:secretsmanager:")

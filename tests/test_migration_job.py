@@ -15,8 +15,13 @@ JOB = "kubernetes:batch/v1:Job"
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 
 
+def migration_jobs(rendering) -> list:
+    """The migration Jobs (the database bootstrap's Job is tests/test_database_roles_wiring.py's)."""
+    return [j for j in rendering.of_type(JOB) if j.inputs["metadata"]["name"].startswith("plexichat-migrate-")]
+
+
 def jobs(rendering) -> dict[str, dict]:
-    return {j.inputs["metadata"]["name"]: j for j in rendering.of_type(JOB)}
+    return {j.inputs["metadata"]["name"]: j for j in migration_jobs(rendering)}
 
 
 def deployment(rendering, name: str):
@@ -33,7 +38,7 @@ def release(**block):
 
 def test_the_canary_versions_job_runs_first_and_only_its_pods_wait_for_it():
     prod = rendered("prod")  # pinned: canary v1.5.0 next to stable v1.4.2, no explicit schema
-    (job,) = prod.of_type(JOB)
+    (job,) = migration_jobs(prod)
     assert job.inputs["metadata"]["name"] == "plexichat-migrate-v1-5-0"
     container = job.inputs["spec"]["template"]["spec"]["containers"][0]
     assert container["image"] == "ghcr.io/plexichat/plexichat:v1.5.0"
@@ -44,7 +49,7 @@ def test_the_canary_versions_job_runs_first_and_only_its_pods_wait_for_it():
 
 
 def test_the_job_is_kept_awaited_and_replaced_when_it_failed():
-    (job,) = rendered("prod").of_type(JOB)
+    (job,) = migration_jobs(rendered("prod"))
     spec = job.inputs["spec"]
     assert "ttlSecondsAfterFinished" not in spec  # stays while its version is the schema's
     assert job.inputs["metadata"]["annotations"]["pulumi.com/replaceUnready"] == "true"
@@ -100,7 +105,7 @@ def test_a_newer_version_creates_one_new_job_and_an_older_one_none():
 
     # A rollback (what the release commands write): the schema stays at v1.6.0, no Job for v1.5.0.
     rolled_back = render_edited("dev", pinned_schema("v1.5.0", "v1.6.0"))
-    (job,) = rolled_back.of_type(JOB)
+    (job,) = migration_jobs(rolled_back)
     assert job.inputs["metadata"]["name"] == "plexichat-migrate-v1-6-0"
     assert job.urn not in deployment(rolled_back, "plexichat-web-stable").dependencies  # v1.5.0 waits for nothing
 
@@ -109,7 +114,7 @@ def test_migrations_off_declares_no_job():
     def off(config):
         config["plexichat:migrations"] = {"enabled": False}
 
-    assert not render_edited("prod", off).of_type(JOB)
+    assert not migration_jobs(render_edited("prod", off))
 
 
 def test_the_schema_version_only_ever_rises():
@@ -133,6 +138,6 @@ def test_prod_snapshots_the_database_before_migrating():
     assert snapshot.inputs["dbSnapshotIdentifier"].endswith("-before-v1-5-0")
     (primary,) = [i for i in prod.of_type("aws:rds/instance:Instance") if not i.inputs.get("replicateSourceDb")]
     assert snapshot.inputs["dbInstanceIdentifier"] == primary.inputs["identifier"]
-    (job,) = prod.of_type(JOB)
+    (job,) = migration_jobs(prod)
     assert snapshot.urn in job.dependencies
     assert not render_edited("dev", lambda config: None).of_type("aws:rds/snapshot:Snapshot")

@@ -17,8 +17,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -50,9 +50,12 @@ class MigrationJobArgs:
     vpc_cidr: str
     """The database and the AWS interface endpoints live in the VPC."""
     env: Sequence[k8s.core.v1.EnvVarArgs] = ()
-    """Database connection and credentials, as the app gets them."""
+    """Database connection and plexichat_migrator's credentials (the app's environment otherwise)."""
+    service_account_annotations: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+    """The IRSA role when the migrator logs in with IAM tokens (database.appAuth: iam)."""
     after: Sequence[pulumi.Resource] = ()
-    """What must exist before the migration runs (the pre-migration snapshot)."""
+    """What must exist before the migration runs (the database bootstrap, the pre-migration
+    snapshot)."""
 
 
 class MigrationJob(pulumi.ComponentResource):
@@ -64,8 +67,14 @@ class MigrationJob(pulumi.ComponentResource):
         labels = {**naming.common_labels(args.stack), **naming.selector_labels(MIGRATE)}
         k8s.core.v1.ServiceAccount(
             f"{name}-sa",
-            metadata=k8s.meta.v1.ObjectMetaArgs(name=_account(), namespace=args.namespace, labels=labels),
-            automount_service_account_token=False,  # it calls no Kubernetes API
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=_account(),
+                namespace=args.namespace,
+                labels=labels,
+                annotations=dict(args.service_account_annotations) or None,
+            ),
+            # It calls no Kubernetes API; an IRSA token is projected by EKS regardless.
+            automount_service_account_token=False,
             opts=child,
         )
         _network_policy(name, args, labels, child)

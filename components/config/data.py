@@ -148,7 +148,14 @@ class DatabaseSettings(Model):
     log_retention_days: LogRetentionDays = 90
     """CloudWatch retention of the exported PostgreSQL logs. Default 90."""
     password_rotation_days: Annotated[int, int_range(1, 365, "a number of days")] = 30
-    """Rotation period of the RDS-managed master password. Default 30 (RDS's own default is 7)."""
+    """Rotation period of the RDS-managed master password and, with appAuth password, of the
+    roles' passwords. Default 30 (RDS's own default is 7)."""
+    app_auth: Literal["password", "iam"] = "password"
+    """How the app and the migration log in as their own roles (plexichat_app, plexichat_migrator;
+    never the master user). `password` (default): a Secrets Manager secret per role, rotated every
+    passwordRotationDays by AWS's multi-user rotation function. `iam`: an IAM token through the
+    pods' IRSA role, no passwords at all; set it only once the app (and its migrations) can log in
+    with IAM tokens (docs/data-tier.md 'Database roles')."""
 
     @model_validator(mode="after")
     def _consistent(self) -> DatabaseSettings:

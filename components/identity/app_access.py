@@ -1,21 +1,25 @@
 """What the app may reach, and how its credentials get into the cluster without a manifest ever
 holding a secret.
 
-- Two IAM roles through IRSA, each with only what its pods do. The app's role: read and write
-  the backup bucket's prefixes, use the backup key. The External Secrets store's role: read the
-  two credential secrets and decrypt them. The app's pods get their credentials from the
+- IAM roles through IRSA, each with only what its pods do. The app's role: read and write the
+  backup bucket's prefixes, use the backup key, and with `database.appAuth: iam` connect as
+  `plexichat_app` to the primary and the replicas. The migration's role (iam mode only): connect
+  as `plexichat_migrator` to the primary. The External Secrets store's role: read the role and
+  cache credential secrets and decrypt them. The app's pods get their credentials from the
   environment, so they cannot read a secret from AWS themselves. Every statement names its
-  resources; nothing is granted on `*`.
+  resources; nothing is granted on `*`. The RDS master credential is not here at all: only the
+  database bootstrap reads it (components/identity/database_admin_access.py).
 - External Secrets Operator: a `SecretStore` (AWS Secrets Manager, through its own
-  ServiceAccount and role) and two `ExternalSecret`s that materialise the database credentials
-  (the RDS-managed master secret) and the cache AUTH token as Kubernetes Secrets.
-- The environment the web and worker containers get: endpoints as plain values, credentials
-  through `secretKeyRef` to those Secrets, and the annotation that makes a Secret reloader
-  (Stakater Reloader) roll the Deployments when one of those Secrets changes: a rotated RDS
-  password stops working at once, and a container reads its environment only at start.
+  ServiceAccount and role) and `ExternalSecret`s that materialise the cache AUTH token and, in
+  password mode, each database role's credentials as Kubernetes Secrets.
+- The environment the web and worker containers (and, with its own role, the migration) get:
+  endpoints as plain values, credentials through `secretKeyRef` to those Secrets, and the
+  annotation that makes a Secret reloader (Stakater Reloader) roll the Deployments when one of
+  those Secrets changes: a rotated password stops working after the rotation's next turn, and a
+  container reads its environment only at start.
 
 The app role's trust policy admits every ServiceAccount named `plexichat-*` in the app
-namespace (StringLike) except the store's, rather than an exact list: the track ServiceAccounts
+namespace (StringLike) except the stores' and the Jobs', rather than an exact list: the track ServiceAccounts
 come and go with releases (`plexichat-web-canary`, `plexichat-worker-green`), and an exact list
 would turn a canary start or a blue-green flip into an IAM change. The namespace holds only this
 program's ServiceAccounts (restricted Pod Security, no other writers), so the wildcard admits
@@ -37,12 +41,27 @@ from components.data.cache import PORT as CACHE_PORT
 from components.data.cache import Cache
 from components.data.database import DB_NAME, Database
 from components.data.database import PORT as DB_PORT
+from components.data.database_role_secrets import DatabaseRoleSecrets
+from components.data.database_roles import APP_ROLE, MIGRATOR_ROLE
 
 ROLE_ARN_ANNOTATION = "eks.amazonaws.com/role-arn"
 RELOAD_ANNOTATION = "secret.reloader.stakater.com/reload"
 SECRET_STORE = "plexichat-aws"
 STORE_SERVICE_ACCOUNT = f"{naming.APP}-external-secrets"  # excluded from the app role's trust
+ADMIN_STORE_SERVICE_ACCOUNT = f"{naming.APP}-db-admin-secrets"  # the master credential's store
+MIGRATOR_SERVICE_ACCOUNT = naming.object_name("migrate")  # components/cluster/migration_job.py
+BOOTSTRAP_SERVICE_ACCOUNT = naming.object_name("db-bootstrap")  # .../database_bootstrap_job.py
+NOT_APP_SERVICE_ACCOUNTS = (
+    STORE_SERVICE_ACCOUNT,
+    ADMIN_STORE_SERVICE_ACCOUNT,
+    MIGRATOR_SERVICE_ACCOUNT,
+    BOOTSTRAP_SERVICE_ACCOUNT,
+)
 DB_CREDENTIALS_SECRET = "plexichat-db-credentials"
+"""plexichat_app's credentials (password mode), read by the web and worker pods."""
+MIGRATOR_CREDENTIALS_SECRET = "plexichat-db-migrator-credentials"
+"""plexichat_migrator's credentials (password mode), read by the migration Job only."""
+ROLE_CREDENTIALS_SECRETS = {APP_ROLE: DB_CREDENTIALS_SECRET, MIGRATOR_ROLE: MIGRATOR_CREDENTIALS_SECRET}
 CACHE_AUTH_SECRET = "plexichat-cache-auth"
 BACKUP_PREFIXES = ("daily/", "monthly/", "logs/")
 EXTERNAL_SECRETS_API = "external-secrets.io/v1"
@@ -59,13 +78,21 @@ class AppAccessArgs:
     database: Database
     cache: Cache
     backups: Backups
+    role_secrets: DatabaseRoleSecrets | None = None
+    """The database roles' secrets: password mode (`database.appAuth: password`); none in iam mode,
+    where the roles log in with IAM tokens."""
 
 
 class AppAccess(pulumi.ComponentResource):
     role: aws.iam.Role
     store_role: aws.iam.Role
     env: list[k8s.core.v1.EnvVarArgs]
+    """The web and worker containers' environment: plexichat_app's credentials."""
+    migrator_env: list[k8s.core.v1.EnvVarArgs]
+    """The migration's environment: the same, with plexichat_migrator's credentials."""
     service_account_annotations: dict[str, pulumi.Output[str]]
+    migrator_service_account_annotations: dict[str, pulumi.Output[str]]
+    """The migration's IRSA role (iam mode); empty in password mode (it calls no AWS API)."""
 
     def __init__(self, name: str, args: AppAccessArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("plexichat:data:AppAccess", name, None, opts)
@@ -75,53 +102,90 @@ class AppAccess(pulumi.ComponentResource):
         self.role = _app_role(name, args, child)
         self.store_role = _store_role(name, args, child)
         self.service_account_annotations = {ROLE_ARN_ANNOTATION: self.role.arn}
-        store = _secret_store(name, args, self.store_role, child)
-        db, cache = args.database, args.cache
-        _external_secret(
-            name,
-            "db-credentials",
-            DB_CREDENTIALS_SECRET,
-            [
-                {"secretKey": key, "remoteRef": {"key": db.master_secret_arn, "property": key}}
-                for key in ("username", "password")
-            ],
-            args,
-            store,
-            child,
-        )
-        _external_secret(
+        self.migrator_service_account_annotations = {}
+        if args.role_secrets is None:
+            migrator_role = _migrator_role(name, args, child)
+            self.migrator_service_account_annotations = {ROLE_ARN_ANNOTATION: migrator_role.arn}
+        store = secret_store(name, "", SECRET_STORE, STORE_SERVICE_ACCOUNT, args, self.store_role, child)
+        self.credential_secrets = [
+            external_secret(
+                name,
+                # `db-credentials`: the name the app's (then the master's) ExternalSecret had.
+                "db-credentials" if role == APP_ROLE else "db-migrator-credentials",
+                target,
+                [
+                    {"secretKey": key, "remoteRef": {"key": args.role_secrets.secrets[role].arn, "property": key}}
+                    for key in ("username", "password")
+                ],
+                SECRET_STORE,
+                args,
+                store,
+                child,
+            )
+            for role, target in ROLE_CREDENTIALS_SECRETS.items()
+            if args.role_secrets is not None
+        ]
+        external_secret(
             name,
             "cache-auth",
             CACHE_AUTH_SECRET,
-            [{"secretKey": "token", "remoteRef": {"key": cache.auth_secret.arn}}],
+            [{"secretKey": "token", "remoteRef": {"key": args.cache.auth_secret.arn}}],
+            SECRET_STORE,
             args,
             store,
             child,
         )
 
-        self.env = _environment(args)
+        self.env = _environment(args, APP_ROLE)
+        self.migrator_env = _environment(args, MIGRATOR_ROLE)
         # On the Deployments (not their pod templates, so adding it restarts nothing): the
         # Secrets the environment reads, whose change must roll the pods.
-        self.deployment_annotations = {RELOAD_ANNOTATION: f"{DB_CREDENTIALS_SECRET},{CACHE_AUTH_SECRET}"}
+        read = [DB_CREDENTIALS_SECRET] if args.role_secrets is not None else []
+        self.deployment_annotations = {RELOAD_ANNOTATION: ",".join([*read, CACHE_AUTH_SECRET])}
         self.register_outputs({"role_arn": self.role.arn})
 
 
-def _subject(args: AppAccessArgs, service_account: str) -> str:
+def service_account_subject(args: AppAccessArgs, service_account: str) -> str:
     """The `sub` claim of a ServiceAccount token in the app namespace (a pattern may end in `*`)."""
     return f"system:serviceaccount:{args.namespace_name}:{service_account}"
 
 
+def db_user_arn(instance: aws.rds.Instance, region: str, role: str) -> pulumi.Output[str]:
+    """What `rds-db:connect` names: one database user of one instance (by its resource id)."""
+    return pulumi.Output.all(instance.arn, instance.resource_id).apply(
+        lambda a: f"arn:aws:rds-db:{region}:{a[0].split(':')[4]}:dbuser:{a[1]}/{role}"
+    )
+
+
+def _connect_statement(sid: str, instances: list[aws.rds.Instance], args: AppAccessArgs, role: str) -> dict:
+    return {
+        "Sid": sid,
+        "Effect": "Allow",
+        "Action": "rds-db:connect",
+        "Resource": [db_user_arn(instance, args.region, role) for instance in instances],
+    }
+
+
 def _app_role(name: str, args: AppAccessArgs, opts: pulumi.ResourceOptions) -> aws.iam.Role:
-    """The app pods' role: list, read and write the backup prefixes, and use the backup key."""
-    backups = args.backups
+    """The app pods' role: list, read and write the backup prefixes, use the backup key, and (iam
+    mode) connect as plexichat_app to the primary and the replicas."""
+    backups, db = args.backups, args.database
     objects = [pulumi.Output.concat(backups.bucket.arn, "/", p, "*") for p in BACKUP_PREFIXES]
-    return _irsa_role(
+    connect = (
+        [_connect_statement("ConnectAsApp", [db.primary, *db.replicas], args, APP_ROLE)]
+        if args.role_secrets is None
+        else []
+    )
+    return irsa_role(
         name,
         "",
         f"PlexiChat app pods ({args.stack}), via IRSA",
         args,
         # See the module docstring for why a prefix and not an exact list.
-        {"StringLike": _subject(args, f"{naming.APP}-*"), "StringNotEquals": _subject(args, STORE_SERVICE_ACCOUNT)},
+        {
+            "StringLike": service_account_subject(args, f"{naming.APP}-*"),
+            "StringNotEquals": [service_account_subject(args, account) for account in NOT_APP_SERVICE_ACCOUNTS],
+        },
         [
             {
                 "Sid": "ListBackupPrefixes",
@@ -142,40 +206,56 @@ def _app_role(name: str, args: AppAccessArgs, opts: pulumi.ResourceOptions) -> a
                 "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
                 "Resource": [backups.key.arn],
             },
+            *connect,
         ],
+        opts,
+    )
+
+
+def _migrator_role(name: str, args: AppAccessArgs, opts: pulumi.ResourceOptions) -> aws.iam.Role:
+    """The migration's role (iam mode): connect as plexichat_migrator to the primary, nothing
+    else; trusted by exactly the migration's ServiceAccount."""
+    return irsa_role(
+        name,
+        "migrator-",
+        f"PlexiChat schema migrations ({args.stack}), via IRSA",
+        args,
+        {"StringEquals": service_account_subject(args, MIGRATOR_SERVICE_ACCOUNT)},
+        [_connect_statement("ConnectAsMigrator", [args.database.primary], args, MIGRATOR_ROLE)],
         opts,
     )
 
 
 def _store_role(name: str, args: AppAccessArgs, opts: pulumi.ResourceOptions) -> aws.iam.Role:
-    """The External Secrets store's role: read and decrypt the two credential secrets, nothing
-    else; trusted by exactly the store's ServiceAccount."""
+    """The External Secrets store's role: read and decrypt the role and cache credential secrets,
+    nothing else; trusted by exactly the store's ServiceAccount."""
     db, cache = args.database, args.cache
-    return _irsa_role(
+    role_secrets = [s.arn for s in args.role_secrets.secrets.values()] if args.role_secrets else []
+    return irsa_role(
         name,
         "store-",
         f"PlexiChat External Secrets store ({args.stack}), via IRSA",
         args,
-        {"StringEquals": _subject(args, STORE_SERVICE_ACCOUNT)},
+        {"StringEquals": service_account_subject(args, STORE_SERVICE_ACCOUNT)},
         [
             {
                 "Sid": "ReadAppCredentials",
                 "Effect": "Allow",
                 "Action": ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],
-                "Resource": [db.master_secret_arn, cache.auth_secret.arn],
+                "Resource": [*role_secrets, cache.auth_secret.arn],
             },
             {
                 "Sid": "DecryptCredentials",
                 "Effect": "Allow",
                 "Action": "kms:Decrypt",
-                "Resource": [db.key.arn, cache.key.arn],
+                "Resource": [db.key.arn, cache.key.arn] if role_secrets else [cache.key.arn],
             },
         ],
         opts,
     )
 
 
-def _irsa_role(
+def irsa_role(
     name: str,
     prefix: str,
     description: str,
@@ -219,16 +299,22 @@ def _irsa_role(
     return role
 
 
-def _secret_store(
-    name: str, args: AppAccessArgs, store_role: aws.iam.Role, opts: pulumi.ResourceOptions
+def secret_store(
+    name: str,
+    prefix: str,
+    store_name: str,
+    account: str,
+    args: AppAccessArgs,
+    store_role: aws.iam.Role,
+    opts: pulumi.ResourceOptions,
 ) -> k8s.apiextensions.CustomResource:
-    """The SecretStore for AWS Secrets Manager and the ServiceAccount (with the store's role)
-    it authenticates as."""
+    """The SecretStore `store_name` for AWS Secrets Manager and the ServiceAccount `account` (with
+    the store's role) it authenticates as."""
     labels = naming.common_labels(args.stack)
     store_account = k8s.core.v1.ServiceAccount(
-        f"{name}-external-secrets-sa",
+        f"{name}-{prefix}external-secrets-sa",
         metadata=k8s.meta.v1.ObjectMetaArgs(
-            name=STORE_SERVICE_ACCOUNT,
+            name=account,
             namespace=args.namespace,
             labels=labels,
             annotations={ROLE_ARN_ANNOTATION: store_role.arn},
@@ -238,16 +324,16 @@ def _secret_store(
         opts=opts,
     )
     return k8s.apiextensions.CustomResource(
-        f"{name}-secret-store",
+        f"{name}-{prefix}secret-store",
         api_version=EXTERNAL_SECRETS_API,
         kind="SecretStore",
-        metadata=k8s.meta.v1.ObjectMetaArgs(name=SECRET_STORE, namespace=args.namespace, labels=labels),
+        metadata=k8s.meta.v1.ObjectMetaArgs(name=store_name, namespace=args.namespace, labels=labels),
         spec={
             "provider": {
                 "aws": {
                     "service": "SecretsManager",
                     "region": args.region,
-                    "auth": {"jwt": {"serviceAccountRef": {"name": STORE_SERVICE_ACCOUNT}}},
+                    "auth": {"jwt": {"serviceAccountRef": {"name": account}}},
                 }
             },
         },
@@ -255,17 +341,18 @@ def _secret_store(
     )
 
 
-def _external_secret(
+def external_secret(
     name: str,
     role: str,
     target: str,
     data: list[dict],
+    store_name: str,
     args: AppAccessArgs,
     store: k8s.apiextensions.CustomResource,
     opts: pulumi.ResourceOptions,
-) -> None:
+) -> k8s.apiextensions.CustomResource:
     """An ExternalSecret that materialises `data` from the store as the Secret `target`."""
-    k8s.apiextensions.CustomResource(
+    return k8s.apiextensions.CustomResource(
         f"{name}-{role}",
         api_version=EXTERNAL_SECRETS_API,
         kind="ExternalSecret",
@@ -274,7 +361,7 @@ def _external_secret(
         ),
         spec={
             "refreshInterval": args.irsa.secret_refresh_interval,
-            "secretStoreRef": {"name": SECRET_STORE, "kind": "SecretStore"},
+            "secretStoreRef": {"name": store_name, "kind": "SecretStore"},
             # The Kubernetes Secret belongs to the ExternalSecret: never in a manifest.
             "target": {"name": target, "creationPolicy": "Owner", "deletionPolicy": "Retain"},
             "data": data,
@@ -283,18 +370,25 @@ def _external_secret(
     )
 
 
-def _environment(args: AppAccessArgs) -> list[k8s.core.v1.EnvVarArgs]:
-    """What the web and worker containers read: endpoints as values, credentials by reference
-    to the Secrets External Secrets keeps."""
+def _environment(args: AppAccessArgs, role: str) -> list[k8s.core.v1.EnvVarArgs]:
+    """What the containers of `role` read: endpoints as values, credentials by reference to the
+    Secrets External Secrets keeps (password mode) or the role's name and the IAM flag (iam mode:
+    the app signs a token with its IRSA role)."""
     db, cache = args.database, args.cache
+    if args.role_secrets is not None:
+        credentials = [
+            _from_secret("PLEXICHAT_DATABASE_USER", ROLE_CREDENTIALS_SECRETS[role], "username"),
+            _from_secret("PLEXICHAT_DATABASE_PASSWORD", ROLE_CREDENTIALS_SECRETS[role], "password"),
+        ]
+    else:
+        credentials = [_value("PLEXICHAT_DATABASE_USER", role), _value("PLEXICHAT_DATABASE_IAM_AUTH", "true")]
     return [
         _value("PLEXICHAT_DATABASE_HOST", db.address),
         _value("PLEXICHAT_DATABASE_READER_HOSTS", db.reader_addresses.apply(",".join)),
         _value("PLEXICHAT_DATABASE_PORT", str(DB_PORT)),
         _value("PLEXICHAT_DATABASE_NAME", DB_NAME),
         _value("PLEXICHAT_DATABASE_SSLMODE", "verify-full"),
-        _from_secret("PLEXICHAT_DATABASE_USER", DB_CREDENTIALS_SECRET, "username"),
-        _from_secret("PLEXICHAT_DATABASE_PASSWORD", DB_CREDENTIALS_SECRET, "password"),
+        *credentials,
         _value("PLEXICHAT_REDIS_HOST", cache.primary_address),
         _value("PLEXICHAT_REDIS_READER_HOST", cache.reader_address),
         _value("PLEXICHAT_REDIS_PORT", str(CACHE_PORT)),

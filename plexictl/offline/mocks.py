@@ -54,6 +54,8 @@ def _rds_instance(name: str, inputs: dict[str, Any], prefix: str, region: str) -
         "address": address,
         "endpoint": f"{address}:5432",
         "port": 5432,
+        # RDS's DbiResourceId (what `rds-db:connect` names), deterministic and shaped like one.
+        "resourceId": f"db-{zlib.crc32(ident.encode()):08X}{zlib.crc32(b'rid:' + ident.encode()):08X}",
     }
     if inputs.get("manageMasterUserPassword"):
         outputs["masterUserSecrets"] = [
@@ -97,6 +99,12 @@ _COMPUTED_BY_TYPE: dict[str, Callable[[str, dict[str, Any], str, str], dict[str,
     "aws:backup/vault:Vault": lambda name, inputs, prefix, region: {
         "arn": f"{prefix}:backup-vault:{inputs.get('name') or name}"
     },
+    "aws:serverlessrepository/cloudFormationStack:CloudFormationStack": lambda name, inputs, prefix, region: {
+        "outputs": {
+            "RotationLambdaARN": f"arn:aws:lambda:{region}:{MOCK_ACCOUNT}:function:"
+            f"{(inputs.get('parameters') or {}).get('functionName', name)}"
+        }
+    },
     "aws:secretsmanager/secret:Secret": lambda name, inputs, prefix, region: {
         "arn": f"{prefix}:secret:{inputs.get('name') or name}-AbCdEf"
     },
@@ -126,4 +134,6 @@ def computed_invoke_result(token: str, args: dict[str, Any]) -> dict[str, Any]:
         }
     if token == "aws:index/getPartition:getPartition":
         return {"partition": "aws", "id": "aws", "dnsSuffix": "amazonaws.com", "reverseDnsPrefix": "com.amazonaws"}
+    if token == "aws:secretsmanager/getRandomPassword:getRandomPassword":
+        return {"randomPassword": "offline-generated-password", "id": "offline"}
     return {}
