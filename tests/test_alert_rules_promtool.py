@@ -376,7 +376,11 @@ def _write(tmp_path, stack: str) -> tuple[str, str]:
 
 def _dashboard_queries(tmp_path, stack: str) -> str:
     """The dashboard's queries as recording rules, so promtool parses every one of them."""
-    (config_map,) = rendered(stack).of_type("kubernetes:core/v1:ConfigMap")
+    (config_map,) = [
+        c
+        for c in rendered(stack).of_type("kubernetes:core/v1:ConfigMap")
+        if (c.inputs["metadata"].get("labels") or {}).get("grafana_dashboard") == "1"
+    ]
     (board,) = (json.loads(text) for text in config_map.inputs["data"].values())
     queries = [t["expr"] for panel in board["panels"] for t in panel["targets"]]
     path = tmp_path / f"{stack}-dashboard-queries.yaml"

@@ -43,8 +43,8 @@ from components.data.database import DB_NAME, Database
 from components.data.database import PORT as DB_PORT
 from components.data.database_role_secrets import DatabaseRoleSecrets
 from components.data.database_roles import APP_ROLE, MIGRATOR_ROLE
+from components.identity.external_secrets import ROLE_ARN_ANNOTATION, external_secret, secret_store
 
-ROLE_ARN_ANNOTATION = "eks.amazonaws.com/role-arn"
 RELOAD_ANNOTATION = "secret.reloader.stakater.com/reload"
 SECRET_STORE = "plexichat-aws"
 STORE_SERVICE_ACCOUNT = f"{naming.APP}-external-secrets"  # excluded from the app role's trust
@@ -64,7 +64,6 @@ MIGRATOR_CREDENTIALS_SECRET = "plexichat-db-migrator-credentials"
 ROLE_CREDENTIALS_SECRETS = {APP_ROLE: DB_CREDENTIALS_SECRET, MIGRATOR_ROLE: MIGRATOR_CREDENTIALS_SECRET}
 CACHE_AUTH_SECRET = "plexichat-cache-auth"
 BACKUP_PREFIXES = ("daily/", "monthly/", "logs/")
-EXTERNAL_SECRETS_API = "external-secrets.io/v1"
 
 
 @dataclass(frozen=True)
@@ -297,77 +296,6 @@ def irsa_role(
         opts=opts,
     )
     return role
-
-
-def secret_store(
-    name: str,
-    prefix: str,
-    store_name: str,
-    account: str,
-    args: AppAccessArgs,
-    store_role: aws.iam.Role,
-    opts: pulumi.ResourceOptions,
-) -> k8s.apiextensions.CustomResource:
-    """The SecretStore `store_name` for AWS Secrets Manager and the ServiceAccount `account` (with
-    the store's role) it authenticates as."""
-    labels = naming.common_labels(args.stack)
-    store_account = k8s.core.v1.ServiceAccount(
-        f"{name}-{prefix}external-secrets-sa",
-        metadata=k8s.meta.v1.ObjectMetaArgs(
-            name=account,
-            namespace=args.namespace,
-            labels=labels,
-            annotations={ROLE_ARN_ANNOTATION: store_role.arn},
-        ),
-        # External Secrets requests its own short-lived token for this account.
-        automount_service_account_token=False,
-        opts=opts,
-    )
-    return k8s.apiextensions.CustomResource(
-        f"{name}-{prefix}secret-store",
-        api_version=EXTERNAL_SECRETS_API,
-        kind="SecretStore",
-        metadata=k8s.meta.v1.ObjectMetaArgs(name=store_name, namespace=args.namespace, labels=labels),
-        spec={
-            "provider": {
-                "aws": {
-                    "service": "SecretsManager",
-                    "region": args.region,
-                    "auth": {"jwt": {"serviceAccountRef": {"name": account}}},
-                }
-            },
-        },
-        opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[store_account])),
-    )
-
-
-def external_secret(
-    name: str,
-    role: str,
-    target: str,
-    data: list[dict],
-    store_name: str,
-    args: AppAccessArgs,
-    store: k8s.apiextensions.CustomResource,
-    opts: pulumi.ResourceOptions,
-) -> k8s.apiextensions.CustomResource:
-    """An ExternalSecret that materialises `data` from the store as the Secret `target`."""
-    return k8s.apiextensions.CustomResource(
-        f"{name}-{role}",
-        api_version=EXTERNAL_SECRETS_API,
-        kind="ExternalSecret",
-        metadata=k8s.meta.v1.ObjectMetaArgs(
-            name=target, namespace=args.namespace, labels=naming.common_labels(args.stack)
-        ),
-        spec={
-            "refreshInterval": args.irsa.secret_refresh_interval,
-            "secretStoreRef": {"name": store_name, "kind": "SecretStore"},
-            # The Kubernetes Secret belongs to the ExternalSecret: never in a manifest.
-            "target": {"name": target, "creationPolicy": "Owner", "deletionPolicy": "Retain"},
-            "data": data,
-        },
-        opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[store])),
-    )
 
 
 def _environment(args: AppAccessArgs, role: str) -> list[k8s.core.v1.EnvVarArgs]:

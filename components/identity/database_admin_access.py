@@ -17,11 +17,10 @@ import pulumi_kubernetes as k8s
 from components.identity.app_access import (
     ADMIN_STORE_SERVICE_ACCOUNT,
     AppAccessArgs,
-    external_secret,
     irsa_role,
-    secret_store,
     service_account_subject,
 )
+from components.identity.external_secrets import external_secret, secret_store
 
 ADMIN_SECRET_STORE = "plexichat-aws-db-admin"
 MASTER_CREDENTIALS_SECRET = "plexichat-db-master-credentials"
