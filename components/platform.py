@@ -32,7 +32,7 @@ from components.identity.database_admin_access import MASTER_CREDENTIALS_SECRET,
 from components.observability.alarm_topic import AlarmTopic, AlarmTopicArgs
 from components.observability.alerting import Alerting, AlertingArgs
 from components.observability.cloud_alarms import CloudAlarms, CloudAlarmsArgs
-from components.release.migrations import schema_version
+from components.release.migrations import kept_snapshot_versions, schema_version
 from components.release.plan import ReleasePlan, plan_release
 
 
@@ -215,7 +215,11 @@ class Platform(pulumi.ComponentResource):
             return
         after: list[pulumi.Resource] = [self.database_bootstrap.job]
         if settings.migrations.snapshot_before_migrate:
-            after.append(self.database.snapshot_before_migration(self.schema_version))
+            snapshots = {
+                version: self.database.snapshot_before_migration(version)
+                for version in kept_snapshot_versions(settings.migrations, self.schema_version)
+            }
+            after.append(snapshots[self.schema_version])
         self.migration = MigrationJob(
             "migrations",
             MigrationJobArgs(

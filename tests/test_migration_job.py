@@ -141,3 +141,51 @@ def test_prod_snapshots_the_database_before_migrating():
     (job,) = migration_jobs(prod)
     assert snapshot.urn in job.dependencies
     assert not render_edited("dev", lambda config: None).of_type("aws:rds/snapshot:Snapshot")
+
+
+def test_a_bounded_number_of_pre_migration_snapshots_is_kept():
+    def history(config):
+        config["plexichat:migrations"] = {
+            "snapshotBeforeMigrate": True,
+            "keepSnapshots": 3,
+            "schemaVersion": "v1.5.0",
+            "snapshotVersions": ["v1.3.0", "v1.4.0", "v1.4.2"],
+        }
+
+    prod = render_edited("prod", history)
+    snapshots = {
+        s.inputs["dbSnapshotIdentifier"].rsplit("-before-", 1)[1]: s for s in prod.of_type("aws:rds/snapshot:Snapshot")
+    }
+    assert sorted(snapshots) == ["v1-4-0", "v1-4-2", "v1-5-0"]  # v1.3.0's is deleted: three at most
+    (job,) = migration_jobs(prod)
+    assert snapshots["v1-5-0"].urn in job.dependencies
+    assert snapshots["v1-4-0"].urn not in job.dependencies
+
+
+def test_the_release_commands_record_the_snapshots_to_keep(tmp_path):
+    from functools import partial
+
+    import yaml
+
+    from plexictl import release as rc
+    from tests.release_state import project_copy
+
+    project = project_copy(tmp_path)
+    path = project / "Pulumi.prod.yaml"
+    data = yaml.safe_load(path.read_text())
+    text = path.read_text()
+    migrations = "  plexichat:migrations:\n    snapshotBeforeMigrate: true\n"
+    if "plexichat:migrations" in data["config"]:
+        text = text.replace(migrations, "")
+    text = text.replace(
+        "  plexichat:workloads:\n",
+        "  plexichat:migrations:\n    snapshotBeforeMigrate: true\n    keepSnapshots: 2\n"
+        "    schemaVersion: v1.5.0\n    snapshotVersions: [v1.4.0]\n  plexichat:workloads:\n",
+        1,
+    )
+    path.write_text(text)
+    rc.edit_stack("prod", path, partial(rc.canary_start, version="v1.6.0"), root=project, render=False)
+    written = yaml.safe_load(path.read_text())["config"]["plexichat:migrations"]
+    assert written["schemaVersion"] == "v1.6.0"
+    assert written["snapshotVersions"] == ["v1.5.0"]  # with v1.6.0's own: keepSnapshots (2)
+    assert "snapshotVersions: [v1.5.0]" in path.read_text()

@@ -63,14 +63,14 @@ def schema_of(project, stack: str):
 
 
 def changed_lines(before: str, after: str) -> list[str]:
-    """The changed lines of the release block: `migrations.schemaVersion`, which a release edit
+    """The changed lines of the release block: `migrations.schemaVersion` (and snapshotVersions), which a release edit
     also writes (where depends on what else the stack file holds), is checked by `schema_of`."""
     return [
         line
         for line in difflib.unified_diff(before.splitlines(), after.splitlines(), lineterm="", n=0)
         if line[:1] in "+-"
         and not line.startswith(("+++", "---"))
-        and not line[1:].strip().startswith(("plexichat:migrations:", "schemaVersion:"))
+        and not line[1:].strip().startswith(("plexichat:migrations:", "schemaVersion:", "snapshotVersions:"))
     ]
 
 

@@ -24,6 +24,13 @@ class MigrationSettings(Model):
     snapshot_before_migrate: bool = False
     """Take an RDS manual snapshot named after the version before the Job runs (prod: on).
     Default off."""
+    keep_snapshots: Annotated[int, int_range(1, 20, "a number of snapshots")] = 3
+    """Pre-migration snapshots kept: the schema version's and those of the versions before it
+    (snapshotVersions); older ones are deleted, since RDS allows 100 manual snapshots per region.
+    Default 3."""
+    snapshot_versions: list[Version] = []
+    """Written by the release commands when the schema version rises: the earlier schema versions
+    whose snapshots are kept, oldest first (at most keepSnapshots - 1). Default none."""
     active_deadline_seconds: Annotated[int, int_range(60, 7200, "a number of seconds")] = 900
     """The Job fails (and the update with it) when migrating takes longer. Default 900."""
     backoff_limit: Annotated[int, int_range(0, 10, "a number of retries")] = 1

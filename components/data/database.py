@@ -105,10 +105,9 @@ class Database(pulumi.ComponentResource):
 
     def snapshot_before_migration(self, version: str) -> aws.rds.Snapshot:
         """A manual snapshot of the primary, named after the schema version about to be migrated
-        to: the restore point if the migration goes wrong (docs/runbook.md). It is declared for the
-        current schema version only, so the previous one is deleted when the next version
-        migrates: one pre-migration snapshot at a time, never a growing pile (RDS allows 100
-        manual snapshots per region)."""
+        to: the restore point if the migration goes wrong (docs/runbook.md). Declared for the
+        schema versions `migrations.keepSnapshots` keeps, so the oldest is deleted when a new one
+        is taken: never a growing pile (RDS allows 100 manual snapshots per region)."""
         slug = name_slug(version)
         return aws.rds.Snapshot(
             f"{self._component_name}-snapshot-{slug}",

@@ -53,6 +53,20 @@ def schema_version(release: Release, migrations: MigrationSettings) -> str:
     return migrations.schema_version or newest(release_versions(release))
 
 
+def kept_snapshot_versions(migrations: MigrationSettings, schema: str) -> list[str]:
+    """The schema versions whose pre-migration snapshots exist: the earlier ones the release
+    commands recorded and the current one, at most `keepSnapshots`, oldest first."""
+    earlier = [v for v in migrations.snapshot_versions if v != schema]
+    return [*earlier, schema][-migrations.keep_snapshots :]
+
+
+def recorded_snapshot_versions(earlier: list[str], previous_schema: str, keep: int) -> list[str]:
+    """`snapshotVersions` after the schema rises from `previous_schema`: it joins the earlier
+    ones, and only the newest `keep - 1` stay (the new schema version is the keep-th)."""
+    joined = [v for v in earlier if v != previous_schema] + [previous_schema]
+    return joined[-(keep - 1) :] if keep > 1 else []
+
+
 def raised_schema_version(current: str | None, before: list[str], after: list[str]) -> str | None:
     """The schema version a release edit should write, given the versions of the release block
     before and after it: the newest one after, when it is newer than the schema's (explicit, or

@@ -25,10 +25,11 @@ import pulumi
 from ruamel.yaml.comments import CommentedMap
 
 from components.config import versions
-from components.release.migrations import block_versions, newest, raised_schema_version
+from components.config.migrations import MigrationSettings
+from components.release.migrations import block_versions, newest, raised_schema_version, recorded_snapshot_versions
 from plexictl import diff, offline
 from plexictl.release.changes import ReleaseError, settled_version
-from plexictl.release.stack_file import RELEASE_KEY, plain, round_trip_yaml
+from plexictl.release.stack_file import RELEASE_KEY, flow_list, plain, round_trip_yaml
 
 
 class NothingToDo(ReleaseError):
@@ -150,6 +151,11 @@ def follow_schema_version(config: CommentedMap, before: dict[str, Any], after: d
             migrations = CommentedMap()
             config.insert(list(config).index(RELEASE_KEY) + 1, MIGRATIONS_KEY, migrations)
         migrations["schemaVersion"] = raised or schema
+    if raised is not None and schema is not None and migrations.get("snapshotBeforeMigrate"):
+        keep = int(migrations.get("keepSnapshots", MigrationSettings().keep_snapshots))
+        kept = recorded_snapshot_versions(list(migrations.get("snapshotVersions") or []), schema, keep)
+        if kept:
+            migrations["snapshotVersions"] = flow_list(kept)
     if raised is not None:
         return f"; schema version -> {raised}: its migration Job runs before any of its pods starts"
     live = settled_version(after)

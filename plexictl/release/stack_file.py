@@ -81,7 +81,7 @@ def _put_trailing_comment(block: CommentedMap, token) -> None:
         slot[2].value = slot[2].value.rstrip("\n") + token.value
 
 
-def flow_list(values: list[int]) -> CommentedSeq:
+def flow_list(values: list) -> CommentedSeq:
     seq = CommentedSeq(values)
     seq.fa.set_flow_style()  # `steps: [10, 25, 50, 100]`, as people write it
     return seq
