@@ -229,6 +229,7 @@ class Platform(pulumi.ComponentResource):
                 image_repository=settings.image_repository,
                 settings=settings.migrations,
                 vpc_cidr=settings.network.vpc_cidr,
+                endpoint_cidrs=settings.network.endpoint_cidrs,
                 env=self.app_access.migrator_env,
                 service_account_annotations=self.app_access.migrator_service_account_annotations,
                 after=after,

@@ -189,3 +189,19 @@ def test_the_release_commands_record_the_snapshots_to_keep(tmp_path):
     assert written["schemaVersion"] == "v1.6.0"
     assert written["snapshotVersions"] == ["v1.5.0"]  # with v1.6.0's own: keepSnapshots (2)
     assert "snapshotVersions: [v1.5.0]" in path.read_text()
+
+
+def test_the_jobs_https_goes_only_to_the_configured_endpoints():
+    def endpoints(config):
+        config["plexichat:network"]["awsEndpointCidrs"] = ["10.30.200.0/24", "10.30.201.0/24"]
+
+    policies = {
+        p.inputs["metadata"]["name"]: p.inputs["spec"]
+        for p in render_edited("prod", endpoints).of_type("kubernetes:networking.k8s.io/v1:NetworkPolicy")
+    }
+    https = [
+        rule["to"][0]["ipBlock"]["cidr"]
+        for rule in policies["allow-migrate-egress"]["egress"]
+        if [p["port"] for p in rule["ports"]] == [443]
+    ]
+    assert https == ["10.30.200.0/24", "10.30.201.0/24"]

@@ -48,7 +48,9 @@ class MigrationJobArgs:
     image_repository: str
     settings: MigrationSettings
     vpc_cidr: str
-    """The database and the AWS interface endpoints live in the VPC."""
+    """The database lives in the VPC."""
+    endpoint_cidrs: Sequence[str] = ()
+    """The AWS interface endpoints (STS for IRSA): HTTPS only to them (network.awsEndpointCidrs)."""
     env: Sequence[k8s.core.v1.EnvVarArgs] = ()
     """Database connection and plexichat_migrator's credentials (the app's environment otherwise)."""
     service_account_annotations: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
@@ -157,7 +159,8 @@ def _network_policy(
             ingress=[],  # nothing calls a migration
             egress=[
                 egress_to_cluster_dns(),
-                egress_to(cidr_peer(args.vpc_cidr), tcp_ports(POSTGRES_PORT, 443)),
+                egress_to(cidr_peer(args.vpc_cidr), tcp_ports(POSTGRES_PORT)),
+                *(egress_to(cidr_peer(cidr), tcp_ports(443)) for cidr in args.endpoint_cidrs or [args.vpc_cidr]),
             ],
         ),
         opts=opts,

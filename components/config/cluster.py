@@ -65,6 +65,13 @@ class NetworkSettings(Model):
     """At least two private subnets in different AZs (RDS and ElastiCache require two)."""
     cluster_security_group_id: SecurityGroupId
     """Security group of the cluster's nodes: the only source allowed into the data tier."""
+    aws_endpoint_cidrs: list[Cidr] | None = None
+    """Where the VPC interface endpoints of the AWS APIs the Jobs call live (STS for IRSA): the
+    migration Job reaches HTTPS only there. Default: the VPC CIDR."""
+
+    @property
+    def endpoint_cidrs(self) -> list[str]:
+        return list(self.aws_endpoint_cidrs or [self.vpc_cidr])
 
 
 # ---------------------------------------------------------------------------------------------
