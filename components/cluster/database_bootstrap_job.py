@@ -24,6 +24,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components import naming
+from components.cluster.jobs import JOB_ANNOTATIONS, POD_ANNOTATIONS, awaited, env_from_secret, job_network_policy
 from components.cluster.network_policies import POSTGRES_PORT, cidr_peer, egress_to, egress_to_cluster_dns, tcp_ports
 from components.cluster.pod_security import TMP_MOUNT, TMP_VOLUME, container_security_context, pod_security_context
 from components.data.database_roles import PASSWORD_VARIABLES
@@ -32,7 +33,6 @@ BOOTSTRAP = "db-bootstrap"
 PSQL_IMAGE = "public.ecr.aws/docker/library/postgres:17.6-alpine"
 """psql 17: speaks to PostgreSQL 14 and newer (the engine versions DatabaseSettings allows)."""
 DEADLINE_SECONDS = 300
-AWAIT_MARGIN_SECONDS = 300
 SQL_MOUNT = "/bootstrap"
 SQL_FILE = "bootstrap.sql"
 
@@ -90,7 +90,6 @@ def _job(
     after: Sequence[pulumi.Resource],
     opts: pulumi.ResourceOptions,
 ) -> k8s.batch.v1.Job:
-    timeout = f"{DEADLINE_SECONDS + AWAIT_MARGIN_SECONDS}s"
     digest = hashlib.sha256(args.sql.encode()).hexdigest()
     return k8s.batch.v1.Job(
         f"{name}-job",
@@ -98,8 +97,7 @@ def _job(
             name=_account(),
             namespace=args.namespace,
             labels=labels,
-            # A failed Job is replaced by the next update rather than awaited again.
-            annotations={"pulumi.com/replaceUnready": "true"},
+            annotations=JOB_ANNOTATIONS,
         ),
         spec=k8s.batch.v1.JobSpecArgs(
             backoff_limit=3,
@@ -108,7 +106,7 @@ def _job(
                 metadata=k8s.meta.v1.ObjectMetaArgs(
                     labels={**labels, naming.JOB_LABEL: BOOTSTRAP},
                     annotations={
-                        "sidecar.istio.io/inject": "false",  # see migration_job.py
+                        **POD_ANNOTATIONS,
                         # A changed SQL changes the (immutable) template: the Job is replaced and runs.
                         "plexichat.com/bootstrap-sql-sha256": digest,
                     },
@@ -116,21 +114,14 @@ def _job(
                 spec=_pod_spec(args),
             ),
         ),
-        # Pulumi awaits the Job's completion; the wait must outlast the Job's own deadline.
-        opts=pulumi.ResourceOptions.merge(
-            opts,
-            pulumi.ResourceOptions(
-                depends_on=list(after),
-                custom_timeouts=pulumi.CustomTimeouts(create=timeout, update=timeout),
-            ),
-        ),
+        opts=awaited(opts, DEADLINE_SECONDS, after),
     )
 
 
 def _pod_spec(args: DatabaseBootstrapJobArgs) -> k8s.core.v1.PodSpecArgs:
     master = args.master_credentials_secret
     passwords = [
-        _from_secret(_password_env(variable), args.role_credentials_secrets[role], "password")
+        env_from_secret(_password_env(variable), args.role_credentials_secrets[role], "password")
         for role, variable in PASSWORD_VARIABLES.items()
         if role in args.role_credentials_secrets
     ]
@@ -159,8 +150,8 @@ def _pod_spec(args: DatabaseBootstrapJobArgs) -> k8s.core.v1.PodSpecArgs:
                     # Encrypted; the image has no RDS CA bundle to verify the server against.
                     k8s.core.v1.EnvVarArgs(name="PGSSLMODE", value="require"),
                     k8s.core.v1.EnvVarArgs(name="PGAPPNAME", value=_account()),
-                    _from_secret("PGUSER", master, "username"),
-                    _from_secret("PGPASSWORD", master, "password"),
+                    env_from_secret("PGUSER", master, "username"),
+                    env_from_secret("PGPASSWORD", master, "password"),
                     *passwords,
                 ],
                 resources=k8s.core.v1.ResourceRequirementsArgs(
@@ -184,24 +175,8 @@ def _password_env(variable: str) -> str:
     return f"PLEXICHAT_{variable.upper()}"
 
 
-def _from_secret(env_name: str, secret: str, key: str) -> k8s.core.v1.EnvVarArgs:
-    return k8s.core.v1.EnvVarArgs(
-        name=env_name,
-        value_from=k8s.core.v1.EnvVarSourceArgs(secret_key_ref=k8s.core.v1.SecretKeySelectorArgs(name=secret, key=key)),
-    )
-
-
 def _network_policy(
     name: str, args: DatabaseBootstrapJobArgs, labels: dict[str, str], opts: pulumi.ResourceOptions
 ) -> k8s.networking.v1.NetworkPolicy:
-    return k8s.networking.v1.NetworkPolicy(
-        f"{name}-network-policy",
-        metadata=k8s.meta.v1.ObjectMetaArgs(name=f"allow-{BOOTSTRAP}-egress", namespace=args.namespace, labels=labels),
-        spec=k8s.networking.v1.NetworkPolicySpecArgs(
-            pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels={naming.JOB_LABEL: BOOTSTRAP}),
-            policy_types=["Ingress", "Egress"],
-            ingress=[],  # nothing calls it
-            egress=[egress_to_cluster_dns(), egress_to(cidr_peer(args.vpc_cidr), tcp_ports(POSTGRES_PORT))],
-        ),
-        opts=opts,
-    )
+    egress = [egress_to_cluster_dns(), egress_to(cidr_peer(args.vpc_cidr), tcp_ports(POSTGRES_PORT))]
+    return job_network_policy(name, BOOTSTRAP, args.namespace, labels, egress, opts)

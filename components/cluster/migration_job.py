@@ -24,14 +24,13 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components import naming
+from components.cluster.jobs import JOB_ANNOTATIONS, POD_ANNOTATIONS, awaited, job_network_policy
 from components.cluster.network_policies import POSTGRES_PORT, cidr_peer, egress_to, egress_to_cluster_dns, tcp_ports
 from components.cluster.pod_security import TMP_MOUNT, TMP_VOLUME, container_security_context, pod_security_context
 from components.config.migrations import MigrationSettings
 from components.config.versions import image_reference, label_value, name_slug
 
 MIGRATE = "migrate"
-# The update waits for the Job: at least its deadline, plus time to schedule and pull the image.
-AWAIT_MARGIN_SECONDS = 300
 
 
 def job_name(version: str) -> str:
@@ -90,7 +89,6 @@ def _account() -> str:
 
 def _job(name: str, args: MigrationJobArgs, labels: dict[str, str], opts: pulumi.ResourceOptions) -> k8s.batch.v1.Job:
     deadline = args.settings.active_deadline_seconds
-    timeout = f"{deadline + AWAIT_MARGIN_SECONDS}s"
     return k8s.batch.v1.Job(
         # Named after the version: a newer schema version is a new Job next to no old one.
         f"{name}-{name_slug(args.version)}",
@@ -98,8 +96,7 @@ def _job(name: str, args: MigrationJobArgs, labels: dict[str, str], opts: pulumi
             name=job_name(args.version),
             namespace=args.namespace,
             labels=labels,
-            # A failed Job is replaced by the next update rather than awaited again.
-            annotations={"pulumi.com/replaceUnready": "true"},
+            annotations=JOB_ANNOTATIONS,
         ),
         spec=k8s.batch.v1.JobSpecArgs(
             backoff_limit=args.settings.backoff_limit,
@@ -107,19 +104,12 @@ def _job(name: str, args: MigrationJobArgs, labels: dict[str, str], opts: pulumi
             template=k8s.core.v1.PodTemplateSpecArgs(
                 metadata=k8s.meta.v1.ObjectMetaArgs(
                     labels={**labels, naming.JOB_LABEL: MIGRATE, "version": label_value(args.version)},
-                    annotations={"sidecar.istio.io/inject": "false"},  # see the module docstring
+                    annotations=POD_ANNOTATIONS,
                 ),
                 spec=_pod_spec(args),
             ),
         ),
-        # Pulumi awaits the Job's completion; the wait must outlast the Job's own deadline.
-        opts=pulumi.ResourceOptions.merge(
-            opts,
-            pulumi.ResourceOptions(
-                depends_on=list(args.after),
-                custom_timeouts=pulumi.CustomTimeouts(create=timeout, update=timeout),
-            ),
-        ),
+        opts=awaited(opts, deadline, args.after),
     )
 
 
@@ -150,18 +140,6 @@ def _pod_spec(args: MigrationJobArgs) -> k8s.core.v1.PodSpecArgs:
 def _network_policy(
     name: str, args: MigrationJobArgs, labels: dict[str, str], opts: pulumi.ResourceOptions
 ) -> k8s.networking.v1.NetworkPolicy:
-    return k8s.networking.v1.NetworkPolicy(
-        f"{name}-network-policy",
-        metadata=k8s.meta.v1.ObjectMetaArgs(name=f"allow-{MIGRATE}-egress", namespace=args.namespace, labels=labels),
-        spec=k8s.networking.v1.NetworkPolicySpecArgs(
-            pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels={naming.JOB_LABEL: MIGRATE}),
-            policy_types=["Ingress", "Egress"],
-            ingress=[],  # nothing calls a migration
-            egress=[
-                egress_to_cluster_dns(),
-                egress_to(cidr_peer(args.vpc_cidr), tcp_ports(POSTGRES_PORT)),
-                *(egress_to(cidr_peer(cidr), tcp_ports(443)) for cidr in args.endpoint_cidrs or [args.vpc_cidr]),
-            ],
-        ),
-        opts=opts,
-    )
+    https = (egress_to(cidr_peer(cidr), tcp_ports(443)) for cidr in args.endpoint_cidrs or [args.vpc_cidr])
+    egress = [egress_to_cluster_dns(), egress_to(cidr_peer(args.vpc_cidr), tcp_ports(POSTGRES_PORT)), *https]
+    return job_network_policy(name, MIGRATE, args.namespace, labels, egress, opts)

@@ -35,6 +35,7 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from components import naming
+from components.cluster.jobs import env_from_secret
 from components.config.data import IrsaSettings
 from components.data.backups import Backups
 from components.data.cache import PORT as CACHE_PORT
@@ -305,8 +306,8 @@ def _environment(args: AppAccessArgs, role: str) -> list[k8s.core.v1.EnvVarArgs]
     db, cache = args.database, args.cache
     if args.role_secrets is not None:
         credentials = [
-            _from_secret("PLEXICHAT_DATABASE_USER", ROLE_CREDENTIALS_SECRETS[role], "username"),
-            _from_secret("PLEXICHAT_DATABASE_PASSWORD", ROLE_CREDENTIALS_SECRETS[role], "password"),
+            env_from_secret("PLEXICHAT_DATABASE_USER", ROLE_CREDENTIALS_SECRETS[role], "username"),
+            env_from_secret("PLEXICHAT_DATABASE_PASSWORD", ROLE_CREDENTIALS_SECRETS[role], "password"),
         ]
     else:
         credentials = [_value("PLEXICHAT_DATABASE_USER", role), _value("PLEXICHAT_DATABASE_IAM_AUTH", "true")]
@@ -321,7 +322,7 @@ def _environment(args: AppAccessArgs, role: str) -> list[k8s.core.v1.EnvVarArgs]
         _value("PLEXICHAT_REDIS_READER_HOST", cache.reader_address),
         _value("PLEXICHAT_REDIS_PORT", str(CACHE_PORT)),
         _value("PLEXICHAT_REDIS_TLS", "true"),
-        _from_secret("PLEXICHAT_REDIS_AUTH_TOKEN", CACHE_AUTH_SECRET, "token"),
+        env_from_secret("PLEXICHAT_REDIS_AUTH_TOKEN", CACHE_AUTH_SECRET, "token"),
         _value("PLEXICHAT_BACKUP_BUCKET", args.backups.bucket.bucket),
         _value("AWS_REGION", args.region),
     ]
@@ -329,10 +330,3 @@ def _environment(args: AppAccessArgs, role: str) -> list[k8s.core.v1.EnvVarArgs]
 
 def _value(env_name: str, v: pulumi.Input[str]) -> k8s.core.v1.EnvVarArgs:
     return k8s.core.v1.EnvVarArgs(name=env_name, value=v)
-
-
-def _from_secret(env_name: str, secret: str, key: str) -> k8s.core.v1.EnvVarArgs:
-    return k8s.core.v1.EnvVarArgs(
-        name=env_name,
-        value_from=k8s.core.v1.EnvVarSourceArgs(secret_key_ref=k8s.core.v1.SecretKeySelectorArgs(name=secret, key=key)),
-    )
