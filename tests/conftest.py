@@ -4,7 +4,8 @@ A stack file (`Pulumi.<stack>.yaml`) is operator data: release commands edit its
 `plexichat:release` block several times a day. So tests see a stack file in one of two ways:
 
 - pinned (`stack_file`, `rendered`, `render_edited`): the file with its release block replaced by
-  the pinned one of tests/release_state.py. Tests that assert what a release does (the canary's
+  the pinned one of tests/release_state.py (and the schema version the release commands write
+  left implicit). Tests that assert what a release does (the canary's
   weight, the live colour, the versions) use this view, so they hold whatever is deployed today.
 - current (`current_stack_file`, `current_config`, `rendered_current`, through the `any_stack`
   and `current_stack` fixtures): the file as it is. Tests on this view assert properties only (it
@@ -32,7 +33,7 @@ import yaml
 from plexictl.offline import ROOT, Rendering, run_program, share_renderings, stack_config
 from plexictl.release import RELEASE_KEY
 from tests.prometheus_server import prometheus  # noqa: F401
-from tests.release_state import STACKS, pinned_release
+from tests.release_state import STACKS, pin_schema, pinned_release
 
 share_renderings()
 
@@ -71,6 +72,7 @@ def stack_file(stack: str) -> dict:
     """The stack file with its release block replaced by the pinned one."""
     data = current_stack_file(stack)
     data["config"][RELEASE_KEY] = pinned_release(stack)
+    pin_schema(data["config"])
     return data
 
 
@@ -96,6 +98,18 @@ def _render(stack: str, data: dict, preview: bool) -> Rendering:
 # The marker rides on the parameters, so every test that takes one of these fixtures is selected
 # by `-m stack_files` without having to remember the mark.
 STACK_FILES = pytest.mark.stack_files
+
+
+_PINNED_VIEW = ("stack_file", "rendered", "render_edited")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The pinned view reads the stack files too (all but the release state): a module that
+    renders through it is stack-file-dependent, and a release day must leave it green."""
+    for item in items:
+        module = getattr(item, "module", None)
+        if module is not None and any(getattr(module, name, None) is globals()[name] for name in _PINNED_VIEW):
+            item.add_marker(STACK_FILES)
 
 
 @pytest.fixture(
