@@ -32,6 +32,11 @@ platform = Platform("plexichat", settings, stack)
 plan = platform.plan
 
 pulumi.export("url", platform.url)
+# What the stack is, and the production floors it goes below on purpose, each with its reason:
+# `plexictl diff` shows every override (components/config/floors.py).
+pulumi.export("environment", settings.environment)
+if settings.production_floor_overrides:
+    pulumi.export("productionFloorOverrides", dict(settings.production_floor_overrides))
 pulumi.export("namespace", platform.namespace)
 pulumi.export("releaseStrategy", plan.strategy)
 pulumi.export("tracks", {t.name: {"version": t.version, "weightPercent": plan.weight_of(t.name)} for t in plan.tracks})

@@ -1,9 +1,6 @@
-"""The whole PlexiChat environment of one stack: the one component `__main__.py` creates.
-
-It wires the others together from the validated settings and the release plan, in named steps
-that read top-down like the runbook, and exposes what operators need as outputs. It holds no
-logic of its own beyond the wiring.
-"""
+"""The whole PlexiChat environment of one stack: the one component `__main__.py` creates. It wires
+the others together from the settings and the release plan, in named steps that read top-down like
+the runbook, and exposes what operators need as outputs. No logic of its own beyond the wiring."""
 
 from __future__ import annotations
 
@@ -14,6 +11,7 @@ from pydantic import SecretStr
 
 from components import naming
 from components.cluster.app_service import AppService, AppServiceArgs
+from components.cluster.authorization_policies import AuthorizationPolicies, AuthorizationPoliciesArgs
 from components.cluster.database_bootstrap_job import DatabaseBootstrapJob, DatabaseBootstrapJobArgs
 from components.cluster.migration_job import MigrationJob, MigrationJobArgs
 from components.cluster.network_policies import NetworkPolicies, NetworkPoliciesArgs
@@ -28,6 +26,7 @@ from components.data.database_role_secrets import DatabaseRoleSecrets, DatabaseR
 from components.data.database_roles import bootstrap_sql
 from components.edge.edge import Edge, EdgeArgs, preview_host
 from components.identity.app_access import ROLE_CREDENTIALS_SECRETS, AppAccess, AppAccessArgs
+from components.identity.backup_archiver_access import BackupArchiverAccess
 from components.identity.database_admin_access import MASTER_CREDENTIALS_SECRET, DatabaseAdminAccess
 from components.observability.alarm_topic import AlarmTopic, AlarmTopicArgs
 from components.observability.alerting import Alerting, AlertingArgs
@@ -66,6 +65,7 @@ class Platform(pulumi.ComponentResource):
         self._build_database_bootstrap()
         self._build_migration()
         self._build_workloads()
+        self._build_east_west()
         self._build_routing()
         self._build_observability()
         self.url = pulumi.Output.from_input(f"https://{settings.domain}")
@@ -150,7 +150,6 @@ class Platform(pulumi.ComponentResource):
             CacheArgs(
                 settings.cache,
                 settings.network,
-                _secret(settings.redis_auth_token),
                 account_id,
                 region,
                 self._stack,
@@ -182,6 +181,8 @@ class Platform(pulumi.ComponentResource):
         self.app_access = AppAccess("app-access", args, opts=opts)
         # The master credential: for the database bootstrap only, through its own store.
         self.database_admin_access = DatabaseAdminAccess("database-admin-access", args, opts=opts)
+        # The monthly backup copies: the one identity that may write `monthly/`.
+        self.backup_archiver_access = BackupArchiverAccess("backup-archiver-access", args, opts=opts)
 
     def _build_database_bootstrap(self) -> None:
         """The database roles (components/data/database_roles.py), created and converged as the
@@ -193,7 +194,7 @@ class Platform(pulumi.ComponentResource):
             DatabaseBootstrapJobArgs(
                 stack=self._stack,
                 namespace=self.namespace,
-                vpc_cidr=settings.network.vpc_cidr,
+                data_cidrs=settings.network.data_cidrs,
                 sql=bootstrap_sql(DB_NAME, iam=iam),
                 host=self.database.address,
                 port=PORT,
@@ -228,7 +229,7 @@ class Platform(pulumi.ComponentResource):
                 version=self.schema_version,
                 image_repository=settings.image_repository,
                 settings=settings.migrations,
-                vpc_cidr=settings.network.vpc_cidr,
+                data_cidrs=settings.network.data_cidrs,
                 endpoint_cidrs=settings.network.endpoint_cidrs,
                 env=self.app_access.migrator_env,
                 service_account_annotations=self.app_access.migrator_service_account_annotations,
@@ -267,6 +268,38 @@ class Platform(pulumi.ComponentResource):
                 for track in tracks
             }
 
+    def _build_east_west(self) -> None:
+        """Inside the cluster: deny everything, then allow the flows the app needs, per pod and
+        port (NetworkPolicies) and per workload identity (Istio AuthorizationPolicies)."""
+        settings, stack = self._settings, self._stack
+        web = settings.workloads["web"]
+        NetworkPolicies(
+            "app",
+            NetworkPoliciesArgs(
+                stack=stack,
+                namespace=self.namespace,
+                cluster=settings.kubernetes,
+                network=settings.network,
+                web_workload="web",
+                web_port=web.port,
+                # A worker's only port is its metrics port, which bypasses the sidecar.
+                serving_ports=tuple(w.port for w in settings.workloads.values() if w.port != w.metrics_port),
+                metrics_ports=tuple(w.metrics_port for w in settings.workloads.values()),
+            ),
+            opts=self.k8s_opts,
+        )
+        AuthorizationPolicies(
+            "app",
+            AuthorizationPoliciesArgs(
+                stack=stack,
+                namespace=self.namespace,
+                cluster=settings.kubernetes,
+                web_workload="web",
+                web_port=web.port,
+            ),
+            opts=self.k8s_opts,
+        )
+
     def _build_routing(self) -> None:
         """NGINX (edge) forwards every request to the web Service; the mesh (traffic) alone
         splits it between the release tracks. Blue-green adds the preview host."""
@@ -275,19 +308,6 @@ class Platform(pulumi.ComponentResource):
         self.web_service = AppService(
             "web",
             AppServiceArgs(stack=stack, workload_name="web", port=web.port, namespace=self.namespace),
-            opts=self.k8s_opts,
-        )
-        NetworkPolicies(
-            "app",
-            NetworkPoliciesArgs(
-                stack=stack,
-                namespace=self.namespace,
-                cluster=settings.kubernetes,
-                vpc_cidr=settings.network.vpc_cidr,
-                web_workload="web",
-                web_port=web.port,
-                metrics_ports=tuple(w.metrics_port for w in settings.workloads.values()),
-            ),
             opts=self.k8s_opts,
         )
         preview = preview_host(settings.domain) if self.plan.preview_track else None
@@ -300,6 +320,7 @@ class Platform(pulumi.ComponentResource):
                 preview_host=preview,
                 service=self.web_service,
                 settings=settings.ingress,
+                controller_namespace=settings.kubernetes.ingress_namespace,
                 account_id=self._account_id,
                 region=settings.aws.region,
             ),
@@ -340,9 +361,14 @@ class Platform(pulumi.ComponentResource):
                 monitoring=settings.monitoring,
                 alerting=settings.alerting,
                 health_url=f"https://{settings.domain}{readiness_path}",
+                account_id=self._account_id,
+                irsa=settings.irsa,
+                # The receivers' secret reaches the cluster through the app's store.
+                secret_store=self.app_access.store_access,
                 receiver_secrets=receiver_secrets,
             ),
-            opts=self.k8s_opts,
+            # Both explicit providers: Prometheus Operator objects, and the receivers' secret.
+            opts=pulumi.ResourceOptions(parent=self, providers=[self.k8s_provider, self.aws_provider]),
         )
         pager_duty_url = None
         if settings.pager_duty_cloudwatch_url is not None and settings.alerting.critical == "pagerduty":

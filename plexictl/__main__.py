@@ -23,7 +23,7 @@ def _render(args: argparse.Namespace) -> int:
     print(render.summary(rendering))
     print(
         f"\nwrote {counts['kubernetes']} Kubernetes manifests to {out}/kubernetes, "
-        f"{counts['cloud']} cloud resources to {out}/cloud.yaml"
+        f"{counts['cloud']} cloud resources to {out}/cloud.yaml (AWS ones also to {out}/{render.PLAN_FILE})"
     )
     for warning in rendering.warnings:
         print(f"warning: {warning}", file=sys.stderr)
@@ -74,13 +74,18 @@ def _diff(args: argparse.Namespace) -> int:
         elif head[stack] is None:
             result.note = f"Pulumi.{stack}.yaml is deleted: everything is removed"
         diffs.append(result)
-    report = diff_report.format_markdown if args.format == "markdown" else diff_report.format_text
-    print(report(diffs, base_name=args.base, head_name=head_name, notes=[sdk_note] if sdk_note else []))
+    notes = [sdk_note] if sdk_note else []
+    if args.format == "markdown":
+        print(diff_report.format_markdown(diffs, base_name=args.base, head_name=head_name, notes=notes))
+    else:
+        # Red warnings on a terminal (https://no-color.org: NO_COLOR turns them off).
+        color = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+        print(diff_report.format_text(diffs, base_name=args.base, head_name=head_name, notes=notes, color=color))
     risks = sum(len(d.risks) for d in diffs)
     if risks and not args.allow_replace:
         print(
-            f"error: {risks} change(s) would replace or delete stateful resources "
-            f"({diff.DATA_LOSS}); if that is intended, rerun with --allow-replace",
+            f"error: {risks} change(s) would replace or delete stateful resources or turn their "
+            f"protection off ({diff.DATA_LOSS}); if that is intended, rerun with --allow-replace",
             file=sys.stderr,
         )
         return EXIT_DATA_LOSS
@@ -151,7 +156,9 @@ def _add_diff_command(commands) -> None:
         help="text for a terminal, markdown for a PR comment (default text)",
     )
     p.add_argument(
-        "--allow-replace", action="store_true", help="exit 0 even if a stateful resource would be replaced or deleted"
+        "--allow-replace",
+        action="store_true",
+        help="exit 0 even if a stateful resource would be replaced or deleted, or lose its protection",
     )
     p.set_defaults(run=_diff)
 

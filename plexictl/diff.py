@@ -12,7 +12,11 @@ field, and flags every change that would destroy a stateful resource's data:
   a new, empty one),
 - a stateful resource moves to another provider (Pulumi replaces it if the provider's config
   differs in a replacing way, such as the region),
-- a protected resource loses `protect`.
+- a protected resource loses `protect`, or any resource its cloud-side deletion protection
+  (`deletionProtection` on RDS, and the like on every type that has one).
+
+It also lists the production floors the head stack overrides (`productionFloorOverrides`, a stack
+output), marking those the change adds: each is a reviewed decision to go below a floor.
 
 Everything here is a pure function over renderings; `plexictl.revision` produces renderings of a
 git ref. Secret values are compared but never printed (`offline.mask_secrets`).
@@ -64,6 +68,26 @@ class ResourceChange:
     fields: list[FieldChange] = field(default_factory=list)
 
 
+DELETION_PROTECTION_INPUTS = ("deletionProtection", "deletionProtectionEnabled", "enableDeletionProtection")
+"""How AWS resource types name their own deletion protection (RDS and DocumentDB, DynamoDB, load
+balancers); turning one off is a data-loss risk whatever the type."""
+OVERRIDES_OUTPUT = "productionFloorOverrides"
+"""The stack output naming the production floors a stack goes below, with the reasons."""
+
+
+@dataclass(frozen=True)
+class FloorOverride:
+    floor: str
+    reason: str
+    added: bool
+    """New in this change (the base does not override it)."""
+
+    def describe(self) -> str:
+        return (
+            f"production floor {self.floor} overridden{' (added by this change)' if self.added else ''}: {self.reason}"
+        )
+
+
 @dataclass(frozen=True)
 class Risk:
     label: str
@@ -79,6 +103,8 @@ class StackDiff:
     changes: list[ResourceChange] = field(default_factory=list)
     outputs: list[FieldChange] = field(default_factory=list)
     risks: list[Risk] = field(default_factory=list)
+    overrides: list[FloorOverride] = field(default_factory=list)
+    """The production floors the head stack overrides."""
     note: str = ""
     """Context such as "no stack file at the base: everything is added"."""
 
@@ -251,7 +277,15 @@ def diff(base: Rendering | None, head: Rendering | None, stack: str | None = Non
         result.risks += _change_risks(before, after)
 
     result.outputs = field_changes(base.outputs if base else {}, head.outputs if head else {}, by_name=True)
+    result.overrides = floor_overrides(base, head)
     return result
+
+
+def floor_overrides(base: Rendering | None, head: Rendering | None) -> list[FloorOverride]:
+    """The production floors `head` overrides, each marked if `base` did not."""
+    before = (base.outputs.get(OVERRIDES_OUTPUT) if base else None) or {}
+    after = (head.outputs.get(OVERRIDES_OUTPUT) if head else None) or {}
+    return [FloorOverride(floor, str(reason), floor not in before) for floor, reason in after.items()]
 
 
 def _change(kind: str, resource: Resource) -> ResourceChange:
@@ -303,6 +337,15 @@ def _change_risks(before: Resource, after: Resource) -> list[Risk]:
             )
     if before.protect and not after.protect:
         risks.append(Risk(label(after), "protect dropped: a later change could delete it"))
+    for key in DELETION_PROTECTION_INPUTS:
+        if before.inputs.get(key) is True and after.inputs.get(key) is not True:
+            risks.append(
+                Risk(
+                    label(after),
+                    f"{key} turned off ({show(True)} -> {show(after.inputs.get(key, ABSENT))}): "
+                    "the cloud would then delete it on request",
+                )
+            )
     return risks
 
 

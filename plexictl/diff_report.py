@@ -1,5 +1,6 @@
 """The desired-state diff as people read it: plain text for a terminal, Markdown for a PR comment
-(each stack collapsible, a loud warning first when data is at risk)."""
+(each stack collapsible, a loud warning first when data is at risk or a production floor is
+overridden). Warnings are red: ANSI red on a terminal, GitHub's red CAUTION alert in Markdown."""
 
 from __future__ import annotations
 
@@ -7,16 +8,28 @@ from collections.abc import Sequence
 
 from plexictl.diff import DATA_LOSS, ResourceChange, StackDiff, show
 
+_RED, _RESET = "\033[31m", "\033[0m"
+
 
 def format_text(
-    diffs: list[StackDiff], base_name: str = "base", head_name: str = "working tree", notes: Sequence[str] = ()
+    diffs: list[StackDiff],
+    base_name: str = "base",
+    head_name: str = "working tree",
+    notes: Sequence[str] = (),
+    color: bool = False,
 ) -> str:
-    """`notes` are about the whole diff (e.g. which SDKs rendered it), printed first."""
+    """`notes` are about the whole diff (e.g. which SDKs rendered it), printed first. With
+    `color`, warnings (overridden floors, data-loss risks) are red."""
+
+    def warning(text: str) -> str:
+        return f"{_RED}{text}{_RESET}" if color else text
+
     lines = [f"note: {note}" for note in notes] + ([""] if notes else [])
     for d in diffs:
         lines.append(f"stack {d.stack} ({base_name} -> {head_name}): {d.summary()}")
         if d.note:
             lines.append(f"  note: {d.note}")
+        lines += [warning(f"  !! {override.describe()}") for override in d.overrides]
         for component, changes in d.by_component().items():
             lines.append(f"  component {component} ({_counts(changes)}):")
             for change in changes:
@@ -31,7 +44,7 @@ def format_text(
         if d.empty:
             lines.append("  no changes")
         for risk in d.risks:
-            lines.append(f"  !! {risk.describe()}")
+            lines.append(warning(f"  !! {risk.describe()}"))
         lines.append("")
     return "\n".join(lines)
 
@@ -39,7 +52,6 @@ def format_text(
 def format_markdown(
     diffs: list[StackDiff], base_name: str = "base", head_name: str = "working tree", notes: Sequence[str] = ()
 ) -> str:
-    risky = sum(len(d.risks) for d in diffs)
     lines = [
         "## Desired-state diff",
         "",
@@ -48,6 +60,16 @@ def format_markdown(
     ]
     for note in notes:
         lines += ["> [!NOTE]", f"> {_md(note)}", ""]
+    lines += _markdown_cautions(diffs)
+    for d in diffs:
+        lines += _markdown_stack(d)
+    return "\n".join(lines)
+
+
+def _markdown_cautions(diffs: list[StackDiff]) -> list[str]:
+    """The red boxes on top: stateful replacements, and production floors overridden."""
+    lines: list[str] = []
+    risky = sum(len(d.risks) for d in diffs)
     if risky:
         lines += [
             "> [!CAUTION]",
@@ -57,44 +79,63 @@ def format_markdown(
         ]
         lines += [f"> - **{d.stack}**: {_md(r.describe())}" for d in diffs for r in d.risks]
         lines.append("")
-    for d in diffs:
-        flag = " ⚠️" if d.risks else ""
+    overrides = [(d.stack, o) for d in diffs for o in d.overrides]
+    if overrides:
+        added = sum(o.added for _, o in overrides)
         lines += [
-            f"<details{' open' if d.risks else ''}>",
-            f"<summary><b>{d.stack}</b>: {d.summary()}{flag}</summary>",
-            "",
+            "> [!CAUTION]",
+            f"> **{len(overrides)} production floor(s) overridden"
+            + (f", {added} of them added by this change" if added else "")
+            + ".** Each goes below what a production stack must have (docs/design.md 'Production floors'):",
+            ">",
         ]
-        if d.note:
-            lines += [f"_{_md(d.note)}_", ""]
-        for risk in d.risks:
-            lines.append(f"- :warning: **{DATA_LOSS}**: `{_md(risk.label)}`: {_md(risk.reason)}")
-        if d.risks:
-            lines.append("")
-        for component, changes in d.by_component().items():
-            lines += [
-                f"**component `{component}`** ({_counts(changes)})",
-                "",
-                "| | resource | field | before | after |",
-                "|---|---|---|---|---|",
-            ]
-            for change in changes:
-                sign = {"added": "+", "removed": "−", "changed": "~"}[change.kind]
-                if change.kind != "changed":
-                    lines.append(f"| {sign} | `{_md(change.label)}` | _{change.kind}_ | | |")
-                for f in change.fields:
-                    lines.append(
-                        f"| {sign} | `{_md(change.label)}` | `{_md(f.path)}` "
-                        f"| `{_md(show(f.before))}` | `{_md(show(f.after))}` |"
-                    )
-            lines.append("")
-        if d.outputs:
-            lines += ["**stack outputs**", "", "| output | before | after |", "|---|---|---|"]
-            lines += [f"| `{_md(f.path)}` | `{_md(show(f.before))}` | `{_md(show(f.after))}` |" for f in d.outputs]
-            lines.append("")
-        if d.empty:
-            lines += ["No changes.", ""]
-        lines += ["</details>", ""]
-    return "\n".join(lines)
+        lines += [
+            f"> - **{stack}**: {'**new** ' if o.added else ''}`{o.floor}`: {_md(o.reason)}" for stack, o in overrides
+        ]
+        lines.append("")
+    return lines
+
+
+def _markdown_stack(d: StackDiff) -> list[str]:
+    """One stack's collapsible section: its warnings, changes by component, and outputs."""
+    flag = " ⚠️" if d.risks or d.overrides else ""
+    lines = [
+        f"<details{' open' if d.risks or d.overrides else ''}>",
+        f"<summary><b>{d.stack}</b>: {d.summary()}{flag}</summary>",
+        "",
+    ]
+    if d.note:
+        lines += [f"_{_md(d.note)}_", ""]
+    for override in d.overrides:
+        lines.append(f"- :warning: **production floor overridden**: `{override.floor}`: {_md(override.reason)}")
+    for risk in d.risks:
+        lines.append(f"- :warning: **{DATA_LOSS}**: `{_md(risk.label)}`: {_md(risk.reason)}")
+    if d.risks or d.overrides:
+        lines.append("")
+    for component, changes in d.by_component().items():
+        lines += [
+            f"**component `{component}`** ({_counts(changes)})",
+            "",
+            "| | resource | field | before | after |",
+            "|---|---|---|---|---|",
+        ]
+        for change in changes:
+            sign = {"added": "+", "removed": "−", "changed": "~"}[change.kind]
+            if change.kind != "changed":
+                lines.append(f"| {sign} | `{_md(change.label)}` | _{change.kind}_ | | |")
+            for f in change.fields:
+                lines.append(
+                    f"| {sign} | `{_md(change.label)}` | `{_md(f.path)}` "
+                    f"| `{_md(show(f.before))}` | `{_md(show(f.after))}` |"
+                )
+        lines.append("")
+    if d.outputs:
+        lines += ["**stack outputs**", "", "| output | before | after |", "|---|---|---|"]
+        lines += [f"| `{_md(f.path)}` | `{_md(show(f.before))}` | `{_md(show(f.after))}` |" for f in d.outputs]
+        lines.append("")
+    if d.empty:
+        lines += ["No changes.", ""]
+    return [*lines, "</details>", ""]
 
 
 def _counts(changes: list[ResourceChange]) -> str:

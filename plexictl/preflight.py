@@ -14,6 +14,12 @@ fails: like the release loop, preflight never passes on missing data.
   plexichat:monitoring.thresholds.replicaLagMaxSeconds.
 - cache: the ElastiCache replication group is `available`.
 - cluster capacity: the pods the deploy starts from nothing fit on the nodes (`new_pods`).
+- load balancer TLS: every HTTPS listener of ingress.waf.loadBalancerArn has a TLS 1.3 policy
+  (`ELBSecurityPolicy-TLS13-*`). With one, the load balancer also speaks TLS 1.3 to NGINX, which
+  accepts nothing older; with any other, it talks to NGINX with a policy NGINX refuses. Skipped
+  without an ARN (the stack names no load balancer).
+- mesh mTLS: the mesh config (istiod's `istio` ConfigMap) sets meshMTLS.minProtocolVersion to
+  TLSV1_3; Istio's default is TLS 1.2.
 - critical alerts: no `severity="critical"` alert is firing in Prometheus. Without a Prometheus
   URL it is skipped: shown in the table, and it stops a deploy only with --strict (CI passes it).
 """
@@ -30,6 +36,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 import boto3
+import yaml
 from botocore.exceptions import BotoCoreError, ClientError
 
 from components import naming
@@ -44,6 +51,7 @@ if TYPE_CHECKING:  # the stubs are a development dependency (requirements-dev.tx
     from mypy_boto3_backup import BackupClient
     from mypy_boto3_cloudwatch import CloudWatchClient
     from mypy_boto3_elasticache import ElastiCacheClient
+    from mypy_boto3_elbv2 import ElasticLoadBalancingv2Client
     from mypy_boto3_rds import RDSClient
     from mypy_boto3_rds.type_defs import DBInstanceTypeDef
 
@@ -53,6 +61,9 @@ LAG_WINDOW = datetime.timedelta(minutes=10)
 """How old the newest ReplicaLag datapoint may be (RDS publishes it every minute)."""
 CRITICAL_ALERTS = 'ALERTS{alertstate="firing", severity="critical"}'
 KUBECTL_TIMEOUT_SECONDS = 60
+TLS13_LISTENER_POLICY = "ELBSecurityPolicy-TLS13-"
+"""Prefix of the load balancer security policies that offer TLS 1.3 (front end and, then, targets)."""
+MESH_MIN_TLS = "TLSV1_3"
 
 Kubectl = Callable[[Sequence[str]], str]
 """Runs `kubectl ARGS` against the stack's cluster and returns its stdout; CheckError if it cannot."""
@@ -151,6 +162,37 @@ def cluster_capacity(kubectl: Kubectl, settings: StackSettings) -> Result:
     return Result(Outcome.PASS, f"{needed}: all {total} new pods fit on {where}")
 
 
+def load_balancer_tls(elbv2: ElasticLoadBalancingv2Client, arn: str | None) -> Result:
+    if arn is None:
+        return Result(Outcome.SKIPPED, "no load balancer (plexichat:ingress.waf.loadBalancerArn)")
+    listeners = elbv2.describe_listeners(LoadBalancerArn=arn)["Listeners"]
+    policies = {
+        f"{ln['Protocol']}:{ln['Port']}": ln.get("SslPolicy", "") for ln in listeners if ln["Protocol"] == "HTTPS"
+    }
+    if not policies:
+        return Result(Outcome.FAIL, "the load balancer has no HTTPS listener")
+    weak = [
+        f"{port} uses {policy}"
+        for port, policy in sorted(policies.items())
+        if not policy.startswith(TLS13_LISTENER_POLICY)
+    ]
+    if weak:
+        return Result(
+            Outcome.FAIL, f"{', '.join(weak)}: use an {TLS13_LISTENER_POLICY}* policy (NGINX accepts TLS 1.3 only)"
+        )
+    return Result(Outcome.PASS, ", ".join(f"{port} {policy}" for port, policy in sorted(policies.items())))
+
+
+def mesh_mtls(kubectl: Kubectl, istio_namespace: str) -> Result:
+    config_map = json.loads(kubectl(["get", "configmap", "istio", "-n", istio_namespace, "-o", "json"]))
+    try:
+        mesh = yaml.safe_load(config_map.get("data", {}).get("mesh") or "") or {}
+    except yaml.YAMLError as error:
+        raise CheckError(f"the mesh config in {istio_namespace}/istio is not YAML: {error}") from error
+    found = (mesh.get("meshMTLS") or {}).get("minProtocolVersion") or "unset (Istio's default, TLS 1.2)"
+    return _judged(found == MESH_MIN_TLS, f"meshMTLS.minProtocolVersion {found}; wanted {MESH_MIN_TLS}")
+
+
 def critical_alerts(url: str | None, query: Query) -> Result:
     if not url:
         return Result(Outcome.SKIPPED, "no Prometheus URL (--prometheus, or plexichat:monitoring.prometheusUrl)")
@@ -186,6 +228,7 @@ def run_checks(
     rds, backup = session.client("rds", region_name=region), session.client("backup", region_name=region)
     cloudwatch = session.client("cloudwatch", region_name=region)
     elasticache = session.client("elasticache", region_name=region)
+    elbv2 = session.client("elbv2", region_name=region)
     db, lag_max_seconds = settings.database.identifier, settings.monitoring.thresholds.replica_lag_max_seconds
     checks: dict[str, Callable[[], Result]] = {
         "database backup": lambda: database_backup(backup, rds, db, naming.backup_vault_name(stack), now),
@@ -193,6 +236,8 @@ def run_checks(
         "replica lag": lambda: replica_lag(rds, cloudwatch, db, lag_max_seconds, now),
         "cache": lambda: cache(elasticache, settings.cache.replication_group_id),
         "cluster capacity": lambda: cluster_capacity(kubectl, settings),
+        "load balancer TLS": lambda: load_balancer_tls(elbv2, settings.ingress.waf.load_balancer_arn),
+        "mesh mTLS": lambda: mesh_mtls(kubectl, settings.kubernetes.istio_namespace),
         "critical alerts": lambda: critical_alerts(prometheus_url, query),
     }
     return {name: _guarded(check) for name, check in checks.items()}

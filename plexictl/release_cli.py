@@ -22,6 +22,12 @@ def _release(args: argparse.Namespace) -> int:
 
     path = offline.stack_file_path(args.stack, args.project_dir)
     history = rc.git_history(path)
+    if getattr(args, "pin", False):
+        try:
+            args.version = _pinned(args.version, args.stack, args.project_dir)
+        except (rc.ReleaseError, offline.StackFileError) as error:
+            print(f"error: {error}\n{path.name} was not changed", file=sys.stderr)
+            return EXIT_INVALID
     # Built lazily: each action's arguments exist only on its own subcommand.
     partial = functools.partial
     actions: dict[str, Callable[[], Callable[[CommentedMap], str]]] = {
@@ -71,6 +77,37 @@ def _release(args: argparse.Namespace) -> int:
     return EXIT_DONE
 
 
+def _pinned(version: str, stack: str, project_dir: pathlib.Path) -> str:
+    """`version` with the digest its tag points to now in the stack's image repository."""
+    from components.config import versions
+    from components.config.stack import StackSettings
+    from plexictl.release import ReleaseError
+    from plexictl.release.registry import RegistryError, resolve_digest
+
+    try:
+        parsed = versions.parse(version)
+    except versions.InvalidVersion as error:
+        raise ReleaseError(f"version {error}") from None
+    if parsed.digest is not None or parsed.tag is None:
+        return version  # already pinned
+    config, _ = offline.stack_config(stack, project_dir)
+    repository = str(config.get("plexichat:imageRepository") or StackSettings.model_fields["image_repository"].default)
+    try:
+        digest = resolve_digest(repository, parsed.tag)
+    except RegistryError as error:
+        raise ReleaseError(f"cannot pin {version}: {error}; give it as {version}@sha256:<digest>") from None
+    print(f"{stack}: {repository}:{parsed.tag} is {digest}")
+    return f"{parsed.tag}@{digest}"
+
+
+def _pin_option(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--pin",
+        action="store_true",
+        help="write VERSION as vX.Y.Z@sha256:<digest>, asking the image registry which image the tag names now",
+    )
+
+
 def _release_command(parent, name: str, action: str, help_: str) -> argparse.ArgumentParser:
     """A release command: an edit of one stack file, written, dry-run or applied."""
     command = parent.add_parser(
@@ -109,6 +146,7 @@ def add_canary_commands(commands) -> None:
         steps, "start", "canary-start", "run VERSION as the canary (from rolling: the running version becomes stable)"
     )
     p.add_argument("version")
+    _pin_option(p)
     p.add_argument("--weight", type=_percent, help="percent of traffic (default: first step of the plan, else 0)")
     p.add_argument(
         "--steps",
@@ -140,6 +178,7 @@ def add_release_commands(commands) -> None:
         commands, "deploy", "deploy", "blue-green: put VERSION on the inactive colour; rolling: set the version"
     )
     p.add_argument("version")
+    _pin_option(p)
     _release_command(
         commands,
         "rollback",

@@ -1,7 +1,9 @@
 """`plexictl render`: a stack's desired state as files, without a cloud account or the Pulumi CLI.
 
 Kubernetes objects become one YAML file each (`kubernetes/<kind>-<name>.yaml`, ready for
-`kubectl diff -f`), cloud resources one readable inventory (`cloud.yaml`), and the stack outputs
+`kubectl diff -f`), cloud resources one readable inventory (`cloud.yaml`) and, for the tools that
+read Terraform (checkov's `terraform_plan` framework), the AWS resources as a Terraform plan
+(`terraform-plan.json`, see `plexictl.offline.terraform_plan`), and the stack outputs
 `outputs.yaml`. Secrets are masked everywhere.
 """
 
@@ -14,10 +16,11 @@ from typing import Any
 
 import yaml
 
-from plexictl.offline import Rendering, mask_secrets
+from plexictl.offline import Rendering, mask_secrets, terraform_plan
 
 _DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml when available: much faster
 _FIRST_KEYS = ("apiVersion", "kind", "metadata", "spec")
+PLAN_FILE = "terraform-plan.json"
 
 
 def ordered(manifest: dict[str, Any]) -> dict[str, Any]:
@@ -51,6 +54,7 @@ def write(rendering: Rendering, out: pathlib.Path) -> dict[str, int]:
         if r.custom and not r.type.startswith(("kubernetes:", "pulumi:providers:"))
     ]
     (out / "cloud.yaml").write_text(_dump({"resources": cloud}))
+    (out / PLAN_FILE).write_text(terraform_plan.dumps(rendering))
     (out / "outputs.yaml").write_text(_dump(mask_secrets(rendering.outputs)))
     return {"kubernetes": len(manifests), "cloud": len(cloud)}
 

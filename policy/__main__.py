@@ -3,20 +3,28 @@
 Run by the Pulumi CLI (`pulumi preview --policy-pack policy`), which executes this directory
 with it on `sys.path`. This file only adapts CrossGuard's view of a resource to `rules.Subject`;
 the rules themselves are plain functions that the test suite also runs offline.
+
+Production is the stack's own `plexichat:environment`, never its name: the CLI hands a policy
+pack the stack's config (PULUMI_CONFIG, which the policy SDK loads into `pulumi.runtime`, as for
+a program). The floors a production stack must meet come from the program's one table,
+components/config/floors.py (pure: the standard library only), so the pack runs from this
+repository, as CI runs it, not as a published pack.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
+import pathlib
+import sys
 from collections.abc import Mapping
 from typing import Any
 
-import pulumi
 import rules  # type: ignore[import-not-found]  # the pack runs from policy/: `rules` is policy/rules
+from pulumi.runtime import config as runtime_config
 from pulumi_policy import (
     EnforcementLevel,
     Policy,
-    PolicyConfigSchema,
     PolicyPack,
     ReportViolation,
     ResourceValidationArgs,
@@ -47,16 +55,8 @@ _UNKNOWN_SENTINELS = frozenset(
     }
 )
 
-PRODUCTION_STACKS_CONFIG = PolicyConfigSchema(
-    properties={
-        "productionStacks": {
-            "type": "array",
-            "items": {"type": "string"},
-            "default": ["prod"],
-            "description": "Stack names whose resources get the production-only rules.",
-        }
-    }
-)
+sys.path.append(str(pathlib.Path(__file__).resolve().parent.parent))  # the project: its floors table
+from components.config import floors  # noqa: E402  (after the project is on the path)
 
 
 def plain(value: Any) -> Any:
@@ -75,13 +75,31 @@ def plain(value: Any) -> Any:
     return value
 
 
-def subject(args: ResourceValidationArgs, stack: str) -> rules.Subject:
-    production_stacks = tuple(args.get_config().get("productionStacks", ("prod",)))
+def stack_config() -> dict[str, Any]:
+    """The stack's config, as the CLI hands it to the pack (and to the program)."""
+    return {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
+
+
+def production_floors(config: Mapping[str, Any]) -> tuple[bool, frozenset[str]]:
+    """Whether the stack is production, and the floors it must meet: from `plexichat:environment`
+    and `plexichat:productionFloorOverrides` (JSON text, as the CLI passes structured values).
+    Every stack is `active` until the DR issue reads `plexichat:dr.role` here too."""
+    environment = config.get("plexichat:environment")
+    production = rules.is_production(environment)
+    overrides = config.get("plexichat:productionFloorOverrides") or "{}"
+    overridden = json.loads(overrides) if isinstance(overrides, str) else overrides
+    # Unset counts as production (rules.is_production): its floors then hold.
+    return production, floors.required(floors.PRODUCTION, overridden) if production else frozenset()
+
+
+def subject(args: ResourceValidationArgs, config: Mapping[str, Any]) -> rules.Subject:
+    production, required = production_floors(config)
     return rules.Subject(
         type=args.resource_type,
         inputs=plain(args.props),
         protect=bool(args.opts.protect),
-        production=rules.is_production(stack, production_stacks),
+        production=production,
+        floors=required,
         # The Python policy SDK unwraps secrets before a policy sees them, so here secrecy cannot
         # be checked; the test suite checks it on the engine's recorded inputs instead.
         secrets_visible=False,
@@ -90,7 +108,7 @@ def subject(args: ResourceValidationArgs, stack: str) -> rules.Subject:
 
 def validator(rule: rules.Rule):
     def validate(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
-        for message in rule(subject(args, pulumi.get_stack())):
+        for message in rule(subject(args, stack_config())):
             report_violation(message, None)
 
     return validate
@@ -102,8 +120,9 @@ def stack_validator(rule: rules.StackRule):
             rules.StackResource(r.resource_type, r.urn, plain(r.props), frozenset(d.urn for d in r.dependencies))
             for r in args.resources
         ]
-        for urn, message in rule(resources):
-            report_violation(message, urn)
+        _, required = production_floors(stack_config())
+        for urn, message in rule(rules.Stack(resources, required)):
+            report_violation(message, urn or None)
 
     return validate
 
@@ -114,7 +133,6 @@ def policies() -> list[Policy]:
             name=p.name,
             description=p.description,
             validate=validator(p.check),
-            config_schema=PRODUCTION_STACKS_CONFIG,
         )
         for p in rules.POLICIES
     ] + [

@@ -8,6 +8,8 @@ file; nothing asserts today's values of the real files.
 
 from __future__ import annotations
 
+import copy
+import hashlib
 import io
 import pathlib
 import shutil
@@ -15,10 +17,28 @@ import subprocess
 
 from ruamel.yaml.comments import CommentedMap
 
+from components.config import versions
 from plexictl.offline import ROOT
 from plexictl.release import stack_file
 
 STACKS = ("dev", "staging", "prod")
+IMAGE_REPOSITORY = "ghcr.io/plexichat/plexichat"
+PRODUCTION_STACKS = ("prod",)
+"""Stacks whose environment is production: every release version in them names its digest."""
+
+
+def pinned_version(tag: str) -> str:
+    """`tag` pinned by a digest, `v1.5.0@sha256:<64 hex>`: the same deterministic (fake) digest
+    for the same tag, the SHA-256 of the image reference, as the pinned prod release uses."""
+    digest = hashlib.sha256(f"{IMAGE_REPOSITORY}:{tag}".encode()).hexdigest()
+    return f"{tag}@sha256:{digest}"
+
+
+def version_for(stack: str, tag: str) -> str:
+    """The version a test writes into `stack` for the release `tag`: pinned by digest in a
+    production stack (which refuses a bare tag), the bare tag elsewhere."""
+    return pinned_version(tag) if stack in PRODUCTION_STACKS else tag
+
 
 # In the stack files' own style (flow-style plan, quoted header value), so an edit's changed
 # lines read as they would in a real file.
@@ -35,9 +55,9 @@ green: v1.5.0
 """,
     "prod": """\
 strategy: canary
-stable: v1.4.2
+stable: v1.4.2@sha256:003efcb7e825ce0dbabe19b909fe5eeaf4b9d8edd5bf3d2f79ea9213ae49bd8e
 canary:
-  version: v1.5.0
+  version: v1.5.0@sha256:ac7463f47b617fc3b51e2e259c26f2fbb994c40f1cad46db49898644e92b2a77
   weight: 10
   steps: [10, 25, 50, 100]
   header:
@@ -45,6 +65,24 @@ canary:
     value: "true"
 """,
 }
+
+
+def pin_versions(release: dict) -> dict:
+    """`release` (a plain release block) with every bare tag in it pinned by `pinned_version`:
+    what a stack must hold to say `environment: production`. Edits the block and returns it."""
+    tracks = [release, release.get("canary")]
+    for track, key in ((t, k) for t in tracks if isinstance(t, dict) for k in ("version", "stable", "blue", "green")):
+        version = track.get(key)
+        if isinstance(version, str) and versions.parse(version).digest is None:
+            track[key] = pinned_version(version)
+    return release
+
+
+def release_for(stack: str, release: dict) -> dict:
+    """A copy of the plain release block `release` as a test writes it into `stack`: its bare
+    tags pinned by digest in a production stack, left as they are elsewhere."""
+    block = copy.deepcopy(release)
+    return pin_versions(block) if stack in PRODUCTION_STACKS else block
 
 
 def pinned_release(stack: str) -> dict:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import yaml
 from cloudcoil.models.prometheus_operator import v1, v1alpha1
 
 from components import naming
@@ -13,7 +14,9 @@ from components.config.monitoring import AlertThresholds
 from components.config.parse import parse_stack_config
 from components.observability import alert_rules
 from components.observability.alarm_topic import AlarmTopic, AlarmTopicArgs
+from components.observability.alerting import RECEIVERS_SECRET
 from components.observability.cloud_alarms import GIB, MIB, CloudAlarms, CloudAlarmsArgs
+from plexictl import render
 from plexictl.offline import ROOT, Rendering, is_secret, run, stack_config
 from plexictl.offline.mocks import computed_aws_outputs
 from plexictl.offline.stack_files import FAKE_SECRET
@@ -28,6 +31,8 @@ MODELS = {
     "AlertmanagerConfig": v1alpha1.AlertmanagerConfig,
 }
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
+SECRET = "aws:secretsmanager/secret:Secret"
+EXTERNAL_SECRET = "kubernetes:external-secrets.io/v1:ExternalSecret"
 
 
 def monitoring_objects(rendering: Rendering) -> dict[str, dict]:
@@ -136,29 +141,79 @@ def test_a_critical_alert_mutes_the_matching_warning():
 
 
 @pytest.mark.parametrize("stack", ["staging", "prod"])
-def test_receiver_urls_and_keys_reach_the_cluster_only_as_secrets(stack):
-    rendering = rendered(stack)
-    (secret,) = rendering.of_type("kubernetes:core/v1:Secret")
-    assert is_secret(secret.inputs["stringData"])
-    keys = set(secret.inputs["stringData"]["value"])
-    spec = routing(stack)["spec"]
-    refs = [c for r in spec["receivers"] for configs in r.values() if isinstance(configs, list) for c in configs]
+def test_receiver_urls_and_keys_reach_the_cluster_only_through_secrets_manager(stack):
+    """Stack config (Pulumi secrets) -> a Secrets Manager secret with its own key -> the
+    ExternalSecret that keeps the Secret the AlertmanagerConfig references."""
+    r = rendered(stack)
+    secret = r.one(SECRET, "monitoring-receivers-secret")
+    secret_arn = computed_aws_outputs(secret.type, secret.name, secret.inputs)["arn"]
+    key = r.one("aws:kms/key:Key", "monitoring-receivers-key")
+    key_arn = computed_aws_outputs(key.type, key.name, key.inputs)["arn"]
+    assert secret.inputs["name"] == f"plexichat/{stack}/alert-receivers" and secret.inputs["kmsKeyId"] == key_arn
+    value = r.one("aws:secretsmanager/secretVersion:SecretVersion", "monitoring-receivers-secret-value")
+    assert is_secret(value.inputs["secretString"])
+    stored = json.loads(value.inputs["secretString"]["value"])
+    assert set(stored.values()) == {FAKE_SECRET}  # each receiver's secret config value
+
+    (external,) = [e for e in r.of_type(EXTERNAL_SECRET) if e.name == "monitoring-receivers"]
+    spec = external.inputs["spec"]
+    assert spec["secretStoreRef"] == {"name": "plexichat-aws", "kind": "SecretStore"}
+    assert spec["target"] == {"name": RECEIVERS_SECRET, "creationPolicy": "Owner", "deletionPolicy": "Retain"}
+    assert {d["secretKey"]: d["remoteRef"] for d in spec["data"]} == {
+        k: {"key": secret_arn, "property": k} for k in stored
+    }
+    routing_spec = routing(stack)["spec"]
+    refs = [
+        c for x in routing_spec["receivers"] for configs in x.values() if isinstance(configs, list) for c in configs
+    ]
+    assert refs
     for config in refs:
         ref = config.get("apiURL") or config.get("routingKey")
-        assert ref == {"name": secret.inputs["metadata"]["name"], "key": ref["key"]}
-        assert ref["key"] in keys
-    (config,) = rendering.of_type("kubernetes:monitoring.coreos.com/v1alpha1:AlertmanagerConfig")
-    assert secret.urn in config.dependencies  # the Secret exists before Alertmanager reads it
-    for resource in rendering.resources:
-        assert FAKE_SECRET not in json.dumps(
-            resource.manifest() if resource.is_kubernetes else _masked(resource.inputs)
-        ), resource.urn
+        assert ref == {"name": RECEIVERS_SECRET, "key": ref["key"]} and ref["key"] in stored
+    (config,) = r.of_type("kubernetes:monitoring.coreos.com/v1alpha1:AlertmanagerConfig")
+    assert external.urn in config.dependencies  # delivered before Alertmanager reads it
+
+    # The app's store reads this secret and its key through a policy of its own, nothing more.
+    read = r.one("aws:iam/rolePolicy:RolePolicy", "monitoring-receivers-store-read")
+    assert read.inputs["role"] == "app-access-store-role-id"
+    statements = json.loads(read.inputs["policy"])["Statement"]
+    assert [s["Resource"] for s in statements] == [[secret_arn], [key_arn]]
+    assert read.urn in external.dependencies and value.urn in external.dependencies
 
 
-def _masked(inputs):
-    from plexictl.offline import mask_secrets
+def _as_render_yaml_to_directory_writes(resource) -> dict:
+    """The object as the Kubernetes provider writes it with `renderYamlToDirectory`: with every
+    secret's value in it (a rendered manifest is applied as is, so nothing is masked)."""
 
-    return mask_secrets(inputs)
+    def reveal(value):
+        if is_secret(value):
+            return reveal(value["value"])
+        if isinstance(value, dict):
+            return {k: reveal(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [reveal(v) for v in value]
+        return value
+
+    group_version, kind = resource.type.split(":", 1)[1].rsplit(":", 1)
+    group, _, version = group_version.rpartition("/")
+    api_version = f"{group}/{version}" if group not in ("", "core") else version
+    return {"apiVersion": api_version, "kind": kind, **reveal(resource.inputs)}
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_no_manifest_rendered_to_a_directory_holds_a_secret_config_value(stack, tmp_path):
+    """With `kubernetes.renderYamlToDirectory` the provider writes every object, secrets in clear,
+    to files a GitOps repository keeps: none may hold a stack's secret config value (each is the
+    offline placeholder here), and the program declares no Kubernetes Secret at all."""
+    r = rendered(stack)
+    for resource in r.kubernetes_objects():
+        written = yaml.safe_dump(_as_render_yaml_to_directory_writes(resource))
+        assert FAKE_SECRET not in written, resource.urn
+        assert resource.type != "kubernetes:core/v1:Secret", resource.urn
+    render.write(r, tmp_path)  # what `plexictl render --out` writes
+    written_files = list((tmp_path / "kubernetes").iterdir())
+    assert written_files and not [f for f in written_files if f.name.startswith("secret-")]
+    assert not any(FAKE_SECRET in f.read_text() for f in tmp_path.rglob("*") if f.is_file())
 
 
 def test_smoke_probe_checks_the_public_readiness_url():

@@ -39,17 +39,23 @@ def _trust(stack: str, role: str) -> tuple[str, dict]:
 def test_each_role_trusts_only_its_service_accounts_through_the_clusters_oidc_provider(stack):
     account = "system:serviceaccount:plexichat:plexichat-"
     store, admin_store = f"{account}external-secrets", f"{account}db-admin-secrets"
+    archiver = f"{account}backup-archiver"
     issuer, app = _trust(stack, "app-access-role")
     assert app == {
         "StringEquals": {f"{issuer}:aud": "sts.amazonaws.com"},
         "StringLike": {f"{issuer}:sub": f"{account}*"},
-        # The prefix would admit the stores' and the Jobs' accounts too: the app role must not.
-        "StringNotEquals": {f"{issuer}:sub": [store, admin_store, f"{account}migrate", f"{account}db-bootstrap"]},
+        # The prefix would admit the stores', the Jobs' and the archiver's accounts too: the app
+        # role must not.
+        "StringNotEquals": {
+            f"{issuer}:sub": [store, admin_store, f"{account}migrate", f"{account}db-bootstrap", archiver]
+        },
     }
     issuer, store_trust = _trust(stack, "app-access-store-role")
     assert store_trust == {"StringEquals": {f"{issuer}:aud": "sts.amazonaws.com", f"{issuer}:sub": store}}
     issuer, admin_trust = _trust(stack, "database-admin-access-role")
     assert admin_trust == {"StringEquals": {f"{issuer}:aud": "sts.amazonaws.com", f"{issuer}:sub": admin_store}}
+    issuer, archiver_trust = _trust(stack, "backup-archiver-access-role")
+    assert archiver_trust == {"StringEquals": {f"{issuer}:aud": "sts.amazonaws.com", f"{issuer}:sub": archiver}}
 
 
 def _policy(stack: str, name: str) -> dict[str, dict]:
@@ -63,15 +69,29 @@ def _policy(stack: str, name: str) -> dict[str, dict]:
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_each_role_is_least_privilege_with_no_wildcard_resource(stack):
-    """The app's pods reach the backups only; the credentials are the store's to read."""
+    """The app's pods reach the backups only, and write `daily/` only; `monthly/` is the archiver's;
+    the credentials are the store's to read. (What the policies allow together with the bucket
+    policy: tests/test_backup_immutability.py.)"""
     r = rendered(stack)
     key_arn = {k.name: computed_aws_outputs(k.type, k.name, k.inputs)["arn"] for k in r.of_type("aws:kms/key:Key")}
     app = _policy(stack, "app-access-policy")
-    assert set(app) == {"ListBackupPrefixes", "ReadWriteBackups", "UseBackupKey"}
+    assert set(app) == {"ListBackupPrefixes", "ReadBackups", "WriteDailyBackups", "UseBackupKey"}
     bucket = f"arn:aws:s3:::plexichat-{stack}-backups-123456789012"
-    assert app["ReadWriteBackups"]["Resource"] == [f"{bucket}/daily/*", f"{bucket}/monthly/*", f"{bucket}/logs/*"]
+    assert app["ReadBackups"]["Resource"] == [f"{bucket}/daily/*", f"{bucket}/monthly/*", f"{bucket}/logs/*"]
+    assert (app["WriteDailyBackups"]["Action"], app["WriteDailyBackups"]["Resource"]) == (
+        "s3:PutObject",
+        [f"{bucket}/daily/*"],
+    )
     assert app["ListBackupPrefixes"]["Resource"] == [bucket]
     assert app["UseBackupKey"]["Resource"] == [key_arn["backups-key"]]
+    archiver = _policy(stack, "backup-archiver-access-policy")
+    assert set(archiver) == {"ListDailyAndMonthly", "ReadDaily", "WriteLockedMonthlyCopies", "UseBackupKey"}
+    assert archiver["ReadDaily"]["Resource"] == [f"{bucket}/daily/*"]
+    assert archiver["WriteLockedMonthlyCopies"]["Resource"] == [f"{bucket}/monthly/*"]
+    assert archiver["UseBackupKey"]["Resource"] == [key_arn["backups-key"]]
+    for role in (app, archiver):  # nobody here deletes a backup or lifts a lock
+        actions = {a for s in role.values() for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])}
+        assert not {a for a in actions if "Delete" in a or "Bypass" in a or "LegalHold" in a}
     store = _policy(stack, "app-access-store-policy")
     assert set(store) == {"ReadAppCredentials", "DecryptCredentials"}
     secrets = "arn:aws:secretsmanager:us-east-1:123456789012:secret:"
@@ -103,6 +123,7 @@ def test_every_service_account_carries_the_role_for_its_job(stack, preview):
         role = {
             "plexichat-external-secrets": "app-access-store-role",
             "plexichat-db-admin-secrets": "database-admin-access-role",
+            "plexichat-backup-archiver": "backup-archiver-access-role",
         }.get(name, "app-access-role")
         assert account.inputs["metadata"]["annotations"]["eks.amazonaws.com/role-arn"] in (
             f"arn:aws:iam::123456789012:role/{role}",
@@ -131,6 +152,8 @@ def test_external_secrets_bring_credentials_into_the_cluster(stack):
         "plexichat-cache-auth": "plexichat-aws",
         "plexichat-db-master-credentials": "plexichat-aws-db-admin",
     }
+    if stack != "dev":  # where alerts route: components/observability/alerting.py
+        store_of["plexichat-alert-receivers"] = "plexichat-aws"
     assert set(secrets) == set(store_of)
     for name, spec in secrets.items():
         assert spec["secretStoreRef"] == {"name": store_of[name], "kind": "SecretStore"}
@@ -138,12 +161,8 @@ def test_external_secrets_bring_credentials_into_the_cluster(stack):
         assert all(d["remoteRef"]["key"].startswith("arn:aws:secretsmanager:") for d in spec["data"])
     for name in ("plexichat-db-credentials", "plexichat-db-migrator-credentials", "plexichat-db-master-credentials"):
         assert [d["remoteRef"]["property"] for d in secrets[name]["data"]] == ["username", "password"]
-    # The app's credentials never enter a manifest: no Kubernetes Secret but the Alertmanager
-    # receivers' (built from Pulumi secrets; see components/alerting.py) is declared.
-    assert [s.inputs["metadata"]["name"] for s in r.of_type("kubernetes:core/v1:Secret")] in (
-        [],
-        ["plexichat-alert-receivers"],
-    )
+    # No secret enters a manifest: the program declares no Kubernetes Secret at all.
+    assert r.of_type("kubernetes:core/v1:Secret") == []
 
 
 @pytest.mark.parametrize("stack", STACKS)

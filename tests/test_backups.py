@@ -36,7 +36,7 @@ def hardened_buckets():
 
 
 @pytest.mark.parametrize("stack,bucket", list(hardened_buckets()))
-def test_bucket_is_versioned_encrypted_private_and_tls_only(stack, bucket):
+def test_bucket_is_versioned_encrypted_private_and_tls_13_only(stack, bucket):
     parts = bucket_parts(stack, bucket)
     resource = rendered(stack).one("aws:s3/bucket:Bucket", bucket)
     assert resource.inputs["forceDestroy"] is False
@@ -53,21 +53,30 @@ def test_bucket_is_versioned_encrypted_private_and_tls_only(stack, bucket):
     statements = json.loads(parts["policy"]["policy"])["Statement"]
     conditions = {json.dumps(s["Condition"]) for s in statements if s["Effect"] == "Deny"}
     assert '{"Bool": {"aws:SecureTransport": "false"}}' in conditions
-    assert '{"NumericLessThan": {"s3:TlsVersion": "1.2"}}' in conditions
+    # TLS 1.3, which S3 serves on every endpoint we use (not PrivateLink or Multi-Region Access
+    # Points): docs/data-tier.md.
+    assert '{"NumericLessThan": {"s3:TlsVersion": "1.3"}}' in conditions
+    assert not any("1.2" in condition for condition in conditions)
 
 
-@pytest.mark.parametrize("stack", STACKS)
-def test_lifecycle_matches_the_runbook(stack):
-    rules = {r["id"]: r for r in bucket_parts(stack)["lifecycle"]["rules"]}
+@pytest.mark.parametrize("stack,bucket", list(hardened_buckets()))
+def test_lifecycle_matches_the_runbook(stack, bucket):
+    rules = {r["id"]: r for r in bucket_parts(stack, bucket)["lifecycle"]["rules"]}
     assert all(r["status"] == "Enabled" for r in rules.values())
     assert (rules["daily"]["filter"]["prefix"], rules["daily"]["expiration"]["days"]) == ("daily/", 30)
     monthly = rules["monthly"]
     assert (monthly["filter"]["prefix"], monthly["expiration"]["days"]) == ("monthly/", 365)
     assert monthly["transitions"] == [{"days": 30, "storageClass": "GLACIER"}]
     assert (rules["logs"]["filter"]["prefix"], rules["logs"]["expiration"]["days"]) == ("logs/", 90)
+    # Old versions: each prefix keeps its own (a monthly copy's a year, like the copy itself).
+    noncurrent = {rule: rules[rule]["noncurrentVersionExpiration"]["noncurrentDays"] for rule in ("daily", "logs")}
+    assert noncurrent == {"daily": 30, "logs": 30}
+    assert monthly["noncurrentVersionExpiration"]["noncurrentDays"] == 365
     cleanup = rules["cleanup"]
-    assert cleanup["noncurrentVersionExpiration"]["noncurrentDays"] == 30
+    # Never a bucket-wide version expiry: S3 would honour it over monthly's longer one.
+    assert "noncurrentVersionExpiration" not in cleanup
     assert cleanup["abortIncompleteMultipartUpload"]["daysAfterInitiation"] == 7
+    assert cleanup["expiration"] == {"expiredObjectDeleteMarker": True}
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -150,3 +159,40 @@ def test_no_dr_outside_prod(stack):
     r = rendered(stack)
     assert [p.name for p in r.of_type("pulumi:providers:aws")] == ["plexichat-aws"]
     assert rendered(stack).outputs["backups"]["drRegion"] is None
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_request_to_a_backup_bucket_is_logged_in_its_regions_access_log_bucket(stack):
+    r = rendered(stack)
+    pairs = [("backups-bucket", "backups-access-logs")]
+    if any(b.name == "backups-dr-bucket" for b in r.of_type("aws:s3/bucket:Bucket")):
+        pairs.append(("backups-dr-bucket", "backups-dr-access-logs"))
+    for source, target in pairs:
+        source_name = r.one("aws:s3/bucket:Bucket", source).inputs["bucket"]
+        log_bucket = r.one("aws:s3/bucket:Bucket", target)
+        assert log_bucket.inputs["bucket"] == f"{source_name}-access-logs"
+        assert log_bucket.provider == r.one("aws:s3/bucket:Bucket", source).provider  # same region
+        logging = r.one("aws:s3/bucketLogging:BucketLogging", f"{source}-access-logging").inputs
+        assert logging["targetBucket"] == f"{target}-id" and logging["targetPrefix"] == f"s3/{source_name}/"
+        # SSE-S3: log delivery cannot write SSE-KMS; closed to the public; kept 90 days.
+        encryption = r.one(
+            "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
+            f"{target}-encryption",
+        )
+        assert encryption.inputs["rules"][0]["applyServerSideEncryptionByDefault"] == {"sseAlgorithm": "AES256"}
+        block = r.one("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock", f"{target}-public-access").inputs
+        assert all(
+            block[k] is True
+            for k in ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets")
+        )
+        (rule,) = r.one(
+            "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration", f"{target}-lifecycle"
+        ).inputs["rules"]
+        assert rule["expiration"]["days"] == 90
+        policy = json.loads(r.one("aws:s3/bucketPolicy:BucketPolicy", f"{target}-policy").inputs["policy"])
+        allow, deny = policy["Statement"]
+        assert allow["Principal"] == {"Service": "logging.s3.amazonaws.com"} and allow["Action"] == "s3:PutObject"
+        assert allow["Resource"] == [f"arn:aws:s3:::{source_name}-access-logs/s3/{source_name}/*"]
+        assert allow["Condition"]["ArnLike"] == {"aws:SourceArn": [f"arn:aws:s3:::{source_name}"]}
+        assert set(allow["Condition"]["StringEquals"]) == {"aws:SourceAccount"}
+        assert deny["Effect"] == "Deny" and deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}

@@ -4,6 +4,7 @@ what is allowed, no traceback, and every file of the project byte-for-byte uncha
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import pathlib
 import subprocess
@@ -12,6 +13,7 @@ import sys
 import pytest
 
 from plexictl.offline import ROOT
+from plexictl.release import stack_file
 from tests.release_state import project_copy
 
 
@@ -21,6 +23,39 @@ def break_file(stack: str, old: str, new: str):
         text = path.read_text()
         assert old in text, f"{old!r} is not in {path.name}"
         path.write_text(text.replace(old, new, 1))
+
+    return edit
+
+
+DELETE = object()
+
+
+def set_key(stack: str, path: str, value):
+    """Set (or DELETE) `plexichat:<path>` in the stack file, the rest of it kept as it is."""
+
+    def edit(project: pathlib.Path) -> None:
+        file = project / f"Pulumi.{stack}.yaml"
+        yaml = stack_file.round_trip_yaml()
+        document = yaml.load(file.read_text())
+        top, *rest = path.split(".")
+        node, key = document["config"], f"plexichat:{top}"
+        for part in rest:
+            node, key = node[key], part
+        if value is DELETE:
+            del node[key]
+        else:
+            node[key] = value
+        buffer = io.StringIO()
+        yaml.dump(document, buffer)
+        file.write_text(buffer.getvalue())
+
+    return edit
+
+
+def both(*edits):
+    def edit(project: pathlib.Path) -> None:
+        for one in edits:
+            one(project)
 
     return edit
 
@@ -104,6 +139,69 @@ BAD_INPUTS = [
     ),
     ("switch --stack prod", unchanged, ["`switch` needs strategy blueGreen, and this stack's is canary"]),
     ("deploy latest --stack dev", unchanged, ["plexichat:release.version: must be a release tag"]),
+    # Dangerous settings, refused before anything is registered.
+    (
+        "render --stack dev",
+        set_key("dev", "namespace", "kube-system"),
+        [
+            "Pulumi.dev.yaml",
+            "plexichat:namespace: must be the app's own namespace, not default, istio-system or kube-*",
+        ],
+    ),
+    (
+        "render --stack dev",
+        set_key("dev", "kubernetes.renderYamlToDirectory", "../../../../../etc/cron.d"),
+        ["plexichat:kubernetes.renderYamlToDirectory: must be a relative path inside the project without '..'"],
+    ),
+    (
+        "render --stack staging",
+        set_key("staging", "network.vpcCidr", "0.0.0.0/0"),
+        ["plexichat:network.vpcCidr: must be a private range", "(got '0.0.0.0/0')"],
+    ),
+    (
+        "render --stack dev",
+        set_key("dev", "kubernetes.context", DELETE),
+        ["plexichat:kubernetes.context: required (the kubeconfig context of this stack's cluster)"],
+    ),
+    (
+        "switch --stack staging",
+        set_key("staging", "imageRepository", "ghcr.io/plexichat-evil/plexichat"),
+        ["plexichat:imageRepository: must lie under one of allowedRegistries (ghcr.io/plexichat)"],
+    ),
+    (
+        "render --stack prod",
+        set_key("prod", "environment", DELETE),
+        ["plexichat:environment: required, but not set; one of production, staging, development"],
+    ),
+    (
+        "deploy v1.6.0 --stack dev",
+        set_key("dev", "environment", "prod"),
+        ["plexichat:environment: must be production, staging or development (got 'prod')"],
+    ),
+    (
+        "render --stack prod",
+        set_key("prod", "database.deletionProtection", False),
+        ["plexichat:database.deletionProtection: is below the production floor: must be true", "got false"],
+    ),
+    (
+        "canary next --stack prod",
+        both(
+            set_key("prod", "database.deletionProtection", False),
+            set_key("prod", "productionFloorOverrides", {"database.deletionprotection": "teardown"}),
+        ),
+        [
+            "plexichat:productionFloorOverrides.database.deletionprotection: is no production floor",
+            "the floors are database.deletionProtection, ",
+        ],
+    ),
+    (
+        "render --stack prod",
+        both(
+            set_key("prod", "database.deletionProtection", False),
+            set_key("prod", "productionFloorOverrides", {"database.deletionProtection": ""}),
+        ),
+        ["plexichat:productionFloorOverrides.database.deletionProtection: must not be empty"],
+    ),
 ]
 
 
@@ -120,9 +218,10 @@ def test_bad_input_exits_1_with_one_clear_message_and_changes_nothing(tmp_path, 
     project = project_copy(tmp_path)
     damage(project)
     before = fingerprint(project)
+    out = ["--out", str(project / "rendered")] if command.startswith("render ") else []
     env = {**os.environ, "PATH": os.path.dirname(sys.executable)}  # no Pulumi CLI: nothing deploys
     result = subprocess.run(
-        [sys.executable, "-m", "plexictl", "--project-dir", str(project), *command.split()],
+        [sys.executable, "-m", "plexictl", "--project-dir", str(project), *command.split(), *out],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -133,7 +232,9 @@ def test_bad_input_exits_1_with_one_clear_message_and_changes_nothing(tmp_path, 
     assert "Traceback" not in result.stderr
     for word in words:
         assert word in result.stderr, result.stderr
+    # Nothing rendered (a render would write into the project: --out below), nothing edited.
     assert fingerprint(project) == before
+    assert "wrote" not in result.stdout
 
 
 def test_the_console_script_runs_from_any_directory(tmp_path):

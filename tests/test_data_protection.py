@@ -9,9 +9,11 @@ import json
 import pulumi
 import pytest
 
+from components.config import floors
 from components.data.stateful import STATEFUL_TYPES, replacement_forcing_changes
 from plexictl.offline.mocks import computed_aws_outputs
 from tests.conftest import STACKS, render_edited, rendered
+from tests.release_state import version_for
 from tests.test_settings import _remove, _set
 
 PROTECTED = {  # (type, name) -> retain_on_delete as well
@@ -20,11 +22,18 @@ PROTECTED = {  # (type, name) -> retain_on_delete as well
     ("aws:kms/key:Key", "cache-key"): False,
     ("aws:kms/key:Key", "backups-key"): False,
     ("aws:s3/bucket:Bucket", "backups-bucket"): True,
+    ("aws:s3/bucket:Bucket", "backups-access-logs"): True,
     ("aws:backup/vault:Vault", "backups-vault"): False,
+    ("aws:elasticache/replicationGroup:ReplicationGroup", "cache-group"): False,
+    ("aws:secretsmanager/secret:Secret", "cache-auth-secret"): False,
+    ("aws:cloudwatch/logGroup:LogGroup", "cache-slow-log"): False,
+    ("aws:cloudwatch/logGroup:LogGroup", "database-primary-log-postgresql"): False,
+    ("aws:cloudwatch/logGroup:LogGroup", "database-primary-log-upgrade"): False,
 }
 PROTECTED_DR = {
     ("aws:kms/key:Key", "backups-dr-key"): False,
     ("aws:s3/bucket:Bucket", "backups-dr-bucket"): True,
+    ("aws:s3/bucket:Bucket", "backups-dr-access-logs"): True,
     ("aws:backup/vault:Vault", "backups-dr-vault"): False,
 }
 
@@ -33,11 +42,17 @@ PROTECTED_DR = {
 def test_staging_and_prod_protect_the_data(stack):
     r = rendered(stack)
     expected = {**PROTECTED, **(PROTECTED_DR if stack == "prod" else {})}
+    replicas = [i.name for i in r.of_type("aws:rds/instance:Instance") if i.inputs.get("replicateSourceDb")]
+    assert replicas  # staging and prod have read replicas: each is protected, with its logs
+    for replica in replicas:
+        expected[("aws:rds/instance:Instance", replica)] = False
+        for export in ("postgresql", "upgrade"):
+            expected[("aws:cloudwatch/logGroup:LogGroup", f"{replica}-log-{export}")] = False
     for (type_, name), retain in expected.items():
         resource = r.one(type_, name)
         assert resource.protect is True, name
         assert resource.retain_on_delete is retain, name
-    # Nothing else is protected: a protected replica or side resource would block routine changes.
+    # Nothing else is protected: a protected side resource would block routine changes.
     assert {(res.type, res.name) for res in r.resources if res.protect} == set(expected)
 
 
@@ -142,6 +157,9 @@ def test_no_tunable_setting_reaches_an_input_that_replaces_stateful_data():
     def edit(config):
         for path, value in TUNABLE_EDITS.items():
             _set(path, value)(config)
+        # The production floors those values go below (deletion protection, Multi-AZ), on purpose.
+        below = [p for p, value in TUNABLE_EDITS.items() if p in floors.BY_NAME and not floors.BY_NAME[p].holds(value)]
+        config["plexichat:productionFloorOverrides"] = dict.fromkeys(below, "tuning test")
 
     before, after = rendered("prod").by_urn(), render_edited("prod", edit).by_urn()
     stateful = [urn for urn, r in before.items() if r.type in STATEFUL_TYPES]
@@ -166,9 +184,13 @@ STATEFUL_URNS_PROD = {
     "plexichat:data:Backups$aws:kms/key:Key::backups-dr-key",
     "plexichat:data:Backups$aws:s3/bucket:Bucket::backups-bucket",
     "plexichat:data:Backups$aws:s3/bucket:Bucket::backups-dr-bucket",
+    "plexichat:data:Backups$aws:s3/bucket:Bucket::backups-access-logs",
+    "plexichat:data:Backups$aws:s3/bucket:Bucket::backups-dr-access-logs",
     "plexichat:data:Backups$aws:backup/vault:Vault::backups-vault",
     "plexichat:data:Backups$aws:backup/vault:Vault::backups-dr-vault",
     "plexichat:alerting:AlarmTopic$aws:kms/key:Key::alarms-key",
+    "plexichat:alerting:Alerting$aws:kms/key:Key::monitoring-receivers-key",
+    "plexichat:alerting:Alerting$aws:secretsmanager/secret:Secret::monitoring-receivers-secret",
     "plexichat:ingress:Edge$aws:kms/key:Key::web-waf-logs-key",
 }
 
@@ -184,7 +206,7 @@ def test_stateful_urns_are_stable(preview):
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_canary_and_release_edits_never_touch_the_data_tier(stack):
-    edited = render_edited(stack, _set("release", {"strategy": "rolling", "version": "v9.9.9"}))
+    edited = render_edited(stack, _set("release", {"strategy": "rolling", "version": version_for(stack, "v9.9.9")}))
     before = rendered(stack).by_urn()
     for urn, resource in edited.by_urn().items():
         if not resource.type.startswith("aws:"):

@@ -7,6 +7,7 @@ temporary git repository made from this checkout, the way CI runs it on a pull r
 
 from __future__ import annotations
 
+import io
 import shutil
 import subprocess
 import sys
@@ -18,6 +19,7 @@ from plexictl.diff import DATA_LOSS, diff, field_changes
 from plexictl.diff_report import format_markdown, format_text
 from plexictl.offline import ROOT, Rendering, Resource
 from plexictl.offline.rendering import SECRET_SIG_KEY, SECRET_SIG_VALUE
+from plexictl.release import stack_file
 from tests.release_state import STACKS, commit, pin_release
 from tests.release_state import run_git as git
 
@@ -165,6 +167,53 @@ def test_dropping_protect_is_a_risk():
     result = diff(rendering(database()), rendering(unprotected))
     assert [f.describe() for f in result.changes[0].fields] == ["options.protect true -> false"]
     assert [r.reason for r in result.risks] == ["protect dropped: a later change could delete it"]
+
+
+def test_turning_deletion_protection_off_is_a_risk_on_any_type_that_has_it():
+    on, off = database(deletionProtection=True), database(deletionProtection=False)
+    result = diff(rendering(on), rendering(off))
+    assert [f.describe() for f in result.changes[0].fields] == ["deletionProtection true -> false"]
+    assert [r.reason for r in result.risks] == [
+        "deletionProtection turned off (true -> false): the cloud would then delete it on request"
+    ]
+    assert len(diff(rendering(on), rendering(database())).risks) == 1  # left out: RDS's default is off
+    assert diff(rendering(off), rendering(on)).risks == []  # turning it on is no risk
+    load_balancer = "aws:lb/loadBalancer:LoadBalancer"  # not stateful, but its protection is one
+
+    def alb(protected: bool) -> Resource:
+        return resource(load_balancer, "alb", {"enableDeletionProtection": protected}, parent="edge")
+
+    assert [r.describe() for r in diff(rendering(alb(True)), rendering(alb(False))).risks] == [
+        f"{DATA_LOSS}: {load_balancer} alb: enableDeletionProtection turned off (true -> false): "
+        "the cloud would then delete it on request"
+    ]
+
+
+OVERRIDE = {"database.deletionProtection": "decommissioning, ticket OPS-42"}
+
+
+def test_overridden_floors_are_shown_in_red_and_the_added_ones_marked():
+    kept = {"cache.nodes": "one node until the Q3 budget"}
+    base = rendering(database(), outputs={"productionFloorOverrides": kept})
+    head = rendering(database(), outputs={"productionFloorOverrides": {**kept, **OVERRIDE}})
+    result = diff(base, head)
+    assert [o.describe() for o in result.overrides] == [
+        "production floor cache.nodes overridden: one node until the Q3 budget",
+        "production floor database.deletionProtection overridden (added by this change): "
+        "decommissioning, ticket OPS-42",
+    ]
+    text = format_text([result])
+    assert text.splitlines()[1:3] == [f"  !! {o.describe()}" for o in result.overrides]  # right under the stack
+    assert "\033[" not in text
+    assert f"\033[31m  !! {result.overrides[1].describe()}\033[0m" in format_text([result], color=True)
+    markdown = format_markdown([result])
+    assert "> [!CAUTION]\n> **2 production floor(s) overridden, 1 of them added by this change.**" in markdown
+    assert "> - **prod**: **new** `database.deletionProtection`: decommissioning, ticket OPS-42" in markdown
+    assert "> - **prod**: `cache.nodes`: one node until the Q3 budget" in markdown
+    assert "<details open>" in markdown
+    # A head without overrides shows none, whatever the base had.
+    assert diff(head, base).overrides[0].added is False
+    assert diff(head, rendering(database())).overrides == []
 
 
 def test_moving_a_stateful_resource_to_another_provider_is_a_risk():
@@ -462,6 +511,55 @@ def test_replacement_forcing_edit_exits_2_unless_allowed(repo):
     allowed = plexictl_diff(repo, "--stack", "dev", "--allow-replace")
     assert allowed.returncode == 0, allowed.stderr
     assert "~ aws:kms/key:Key guard-key: multiRegion false -> true" in allowed.stdout
+
+
+def set_config(path, key: str, value) -> None:
+    """Set `plexichat:<key>` (a dotted path) in the stack file at `path`, keeping the rest as is."""
+    yaml = stack_file.round_trip_yaml()
+    document = yaml.load(path.read_text())
+    top, *rest = key.split(".")
+    node = document["config"]
+    if rest:
+        node = node[f"plexichat:{top}"]
+        for part in rest[:-1]:
+            node = node[part]
+        node[rest[-1]] = value
+    else:
+        node[f"plexichat:{top}"] = value
+    buffer = io.StringIO()
+    yaml.dump(document, buffer)
+    path.write_text(buffer.getvalue())
+
+
+def test_turning_deletion_protection_off_in_prod_exits_2_and_shows_the_override(repo):
+    prod = repo / "Pulumi.prod.yaml"
+    set_config(prod, "database.deletionProtection", False)
+    set_config(prod, "productionFloorOverrides", OVERRIDE)
+
+    refused = plexictl_diff(repo, "--stack", "prod")
+    assert refused.returncode == 2
+    header, override = refused.stdout.splitlines()[:2]
+    assert header.startswith("stack prod ")
+    assert override == (
+        "  !! production floor database.deletionProtection overridden (added by this change): "
+        "decommissioning, ticket OPS-42"
+    )
+    assert "aws:rds/instance:Instance database-primary: deletionProtection turned off" in refused.stdout
+    assert "\033[" not in refused.stdout  # not a terminal: no colour codes in a log
+    assert "turn their protection off" in refused.stderr and "--allow-replace" in refused.stderr
+
+    allowed = plexictl_diff(repo, "--stack", "prod", "--format", "markdown", "--allow-replace")
+    assert allowed.returncode == 0, allowed.stderr
+    assert "> - **prod**: **new** `database.deletionProtection`: decommissioning, ticket OPS-42" in allowed.stdout
+
+
+def test_dropping_protect_in_a_stack_file_exits_2(repo):
+    set_config(repo / "Pulumi.staging.yaml", "environment", "staging")  # no floor keeps it on
+    commit(repo, "staging")
+    set_config(repo / "Pulumi.staging.yaml", "dataProtection.protect", False)
+    refused = plexictl_diff(repo, "--stack", "staging")
+    assert refused.returncode == 2
+    assert "aws:rds/instance:Instance database-primary: protect dropped" in refused.stdout
 
 
 def test_a_broken_config_at_either_revision_is_reported_as_such(repo):

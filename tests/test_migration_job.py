@@ -8,8 +8,10 @@ import pytest
 
 from components.config.migrations import MigrationSettings
 from components.config.release import CanaryRelease, CanaryTrack, RollingRelease
+from components.config.versions import name_slug
 from components.release.migrations import raised_schema_version, schema_version
 from tests.conftest import render_edited, rendered
+from tests.release_state import pinned_version
 
 JOB = "kubernetes:batch/v1:Job"
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
@@ -39,9 +41,15 @@ def release(**block):
 def test_the_canary_versions_job_runs_first_and_only_its_pods_wait_for_it():
     prod = rendered("prod")  # pinned: canary v1.5.0 next to stable v1.4.2, no explicit schema
     (job,) = migration_jobs(prod)
-    assert job.inputs["metadata"]["name"] == "plexichat-migrate-v1-5-0"
+    canary = pinned_version("v1.5.0")  # production pins every version by digest
+    # The digest is in the name: a rebuild of the same tag is a new image, hence a new Job.
+    assert (
+        job.inputs["metadata"]["name"]
+        == "plexichat-migrate-" + name_slug(canary)
+        == ("plexichat-migrate-v1-5-0-" + canary.split(":")[1][:12])
+    )
     container = job.inputs["spec"]["template"]["spec"]["containers"][0]
-    assert container["image"] == "ghcr.io/plexichat/plexichat:v1.5.0"
+    assert container["image"] == f"ghcr.io/plexichat/plexichat:{canary}"
     assert container["command"] == ["alembic", "upgrade", "head"]
     assert job.urn in deployment(prod, "plexichat-web-canary").dependencies
     for stable in ("plexichat-web-stable", "plexichat-worker-stable"):
@@ -72,7 +80,7 @@ def test_the_job_reaches_only_dns_the_database_and_https_in_the_vpc():
     ports = sorted(p["port"] for rule in own["egress"] for p in rule["ports"])
     assert ports == [53, 53, 443, 5432]
     assert all("0.0.0.0/0" not in str(rule) for rule in own["egress"])
-    # The namespace-wide allowances (mesh, HTTPS to anywhere) leave Job pods out.
+    # The namespace-wide allowances (mesh, HTTPS to S3 and the endpoints) leave Job pods out.
     for name in ("allow-mesh", "allow-egress-https", "allow-egress-data"):
         assert policies[name]["podSelector"]["matchExpressions"][0] == {
             "key": "plexichat.com/job",
@@ -135,7 +143,7 @@ def test_prod_snapshots_the_database_before_migrating():
 
     prod = render_edited("prod", on)
     (snapshot,) = prod.of_type("aws:rds/snapshot:Snapshot")
-    assert snapshot.inputs["dbSnapshotIdentifier"].endswith("-before-v1-5-0")
+    assert snapshot.inputs["dbSnapshotIdentifier"].endswith("-before-" + name_slug(pinned_version("v1.5.0")))
     (primary,) = [i for i in prod.of_type("aws:rds/instance:Instance") if not i.inputs.get("replicateSourceDb")]
     assert snapshot.inputs["dbInstanceIdentifier"] == primary.inputs["identifier"]
     (job,) = migration_jobs(prod)
@@ -144,22 +152,26 @@ def test_prod_snapshots_the_database_before_migrating():
 
 
 def test_a_bounded_number_of_pre_migration_snapshots_is_kept():
+    # As the release commands write them in production: every version pinned by digest.
+    v130, v140, v142, v150 = (pinned_version(tag) for tag in ("v1.3.0", "v1.4.0", "v1.4.2", "v1.5.0"))
+
     def history(config):
         config["plexichat:migrations"] = {
             "snapshotBeforeMigrate": True,
             "keepSnapshots": 3,
-            "schemaVersion": "v1.5.0",
-            "snapshotVersions": ["v1.3.0", "v1.4.0", "v1.4.2"],
+            "schemaVersion": v150,
+            "snapshotVersions": [v130, v140, v142],
         }
 
     prod = render_edited("prod", history)
     snapshots = {
         s.inputs["dbSnapshotIdentifier"].rsplit("-before-", 1)[1]: s for s in prod.of_type("aws:rds/snapshot:Snapshot")
     }
-    assert sorted(snapshots) == ["v1-4-0", "v1-4-2", "v1-5-0"]  # v1.3.0's is deleted: three at most
+    assert sorted(snapshots) == sorted(name_slug(v) for v in (v140, v142, v150))  # v1.3.0's is deleted: three at most
     (job,) = migration_jobs(prod)
-    assert snapshots["v1-5-0"].urn in job.dependencies
-    assert snapshots["v1-4-0"].urn not in job.dependencies
+    assert snapshots[name_slug(v150)].urn in job.dependencies
+    assert snapshots[name_slug(v140)].urn not in job.dependencies
+    assert job.urn in deployment(prod, "plexichat-web-canary").dependencies
 
 
 def test_the_release_commands_record_the_snapshots_to_keep(tmp_path):
@@ -180,28 +192,31 @@ def test_the_release_commands_record_the_snapshots_to_keep(tmp_path):
     text = text.replace(
         "  plexichat:workloads:\n",
         "  plexichat:migrations:\n    snapshotBeforeMigrate: true\n    keepSnapshots: 2\n"
-        "    schemaVersion: v1.5.0\n    snapshotVersions: [v1.4.0]\n  plexichat:workloads:\n",
+        f"    schemaVersion: {pinned_version('v1.5.0')}\n    snapshotVersions: [{pinned_version('v1.4.0')}]\n"
+        "  plexichat:workloads:\n",
         1,
     )
     path.write_text(text)
-    rc.edit_stack("prod", path, partial(rc.canary_start, version="v1.6.0"), root=project, render=False)
+    v160 = pinned_version("v1.6.0")
+    rc.edit_stack("prod", path, partial(rc.canary_start, version=v160), root=project, render=False)
     written = yaml.safe_load(path.read_text())["config"]["plexichat:migrations"]
-    assert written["schemaVersion"] == "v1.6.0"
-    assert written["snapshotVersions"] == ["v1.5.0"]  # with v1.6.0's own: keepSnapshots (2)
-    assert "snapshotVersions: [v1.5.0]" in path.read_text()
+    assert written["schemaVersion"] == v160
+    assert written["snapshotVersions"] == [pinned_version("v1.5.0")]  # with v1.6.0's own: keepSnapshots (2)
+    assert f"snapshotVersions: [{pinned_version('v1.5.0')}]" in path.read_text()
 
 
 def test_the_jobs_https_goes_only_to_the_configured_endpoints():
     def endpoints(config):
-        config["plexichat:network"]["awsEndpointCidrs"] = ["10.30.200.0/24", "10.30.201.0/24"]
+        config["plexichat:network"]["egressCidrs"] = ["10.30.200.0/24", "10.30.201.0/24"]
 
     policies = {
         p.inputs["metadata"]["name"]: p.inputs["spec"]
         for p in render_edited("prod", endpoints).of_type("kubernetes:networking.k8s.io/v1:NetworkPolicy")
     }
     https = [
-        rule["to"][0]["ipBlock"]["cidr"]
+        peer["ipBlock"]["cidr"]
         for rule in policies["allow-migrate-egress"]["egress"]
         if [p["port"] for p in rule["ports"]] == [443]
+        for peer in rule["to"]
     ]
     assert https == ["10.30.200.0/24", "10.30.201.0/24"]

@@ -4,6 +4,7 @@ desired state passes all of them, and the CrossGuard adapter hands them the same
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import os
 import runpy
@@ -13,12 +14,14 @@ import warnings
 
 import pytest
 
-from plexictl.offline import ROOT, is_secret, run
+from components.config import floors
+from plexictl.offline import ROOT, is_secret, run, stack_config
 from plexictl.offline.rendering import SECRET_SIG_KEY, SECRET_SIG_VALUE
 from policy import rules
-from policy.rules import Subject
+from policy.rules import Stack, Subject
 from policy.rules.workloads import pod_spec
-from tests.conftest import rendered
+from tests.conftest import current_config, render_edited, rendered, stack_file
+from tests.release_state import pin_versions
 
 
 def secret(value):
@@ -72,6 +75,8 @@ RDS = "aws:rds/instance:Instance"
 CACHE = "aws:elasticache/replicationGroup:ReplicationGroup"
 SSE = "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration"
 PAB = "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock"
+POLICY = "aws:s3/bucketPolicy:BucketPolicy"
+LOGGING = "aws:s3/bucketLogging:BucketLogging"
 SG = "aws:ec2/securityGroup:SecurityGroup"
 SG_INGRESS = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
 NETPOL = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
@@ -79,9 +84,31 @@ GOOD_RDS = {
     "storageEncrypted": True,
     "kmsKeyId": "arn:aws:kms:us-east-1:1:key/k",
     "deletionProtection": True,
+    "multiAz": True,
     "backupRetentionPeriod": 14,
     "manageMasterUserPassword": True,
 }
+ALL_FLOORS = floors.FLOORS_BY_ROLE["active"]
+"""What a production stack without overrides must meet."""
+GOOD_CACHE = {"numCacheClusters": 2, "multiAzEnabled": True}
+HPA = "kubernetes:autoscaling/v2:HorizontalPodAutoscaler"
+WEB_ACL = "aws:wafv2/webAcl:WebAcl"
+
+
+def prod(type_: str, inputs: dict, protect: bool = True, **changes) -> Subject:
+    """A resource of a production stack held to every floor."""
+    return Subject(type_, {**inputs, **changes}, protect=protect, production=True, floors=ALL_FLOORS)
+
+
+def hpa(component: str, min_replicas: int | None) -> dict:
+    spec = {} if min_replicas is None else {"minReplicas": min_replicas}
+    return {"metadata": {"labels": {"app.kubernetes.io/component": component}}, "spec": spec}
+
+
+def waf_rule(name: str, **action) -> dict:
+    return {"name": name, **action}
+
+
 TLS_ONLY = {
     "Version": "2012-10-17",
     "Statement": [
@@ -201,6 +228,18 @@ CASES = [
         "aws:kms",
     ),
     (
+        rules.s3_sse_kms,
+        # SSE-S3 is what S3 log delivery writes, so only a `<bucket>-access-logs` bucket may have it.
+        Subject(
+            SSE,
+            {"bucket": "b-access-logs", "rules": [{"applyServerSideEncryptionByDefault": {"sseAlgorithm": "AES256"}}]},
+        ),
+        Subject(
+            SSE, {"bucket": "b-backups", "rules": [{"applyServerSideEncryptionByDefault": {"sseAlgorithm": "AES256"}}]}
+        ),
+        "aws:kms",
+    ),
+    (
         rules.sns_encrypted,
         Subject("aws:sns/topic:Topic", {"kmsMasterKeyId": "alias/plexichat"}),
         Subject("aws:sns/topic:Topic", {"name": "alerts"}),
@@ -235,18 +274,14 @@ CASES = [
     ),
     (
         rules.prod_rds_protected,
-        Subject(RDS, GOOD_RDS, protect=True, production=True),
-        Subject(RDS, {**GOOD_RDS, "deletionProtection": False}, protect=True, production=True),
+        prod(RDS, GOOD_RDS),
+        prod(RDS, GOOD_RDS, deletionProtection=False),
         "deletionProtection",
     ),
-    (
-        rules.prod_rds_protected,
-        Subject(RDS, GOOD_RDS, protect=True, production=True),
-        Subject(RDS, GOOD_RDS, protect=False, production=True),
-        "protect",
-    ),
+    (rules.prod_rds_protected, prod(RDS, GOOD_RDS), prod(RDS, GOOD_RDS, multiAz=False), "multiAz"),
     # A same-region read replica inherits its source's encryption (AWS refuses a key on it) and
-    # needs no `protect`; deletion protection still applies to it in production.
+    # is no Multi-AZ instance (the other replicas are its redundancy); deletion protection and
+    # `protect` still apply to it in production.
     (
         rules.rds_encrypted,
         Subject(RDS, {"replicateSourceDb": "plexichat-prod"}),
@@ -255,15 +290,69 @@ CASES = [
     ),
     (
         rules.prod_rds_protected,
-        Subject(RDS, {"replicateSourceDb": "plexichat-prod", "deletionProtection": True}, production=True),
-        Subject(RDS, {"replicateSourceDb": "plexichat-prod", "deletionProtection": False}, production=True),
+        prod(RDS, {"replicateSourceDb": "plexichat-prod", "deletionProtection": True, "multiAz": False}),
+        prod(RDS, {"replicateSourceDb": "plexichat-prod", "deletionProtection": False}),
         "deletionProtection",
     ),
     (
         rules.prod_rds_protected,
         Subject(RDS, {**GOOD_RDS, "backupRetentionPeriod": 0}, production=False),
-        Subject(RDS, {**GOOD_RDS, "backupRetentionPeriod": 1}, protect=True, production=True),
+        prod(RDS, GOOD_RDS, backupRetentionPeriod=1),
         "backupRetentionPeriod",
+    ),
+    # An override lifts exactly its floor.
+    (
+        rules.prod_rds_protected,
+        Subject(
+            RDS,
+            {**GOOD_RDS, "deletionProtection": False},
+            production=True,
+            floors=ALL_FLOORS - {"database.deletionProtection"},
+        ),
+        Subject(RDS, {**GOOD_RDS, "deletionProtection": False, "multiAz": False}, production=True, floors=ALL_FLOORS),
+        "multiAz",
+    ),
+    (rules.prod_data_protected, prod(RDS, GOOD_RDS), prod(RDS, GOOD_RDS, protect=False), "RDS instance"),
+    (
+        rules.prod_data_protected,
+        prod(RDS, {"replicateSourceDb": "plexichat-prod"}),
+        prod(RDS, {"replicateSourceDb": "plexichat-prod"}, protect=False),
+        "`protect`",
+    ),
+    (rules.prod_data_protected, prod(CACHE, GOOD_CACHE), prod(CACHE, GOOD_CACHE, protect=False), "ElastiCache"),
+    (
+        rules.prod_data_protected,
+        prod("aws:cloudwatch/logGroup:LogGroup", {"name": "/aws/waf/x"}, protect=False),
+        prod("aws:cloudwatch/logGroup:LogGroup", {"name": "/aws/rds/instance/plexichat-prod/postgresql"}, False),
+        "log group /aws/rds/instance/plexichat-prod/postgresql",
+    ),
+    (
+        rules.prod_data_protected,
+        Subject(RDS, GOOD_RDS, production=True, floors=ALL_FLOORS - {"dataProtection.protect"}),
+        prod("aws:backup/vault:Vault", {}, protect=False),
+        "backup vault",
+    ),
+    (rules.prod_cache_resilient, prod(CACHE, GOOD_CACHE), prod(CACHE, GOOD_CACHE, numCacheClusters=1), "at least 2"),
+    (rules.prod_cache_resilient, prod(CACHE, GOOD_CACHE), prod(CACHE, GOOD_CACHE, multiAzEnabled=False), "multiAz"),
+    (rules.prod_web_redundant, prod(HPA, hpa("worker", 1)), prod(HPA, hpa("web", 1)), "minReplicas must be at least 2"),
+    (rules.prod_web_redundant, prod(HPA, hpa("web", 2)), prod(HPA, hpa("web", None)), "(is 1)"),
+    (
+        rules.prod_waf_blocks,
+        prod(
+            WEB_ACL,
+            {"rules": [waf_rule("rate", action={"block": {}}), waf_rule("common", overrideAction={"none": {}})]},
+        ),
+        prod(
+            WEB_ACL,
+            {"rules": [waf_rule("rate", action={"block": {}}), waf_rule("common", overrideAction={"count": {}})]},
+        ),
+        "block, not count: common",
+    ),
+    (
+        rules.prod_waf_blocks,
+        Subject(WEB_ACL, {"rules": [waf_rule("rate", action={"count": {}})]}, production=False),
+        prod(WEB_ACL, {"rules": [waf_rule("rate", action={"count": {}})]}),
+        "rate",
     ),
     (
         rules.no_world_data_ports,
@@ -365,12 +454,8 @@ def test_unknown_values_are_not_violations():
     unknown = rules.UNKNOWN
     assert rules.rds_encrypted(Subject(RDS, {"storageEncrypted": True, "kmsKeyId": unknown})) == []
     assert rules.s3_tls_only(Subject("aws:s3/bucketPolicy:BucketPolicy", {"policy": unknown})) == []
-    assert (
-        rules.prod_rds_protected(
-            Subject(RDS, {**GOOD_RDS, "backupRetentionPeriod": unknown}, protect=True, production=True)
-        )
-        == []
-    )
+    assert rules.prod_rds_protected(prod(RDS, GOOD_RDS, backupRetentionPeriod=unknown, multiAz=unknown)) == []
+    assert rules.prod_cache_resilient(prod(CACHE, {"numCacheClusters": unknown, "multiAzEnabled": unknown})) == []
 
 
 def test_secrecy_is_only_judged_where_it_can_be_seen():
@@ -379,10 +464,33 @@ def test_secrecy_is_only_judged_where_it_can_be_seen():
     assert rules.secrets_as_secrets(Subject(RDS, plain_password, secrets_visible=True))
 
 
-def test_production_comes_from_the_stack_name():
-    assert rules.is_production("prod") and rules.is_production("plexichat-org/prod")
-    assert not rules.is_production("staging")
-    assert rules.is_production("prod-eu", production_stacks=("prod", "prod-eu"))
+def test_production_comes_from_the_environment_setting_and_unset_counts_as_production():
+    assert rules.is_production("production")
+    assert not rules.is_production("staging") and not rules.is_production("development")
+    assert rules.is_production(None)  # the pack did not get the config: the strictest rules hold
+
+
+def test_every_floor_is_checked_on_the_resources_too():
+    """One table (components/config/floors.py), two enforcers: the pack checks every floor."""
+    assert set(floors.BY_NAME) == rules.CHECKED_FLOORS
+
+
+def test_the_stack_floors_need_two_replicas_and_a_lock_on_every_vault():
+    primary = rules.StackResource(RDS, "urn:pulumi:prod::plexichat::rds::db", {}, frozenset())
+    replica = rules.StackResource(RDS, "urn:r1", {"replicateSourceDb": "plexichat-prod"}, frozenset())
+    vault = rules.StackResource("aws:backup/vault:Vault", "urn:v::vault", {}, frozenset())
+    lock = rules.StackResource(
+        "aws:backup/vaultLockConfiguration:VaultLockConfiguration", "urn:l", {}, frozenset({vault.urn})
+    )
+    good = [primary, replica, dataclasses.replace(replica, urn="urn:r2"), vault, lock]
+    assert rules.prod_stack_floors(Stack(good, ALL_FLOORS)) == []
+    assert rules.prod_stack_floors(Stack([primary, replica, vault], ALL_FLOORS)) == [
+        (primary.urn, "production database must have at least 2 read replicas (has 1)"),
+        (vault.urn, "production backup vault 'vault' must have a vault lock"),
+    ]
+    overridden = ALL_FLOORS - {"database.readReplicas", "backups.vaultLock"}
+    assert rules.prod_stack_floors(Stack([primary, vault], overridden)) == []
+    assert rules.prod_stack_floors(Stack([primary, vault])) == []  # not production
 
 
 BUCKET_URN = "urn:pulumi:prod::plexichat::aws:s3/bucket:Bucket::backups"
@@ -395,41 +503,87 @@ def guards_of(bucket_urn: str, *types: str) -> list[rules.StackResource]:
     ]
 
 
-def test_every_bucket_needs_its_public_access_block_encryption_and_policy():
+def test_every_bucket_needs_its_public_access_block_encryption_policy_and_access_logging():
     bucket = rules.StackResource(rules.BUCKET, BUCKET_URN, {}, frozenset())
-    assert rules.buckets_guarded([bucket, *guards_of(BUCKET_URN, *rules.BUCKET_GUARDS)]) == []
-    found = rules.buckets_guarded([bucket, *guards_of(BUCKET_URN, PAB, SSE)])
+    assert rules.buckets_guarded(Stack([bucket, *guards_of(BUCKET_URN, *rules.BUCKET_GUARDS)])) == []
+    found = rules.buckets_guarded(Stack([bucket, *guards_of(BUCKET_URN, PAB, SSE, LOGGING)]))
     assert found == [(BUCKET_URN, "S3 bucket 'backups' has no bucket policy (TLS only) taking the bucket as input")]
+    found = rules.buckets_guarded(Stack([bucket, *guards_of(BUCKET_URN, PAB, SSE, POLICY)]))
+    assert found == [
+        (BUCKET_URN, "S3 bucket 'backups' has no server access logging (or be a log target) taking the bucket as input")
+    ]
     # A guard of another bucket does not count.
     other = "urn:pulumi:prod::plexichat::aws:s3/bucket:Bucket::logs"
-    assert len(rules.buckets_guarded([bucket, *guards_of(other, *rules.BUCKET_GUARDS)])) == 3
+    assert len(rules.buckets_guarded(Stack([bucket, *guards_of(other, *rules.BUCKET_GUARDS)]))) == 4
 
 
 # --- every stack, as rendered --------------------------------------------------------------
 
 
-def subjects(rendering):
+def subjects(rendering, config, pack):
+    """The rendering's resources as the pack sees them, for the stack config `config` (the map
+    the CLI hands the pack)."""
+    production, required = pack["production_floors"](config)
     for r in rendering.resources:
         if r.custom:
-            yield r, Subject(r.type, r.inputs, protect=r.protect, production=rules.is_production(rendering.stack))
+            yield r, Subject(r.type, r.inputs, protect=r.protect, production=production, floors=required)
 
 
-def test_every_stack_passes_every_policy(any_stack):
-    """The stack files as they are, whatever release each holds today."""
-    found = {f"{r.type} {r.name}": v for r, s in subjects(any_stack) if (v := rules.violations(s))}
-    assert found == {}
-    assert rules.stack_violations(stack_resources(any_stack)) == {}
-
-
-def stack_resources(rendering) -> list[rules.StackResource]:
-    return [
+def stack_of(rendering, config, pack) -> Stack:
+    _, required = pack["production_floors"](config)
+    resources = [
         rules.StackResource(r.type, r.urn, r.inputs, frozenset(r.dependencies)) for r in rendering.resources if r.custom
     ]
+    return Stack(resources, required)
 
 
-def test_the_rules_see_the_stacks_workloads():
+def policy_violations(rendering, config, pack) -> dict:
+    found = {f"{r.type} {r.name}": v for r, s in subjects(rendering, config, pack) if (v := rules.violations(s))}
+    return {**found, **rules.stack_violations(stack_of(rendering, config, pack))}
+
+
+def test_every_stack_passes_every_policy(any_stack, pack):
+    """The stack files as they are, whatever release each holds today."""
+    assert policy_violations(any_stack, current_config(any_stack.stack)[0], pack) == {}
+
+
+def edited_config(stack: str, edit) -> dict:
+    """The config map of `stack`'s pinned file after `edit`, as `render_edited` renders it."""
+    data = copy.deepcopy(stack_file(stack))
+    edit(data["config"])
+    return stack_config(stack, stack_file=data)[0]
+
+
+def test_production_is_the_environment_setting_not_the_stack_name(pack):
+    """A stack named prod that says `environment: staging` is no production stack, and one named
+    staging that says `environment: production` is one, held to the floors it does not override."""
+
+    def prod_as_staging(config):
+        config["plexichat:environment"] = "staging"
+        config["plexichat:database"]["deletionProtection"] = False
+
+    config = edited_config("prod", prod_as_staging)
+    assert pack["production_floors"](config) == (False, frozenset())
+    assert policy_violations(render_edited("prod", prod_as_staging), config, pack) == {}
+
+    def staging_as_production(config):
+        config["plexichat:environment"] = "production"
+        pin_versions(config["plexichat:release"])  # production runs only images pinned by digest
+        config["plexichat:productionFloorOverrides"] = {"database.readReplicas": "one replica until Q3 (cost)"}
+
+    config = edited_config("staging", staging_as_production)
+    assert pack["production_floors"](config) == (True, ALL_FLOORS - {"database.readReplicas"})
+    staging = render_edited("staging", staging_as_production)
+    assert policy_violations(staging, config, pack) == {}
+    # Held to the floors: without its deletion protection, the staging database is refused.
+    db = next(s for r, s in subjects(staging, config, pack) if r.type == RDS)
+    assert rules.prod_rds_protected(dataclasses.replace(db, inputs={**db.inputs, "deletionProtection": False}))
+
+
+def test_the_rules_see_the_stacks_workloads(pack):
     """Guard against a rule passing because it never matched: the workload rules read real pods."""
-    checked = [s for _, s in subjects(rendered("prod")) if pod_spec(s) is not None]
+    config = edited_config("prod", lambda config: None)
+    checked = [s for _, s in subjects(rendered("prod"), config, pack) if pod_spec(s) is not None]
     assert len(checked) >= 3
     for s in checked:
         s = Subject(s.type, copy.deepcopy(s.inputs))  # the rendering is cached: never edit it
@@ -459,6 +613,7 @@ def _aws_program(**overrides):
                 storage_encrypted=True,
                 kms_key_id="arn:aws:kms:us-east-1:1:key/k",
                 deletion_protection=True,
+                multi_az=True,
                 backup_retention_period=14,
                 username="plexichat",
                 manage_master_user_password=True,
@@ -473,6 +628,8 @@ def _aws_program(**overrides):
                 at_rest_encryption_enabled=True,
                 transit_encryption_enabled=True,
                 auth_token="t" * 32,
+                num_cache_clusters=2,
+                multi_az_enabled=True,
             ),
         )
         bucket = aws.s3.Bucket("backups")
@@ -502,6 +659,7 @@ def _aws_program(**overrides):
             ),
         )
         aws.s3.BucketPolicy("policy", **args("policy", bucket=bucket.id, policy=json.dumps(TLS_ONLY)))
+        aws.s3.BucketLogging("logging", bucket=bucket.id, target_bucket="backups-access-logs", target_prefix="s3/")
         if overrides.get("unguarded_bucket"):
             aws.s3.Bucket("unguarded")
         aws.sns.Topic("alerts", **args("alerts", kms_master_key_id="alias/plexichat"))
@@ -546,12 +704,10 @@ def _run_prod(program):
 
 def _violations_of(program) -> dict[str, dict[str, list[str]]]:
     rendering = _run_prod(program)
-    found = {
-        r.name: v
-        for r in rendering.resources
-        if (v := rules.violations(Subject(r.type, r.inputs, protect=True, production=True)))
-    }
-    for policy, hits in rules.stack_violations(stack_resources(rendering)).items():
+    found = {r.name: v for r in rendering.resources if (v := rules.violations(prod(r.type, r.inputs)))}
+    # The stack-wide floors (replica count, vault locks) are not about input names: left out.
+    resources = [rules.StackResource(r.type, r.urn, r.inputs, frozenset(r.dependencies)) for r in rendering.resources]
+    for policy, hits in rules.stack_violations(Stack(resources)).items():
         for urn, _ in hits:
             found.setdefault(urn.rsplit("::", 1)[-1], {}).setdefault(policy, []).append(urn)
     return found
@@ -563,7 +719,7 @@ def test_the_aws_rules_read_the_names_the_sdk_sends():
         _aws_program(
             key={"enable_key_rotation": False},
             db={"storage_encrypted": False, "deletion_protection": False, "backup_retention_period": 0},
-            cache={"transit_encryption_enabled": False},
+            cache={"transit_encryption_enabled": False, "multi_az_enabled": False},
             sse={"rules": [{"apply_server_side_encryption_by_default": {"sse_algorithm": "AES256"}}]},
             pab={"restrict_public_buckets": False},
             policy={"policy": json.dumps({"Statement": []})},
@@ -578,8 +734,9 @@ def test_the_aws_rules_read_the_names_the_sdk_sends():
         )
     )
     assert set(loosened) == {"key", "db", "cache", "sse", "pab", "policy", "alerts", "db-sg", "redis-in", "unguarded"}
-    assert len(loosened["unguarded"]["s3-buckets-guarded"]) == 3
+    assert len(loosened["unguarded"]["s3-buckets-guarded"]) == 4
     assert set(loosened["db"]) == {"rds-encrypted", "prod-rds-protected"}
+    assert set(loosened["cache"]) == {"elasticache-encrypted", "prod-cache-resilient"}
 
 
 def test_sdk_secret_inputs_arrive_as_secrets():
@@ -622,6 +779,26 @@ def _crossguard_args(pack, type_, props, protect=False, config=None):
     return ResourceValidationArgs(type_, proxied, "urn:pulumi:prod::plexichat::t::n", "n", opts, None, config or {})
 
 
+PRODUCTION = {"plexichat:environment": "production"}
+
+
+@pytest.fixture
+def pack_config(monkeypatch):
+    """Hand the pack a stack config the way the Pulumi CLI does: as PULUMI_CONFIG (structured
+    values as JSON text), with the stack's name set to something else to show it is not read."""
+    from pulumi.runtime import config as runtime_config
+
+    token = runtime_config.CONFIG.set({})  # no config left over from a rendering in this process
+    monkeypatch.setattr("pulumi.get_stack", lambda: "prod")
+    monkeypatch.setenv("PULUMI_STACK", "prod")
+
+    def give(config: dict) -> None:
+        monkeypatch.setenv("PULUMI_CONFIG", json.dumps(config))
+
+    yield give
+    runtime_config.CONFIG.reset(token)
+
+
 def test_the_adapter_gives_rules_plain_data_and_unknowns_as_unknown(pack):
     from pulumi_policy.proxy import UNKNOWN_STRING_VALUE
 
@@ -630,33 +807,53 @@ def test_the_adapter_gives_rules_plain_data_and_unknowns_as_unknown(pack):
         "kmsKeyId": UNKNOWN_STRING_VALUE,
         "password": {SECRET_SIG_KEY: SECRET_SIG_VALUE, "value": "p" * 20},
     }
-    s = pack["subject"](_crossguard_args(pack, RDS, props, protect=True), "prod")
+    s = pack["subject"](_crossguard_args(pack, RDS, props, protect=True), PRODUCTION)
     assert s.inputs["kmsKeyId"] == rules.UNKNOWN
     assert s.inputs["password"] == "p" * 20  # unwrapped by the SDK: secrecy is tested offline
-    assert s.production and s.protect and not s.secrets_visible
+    assert s.production and s.protect and not s.secrets_visible and s.floors == ALL_FLOORS
     assert rules.violations(s) == {}
 
 
-def test_the_adapter_reports_violations_and_reads_the_production_stacks_config(pack):
-    reported = []
-    validate = pack["validator"](rules.prod_rds_protected)
-    args = _crossguard_args(pack, RDS, {**GOOD_RDS, "deletionProtection": False})
-    pulumi_stack = pytest.MonkeyPatch.context()
-    with pulumi_stack as mp:
-        mp.setattr("pulumi.get_stack", lambda: "prod")
-        validate(args, lambda message, urn: reported.append(message))
-        assert any("deletionProtection" in m for m in reported) and any("protect" in m for m in reported)
-        reported.clear()
-        mp.setattr("pulumi.get_stack", lambda: "staging")
-        validate(args, lambda message, urn: reported.append(message))
-        assert reported == []
-        validate(
-            _crossguard_args(
-                pack, RDS, {**GOOD_RDS, "deletionProtection": False}, config={"productionStacks": ["staging"]}
-            ),
-            lambda message, urn: reported.append(message),
-        )
-        assert reported
+def test_the_adapter_reads_production_and_overrides_from_the_stack_config(pack, pack_config):
+    def reported(rule, props, protect=True) -> list[str]:
+        found: list[str] = []
+        pack["validator"](rule)(_crossguard_args(pack, RDS, props, protect), lambda m, urn: found.append(m))
+        return found
+
+    unprotected = {**GOOD_RDS, "deletionProtection": False}
+    pack_config(PRODUCTION)
+    assert reported(rules.prod_rds_protected, unprotected) == ["production RDS deletionProtection must be true"]
+    assert reported(rules.prod_data_protected, GOOD_RDS, protect=False)
+    # The stack is named prod, but says it is staging: no production rule applies.
+    pack_config({"plexichat:environment": "staging"})
+    assert reported(rules.prod_rds_protected, unprotected) == []
+    assert reported(rules.prod_data_protected, GOOD_RDS, protect=False) == []
+    # An override, with its reason, lifts its floor and no other.
+    overrides = {"database.deletionProtection": "decommissioning, ticket OPS-42"}
+    pack_config({**PRODUCTION, "plexichat:productionFloorOverrides": json.dumps(overrides)})
+    assert reported(rules.prod_rds_protected, unprotected) == []
+    assert reported(rules.prod_rds_protected, {**unprotected, "multiAz": False}) == [
+        "production RDS primary must be multiAz"
+    ]
+    # A pack that sees no environment at all holds the production line.
+    pack_config({})
+    assert reported(rules.prod_rds_protected, unprotected)
+
+
+def test_the_stack_adapter_reads_the_floors_too(pack, pack_config):
+    from pulumi_policy.policy import PolicyResource, StackValidationArgs
+
+    args = _crossguard_args(pack, RDS, GOOD_RDS)
+    primary = PolicyResource(RDS, args.props, "urn:db", "db", args.opts, None, None, [], {})
+    found: list[tuple[str, str]] = []
+    validate = pack["stack_validator"](rules.prod_stack_floors)
+    pack_config(PRODUCTION)
+    validate(StackValidationArgs([primary]), lambda m, urn: found.append((m, urn)))
+    assert found == [("production database must have at least 2 read replicas (has 0)", "urn:db")]
+    found.clear()
+    pack_config({"plexichat:environment": "development"})
+    validate(StackValidationArgs([primary]), lambda m, urn: found.append((m, urn)))
+    assert found == []
 
 
 def test_the_stack_adapter_links_guards_to_their_bucket_by_dependency(pack):
@@ -682,7 +879,7 @@ def test_the_stack_adapter_links_guards_to_their_bucket_by_dependency(pack):
     validate = pack["stack_validator"](rules.buckets_guarded)
     validate(StackValidationArgs([bucket, *guards]), lambda m, urn: reported.append(urn))
     assert reported == []
-    validate(StackValidationArgs([bucket, *guards[:2]]), lambda m, urn: reported.append(urn))
+    validate(StackValidationArgs([bucket, *guards[:3]]), lambda m, urn: reported.append(urn))
     assert reported == [bucket.urn]
 
 
@@ -697,7 +894,13 @@ def test_the_pack_runs_as_the_pulumi_cli_runs_it():
     def struct(values: dict) -> struct_pb2.Struct:
         return json_format.ParseDict(values, struct_pb2.Struct())
 
-    env = {**os.environ, "PULUMI_PROJECT": "plexichat", "PULUMI_STACK": "prod", "PULUMI_DRY_RUN": "true"}
+    env = {
+        **os.environ,
+        "PULUMI_PROJECT": "plexichat",
+        "PULUMI_STACK": "staging",  # the name is not what makes a stack production
+        "PULUMI_DRY_RUN": "true",
+        "PULUMI_CONFIG": json.dumps(PRODUCTION),  # how the CLI hands the pack the stack's config
+    }
     server = subprocess.Popen(
         [sys.executable, "-u", "-m", "pulumi.policy", "127.0.0.1:0", str(ROOT / "policy")],
         stdout=subprocess.PIPE,
@@ -731,7 +934,7 @@ def test_the_pack_runs_as_the_pulumi_cli_runs_it():
             found = {(d.policyName, d.message.splitlines()[-1]) for d in response.diagnostics}
             assert found == {
                 ("rds-encrypted", "RDS storageEncrypted must be true"),
-                ("prod-rds-protected", "production RDS must be created with the `protect` resource option"),
+                ("prod-data-protected", "production RDS instance must be created with the `protect` resource option"),
             }
     finally:
         server.kill()

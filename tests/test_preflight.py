@@ -443,18 +443,38 @@ def fake_kubectl(tmp_path, monkeypatch):
         'case "$*" in\n'
         f'  "--context {context} get nodes -o json") cat "$here/nodes.json" ;;\n'
         f'  "--context {context} get pods -A -o json") cat "$here/pods.json" ;;\n'
+        f'  "--context {context} get configmap istio -n istio-system -o json") cat "$here/mesh.json" ;;\n'
         '  *) echo "error: not the stack\'s context, or not a command of preflight: $*" >&2; exit 1 ;;\n'
         "esac\n"
     )
     script.chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
 
-    def serve(nodes: list[dict], pods: list[dict]) -> None:
+    def serve(nodes: list[dict], pods: list[dict], mesh: str = MESH_TLS13) -> None:
         for name, items in (("nodes", nodes), ("pods", pods)):
             (bin_dir / f"{name}.json").write_text(json.dumps({"apiVersion": "v1", "kind": "List", "items": items}))
+        config_map = {"apiVersion": "v1", "kind": "ConfigMap", "data": {"mesh": mesh}}
+        (bin_dir / "mesh.json").write_text(json.dumps(config_map))
 
     serve.calls = bin_dir / "calls"  # type: ignore[attr-defined]
     return serve
+
+
+MESH_TLS13 = "defaultConfig:\n  holdApplicationUntilProxyStarts: true\nmeshMTLS:\n  minProtocolVersion: TLSV1_3\n"
+
+
+def test_a_mesh_requiring_tls_1_3_passes_and_istios_default_fails(fake_kubectl):
+    kubectl = preflight.kubectl_command(PROD.kubernetes.context)
+    fake_kubectl(NODES, [])
+    assert preflight.mesh_mtls(kubectl, "istio-system") == Result(
+        Outcome.PASS, "meshMTLS.minProtocolVersion TLSV1_3; wanted TLSV1_3"
+    )
+    for mesh in ("defaultConfig: {}\n", "meshMTLS:\n  minProtocolVersion: TLSV1_2\n"):
+        fake_kubectl(NODES, [], mesh)
+        assert preflight.mesh_mtls(kubectl, "istio-system").outcome is Outcome.FAIL
+    fake_kubectl(NODES, [], "meshMTLS: [unclosed\n")
+    with pytest.raises(CheckError, match="not YAML"):
+        preflight.mesh_mtls(kubectl, "istio-system")
 
 
 def test_kubectl_runs_with_the_stacks_context(fake_kubectl):
@@ -471,6 +491,68 @@ def test_kubectl_failing_or_missing_fails_the_check(fake_kubectl, monkeypatch):
     monkeypatch.setenv("PATH", "/nonexistent")
     with pytest.raises(CheckError, match=r"^kubectl is not installed \(not on PATH\)$"):
         preflight.cluster_capacity(preflight.kubectl_command(PROD.kubernetes.context), PROD)
+
+
+# --- load balancer TLS (moto) -----------------------------------------------------------------
+
+
+def load_balancer(session, *policies: str) -> str:
+    """An ALB with one HTTPS listener per policy (ports 443, 8443, ...) and a plain HTTP one."""
+    ec2, elbv2 = session.client("ec2"), session.client("elbv2")
+    vpc = ec2.create_vpc(CidrBlock="10.30.0.0/16")["Vpc"]["VpcId"]
+    subnets = [
+        ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.30.{n}.0/24", AvailabilityZone=f"{REGION}{zone}")["Subnet"]
+        for n, zone in ((1, "a"), (2, "b"))
+    ]
+    arn = elbv2.create_load_balancer(Name="plexichat-prod", Subnets=[s["SubnetId"] for s in subnets])["LoadBalancers"][
+        0
+    ]["LoadBalancerArn"]
+    certificate = session.client("acm").request_certificate(DomainName="app.plexichat.com")["CertificateArn"]
+    action = [{"Type": "fixed-response", "FixedResponseConfig": {"StatusCode": "404"}}]
+    elbv2.create_listener(LoadBalancerArn=arn, Protocol="HTTP", Port=80, DefaultActions=action)
+    for n, policy in enumerate(policies):
+        elbv2.create_listener(
+            LoadBalancerArn=arn,
+            Protocol="HTTPS",
+            Port=443 + n * 8000,
+            SslPolicy=policy,
+            Certificates=[{"CertificateArn": certificate}],
+            DefaultActions=action,
+        )
+    return arn
+
+
+def test_https_listeners_with_tls_1_3_policies_pass(aws):
+    arn = load_balancer(aws, "ELBSecurityPolicy-TLS13-1-3-2021-06", "ELBSecurityPolicy-TLS13-1-2-2021-06")
+    result = preflight.load_balancer_tls(aws.client("elbv2"), arn)
+    assert result == Result(
+        Outcome.PASS, "HTTPS:443 ELBSecurityPolicy-TLS13-1-3-2021-06, HTTPS:8443 ELBSecurityPolicy-TLS13-1-2-2021-06"
+    )
+
+
+def test_a_listener_without_tls_1_3_or_no_https_listener_fails(aws):
+    arn = load_balancer(aws, "ELBSecurityPolicy-TLS13-1-2-2021-06", "ELBSecurityPolicy-2016-08")
+    result = preflight.load_balancer_tls(aws.client("elbv2"), arn)
+    assert result.outcome is Outcome.FAIL
+    assert result.detail.startswith("HTTPS:8443 uses ELBSecurityPolicy-2016-08: use an ELBSecurityPolicy-TLS13-*")
+    plain = load_balancer(aws)
+    assert preflight.load_balancer_tls(aws.client("elbv2"), plain) == Result(
+        Outcome.FAIL, "the load balancer has no HTTPS listener"
+    )
+
+
+def test_without_a_load_balancer_the_check_is_skipped(aws):
+    assert preflight.load_balancer_tls(aws.client("elbv2"), None).outcome is Outcome.SKIPPED
+
+
+def stubbed_elbv2(session, arn: str, policy: str):
+    """The stack's load balancer as ELB describes it (moto cannot create one with a given ARN)."""
+    client = session.client("elbv2")
+    stubber = Stubber(client)
+    listener = {"ListenerArn": f"{arn}/listener", "Protocol": "HTTPS", "Port": 443, "SslPolicy": policy}
+    stubber.add_response("describe_listeners", {"Listeners": [listener]}, {"LoadBalancerArn": arn})
+    stubber.activate()
+    return client
 
 
 # --- critical alerts --------------------------------------------------------------------------
@@ -510,6 +592,19 @@ def test_without_a_prometheus_url_the_check_is_skipped_not_passed():
     assert preflight.stopping(results, strict=True) == ["critical alerts"]
 
 
+CHECKS = [
+    "database backup",
+    "database instances",
+    "replica lag",
+    "cache",
+    "cluster capacity",
+    "load balancer TLS",
+    "mesh mTLS",
+    "critical alerts",
+]
+"""Every check of `preflight`, in the table's order."""
+
+
 def test_checks_that_cannot_look_fail_and_the_others_still_run(aws, monkeypatch):
     """Nothing exists in this AWS account, kubectl is missing, Prometheus does not answer."""
     monkeypatch.setenv("PATH", "/nonexistent")
@@ -518,14 +613,7 @@ def test_checks_that_cannot_look_fail_and_the_others_still_run(aws, monkeypatch)
         raise PrometheusUnavailable(f"{url}: connection refused")
 
     results = preflight.run_checks(PROD, "prod", aws, preflight.kubectl_command(None), URL, unavailable, now())
-    assert list(results) == [
-        "database backup",
-        "database instances",
-        "replica lag",
-        "cache",
-        "cluster capacity",
-        "critical alerts",
-    ]
+    assert list(results) == CHECKS
     assert {r.outcome for r in results.values()} == {Outcome.FAIL}
     assert results["critical alerts"].detail == f"Prometheus did not answer: {URL}: connection refused"
 
@@ -581,7 +669,10 @@ def live_prod(tmp_path, aws, fake_kubectl, monkeypatch):
     put_replica_lag(aws, dict.fromkeys(REPLICAS, 1.0))
     create_cache(aws)
     backup = functools.partial(stubbed_backup, aws, arn, [recovery_point(arn, 4)])
-    monkeypatch.setattr(preflight, "aws_session", lambda: Session(backup=backup))
+    elbv2 = functools.partial(
+        stubbed_elbv2, aws, PROD.ingress.waf.load_balancer_arn, "ELBSecurityPolicy-TLS13-1-3-2021-06"
+    )
+    monkeypatch.setattr(preflight, "aws_session", lambda: Session(backup=backup, elbv2=elbv2))
     fake_kubectl(NODES, system_pods(NODES) + app_pods("prod", PROD, STABLE_ONLY, NODES))
     return project
 
@@ -598,9 +689,7 @@ def test_every_check_passing_prints_the_table_and_exits_0(live_prod, prometheus_
     assert plexictl(live_prod, "--prometheus", prometheus_api.url, "--strict") == EXIT_DONE
     out = capsys.readouterr().out
     assert out.splitlines()[0].split() == ["check", "result", "detail"]
-    assert rows(out) == dict.fromkeys(
-        ["database backup", "database instances", "replica lag", "cache", "cluster capacity", "critical alerts"], "pass"
-    )
+    assert rows(out) == dict.fromkeys(CHECKS, "pass")
     assert out.rstrip().endswith("prod: ready to deploy: every check passed")
     assert prometheus_api.queries == [CRITICAL_ALERTS]
 
@@ -621,7 +710,17 @@ def test_a_failing_check_exits_3_and_names_it(live_prod, prometheus_api, aws, ca
     assert plexictl(live_prod, "--prometheus", prometheus_api.url) == EXIT_CANNOT_DEPLOY
     out = capsys.readouterr().out
     assert rows(out) == {
-        **dict.fromkeys(["database backup", "database instances", "replica lag", "cluster capacity"], "pass"),
+        **dict.fromkeys(
+            [
+                "database backup",
+                "database instances",
+                "replica lag",
+                "cluster capacity",
+                "load balancer TLS",
+                "mesh mTLS",
+            ],
+            "pass",
+        ),
         "cache": "FAIL",
         "critical alerts": "FAIL",
     }

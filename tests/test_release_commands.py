@@ -21,9 +21,13 @@ from tests.release_state import (
     PINNED_RELEASES,
     commit,
     pin_release,
+    pinned_version,
     project_copy,
     run_git,
 )
+
+V142, V150, V160, V161, V170 = (pinned_version(tag) for tag in ("v1.4.2", "v1.5.0", "v1.6.0", "v1.6.1", "v1.7.0"))
+"""Versions as prod (a production stack) must name them: pinned by digest."""
 
 
 @pytest.fixture
@@ -120,6 +124,12 @@ def test_a_weight_change_edits_one_line_and_keeps_every_comment(project):
             partial(rc.canary_start, version="1.6"),
             ConfigError,
             "plexichat:release.canary.version: must be a release tag",
+        ),
+        (
+            "prod",
+            partial(rc.canary_start, version="v1.6.0"),
+            ConfigError,
+            "plexichat:release.canary.version: must name its image by digest in a production stack",
         ),
         (
             "staging",
@@ -226,17 +236,17 @@ def test_full_canary_lifecycle_from_rolling(project):
 def test_canary_start_on_a_canary_stack_replaces_the_canary_and_keeps_its_plan(project):
     before = (project / "Pulumi.prod.yaml").read_text()
     run(project, "prod", partial(rc.canary_set, weight=50))
-    run(project, "prod", partial(rc.canary_start, version="v1.6.0"))
+    run(project, "prod", partial(rc.canary_start, version=V160))
     assert changed_lines(before, (project / "Pulumi.prod.yaml").read_text()) == [
-        "-      version: v1.5.0",
-        "+      version: v1.6.0",  # weight back at the first step, 10
+        f"-      version: {V150}",
+        f"+      version: {V160}",  # weight back at the first step, 10
     ]
 
 
 def test_canary_abort_sends_everything_back_to_stable(project):
     edit = run(project, "prod", rc.canary_abort)
     rendered = render_file(project, "prod")
-    assert rendered.outputs["tracks"] == {"stable": {"version": "v1.4.2", "weightPercent": 100}}
+    assert rendered.outputs["tracks"] == {"stable": {"version": V142, "weightPercent": 100}}
     assert set(images(rendered)) == {"plexichat-web-stable", "plexichat-worker-stable"}
     assert not [c for c in edit.diff.changes if c.kind == "added"]
 
@@ -330,19 +340,19 @@ def rollback(repo, stack: str) -> rc.Edit:
 def test_after_promote_then_an_aborted_canary_rollback_returns_to_the_release_before_the_promote(repo):
     """The sequence from the issue: rollback must land on the version live before v1.6.0, as a
     plain rolling release, not on an old canary at 100% with stable on v1.4.2."""
-    pin_release(repo / "Pulumi.prod.yaml", "prod", "strategy: rolling\nversion: v1.4.2\n")
+    pin_release(repo / "Pulumi.prod.yaml", "prod", f"strategy: rolling\nversion: {V142}\n")
     commit(repo, "prod runs v1.4.2")
-    step(repo, "prod", partial(rc.canary_start, version="v1.6.0", steps=[10, 50, 100]))
+    step(repo, "prod", partial(rc.canary_start, version=V160, steps=[10, 50, 100]))
     step(repo, "prod", rc.canary_next)
     step(repo, "prod", rc.canary_next)
     step(repo, "prod", rc.canary_promote)
-    step(repo, "prod", partial(rc.canary_start, version="v1.7.0"))
+    step(repo, "prod", partial(rc.canary_start, version=V170))
     step(repo, "prod", rc.canary_abort)
-    assert release_of(repo, "prod") == {"strategy": "rolling", "version": "v1.6.0"}
+    assert release_of(repo, "prod") == {"strategy": "rolling", "version": V160}
 
     edit = rollback(repo, "prod")
-    assert release_of(repo, "prod") == {"strategy": "rolling", "version": "v1.4.2"}
-    assert edit.message.startswith("rollback: v1.4.2 goes live again in place of v1.6.0 (rolling update;")
+    assert release_of(repo, "prod") == {"strategy": "rolling", "version": V142}
+    assert edit.message.startswith(f"rollback: {V142} goes live again in place of {V160} (rolling update;")
     assert "{" not in edit.message  # words, not a Python dict
 
 
@@ -402,8 +412,8 @@ def test_blue_green_rollback_after_switch_then_deploy_puts_the_old_release_back_
 
 def test_canary_rollback_is_an_abort_and_needs_no_history(project):
     edit = run(project, "prod", partial(rc.rollback, history=history(project, "prod")))
-    assert edit.message.startswith("rollback: canary v1.5.0 aborted: all traffic back to stable v1.4.2")
-    assert release_of(project, "prod") == {"strategy": "rolling", "version": "v1.4.2"}
+    assert edit.message.startswith(f"rollback: canary {V150} aborted: all traffic back to stable {V142}")
+    assert release_of(project, "prod") == {"strategy": "rolling", "version": V142}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -415,16 +425,16 @@ def test_promote_and_abort_say_the_header_and_plan_come_back_and_the_next_canary
     assert (
         "the header route x-plexichat-canary: true, plan [10, 25, 50, 100] come back with the next `canary start`"
     ) in edit.message
-    edit = step(repo, "prod", partial(rc.canary_start, version="v1.6.0", history=history(repo, "prod")))
+    edit = step(repo, "prod", partial(rc.canary_start, version=V160, history=history(repo, "prod")))
     assert "header route x-plexichat-canary: true as in the last canary" in edit.message
     assert release_of(repo, "prod")["canary"] == {
-        "version": "v1.6.0",
+        "version": V160,
         "weight": 10,
         "steps": [10, 25, 50, 100],
         "header": {"name": "x-plexichat-canary", "value": "true"},
     }
     step(repo, "prod", rc.canary_abort)
-    step(repo, "prod", partial(rc.canary_start, version="v1.6.1", no_header=True, history=history(repo, "prod")))
+    step(repo, "prod", partial(rc.canary_start, version=V161, no_header=True, history=history(repo, "prod")))
     assert "header" not in release_of(repo, "prod")["canary"]
     assert release_of(repo, "prod")["canary"]["steps"] == [10, 25, 50, 100]
 

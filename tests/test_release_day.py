@@ -20,19 +20,20 @@ import yaml
 from plexictl.offline import ROOT
 from plexictl.release import RELEASE_KEY
 from tests.conftest import STACK_FILES_ENV
-from tests.release_state import STACKS, commit, pinned_release
+from tests.release_state import STACKS, commit, pinned_release, pinned_version
 from tests.test_diff import checkout_repo
 
 # From the pinned release (tests/release_state.py): prod's canary goes through its plan and is
 # promoted and the next version starts as a canary, staging and dev ship that version. Then it
 # misbehaves in prod: the canary is aborted and the promote before it rolled back too (the git
 # history holds earlier releases, so rollback has work to do). Prod ends the day `rolling`, the
-# shape that broke the most tests when they asserted the release of the morning.
+# shape that broke the most tests when they asserted the release of the morning. Prod is a
+# production stack: it names the version it starts by digest.
 RELEASE_DAY = [
     ("prod", "canary", "next"),
     ("prod", "canary", "set", "50"),
     ("prod", "canary", "promote"),
-    ("prod", "canary", "start", "v1.6.0", "--steps", "5,50,100"),
+    ("prod", "canary", "start", pinned_version("v1.6.0"), "--steps", "5,50,100"),
     ("staging", "deploy", "v1.6.0"),
     ("staging", "switch"),
     ("dev", "deploy", "v1.6.0"),

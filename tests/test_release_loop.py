@@ -19,7 +19,7 @@ from plexictl.release import gitlog
 from plexictl.release.loop import ReleaseRun
 from plexictl.release.stack_file import round_trip_yaml
 from tests.prometheus_server import running_prometheus
-from tests.release_state import commit, pin_release, project_copy
+from tests.release_state import commit, pin_release, pinned_version, project_copy
 
 pytestmark = pytest.mark.external
 
@@ -107,15 +107,17 @@ def decisions(project, stack: str) -> list[str]:
     return [d.decision for d in reversed(gitlog.decisions(project / f"Pulumi.{stack}.yaml"))]
 
 
-CANARY = """\
+STABLE, CANARY_VERSION = pinned_version("v1.4.2"), pinned_version("v1.5.0")
+"""The canary tests run on prod, a production stack: versions pinned by digest."""
+CANARY = f"""\
 strategy: canary
-stable: v1.4.2
+stable: {STABLE}
 canary:
-  version: v1.5.0
+  version: {CANARY_VERSION}
   weight: 0
   steps: [10, 50, 100]
   analysis:
-    {gate}
+    {{gate}}
 """
 
 
@@ -132,7 +134,7 @@ def test_a_healthy_canary_promotes_through_every_step(server, tmp_path):
     deployer = Deployer()
     code, lines = loop(project, "prod", server, deployer)
     assert code == 0, "\n".join(lines)
-    assert release_of(project, "prod") == {"strategy": "rolling", "version": "v1.5.0"}
+    assert release_of(project, "prod") == {"strategy": "rolling", "version": CANARY_VERSION}
     assert decisions(project, "prod") == ["start", "next", "next", "promote"]
     assert [w.get("canary") for w in deployer.weights] == [10, 50, 100, None]
     log = gitlog.git(project / "Pulumi.prod.yaml", "log", "-1", "--format=%B")
@@ -152,7 +154,7 @@ def test_an_error_spike_at_step_2_aborts_to_weight_0_and_leaves_stable(server, t
     code, lines = loop(project, "prod", server, Deployer(on_deploy=spike))
     assert code == 4, "\n".join(lines)
     release = release_of(project, "prod")
-    assert release["stable"] == "v1.4.2" and release["canary"]["weight"] == 0
+    assert release["stable"] == STABLE and release["canary"]["weight"] == 0
     assert decisions(project, "prod") == ["start", "next", "abort"]
     assert "2 failed checks at step 2 of 3 at 50%" in gitlog.git(
         project / "Pulumi.prod.yaml", "log", "-1", "--format=%B"

@@ -3,6 +3,7 @@ naming the key path, raised before any resource is registered."""
 
 from __future__ import annotations
 
+import copy
 import json
 
 import pulumi
@@ -12,7 +13,8 @@ from components.config import parse
 from components.config.parse import parse_stack_config
 from components.config.stack import StackSettings
 from plexictl.offline import project_file, stack_config
-from tests.conftest import current_config, render_edited
+from tests.conftest import current_config, render_edited, stack_file
+from tests.release_state import pin_versions, pinned_release, pinned_version
 
 
 def test_every_stack_file_parses(current_stack):
@@ -154,6 +156,87 @@ BAD_CONFIGS = [
     ("dev", _set("release", "rolling"), "plexichat:release", "strategy"),
     ("dev", _set("kubernetes.ingresNamespace", "x"), "plexichat:kubernetes.ingresNamespace", "allowed here: context,"),
     ("prod", _set("release.version", "v1.0.0"), "plexichat:release.version", "belongs to strategy rolling, not canary"),
+    # Dangerous settings: refused before anything is registered (docs/design.md "Production floors").
+    ("dev", _set("namespace", "kube-system"), "plexichat:namespace", "not default, istio-system or kube-*"),
+    ("dev", _set("namespace", "kube-public"), "plexichat:namespace", "not default, istio-system or kube-*"),
+    ("dev", _set("namespace", "default"), "plexichat:namespace", "the app's own namespace"),
+    ("dev", _set("namespace", "istio-system"), "plexichat:namespace", "the app's own namespace"),
+    ("dev", _set("namespace", "nginx-ingress"), "plexichat:namespace", "must not be kubernetes.ingressNamespace"),
+    ("dev", _set("namespace", "monitoring"), "plexichat:namespace", "must not be kubernetes.monitoringNamespace"),
+    (
+        "dev",
+        lambda config: (
+            config["plexichat:kubernetes"].update(istioNamespace="mesh", ingressNamespace="mesh")
+            or config.update({"plexichat:namespace": "mesh"})
+        ),
+        "plexichat:namespace",
+        "must not be kubernetes.istioNamespace (mesh)",
+    ),
+    (
+        "dev",
+        _set("kubernetes.renderYamlToDirectory", "../../../../../etc/cron.d"),
+        "plexichat:kubernetes.renderYamlToDirectory",
+        "relative path inside the project without '..'",
+    ),
+    (
+        "dev",
+        _set("kubernetes.renderYamlToDirectory", "/etc/cron.d"),
+        "plexichat:kubernetes.renderYamlToDirectory",
+        "Secrets included, in plain text",
+    ),
+    (
+        "dev",
+        _set("kubernetes.renderYamlToDirectory", "out/../../x"),
+        "plexichat:kubernetes.renderYamlToDirectory",
+        "without '..'",
+    ),
+    ("dev", _remove("kubernetes.context"), "plexichat:kubernetes.context", "unless kubernetes.renderYamlToDirectory"),
+    ("dev", _remove("kubernetes"), "plexichat:kubernetes.context", "never deploys to whatever context is current"),
+    ("dev", _set("kubernetes.context", ""), "plexichat:kubernetes.context", "must not be empty"),
+    ("dev", _set("network.vpcCidr", "0.0.0.0/0"), "plexichat:network.vpcCidr", "must be a private range"),
+    ("dev", _set("network.vpcCidr", "52.0.0.0/16"), "plexichat:network.vpcCidr", "RFC 1918"),
+    ("dev", _set("network.vpcCidr", "100.0.0.0/8"), "plexichat:network.vpcCidr", "100.64.0.0/10"),
+    (
+        "dev",
+        _set("imageRepository", "ghcr.io/plexichat-evil/x"),
+        "plexichat:imageRepository",
+        "must lie under one of allowedRegistries (ghcr.io/plexichat), got 'ghcr.io/plexichat-evil/x'",
+    ),
+    ("dev", _set("imageRepository", "docker.io/plexichat/plexichat"), "plexichat:imageRepository", "allowedRegistries"),
+    (
+        "dev",
+        _set("allowedRegistries", ["https://ghcr.io/plexichat"]),
+        "plexichat:allowedRegistries.0",
+        "a registry host with an optional path",
+    ),
+    ("dev", _set("allowedRegistries", ["plexichat"]), "plexichat:allowedRegistries.0", "registry host"),
+    ("dev", _set("allowedRegistries", []), "plexichat:allowedRegistries", "at least 1"),
+    (
+        "dev",
+        _remove("environment"),
+        "plexichat:environment",
+        "required, but not set; one of production, staging, development",
+    ),
+    ("dev", _set("environment", "prod"), "plexichat:environment", "must be production, staging or development"),
+    # Staging and production speak TLS 1.3 to PostgreSQL, which RDS serves from 16 on.
+    (
+        "staging",
+        _set("database.engineVersion", "15"),
+        "plexichat:database.engineVersion",
+        "must be 16 or newer in a staging stack",
+    ),
+    (
+        "prod",
+        _set("database.engineVersion", "15"),
+        "plexichat:database.engineVersion",
+        "must be 16 or newer in a production stack",
+    ),
+    (
+        "prod",
+        _set("database.engineVersion", "15.8"),
+        "plexichat:database.engineVersion",
+        "older majors stop at TLS 1.2",
+    ),
 ]
 
 
@@ -198,6 +281,22 @@ def test_all_problems_are_reported_at_once():
         assert f"- {key}:" in message
 
 
+def test_what_the_dangerous_settings_allow_still_renders():
+    """The safe side of each new check: a registry and its subpaths, the CGNAT range, a relative
+    GitOps directory (which needs no context)."""
+
+    def edit(config):
+        _set("allowedRegistries", ["ghcr.io/plexichat", "123456789012.dkr.ecr.us-east-1.amazonaws.com"])(config)
+        _set("imageRepository", "123456789012.dkr.ecr.us-east-1.amazonaws.com/mirror/plexichat")(config)
+        _set("network.vpcCidr", "100.64.0.0/16")(config)
+        _set("network.dataSubnetCidrs", ["100.64.32.0/24"])(config)
+        _set("kubernetes", {"renderYamlToDirectory": "rendered/manifests"})(config)
+        _set("namespace", "plexichat-dev")(config)
+
+    rendering = render_edited("dev", edit)
+    assert rendering.outputs["namespace"] == "plexichat-dev"
+
+
 def test_other_namespaces_are_not_ours_to_judge():
     config, secrets = stack_config("dev")
     config["aws:region"] = "eu-west-1"
@@ -233,3 +332,117 @@ def test_a_header_value_set_with_config_set_path_is_still_a_string():
     rendering = render_edited("prod", _set("release.canary.header.value", True))
     (vs,) = rendering.of_type("kubernetes:networking.istio.io/v1:VirtualService")
     assert '"exact": "true"' in str(vs.inputs).replace("'", '"')
+
+
+# ---------------------------------------------------------------------------------------------
+# What the environment asks: production runs only images pinned by digest; staging and
+# production speak TLS 1.3 to PostgreSQL.
+
+
+def _parse_edited(stack: str, edit) -> StackSettings:
+    """`stack`'s pinned stack file after `edit`, parsed as the program parses it."""
+    data = copy.deepcopy(stack_file(stack))
+    edit(data["config"])
+    config, secret_keys = stack_config(stack, stack_file=data)
+    return parse_stack_config(config, stack, secret_keys)
+
+
+BARE_RELEASES = {
+    "rolling": {"strategy": "rolling", "version": "v1.5.0"},
+    "canary": {
+        "strategy": "canary",
+        "stable": "v1.4.2",
+        "canary": {"version": "v1.5.0", "weight": 10, "steps": [10, 25, 50, 100]},
+    },
+    "blueGreen": {"strategy": "blueGreen", "active": "blue", "blue": "v1.4.2", "green": "v1.5.0"},
+}
+"""One release block per strategy, every version a bare tag."""
+RELEASE_PATHS = {
+    "stable": "canary",
+    "canary.version": "canary",
+    "blue": "blueGreen",
+    "green": "blueGreen",
+    "version": "rolling",
+}
+"""Every release path that names a version, and the strategy it belongs to."""
+
+
+def _with_bare_tag_at(path: str) -> dict:
+    """The release block of the path's strategy, pinned by digest but for a bare tag at `path`."""
+    block = pin_versions(copy.deepcopy(BARE_RELEASES[RELEASE_PATHS[path]]))
+    *parents, key = path.split(".")
+    node = block
+    for parent in parents:
+        node = node[parent]
+    node[key] = node[key].partition("@")[0]
+    return block
+
+
+def test_the_pinned_prod_release_uses_the_tests_digests():
+    release = pinned_release("prod")
+    assert release["stable"] == pinned_version("v1.4.2")
+    assert release["canary"]["version"] == pinned_version("v1.5.0")
+
+
+@pytest.mark.parametrize("path", list(RELEASE_PATHS))
+def test_production_refuses_a_bare_tag_naming_the_path_and_the_pin_option(path):
+    block = _with_bare_tag_at(path)
+    with pytest.raises(pulumi.RunError) as raised:
+        render_edited("prod", _set("release", block))
+    message = str(raised.value)
+    assert "Traceback" not in message
+    release_problems = [line.strip() for line in message.splitlines() if line.strip().startswith("- plexichat:release")]
+    (problem,) = release_problems  # that path, and no other: the pinned ones pass
+    tag = "v1.5.0" if path in ("canary.version", "green", "version") else "v1.4.2"
+    assert problem.startswith(f"- plexichat:release.{path}: must name its image by digest in a production stack")
+    assert f"{tag}@sha256:<64 hex>" in problem and f"got {tag};" in problem
+    assert "--pin" in problem  # how to get the digest
+
+
+def test_production_refuses_a_bare_schema_version_and_accepts_a_pinned_one():
+    """The schema version names the migration Job's image: a bare tag would run an unpinned image
+    and leave the release's pinned pods not waiting for it (they compare the exact version)."""
+    with pytest.raises(pulumi.RunError, match=r"plexichat:migrations\.schemaVersion: must name its image by digest"):
+        render_edited("prod", _set("migrations.schemaVersion", "v1.5.0"))
+    settings = _parse_edited("prod", _set("migrations.schemaVersion", pinned_version("v1.5.0")))
+    assert settings.migrations.schema_version == pinned_version("v1.5.0")
+
+
+@pytest.mark.parametrize("strategy", list(BARE_RELEASES))
+@pytest.mark.parametrize("form", ["tag@digest", "digest"])
+def test_production_accepts_versions_pinned_by_digest(strategy, form):
+    block = pin_versions(copy.deepcopy(BARE_RELEASES[strategy]))
+    if form == "digest":  # bare: the digest alone, without the readable tag
+        block = json.loads(json.dumps(block).replace('"v1.4.2@', '"').replace('"v1.5.0@', '"'))
+        assert "@" not in json.dumps(block)
+    settings = _parse_edited("prod", _set("release", block))
+    assert settings.environment == "production" and settings.release.strategy == strategy
+
+
+def test_production_renders_a_bare_digest():
+    digest = pinned_version("v1.5.0").partition("@")[2]
+    rendering = render_edited("prod", _set("release", {"strategy": "rolling", "version": digest}))
+    (web,) = [d for d in rendering.of_type("kubernetes:apps/v1:Deployment") if d.name.startswith("web-")]
+    assert web.inputs["spec"]["template"]["spec"]["containers"][0]["image"] == f"ghcr.io/plexichat/plexichat@{digest}"
+
+
+@pytest.mark.parametrize("strategy", list(BARE_RELEASES))
+@pytest.mark.parametrize("stack", ["staging", "dev"])
+def test_staging_and_development_accept_bare_tags(stack, strategy):
+    settings = _parse_edited(stack, _set("release", copy.deepcopy(BARE_RELEASES[strategy])))
+    assert settings.environment != "production" and settings.release.strategy == strategy
+
+
+def test_a_stack_that_says_staging_accepts_bare_tags_whatever_its_name():
+    def prod_as_staging(config):
+        config["plexichat:environment"] = "staging"
+        config["plexichat:release"] = copy.deepcopy(BARE_RELEASES["canary"])
+
+    assert _parse_edited("prod", prod_as_staging).release.stable == "v1.4.2"
+
+
+def test_development_may_run_postgresql_15_and_staging_16():
+    rendering = render_edited("dev", _set("database.engineVersion", "15"))
+    primary = rendering.one("aws:rds/instance:Instance", "database-primary")
+    assert primary.inputs["engineVersion"] == "15"
+    assert _parse_edited("staging", _set("database.engineVersion", "16")).database.major_version == 16

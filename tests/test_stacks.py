@@ -8,7 +8,7 @@ import kubernetes_validate
 from plexictl.offline import UNKNOWN, Rendering
 from tests.conftest import current_stack_file, render_edited, rendered, rendered_current
 from tests.crd_models import is_custom_resource, validate_strictly
-from tests.release_state import pinned_release
+from tests.release_state import pinned_release, pinned_version
 
 KUBERNETES_VERSION = "1.33"
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
@@ -59,8 +59,12 @@ def test_no_kubernetes_resource_uses_the_default_provider(any_stack):
 
 
 def test_every_namespaced_object_names_the_app_namespace(any_stack):
+    """...but for the one key the program patches into the NGINX controller's own ConfigMap."""
     for resource in any_stack.kubernetes_objects():
-        if resource.type != "kubernetes:core/v1:Namespace":
+        if resource.type == "kubernetes:core/v1:ConfigMapPatch":
+            assert resource.inputs["metadata"]["namespace"] == "nginx-ingress", resource.urn
+            assert list(resource.inputs["data"]) == ["ssl-protocols"], resource.urn
+        elif resource.type != "kubernetes:core/v1:Namespace":
             assert resource.inputs["metadata"]["namespace"] == "plexichat", resource.urn
 
 
@@ -200,7 +204,7 @@ def _by_name(rendering: Rendering, type_prefix: str = "kubernetes:") -> dict[str
 def test_version_bump_never_changes_a_selector():
     """docs/design.md invariant 2: selectors are immutable in Kubernetes; versions live in pod labels."""
     before = rendered("prod")
-    after = render_edited("prod", lambda c: c["plexichat:release"]["canary"].update(version="v9.9.9"))
+    after = render_edited("prod", lambda c: c["plexichat:release"]["canary"].update(version=pinned_version("v9.9.9")))
     after_by_urn = after.by_urn()
     changed_images = 0
     for deployment in before.of_type(DEPLOYMENT):
@@ -252,3 +256,39 @@ def test_a_preview_knows_only_what_the_program_sets():
     assert preview.outputs["appRoleArn"] == UNKNOWN and up.outputs["appRoleArn"].startswith("arn:aws:iam::")
     weight = pinned_release("prod")["canary"]["weight"]
     assert preview.outputs["canaryWeightPercent"] == up.outputs["canaryWeightPercent"] == weight
+
+
+def _pull_policies(rendering: Rendering) -> dict[str, tuple[str, str]]:
+    """Image and imagePullPolicy of the app's containers, by Deployment or migration Job name."""
+    found = {}
+    for resource in [*rendering.of_type(DEPLOYMENT), *rendering.of_type("kubernetes:batch/v1:Job")]:
+        name = resource.inputs["metadata"]["name"]
+        if resource.type == DEPLOYMENT or name.startswith("plexichat-migrate-"):
+            (container,) = resource.inputs["spec"]["template"]["spec"]["containers"]
+            found[name] = (container["image"], container["imagePullPolicy"])
+    return found
+
+
+def test_images_pinned_by_digest_are_pulled_if_not_present_and_tags_always():
+    """A digest names one image for good: what a node has cached is that image, and pods restart
+    while the registry is down. A tag can move: `Always` keeps a node from running a stale image
+    under it (components/config/versions.py pull_policy)."""
+    prod = _pull_policies(rendered("prod"))  # production: every version pinned by digest
+    assert {"plexichat-web-stable", "plexichat-web-canary", "plexichat-worker-stable"} <= set(prod)
+    assert any(name.startswith("plexichat-migrate-") for name in prod)
+    for name, (image, policy) in prod.items():
+        assert "@sha256:" in image and policy == "IfNotPresent", name
+    dev = _pull_policies(rendered("dev"))  # tags only
+    assert any(name.startswith("plexichat-migrate-") for name in dev)
+    for name, (image, policy) in dev.items():
+        assert "@" not in image and policy == "Always", name
+
+    # Per image, not per stack: a pinned blue next to a tag-only green.
+    def pin_blue(config):
+        config["plexichat:release"]["blue"] = pinned_version("v1.4.2")
+
+    staging = _pull_policies(render_edited("staging", pin_blue))
+    assert staging["plexichat-web-blue"] == (f"ghcr.io/plexichat/plexichat:{pinned_version('v1.4.2')}", "IfNotPresent")
+    assert staging["plexichat-web-green"] == ("ghcr.io/plexichat/plexichat:v1.5.0", "Always")
+    (job,) = [name for name in staging if name.startswith("plexichat-migrate-")]
+    assert staging[job] == ("ghcr.io/plexichat/plexichat:v1.5.0", "Always")  # the schema's: green's v1.5.0

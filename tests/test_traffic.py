@@ -29,7 +29,7 @@ from tests.conftest import (
     rendered_current,
 )
 from tests.crd_models import validate_strictly
-from tests.release_state import pinned_release
+from tests.release_state import pinned_release, release_for, version_for
 
 VIRTUAL_SERVICE = "kubernetes:networking.istio.io/v1:VirtualService"
 DESTINATION_RULE = "kubernetes:networking.istio.io/v1:DestinationRule"
@@ -293,9 +293,9 @@ def test_a_version_bump_changes_no_selector_and_no_routing_object(stack):
         release = config["plexichat:release"]
         for key in ("version", "stable", "blue", "green"):
             if key in release:
-                release[key] = "v9.9.9"
+                release[key] = version_for(stack, "v9.9.9")
         if "canary" in release:
-            release["canary"]["version"] = "v9.9.10"
+            release["canary"]["version"] = version_for(stack, "v9.9.10")
 
     before, after = rendered(stack), render_edited(stack, bump)
     changed = _changes(before, after)
@@ -312,7 +312,10 @@ def test_a_version_bump_changes_no_selector_and_no_routing_object(stack):
 def test_destination_rule_never_changes_across_strategies_and_edits():
     """Static subsets: a subset exists before any route uses it and after the last one stops."""
     for stack in STACKS:
-        specs = [_spec(render_edited(stack, _set_release(r)), DESTINATION_RULE) for r in RELEASES.values()]
+        specs = [
+            _spec(render_edited(stack, _set_release(release_for(stack, r))), DESTINATION_RULE)
+            for r in RELEASES.values()
+        ]
         assert all(spec == specs[0] for spec in specs)
 
 
@@ -328,7 +331,7 @@ def _urn_of_web_deployment(rendering: Rendering, track: str) -> str:
 
 @pytest.mark.parametrize("strategy", RELEASES)
 def test_virtual_service_waits_for_the_subsets_and_every_routed_deployment(strategy):
-    rendering = render_edited("prod", _set_release(RELEASES[strategy]))
+    rendering = render_edited("prod", _set_release(release_for("prod", RELEASES[strategy])))
     vs = _one(rendering, VIRTUAL_SERVICE)
     routed = {d["destination"]["subset"] for r in vs.inputs["spec"]["http"] for d in r["route"]}
     required = {_one(rendering, DESTINATION_RULE).urn} | {_urn_of_web_deployment(rendering, t) for t in routed}
@@ -340,7 +343,7 @@ def test_removing_a_track_updates_routes_in_place_and_keeps_its_subset():
     after the run's updates, i.e. after the VirtualService update that stopped routing to it; the
     subset it used stays (the DestinationRule is unchanged), so no request meets a missing subset."""
     before = rendered("prod")
-    after = render_edited("prod", _set_release({"strategy": "rolling", "version": "v1.5.0"}))
+    after = render_edited("prod", _set_release({"strategy": "rolling", "version": version_for("prod", "v1.5.0")}))
     canary = _urn_of_web_deployment(before, "canary")
     assert canary not in after.by_urn()  # deleted by Pulumi at the end of the update
     vs_after = _one(after, VIRTUAL_SERVICE)
@@ -356,7 +359,7 @@ def test_removing_a_track_updates_routes_in_place_and_keeps_its_subset():
 @pytest.mark.parametrize("strategy", RELEASES)
 @pytest.mark.parametrize("stack", STACKS)
 def test_every_strategy_renders_on_every_stack(stack, strategy):
-    rendering = render_edited(stack, _set_release(RELEASES[strategy]))
+    rendering = render_edited(stack, _set_release(release_for(stack, RELEASES[strategy])))
     assert rendering.warnings == []
     assert rendering.outputs["releaseStrategy"] == strategy
     for type_ in (VIRTUAL_SERVICE, DESTINATION_RULE, PEER_AUTHENTICATION):

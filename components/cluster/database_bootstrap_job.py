@@ -11,7 +11,7 @@ components/data/database_roles.py, as the RDS master user. The migration Job wai
   Manager agree.
 - Like the migration Job (and for the same reasons, see migration_job.py): no Istio sidecar, its
   own ServiceAccount without a token, Pod Security `restricted`, a bounded retry count, and its
-  own NetworkPolicy: DNS and the database port in the VPC, nothing else.
+  own NetworkPolicy: DNS and the database port in the data subnets, nothing else.
 """
 
 from __future__ import annotations
@@ -25,8 +25,9 @@ import pulumi_kubernetes as k8s
 
 from components import naming
 from components.cluster.jobs import JOB_ANNOTATIONS, POD_ANNOTATIONS, awaited, env_from_secret, job_network_policy
-from components.cluster.network_policies import POSTGRES_PORT, cidr_peer, egress_to, egress_to_cluster_dns, tcp_ports
+from components.cluster.network_policies import POSTGRES_PORT, egress_to_cidrs, egress_to_cluster_dns
 from components.cluster.pod_security import TMP_MOUNT, TMP_VOLUME, container_security_context, pod_security_context
+from components.config.versions import pull_policy
 from components.data.database_roles import PASSWORD_VARIABLES
 
 BOOTSTRAP = "db-bootstrap"
@@ -41,7 +42,8 @@ SQL_FILE = "bootstrap.sql"
 class DatabaseBootstrapJobArgs:
     stack: str
     namespace: pulumi.Input[str]
-    vpc_cidr: str
+    data_cidrs: Sequence[str]
+    """The data subnets: PostgreSQL only there (network.dataSubnetCidrs)."""
     sql: str
     """The rendered bootstrap SQL (components/data/database_roles.py bootstrap_sql)."""
     host: pulumi.Input[str]
@@ -141,7 +143,7 @@ def _pod_spec(args: DatabaseBootstrapJobArgs) -> k8s.core.v1.PodSpecArgs:
             k8s.core.v1.ContainerArgs(
                 name=BOOTSTRAP,
                 image=PSQL_IMAGE,
-                image_pull_policy="IfNotPresent",
+                image_pull_policy=pull_policy(PSQL_IMAGE),
                 command=["sh", "-c", script],
                 env=[
                     k8s.core.v1.EnvVarArgs(name="PGHOST", value=args.host),
@@ -178,5 +180,5 @@ def _password_env(variable: str) -> str:
 def _network_policy(
     name: str, args: DatabaseBootstrapJobArgs, labels: dict[str, str], opts: pulumi.ResourceOptions
 ) -> k8s.networking.v1.NetworkPolicy:
-    egress = [egress_to_cluster_dns(), egress_to(cidr_peer(args.vpc_cidr), tcp_ports(POSTGRES_PORT))]
+    egress = [egress_to_cluster_dns(), *egress_to_cidrs(args.data_cidrs, POSTGRES_PORT)]
     return job_network_policy(name, BOOTSTRAP, args.namespace, labels, egress, opts)

@@ -10,8 +10,9 @@
   Job instead of waiting on it; the update's timeouts cover `activeDeadlineSeconds`.
 - No Istio sidecar: a Job whose sidecar keeps running never completes. The migration talks only
   to PostgreSQL and AWS APIs outside the mesh, so the pod opts out of injection, and its own
-  NetworkPolicy (here) lets it reach DNS, the database and HTTPS in the VPC (the AWS interface
-  endpoints), nothing else; the namespace-wide policies leave Job pods out.
+  NetworkPolicy (here) lets it reach DNS, the database in the data subnets and HTTPS at the AWS
+  interface endpoints (the private part of `network.egressCidrs`), nothing else; the
+  namespace-wide policies leave Job pods out.
 - Pod Security `restricted`, its own ServiceAccount without a token, a bounded retry count.
 """
 
@@ -25,10 +26,10 @@ import pulumi_kubernetes as k8s
 
 from components import naming
 from components.cluster.jobs import JOB_ANNOTATIONS, POD_ANNOTATIONS, awaited, job_network_policy
-from components.cluster.network_policies import POSTGRES_PORT, cidr_peer, egress_to, egress_to_cluster_dns, tcp_ports
+from components.cluster.network_policies import HTTPS_PORT, POSTGRES_PORT, egress_to_cidrs, egress_to_cluster_dns
 from components.cluster.pod_security import TMP_MOUNT, TMP_VOLUME, container_security_context, pod_security_context
 from components.config.migrations import MigrationSettings
-from components.config.versions import image_reference, label_value, name_slug
+from components.config.versions import image_reference, label_value, name_slug, pull_policy
 
 MIGRATE = "migrate"
 
@@ -46,10 +47,11 @@ class MigrationJobArgs:
     """The schema version: the image that runs, and the Job's name."""
     image_repository: str
     settings: MigrationSettings
-    vpc_cidr: str
-    """The database lives in the VPC."""
+    data_cidrs: Sequence[str]
+    """The data subnets: PostgreSQL only there (network.dataSubnetCidrs)."""
     endpoint_cidrs: Sequence[str] = ()
-    """The AWS interface endpoints (STS for IRSA): HTTPS only to them (network.awsEndpointCidrs)."""
+    """The AWS interface endpoints (STS for IRSA): HTTPS only to them (the private entries of
+    network.egressCidrs); none, no HTTPS."""
     env: Sequence[k8s.core.v1.EnvVarArgs] = ()
     """Database connection and plexichat_migrator's credentials (the app's environment otherwise)."""
     service_account_annotations: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
@@ -114,6 +116,7 @@ def _job(name: str, args: MigrationJobArgs, labels: dict[str, str], opts: pulumi
 
 
 def _pod_spec(args: MigrationJobArgs) -> k8s.core.v1.PodSpecArgs:
+    image = image_reference(args.image_repository, args.version)
     return k8s.core.v1.PodSpecArgs(
         service_account_name=_account(),
         automount_service_account_token=False,
@@ -122,8 +125,8 @@ def _pod_spec(args: MigrationJobArgs) -> k8s.core.v1.PodSpecArgs:
         containers=[
             k8s.core.v1.ContainerArgs(
                 name=MIGRATE,
-                image=image_reference(args.image_repository, args.version),
-                image_pull_policy="IfNotPresent",
+                image=image,
+                image_pull_policy=pull_policy(image),
                 command=list(args.settings.command),
                 env=[k8s.core.v1.EnvVarArgs(name="PLEXICHAT_VERSION", value=args.version), *args.env],
                 resources=k8s.core.v1.ResourceRequirementsArgs(
@@ -140,6 +143,9 @@ def _pod_spec(args: MigrationJobArgs) -> k8s.core.v1.PodSpecArgs:
 def _network_policy(
     name: str, args: MigrationJobArgs, labels: dict[str, str], opts: pulumi.ResourceOptions
 ) -> k8s.networking.v1.NetworkPolicy:
-    https = (egress_to(cidr_peer(cidr), tcp_ports(443)) for cidr in args.endpoint_cidrs or [args.vpc_cidr])
-    egress = [egress_to_cluster_dns(), egress_to(cidr_peer(args.vpc_cidr), tcp_ports(POSTGRES_PORT)), *https]
+    egress = [
+        egress_to_cluster_dns(),
+        *egress_to_cidrs(args.data_cidrs, POSTGRES_PORT),
+        *egress_to_cidrs(args.endpoint_cidrs, HTTPS_PORT),
+    ]
     return job_network_policy(name, MIGRATE, args.namespace, labels, egress, opts)

@@ -7,16 +7,18 @@ from the object names alone (`allow-web-from-ingress`, `allow-egress-dns`, ...).
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
 import pulumi_kubernetes as k8s
 
 from components import naming
-from components.config.cluster import KubernetesSettings
+from components.config.cluster import KubernetesSettings, NetworkSettings
 
 POSTGRES_PORT = 5432
 REDIS_PORT = 6379
+HTTPS_PORT = 443
 ISTIOD_XDS_PORT = 15012
 SIDECAR_METRICS_PORTS = (15020, 15090)
 """Istio's merged app+proxy metrics port and Envoy's own Prometheus port."""
@@ -34,12 +36,15 @@ class NetworkPoliciesArgs:
     stack: str
     namespace: pulumi.Input[str]
     cluster: KubernetesSettings
-    vpc_cidr: str
-    """PostgreSQL and Redis live in the VPC; their ports are open only towards it."""
+    network: NetworkSettings
+    """The data subnets (PostgreSQL and Redis) and the HTTPS allow-list (AWS endpoints, S3)."""
     web_workload: str
     web_port: int
+    serving_ports: tuple[int, ...]
+    """The ports workloads serve through their sidecars (mTLS): the only ones open inside the
+    namespace."""
     metrics_ports: tuple[int, ...]
-    """Every workload's container port, which Prometheus scrapes."""
+    """Every workload's metrics port, which bypasses the sidecar: open to Prometheus only."""
 
 
 class NetworkPolicies(pulumi.ComponentResource):
@@ -52,14 +57,19 @@ class NetworkPolicies(pulumi.ComponentResource):
         # Empty rule lists with both types: nothing in, nothing out, unless allowed below.
         policy("default-deny", ALL_PODS, ingress=[], egress=[])
         policy("allow-egress-dns", APP_PODS, egress=[egress_to_cluster_dns()])
-        # Pods of the namespace talk to each other through their sidecars (mTLS STRICT), and
-        # every sidecar fetches config and certificates from istiod.
+        # Pods of the namespace reach each other's serving ports only, through their sidecars
+        # (mTLS STRICT; the AuthorizationPolicies decide which identity may call which), never
+        # the metrics ports, which bypass the sidecar. Every sidecar fetches config and
+        # certificates from istiod.
+        if not args.serving_ports:
+            raise ValueError("no serving port: a rule with no port would open every port")
+        serving = tcp_ports(*sorted(set(args.serving_ports)))
         policy(
             "allow-mesh",
             APP_PODS,
-            ingress=[_from(SAME_NAMESPACE)],
+            ingress=[_from(SAME_NAMESPACE, serving)],
             egress=[
-                egress_to(SAME_NAMESPACE),
+                egress_to(SAME_NAMESPACE, serving),
                 egress_to(_namespace(cluster.istio_namespace), tcp_ports(ISTIOD_XDS_PORT)),
             ],
         )
@@ -78,13 +88,12 @@ class NetworkPolicies(pulumi.ComponentResource):
                 )
             ],
         )
-        policy(
-            "allow-egress-data",
-            APP_PODS,
-            egress=[egress_to(cidr_peer(args.vpc_cidr), tcp_ports(POSTGRES_PORT, REDIS_PORT))],
-        )
-        # AWS APIs (Secrets Manager, S3, STS) and other HTTPS dependencies.
-        policy("allow-egress-https", APP_PODS, egress=[egress_to(cidr_peer("0.0.0.0/0"), tcp_ports(443))])
+        network = args.network
+        policy("allow-egress-data", APP_PODS, egress=egress_to_cidrs(network.data_cidrs, POSTGRES_PORT, REDIS_PORT))
+        # The AWS APIs through their VPC interface endpoints (STS for IRSA, KMS, Secrets
+        # Manager), and S3 through the gateway endpoint: its prefix list's CIDRs.
+        https = [*network.https_cidrs, *network.s3_prefix_list_cidrs]
+        policy("allow-egress-https", APP_PODS, egress=egress_to_cidrs(https, HTTPS_PORT))
         self.register_outputs({})
 
     def _policy(
@@ -135,6 +144,18 @@ def _namespace(name: str) -> k8s.networking.v1.NetworkPolicyPeerArgs:
 
 def cidr_peer(cidr: str) -> k8s.networking.v1.NetworkPolicyPeerArgs:
     return k8s.networking.v1.NetworkPolicyPeerArgs(ip_block=k8s.networking.v1.IPBlockArgs(cidr=cidr))
+
+
+def egress_to_cidrs(cidrs: Sequence[str], *ports: int) -> list[k8s.networking.v1.NetworkPolicyEgressRuleArgs]:
+    """One rule to `cidrs` on `ports`, or none for no CIDR: a rule without peers would allow
+    every destination."""
+    if not cidrs:
+        return []
+    return [
+        k8s.networking.v1.NetworkPolicyEgressRuleArgs(
+            to=[cidr_peer(c) for c in dict.fromkeys(cidrs)], ports=tcp_ports(*ports)
+        )
+    ]
 
 
 def tcp_ports(*ports: int) -> list[k8s.networking.v1.NetworkPolicyPortArgs]:

@@ -16,7 +16,7 @@ import pulumi_kubernetes as k8s
 
 from components import naming
 from components.cluster.pod_security import TMP_MOUNT, TMP_VOLUME, container_security_context, pod_security_context
-from components.config.versions import image_reference
+from components.config.versions import image_reference, pull_policy
 from components.config.workloads import Workload
 from components.release.plan import Track
 
@@ -259,10 +259,11 @@ def _pod_spec(args: WorkloadTrackArgs) -> k8s.core.v1.PodSpecArgs:
 def _container(args: WorkloadTrackArgs) -> k8s.core.v1.ContainerArgs:
     w, track = args.workload, args.track
     memory = f"{w.memory_mib}Mi"
+    image = image_reference(args.image_repository, track.version)
     return k8s.core.v1.ContainerArgs(
         name=args.workload_name,
-        image=image_reference(args.image_repository, track.version),
-        image_pull_policy="IfNotPresent",
+        image=image,
+        image_pull_policy=pull_policy(image),
         args=list(w.args) or None,
         ports=_ports(w),
         env=[

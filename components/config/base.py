@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from pathlib import PurePosixPath
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -119,6 +120,86 @@ def _check_cidr(value: str) -> str:
 
 Cidr = Annotated[str, AfterValidator(_check_cidr)]
 
+PRIVATE_RANGES = tuple(ipaddress.IPv4Network(c) for c in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"))
+"""RFC 1918."""
+CGNAT_RANGE = ipaddress.IPv4Network("100.64.0.0/10")
+"""RFC 6598 shared address space: not routed on the internet, and the range EKS custom
+networking gives pods (as a secondary VPC CIDR), so a VPC may use it too."""
+
+
+def _check_private_cidr(value: str) -> str:
+    network = ipaddress.IPv4Network(_check_cidr(value))
+    if not any(network.subnet_of(r) for r in (*PRIVATE_RANGES, CGNAT_RANGE)):
+        raise ValueError(
+            "must be a private range: inside 10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16 (RFC 1918), "
+            "or 100.64.0.0/10 (the CGNAT range EKS supports for pods); a public range would open the "
+            "data ports to the internet"
+        )
+    return value
+
+
+PrivateCidr = Annotated[str, AfterValidator(_check_private_cidr)]
+"""An IPv4 CIDR block inside RFC 1918 or 100.64.0.0/10."""
+
+
+_SYSTEM_NAMESPACES = ("default", "istio-system")
+
+
+def _check_app_namespace(value: str) -> str:
+    if value in _SYSTEM_NAMESPACES or value.startswith("kube-"):
+        raise ValueError(
+            "must be the app's own namespace, not default, istio-system or kube-* (the program labels "
+            "it Pod Security restricted and denies all traffic in it by default)"
+        )
+    return value
+
+
+AppNamespace = Annotated[
+    str,
+    pattern(DNS_LABEL, "a DNS label: lowercase letters, digits and '-', at most 63 characters"),
+    AfterValidator(_check_app_namespace),
+]
+"""The namespace the program owns: a DNS label that is no system namespace."""
+
+
+def _check_relative_directory(value: str) -> str:
+    path = PurePosixPath(value)
+    if not value.strip() or path.is_absolute() or "\\" in value or value.startswith("~") or ".." in path.parts:
+        raise ValueError(
+            "must be a relative path inside the project without '..', such as rendered/manifests "
+            "(this mode writes every manifest, Secrets included, in plain text)"
+        )
+    return value
+
+
+RelativeDirectory = Annotated[str, AfterValidator(_check_relative_directory)]
+
+
+def _check_non_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be empty")
+    return value
+
+
+NonBlank = Annotated[str, AfterValidator(_check_non_blank)]
+
+# A host with a dot (or localhost), an optional port and path: never a bare name, which a
+# container runtime would read as a Docker Hub namespace.
+# A host is a DNS name with a top-level domain, localhost, or an IPv4 address (a private registry).
+_REGISTRY = re.compile(
+    r"^(localhost|[a-z0-9]+([.-][a-z0-9]+)*\.[a-z]{2,}|[0-9]{1,3}(\.[0-9]{1,3}){3})(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)*$"
+)
+Registry = Annotated[
+    str,
+    pattern(_REGISTRY, "a registry host with an optional path, such as ghcr.io/plexichat (no scheme, no trailing /)"),
+]
+
+
+def registry_allows(registry: str, repository: str) -> bool:
+    """Whether `repository` lies under `registry` on a host and path boundary: ghcr.io/plexichat
+    allows ghcr.io/plexichat/app, not ghcr.io/plexichat-evil/app."""
+    return repository == registry or repository.startswith(registry + "/")
+
 
 class FieldError(ValueError):
     """A model-level check that blames one field, so the error names that field's key path."""
@@ -126,6 +207,14 @@ class FieldError(ValueError):
     def __init__(self, field: str, message: str) -> None:
         super().__init__(message)
         self.field = field
+
+
+class FieldErrors(ValueError):
+    """Several model-level problems found at once, each naming its field (all are reported)."""
+
+    def __init__(self, errors: list[FieldError]) -> None:
+        super().__init__("; ".join(f"{e.field}: {e}" for e in errors))
+        self.errors = errors
 
 
 # The values CloudWatch Logs accepts for a log group's retention.

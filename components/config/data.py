@@ -8,7 +8,6 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     AfterValidator,
     Field,
-    SecretStr,
     model_validator,
 )
 from pydantic.alias_generators import to_camel
@@ -85,21 +84,6 @@ def _weekly_daily_minutes(window: str) -> set[int]:
     return _daily_minutes(f"{start[4:]}-{end[4:]}")
 
 
-def _check_redis_token(secret: SecretStr) -> SecretStr:
-    # Never echo the value: it is a secret (the error handler hides it too, and SecretStr keeps
-    # it out of every repr of the settings).
-    value = secret.get_secret_value()
-    if not 16 <= len(value) <= 128:
-        raise ValueError("must be 16 to 128 characters long")
-    # AWS's rule, stricter than "no @ \" /": letters, digits and only these symbols.
-    if not re.fullmatch(r"[A-Za-z0-9!&#$^<>-]*", value):
-        raise ValueError("must be made of letters, digits and the symbols ! & # $ ^ < > - only")
-    return secret
-
-
-RedisAuthToken = Annotated[SecretStr, AfterValidator(_check_redis_token)]
-
-
 class DatabaseSettings(Model):
     """RDS PostgreSQL: a primary and N read replicas in the private subnets."""
 
@@ -147,15 +131,20 @@ class DatabaseSettings(Model):
     connections alarm share one number. Applied at the next reboot. Default 200."""
     log_retention_days: LogRetentionDays = 90
     """CloudWatch retention of the exported PostgreSQL logs. Default 90."""
-    password_rotation_days: Annotated[int, int_range(1, 365, "a number of days")] = 30
+    password_rotation_days: Annotated[int, int_range(1, 30, "a number of days")] = 30
     """Rotation period of the RDS-managed master password and, with appAuth password, of the
-    roles' passwords. Default 30 (RDS's own default is 7)."""
+    roles' passwords: 1..30, the runbook rotates every credential at least every 30 days.
+    Default 30 (RDS's own default is 7)."""
     app_auth: Literal["password", "iam"] = "password"
     """How the app and the migration log in as their own roles (plexichat_app, plexichat_migrator;
     never the master user). `password` (default): a Secrets Manager secret per role, rotated every
     passwordRotationDays by AWS's multi-user rotation function. `iam`: an IAM token through the
     pods' IRSA role, no passwords at all; set it only once the app (and its migrations) can log in
     with IAM tokens (docs/data-tier.md 'Database roles')."""
+
+    @property
+    def major_version(self) -> int:
+        return int(self.engine_version.split(".")[0])
 
     @model_validator(mode="after")
     def _consistent(self) -> DatabaseSettings:
@@ -201,7 +190,13 @@ class CacheSettings(Model):
     )
     """Eviction when full; volatile-* evicts only keys with a TTL. Default volatile-lru."""
     log_retention_days: LogRetentionDays = 90
-    """CloudWatch retention of the slow log. Default 90."""
+    """CloudWatch retention of the slow log (and of the token rotation's log). Default 90."""
+    app_auth: Literal["token", "iam"] = "token"
+    """How the app logs in. `token` (default): an AUTH token, held in Secrets Manager and rotated
+    every 30 days without a refused client (ROTATE, then SET a day later). `iam`: RBAC, an IAM
+    token signed with the pods' IRSA role for the app's cache user, and the `default` user off;
+    needs engineVersion 7.0 or newer (as every engineVersion is). Set it only once the app can
+    sign IAM tokens (docs/data-tier.md 'Cache authentication')."""
 
     @model_validator(mode="after")
     def _consistent(self) -> CacheSettings:
@@ -218,11 +213,29 @@ def _cache_version(value: str) -> str:
     return value
 
 
+class ObjectLockSettings(Model):
+    """S3 Object Lock on the backup bucket and the DR bucket: no object version can be deleted or
+    overwritten before its retention ends (docs/data-tier.md 'Backups nobody can erase early').
+    Every version is kept at least dailyRetentionDays (the buckets' default retention: a default
+    covers a whole bucket, so it is the shortest prefix's); `monthly/` copies are written with
+    their own retention of at least monthlyRetentionDays, and S3 refuses one with less."""
+
+    enabled: bool = True
+    """Lock the backup buckets. Default on. S3 never unlocks a bucket: turning this off later only
+    drops the default retention and the monthly floor; versions already locked stay locked."""
+    mode: Literal["GOVERNANCE", "COMPLIANCE"] = "GOVERNANCE"
+    """GOVERNANCE (default; dev, staging): nobody erases a version early without
+    s3:BypassGovernanceRetention, which no role of this program has, so an administrator can, on
+    purpose. COMPLIANCE (prod): nobody can, the account's root user included, until it expires."""
+
+
 class BackupSettings(Model):
     """The backup bucket, the AWS Backup plan for the database, and cross-region DR."""
 
     bucket_name: BucketName
-    """Name of the backup bucket (globally unique). Required. Pinned in protected stacks."""
+    """Name of the backup bucket (globally unique). Required. Pinned in protected stacks. Its
+    server access logs go to `<bucketName>-access-logs` (and the DR copy's to
+    `<bucketName>-dr-access-logs`), kept logRetentionDays."""
     daily_retention_days: Annotated[int, int_range(1, 35, "a number of days")] = 30
     """`daily/` objects and daily AWS Backup recovery points are kept this long. Default 30."""
     monthly_retention_days: Annotated[int, int_range(180, 3650, "a number of days")] = 365
@@ -232,7 +245,9 @@ class BackupSettings(Model):
     log_retention_days: Annotated[int, int_range(1, 3650, "a number of days")] = 90
     """`logs/` objects are kept this long. Default 90."""
     noncurrent_version_days: Annotated[int, int_range(1, 365, "a number of days")] = 30
-    """Overwritten or deleted object versions are kept this long. Default 30."""
+    """Overwritten or deleted versions of `daily/` and `logs/` objects are kept this long;
+    >= dailyRetentionDays while objectLock is on. Those of `monthly/` objects are kept
+    monthlyRetentionDays. Default 30."""
     dr_region: AwsRegion | None = None
     """Second region for DR (bucket replication, backup copies, RDS automated backups); must
     differ from aws.region. Default none (no DR); prod sets it. Pinned in protected stacks."""
@@ -245,6 +260,18 @@ class BackupSettings(Model):
     principal allowed backup:DeleteBackupVaultLockConfiguration. Default on; dev turns it off so
     the stack can be torn down. (Compliance mode, which nobody can lift, is left to a deliberate
     manual step.)"""
+    object_lock: ObjectLockSettings = ObjectLockSettings()
+    """S3 Object Lock on the backup buckets. Default on, GOVERNANCE; prod sets COMPLIANCE."""
+
+    @model_validator(mode="after")
+    def _versions_outlive_their_lock(self) -> BackupSettings:
+        if self.object_lock.enabled and self.noncurrent_version_days < self.daily_retention_days:
+            raise FieldError(
+                "noncurrentVersionDays",
+                f"must be >= dailyRetentionDays ({self.daily_retention_days}) while objectLock is on: "
+                "every version is locked that long, so lifecycle cannot expire an old one sooner",
+            )
+        return self
 
 
 class IrsaSettings(Model):
@@ -329,8 +356,14 @@ def check_data_tier(settings: Any) -> None:
     region = settings.aws.region
     if settings.backups.dr_region == region:
         raise FieldError("backups.drRegion", f"must differ from aws.region ({region}), or be left out")
-    if settings.backups.dr_region and len(settings.backups.bucket_name) > 60:
-        raise FieldError("backups.bucketName", "must be at most 60 characters with a drRegion (the DR bucket adds -dr)")
+    # The derived names: `<bucket>-access-logs`, and with a DR region `<bucket>-dr-access-logs`.
+    longest = len("-dr-access-logs") if settings.backups.dr_region else len("-access-logs")
+    if len(settings.backups.bucket_name) > 63 - longest:
+        raise FieldError(
+            "backups.bucketName",
+            f"must be at most {63 - longest} characters: its access log bucket"
+            f"{' and the DR copies' if settings.backups.dr_region else ''} add a suffix, and S3 names stop at 63",
+        )
     for zone in settings.database.replica_availability_zones:
         if not zone.startswith(region):
             raise FieldError("database.replicaAvailabilityZones", f"must be zones of aws.region {region}, got {zone}")

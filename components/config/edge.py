@@ -81,5 +81,15 @@ class IngressSettings(Model):
     """Whether HSTS covers subdomains of the domain (the preview host is one). Default true."""
     websocket_idle_timeout_seconds: Annotated[int, int_range(60, 86400, "a number of seconds")] = 3600
     """NGINX closes a WebSocket after this long without a frame (60..86400). Default 3600."""
+    controller_config_map: DnsLabel | None = None
+    """The controller's own ConfigMap in kubernetes.ingressNamespace, where the program sets
+    `ssl-protocols: TLSv1.3` (a server-side-apply patch of that one key; TLS versions are
+    controller-wide in both controllers). Default: `nginx-config` for f5 (its manifests' name),
+    `ingress-nginx-controller` for community (its Helm chart's name)."""
     waf: WafSettings
     """The AWS WAF web ACL. Required: `mode` is stated per stack."""
+
+    @property
+    def config_map_name(self) -> str:
+        default = "nginx-config" if self.controller == "f5" else "ingress-nginx-controller"
+        return self.controller_config_map or default

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Collection, Mapping
-from typing import Any, get_args, get_origin
+from typing import Any, Literal, get_args, get_origin
 
 from pydantic import BaseModel, SecretStr, ValidationError
 
-from components.config.base import NAMESPACE, FieldError
+from components.config.base import NAMESPACE, FieldError, FieldErrors
 from components.config.release import (
     STRATEGIES,
     BlueGreenRelease,
@@ -85,7 +85,7 @@ def parse_stack_config(raw: Mapping[str, Any], stack: str, secret_keys: Collecti
     try:
         settings = StackSettings.model_validate(values)
     except ValidationError as error:
-        described = (_describe(e) for e in error.errors())
+        described = (problem for e in error.errors() for problem in _problems(e))
         # A required key written without its namespace is that one problem, not two.
         problems.extend(p for p in described if p[0] not in bare)
     if problems or settings is None:
@@ -140,9 +140,17 @@ def _model_in(annotation: Any) -> type[BaseModel] | None:
     return None
 
 
+def _problems(error: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """One pydantic error as the problems it holds: several for a model check's FieldErrors."""
+    found = (error.get("ctx") or {}).get("error")
+    if isinstance(found, FieldErrors):
+        return [_describe({**error, "ctx": {"error": e}, "msg": str(e)}) for e in found.errors]
+    return [_describe(error)]
+
+
 def _describe(error: Mapping[str, Any]) -> tuple[str, str]:
     """One pydantic error as (key path, message in the user's words)."""
-    loc = list(error["loc"])
+    loc = [part for part in error["loc"] if part != "[key]"]  # a bad mapping key: the key is named
     kind = error["type"]
     message = error["msg"].removeprefix("Value error, ")
     strategy = loc[1] if len(loc) > 1 and loc[0] == "release" and loc[1] in STRATEGIES else None
@@ -166,6 +174,10 @@ def _describe(error: Mapping[str, Any]) -> tuple[str, str]:
         loc.append(field_error.field)
     key = f"{NAMESPACE}:" + ".".join(str(p) for p in loc) if loc else f"{NAMESPACE}"
     if kind == "missing":
+        # A top-level choice says its choices: `plexichat:environment` is set by hand, once.
+        annotation = StackSettings.model_fields[_TOP_LEVEL_KEYS[loc[0]]].annotation if len(loc) == 1 else None
+        if get_origin(annotation) is Literal:
+            return key, "required, but not set; one of " + ", ".join(get_args(annotation))
         return key, "required, but not set"
     if kind == "extra_forbidden":
         if len(loc) == 2 and strategy is not None:

@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import json
+from typing import Annotated, Literal
 
 from pydantic import (
     AfterValidator,
+    Field,
     model_validator,
 )
 from pydantic.alias_generators import to_camel
 
+from components.config import floors, versions
 from components.config.base import (
-    DnsLabel,
+    AppNamespace,
     DomainName,
     FieldError,
+    FieldErrors,
     ImageRepository,
     Model,
+    NonBlank,
+    Registry,
+    registry_allows,
 )
 from components.config.cluster import (
     AwsSettings,
@@ -29,7 +36,6 @@ from components.config.data import (
     DatabaseSettings,
     DataProtectionSettings,
     IrsaSettings,
-    RedisAuthToken,
     check_data_tier,
 )
 from components.config.edge import ALB_ARN, IngressSettings
@@ -40,22 +46,45 @@ from components.config.monitoring import (
     MonitoringSettings,
     ReceiverSecret,
 )
-from components.config.release import Release
+from components.config.release import BlueGreenRelease, CanaryRelease, Release
 from components.config.workloads import Workload, check_workloads
 
 # ---------------------------------------------------------------------------------------------
 # The whole stack
 
 
+def _known_floor(name: str) -> str:
+    if name not in floors.BY_NAME:
+        raise ValueError("is no production floor; the floors are " + ", ".join(floors.BY_NAME))
+    return name
+
+
+FloorName = Annotated[str, AfterValidator(_known_floor)]
+
+
 class StackSettings(Model):
     """Everything under the `plexichat:` namespace of one `Pulumi.<stack>.yaml`."""
 
+    environment: Literal["production", "staging", "development"]
+    """What the stack is: production, staging or development. Required, stated in every stack
+    file (never inferred from the stack's name). A production stack must meet the production
+    floors (docs/design.md 'Production floors') unless productionFloorOverrides names one."""
+    production_floor_overrides: dict[FloorName, NonBlank] = {}
+    """Production floors this production stack goes below on purpose: `{floor: reason}`, the
+    floor named like its setting (`database.deletionProtection`) and the reason non-empty.
+    `plexictl diff` shows every override in red. Default none."""
     domain: DomainName
     """Public host name of the stack, e.g. app.plexichat.com. Required."""
-    namespace: DnsLabel = "plexichat"
-    """Kubernetes namespace of the app. Default plexichat."""
+    namespace: AppNamespace = "plexichat"
+    """Kubernetes namespace of the app, which the program owns (Pod Security restricted, default
+    deny): not default, istio-system, kube-* or a kubernetes.*Namespace. Default plexichat."""
     image_repository: ImageRepository = "ghcr.io/plexichat/plexichat"
-    """Container image repository; versions come from `release`. Default ghcr.io/plexichat/plexichat."""
+    """Container image repository; versions come from `release`. Must lie under one of
+    allowedRegistries. Default ghcr.io/plexichat/plexichat."""
+    allowed_registries: Annotated[list[Registry], Field(min_length=1)] = ["ghcr.io/plexichat"]
+    """Registries (host, optionally a path) imageRepository may come from, matched on host and
+    path boundaries: ghcr.io/plexichat admits ghcr.io/plexichat/app, not
+    ghcr.io/plexichat-evil/app. Default [ghcr.io/plexichat], the project's own."""
     release: Release
     """The release contract: rolling, canary or blueGreen (docs/releasing.md: Releases are config changes)."""
     workloads: Annotated[dict[str, Workload], AfterValidator(check_workloads)]
@@ -88,10 +117,6 @@ class StackSettings(Model):
     """RDS PostgreSQL primary and read replicas."""
     cache: CacheSettings
     """ElastiCache replication group."""
-    redis_auth_token: RedisAuthToken
-    """Cache AUTH token: set it with `pulumi config set --secret plexichat:redisAuthToken ...`
-    (16..128 characters: letters, digits and ! & # $ ^ < > -, as ElastiCache demands, so no
-    '@', '"' or '/'). Required, and must be a secret."""
     backups: BackupSettings
     """Backup bucket, AWS Backup plan and DR region."""
     irsa: IrsaSettings
@@ -105,6 +130,21 @@ class StackSettings(Model):
     @model_validator(mode="after")
     def _data_tier(self) -> StackSettings:
         check_data_tier(self)
+        return self
+
+    @property
+    def floor_role(self) -> floors.Role:
+        """Which production floors hold (components/config/floors.py). Every stack is active
+        until the DR issue adds `plexichat:dr`; a stack whose dr.role is standby is then
+        `standby`, and `active` again once promoted."""
+        return "active"
+
+    # After the data tier's: one error with every problem of the stack's own rules.
+    @model_validator(mode="after")
+    def _stack_rules(self) -> StackSettings:
+        problems = [*_target_problems(self), *_floor_problems(self), *_environment_problems(self)]
+        if problems:
+            raise FieldErrors(problems)
         return self
 
     @model_validator(mode="after")
@@ -135,3 +175,109 @@ class StackSettings(Model):
                 "required (as a secret) when critical alerts page (the CloudWatch alarm topic pages too)",
             )
         return self
+
+
+def _target_problems(settings: StackSettings) -> list[FieldError]:
+    """Where the stack deploys, and from which registry: never a system namespace, never the
+    kubeconfig's current context, never an untrusted registry."""
+    problems = []
+    kubernetes = settings.kubernetes
+    for field in ("ingress_namespace", "monitoring_namespace", "istio_namespace"):
+        if settings.namespace == getattr(kubernetes, field):
+            problems.append(
+                FieldError(
+                    "namespace",
+                    f"must not be kubernetes.{to_camel(field)} ({settings.namespace}): that namespace "
+                    "belongs to a cluster add-on, and the program labels its own Pod Security "
+                    "restricted and denies all traffic in it by default",
+                )
+            )
+    if kubernetes.context is None and kubernetes.render_yaml_to_directory is None:
+        problems.append(
+            FieldError(
+                "kubernetes.context",
+                "required (the kubeconfig context of this stack's cluster), unless "
+                "kubernetes.renderYamlToDirectory is set: the program never deploys to whatever "
+                "context is current",
+            )
+        )
+    if not any(registry_allows(r, settings.image_repository) for r in settings.allowed_registries):
+        problems.append(
+            FieldError(
+                "imageRepository",
+                f"must lie under one of allowedRegistries ({', '.join(settings.allowed_registries)}), "
+                f"got {settings.image_repository!r}; to trust its registry, add it to "
+                "plexichat:allowedRegistries",
+            )
+        )
+    return problems
+
+
+POSTGRES_TLS13_MAJOR = 16
+"""The first PostgreSQL major RDS serves TLS 1.3 with (docs/design.md 'TLS 1.3')."""
+
+
+def release_versions(release: Release) -> dict[str, str]:
+    """Every version a release names, by its key path under `release`."""
+    if isinstance(release, CanaryRelease):
+        return {"stable": release.stable, "canary.version": release.canary.version}
+    if isinstance(release, BlueGreenRelease):
+        return {"blue": release.blue, "green": release.green}
+    return {"version": release.version}
+
+
+def _environment_problems(settings: StackSettings) -> list[FieldError]:
+    """What the stack's environment asks beyond the floors: production runs only images pinned by
+    digest, and staging and production speak TLS 1.3 to PostgreSQL."""
+    problems = []
+    if settings.environment == floors.PRODUCTION:
+        # The schema version names the migration Job's image: pinned like the release it belongs to.
+        schema = settings.migrations.schema_version
+        pinned = {f"release.{path}": version for path, version in release_versions(settings.release).items()}
+        for path, version in {**pinned, **({"migrations.schemaVersion": schema} if schema else {})}.items():
+            if versions.parse(version).digest is None:
+                problems.append(
+                    FieldError(
+                        path,
+                        f"must name its image by digest in a production stack: {version}@sha256:<64 hex> "
+                        f"(or a bare sha256:<64 hex>), got {version}; `plexictl deploy|canary start "
+                        f"--pin` looks the digest up in the registry",
+                    )
+                )
+    major = settings.database.major_version
+    if settings.environment != "development" and major < POSTGRES_TLS13_MAJOR:
+        problems.append(
+            FieldError(
+                "database.engineVersion",
+                f"must be {POSTGRES_TLS13_MAJOR} or newer in a {settings.environment} stack (RDS serves TLS "
+                f"1.3 from PostgreSQL {POSTGRES_TLS13_MAJOR}; older majors stop at TLS 1.2), got {major}",
+            )
+        )
+    return problems
+
+
+def _floor_problems(settings: StackSettings) -> list[FieldError]:
+    """Every production floor the stack falls below, and every override with nothing to override
+    (components/config/floors.py)."""
+    role = settings.floor_role
+    problems = [
+        FieldError(
+            floor.name,
+            f"is below the production floor: must be {floor.requirement} ({floor.why}), got "
+            f"{json.dumps(floor.value(settings))}; to go below it on purpose, add it to "
+            "plexichat:productionFloorOverrides with the reason",
+        )
+        for floor in floors.unmet(settings, role)
+    ]
+    applicable = floors.applicable(settings.environment, role)
+    for name in settings.production_floor_overrides:
+        if settings.environment != floors.PRODUCTION:
+            why = f"floors hold only in production stacks, and this one's environment is {settings.environment}"
+        elif name not in applicable:
+            why = f"it is no floor of a {role} stack"
+        elif floors.BY_NAME[name].met_by(settings):
+            why = "the stack meets this floor"
+        else:
+            continue
+        problems.append(FieldError(f"productionFloorOverrides.{name}", f"overrides nothing: {why}; remove it"))
+    return problems

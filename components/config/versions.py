@@ -15,6 +15,7 @@ characters, since it is also the pod's version label.
 Everything built from a version comes from here, so settings, release commands, image
 references, pod labels and derived names can never disagree:
 - `image_reference`: `repo:v1.2.3`, `repo@sha256:<hex>`, `repo:v1.2.3@sha256:<hex>`;
+- `pull_policy`: `IfNotPresent` for a digest, `Always` for a tag alone;
 - `label_value`: the pod version label, the tag part, or the first 12 hex digits of a bare
   digest (a label value holds no `:` or `@` and at most 63 characters);
 - `name_slug`: a DNS label for names derived from a version (a migration Job's, say);
@@ -107,6 +108,13 @@ def image_reference(repository: str, version: str) -> str:
     tag = f":{parsed.tag}" if parsed.tag else ""
     digest = f"@{parsed.digest}" if parsed.digest else ""
     return f"{repository}{tag}{digest}"
+
+
+def pull_policy(reference: str) -> str:
+    """`IfNotPresent` for an image pinned by digest (what a node has cached is exactly that image,
+    and pods restart while the registry is down); `Always` for a tag alone, which a registry can
+    move, so a node never runs a stale image under a current tag."""
+    return "IfNotPresent" if "@sha256:" in reference else "Always"
 
 
 def label_value(version: str) -> str:

@@ -1,7 +1,7 @@
 """Backups: the backup bucket, the AWS Backup vault and plan for the database, and DR.
 
-The bucket is versioned, SSE-KMS encrypted with its own key (bucket key on), closed to the
-public, ACL-free and TLS-only; lifecycle rules follow the runbook (`daily/` 30 days, `monthly/`
+The bucket (components/data/backup_bucket.py) is versioned, SSE-KMS encrypted, private, TLS 1.3
+only and under S3 Object Lock; lifecycle rules follow the runbook (`daily/` 30 days, `monthly/`
 archived then kept a year, `logs/` 90 days). AWS Backup keeps daily recovery points 30 days and
 monthly ones 365 days (RDS's own retention stops at 35). With a DR region (prod) the bucket
 replicates there within 15 minutes, every recovery point is copied to a vault there, and RDS
@@ -16,6 +16,8 @@ import pulumi
 import pulumi_aws as aws
 
 from components.config.data import BackupSettings
+from components.data.access_log_bucket import access_log_bucket, log_requests
+from components.data.backup_bucket import BackupBucket, backup_bucket
 from components.data.database import Database
 from components.data.disaster_recovery import replicate_automated_backups, replicate_bucket
 from components.data.shared import data_key, service_role, with_protection
@@ -25,7 +27,6 @@ DAILY_SCHEDULE = "cron(0 5 * * ? *)"  # after the RDS backup window (03:00-04:00
 MONTHLY_SCHEDULE = "cron(0 6 1 * ? *)"
 BACKUP_START_WINDOW_MINUTES = 60
 BACKUP_COMPLETION_WINDOW_MINUTES = 360
-ABORT_INCOMPLETE_UPLOADS_DAYS = 7
 
 
 @dataclass(frozen=True)
@@ -56,12 +57,15 @@ class Backups(pulumi.ComponentResource):
         self.key = data_key(
             f"{name}-key", f"PlexiChat backups ({args.stack})", args.account_id, with_protection(child, args.protect)
         )
-        self.bucket, versioning = _bucket(f"{name}-bucket", s.bucket_name, self.key, child, args)
+        primary = backup_bucket(f"{name}-bucket", s.bucket_name, self.key, s, args.protect, child)
+        self.bucket = primary.bucket
+        self.access_logs = self._access_logs(f"{name}-access-logs", s.bucket_name, args, child)
+        log_requests(f"{name}-bucket", primary.bucket, s.bucket_name, self.access_logs, child)
         self.vault = _vault(f"{name}-vault", backup_vault_name(args.stack), self.key, child, args)
 
         self.dr_bucket = self.dr_vault = self.dr_key = None
         if s.dr_region:
-            self._disaster_recovery(name, args, versioning, child)
+            self._disaster_recovery(name, args, primary, child)
 
         self.plan = _plan(name, args, self.vault, self.dr_vault, child)
         self.register_outputs(
@@ -73,7 +77,7 @@ class Backups(pulumi.ComponentResource):
         )
 
     def _disaster_recovery(
-        self, name: str, args: BackupsArgs, versioning: aws.s3.BucketVersioning, opts: pulumi.ResourceOptions
+        self, name: str, args: BackupsArgs, primary: BackupBucket, opts: pulumi.ResourceOptions
     ) -> None:
         """The DR region's copies (runbook: RPO 1 h, RTO 4 h): its own key, bucket and vault, built
         like the primary region's and filled by `disaster_recovery` (the bucket replicated there, RDS
@@ -89,151 +93,28 @@ class Backups(pulumi.ComponentResource):
             args.account_id,
             with_protection(dr, args.protect),
         )
-        self.dr_bucket, dr_versioning = _bucket(f"{name}-dr-bucket", f"{s.bucket_name}-dr", dr_key, dr, args)
+        copy = backup_bucket(f"{name}-dr-bucket", f"{s.bucket_name}-dr", dr_key, s, args.protect, dr)
+        self.dr_bucket = copy.bucket
+        dr_logs = self._access_logs(f"{name}-dr-access-logs", f"{s.bucket_name}-dr", args, dr)
+        log_requests(f"{name}-dr-bucket", copy.bucket, f"{s.bucket_name}-dr", dr_logs, dr)
         self.dr_vault = _vault(f"{name}-dr-vault", f"{backup_vault_name(args.stack)}-dr", dr_key, dr, args)
-        replicate_bucket(name, self, versioning, self.dr_bucket, dr_versioning, dr_key, opts)
+        replicate_bucket(name, self, primary, copy, dr_key, opts)
         replicate_automated_backups(
             f"{name}-dr-rds-backups", args.database, dr_key, s.dr_automated_backup_retention_days, dr
         )
 
-
-def _bucket(
-    name: str, bucket_name: str, key: aws.kms.Key, opts: pulumi.ResourceOptions, args: BackupsArgs
-) -> tuple[aws.s3.Bucket, aws.s3.BucketVersioning]:
-    """A hardened bucket: versioned, SSE-KMS, private, ACL-free, TLS 1.2+ only, with the
-    runbook's lifecycle."""
-    bucket = aws.s3.Bucket(
-        name,
-        bucket=bucket_name,
-        force_destroy=False,
-        # protect, and retain_on_delete: removing it from the program must not delete backups.
-        opts=with_protection(opts, args.protect, retain=True),
-    )
-    versioning = aws.s3.BucketVersioning(
-        f"{name}-versioning",
-        bucket=bucket.id,
-        versioning_configuration=aws.s3.BucketVersioningVersioningConfigurationArgs(status="Enabled"),
-        opts=opts,
-    )
-    _encrypt(name, bucket, key, opts)
-    _close_to_public(name, bucket, opts)
-    _tls_only(name, bucket, opts)
-    aws.s3.BucketLifecycleConfiguration(
-        f"{name}-lifecycle",
-        bucket=bucket.id,
-        rules=_lifecycle_rules(args.settings),
-        # Lifecycle rules on an unversioned bucket would not expire old versions.
-        opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[versioning])),
-    )
-    return bucket, versioning
-
-
-def _encrypt(name: str, bucket: aws.s3.Bucket, key: aws.kms.Key, opts: pulumi.ResourceOptions) -> None:
-    """SSE-KMS with the bucket's own key by default."""
-    aws.s3.BucketServerSideEncryptionConfiguration(
-        f"{name}-encryption",
-        bucket=bucket.id,
-        rules=[
-            aws.s3.BucketServerSideEncryptionConfigurationRuleArgs(
-                apply_server_side_encryption_by_default=aws.s3.BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultArgs(
-                    sse_algorithm="aws:kms", kms_master_key_id=key.arn
-                ),
-                bucket_key_enabled=True,  # far fewer KMS calls for many small objects
-            )
-        ],
-        opts=opts,
-    )
-
-
-def _close_to_public(name: str, bucket: aws.s3.Bucket, opts: pulumi.ResourceOptions) -> None:
-    """No public ACL or policy can open the bucket, and ACLs are off: the bucket owner owns
-    every object, and only IAM decides who reads it."""
-    aws.s3.BucketPublicAccessBlock(
-        f"{name}-public-access",
-        bucket=bucket.id,
-        block_public_acls=True,
-        block_public_policy=True,
-        ignore_public_acls=True,
-        restrict_public_buckets=True,
-        opts=opts,
-    )
-    aws.s3.BucketOwnershipControls(
-        f"{name}-ownership",
-        bucket=bucket.id,
-        rule=aws.s3.BucketOwnershipControlsRuleArgs(object_ownership="BucketOwnerEnforced"),
-        opts=opts,
-    )
-
-
-def _tls_only(name: str, bucket: aws.s3.Bucket, opts: pulumi.ResourceOptions) -> None:
-    """A bucket policy that refuses plain HTTP and TLS older than 1.2, to everyone."""
-    objects_and_bucket = [bucket.arn, pulumi.Output.concat(bucket.arn, "/*")]
-    aws.s3.BucketPolicy(
-        f"{name}-policy",
-        bucket=bucket.id,
-        policy=pulumi.Output.json_dumps(
-            {
-                "Version": "2012-10-17",
-                "Statement": [
-                    {
-                        "Sid": "DenyInsecureTransport",
-                        "Effect": "Deny",
-                        "Principal": "*",
-                        "Action": "s3:*",
-                        "Resource": objects_and_bucket,
-                        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-                    },
-                    {
-                        "Sid": "DenyOutdatedTls",
-                        "Effect": "Deny",
-                        "Principal": "*",
-                        "Action": "s3:*",
-                        "Resource": objects_and_bucket,
-                        "Condition": {"NumericLessThan": {"s3:TlsVersion": "1.2"}},
-                    },
-                ],
-            }
-        ),
-        opts=opts,
-    )
-
-
-def _lifecycle_rules(s: BackupSettings) -> list[aws.s3.BucketLifecycleConfigurationRuleArgs]:
-    def prefix_rule(rule_id: str, prefix: str, days: int, transitions=None):
-        return aws.s3.BucketLifecycleConfigurationRuleArgs(
-            id=rule_id,
-            status="Enabled",
-            filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix=prefix),
-            expiration=aws.s3.BucketLifecycleConfigurationRuleExpirationArgs(days=days),
-            transitions=transitions,
+    @staticmethod
+    def _access_logs(name: str, source: str, args: BackupsArgs, opts: pulumi.ResourceOptions) -> aws.s3.Bucket:
+        """The region's access log bucket, `<source>-access-logs`, for the backup bucket `source`."""
+        return access_log_bucket(
+            name,
+            f"{source}-access-logs",
+            account_id=args.account_id,
+            sources=[source],
+            retention_days=args.settings.log_retention_days,
+            protect=args.protect,
+            opts=opts,
         )
-
-    return [
-        prefix_rule("daily", "daily/", s.daily_retention_days),
-        prefix_rule(
-            "monthly",
-            "monthly/",
-            s.monthly_retention_days,
-            [
-                aws.s3.BucketLifecycleConfigurationRuleTransitionArgs(
-                    days=s.monthly_archive_after_days, storage_class="GLACIER"
-                )
-            ],
-        ),
-        prefix_rule("logs", "logs/", s.log_retention_days),
-        aws.s3.BucketLifecycleConfigurationRuleArgs(
-            id="cleanup",
-            status="Enabled",
-            filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix=""),
-            noncurrent_version_expiration=aws.s3.BucketLifecycleConfigurationRuleNoncurrentVersionExpirationArgs(
-                noncurrent_days=s.noncurrent_version_days
-            ),
-            abort_incomplete_multipart_upload=aws.s3.BucketLifecycleConfigurationRuleAbortIncompleteMultipartUploadArgs(
-                days_after_initiation=ABORT_INCOMPLETE_UPLOADS_DAYS
-            ),
-            expiration=aws.s3.BucketLifecycleConfigurationRuleExpirationArgs(expired_object_delete_marker=True),
-        ),
-    ]
 
 
 def _vault(

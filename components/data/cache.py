@@ -1,20 +1,35 @@
 """ElastiCache (Valkey or Redis OSS) replication group: the app's write-through cache.
 
-Encrypted at rest with its own customer-managed key and in transit (TLS required), AUTH token
-from a Pulumi secret, only the cluster's nodes may connect (6379). With two or more nodes the
-group fails over automatically (and across AZs with `multiAz`). The token is also stored in
-Secrets Manager, from where External Secrets brings it into the cluster.
+Encrypted at rest with its own customer-managed key and in transit (TLS required), only the
+cluster's nodes may connect (6379). With two or more nodes the group fails over automatically
+(and across AZs with `multiAz`). How the app logs in is `cache.appAuth`:
+
+- `token` (default): an AUTH token whose source of truth is a Secrets Manager secret. The program
+  writes its first value (from Secrets Manager's generator, never in a stack file) and ignores
+  the token from then on: the rotation (components/data/cache_auth_rotation.py) replaces it every
+  ROTATION_DAYS, ROTATE then SET, without refusing a client. External Secrets brings it into the
+  cluster.
+- `iam`: ElastiCache RBAC. The app's user authenticates with IAM (a short-lived token signed with
+  the pods' IRSA role, which may `elasticache:Connect` as that user); the built-in `default` user,
+  which any client gets without a name, is replaced by one that is off. No token, no secret.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
 
 from components.config.cluster import NetworkSettings
 from components.config.data import CacheSettings
+from components.data.cache_auth_rotation import (
+    ROTATION_DAYS,
+    CacheAuthRotation,
+    CacheAuthRotationArgs,
+    log_group_name,
+)
 from components.data.shared import (
     cluster_only_security_group,
     data_key,
@@ -24,25 +39,33 @@ from components.data.shared import (
 )
 
 PORT = 6379  # forces a replacement when changed: a constant
+APP_ACCESS = "on ~* +@all"
+"""The app's user (iam mode): every key and command; the cache is the app's alone."""
+DISABLED_DEFAULT_ACCESS = "off -@all"
+"""The `default` user's replacement (iam mode): off, so no client logs in without a name."""
+TOKEN_LENGTH = 64
 
 
 @dataclass(frozen=True)
 class CacheArgs:
     settings: CacheSettings
     network: NetworkSettings
-    auth_token: pulumi.Input[str]
-    """Must be a Pulumi secret (`pulumi.Output.secret`)."""
     account_id: pulumi.Input[str]
     region: str
     stack: str
     protect: bool
-    """Pulumi `protect` on the cache's key (dataProtection.protect)."""
+    """Pulumi `protect` on the cache's key, group, slow log and AUTH token secret
+    (dataProtection.protect)."""
 
 
 class Cache(pulumi.ComponentResource):
     group: aws.elasticache.ReplicationGroup
     key: aws.kms.Key
-    auth_secret: aws.secretsmanager.Secret
+    auth_secret: aws.secretsmanager.Secret | None
+    """The AUTH token (appAuth token); none in iam mode."""
+    auth_rotation: CacheAuthRotation | None
+    app_user: aws.elasticache.User | None
+    """The app's IAM-authenticated user (appAuth iam); none in token mode."""
     primary_address: pulumi.Output[str]
     reader_address: pulumi.Output[str]
 
@@ -52,13 +75,19 @@ class Cache(pulumi.ComponentResource):
         s = args.settings
         group_id = s.replication_group_id
 
+        token_auth = s.app_auth == "token"
         log_prefix = f"/aws/elasticache/{group_id}/"
+        rotation_log = log_group_name(group_id)
         self.key = data_key(
             f"{name}-key",
             f"PlexiChat cache {group_id}: data at rest and its AUTH token secret",
             args.account_id,
             with_protection(child, args.protect),
-            extra_statements=[logs_may_use_key(args.region, args.account_id, [f"{log_prefix}*"])],
+            extra_statements=[
+                logs_may_use_key(
+                    args.region, args.account_id, [f"{log_prefix}*", *([rotation_log] if token_auth else [])]
+                )
+            ],
         )
         subnets = aws.elasticache.SubnetGroup(
             f"{name}-subnets",
@@ -72,9 +101,21 @@ class Cache(pulumi.ComponentResource):
         )
         parameters = _parameter_group(name, s, child)
         # Created before the group writes to it, so it has a retention.
-        slow_log = log_group(f"{name}-slow-log", f"{log_prefix}slow-log", s.log_retention_days, self.key, child)
-        self.group = _replication_group(name, args, parameters, subnets, self.security_group, self.key, slow_log, child)
-        self.auth_secret = _auth_secret(name, args, self.key, child)
+        protected = with_protection(child, args.protect)
+        slow_log = log_group(f"{name}-slow-log", f"{log_prefix}slow-log", s.log_retention_days, self.key, protected)
+        self.auth_secret, self.auth_rotation, self.app_user = None, None, None
+        token = _first_token(self) if token_auth else None
+        if token is not None:
+            login = _token_login(token)
+        else:
+            self.app_user, users = _iam_users(name, s, self, child)
+            login = _iam_login(users)
+        self.group = _replication_group(
+            name, args, parameters, subnets, self.security_group, self.key, slow_log, login, protected
+        )
+        if token is not None:
+            self.auth_secret = _auth_secret(name, args, self.key, token, child)
+            self.auth_rotation = self._rotation(name, args, self.auth_secret)
 
         self.primary_address = self.group.primary_endpoint_address
         self.reader_address = self.group.reader_endpoint_address
@@ -83,6 +124,21 @@ class Cache(pulumi.ComponentResource):
                 "primary_address": self.primary_address,
                 "reader_address": self.reader_address,
             }
+        )
+
+    def _rotation(self, name: str, args: CacheArgs, secret: aws.secretsmanager.Secret) -> CacheAuthRotation:
+        """The token's rotation every ROTATION_DAYS (token mode)."""
+        return CacheAuthRotation(
+            f"{name}-auth-rotation",
+            CacheAuthRotationArgs(
+                group_id=args.settings.replication_group_id,
+                group=self.group,
+                secret=secret,
+                key=self.key,
+                network=args.network,
+                log_retention_days=args.settings.log_retention_days,
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
         )
 
 
@@ -114,9 +170,11 @@ def _replication_group(
     security_group: aws.ec2.SecurityGroup,
     key: aws.kms.Key,
     slow_log: aws.cloudwatch.LogGroup,
+    login: _Login,
     opts: pulumi.ResourceOptions,
 ) -> aws.elasticache.ReplicationGroup:
-    """The cache itself: encrypted at rest and in transit, AUTH required, slow log exported."""
+    """The cache itself: encrypted at rest and in transit, every client authenticated, slow log
+    exported."""
     s = args.settings
     group_id = s.replication_group_id
     return aws.elasticache.ReplicationGroup(
@@ -135,10 +193,7 @@ def _replication_group(
         kms_key_id=key.arn,
         transit_encryption_enabled=True,
         transit_encryption_mode="required",
-        auth_token=pulumi.Output.secret(args.auth_token),
-        # A token change adds the new token next to the old one, so running clients keep
-        # working; the old one stays valid until a second step (docs/runbook.md) retires it.
-        auth_token_update_strategy="ROTATE",
+        **login.inputs,
         automatic_failover_enabled=s.nodes >= 2,  # a replica to promote exists
         multi_az_enabled=s.multi_az,
         snapshot_retention_limit=s.snapshot_retention_days,
@@ -155,28 +210,114 @@ def _replication_group(
                 log_type="slow-log",
             )
         ],
-        opts=opts,
+        opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(ignore_changes=login.ignore_changes)),
     )
 
 
+@dataclass(frozen=True)
+class _Login:
+    """How the group authenticates clients: its inputs for that, and which of them the program
+    sets only on create."""
+
+    inputs: dict[str, Any]
+    ignore_changes: list[str] = field(default_factory=list)
+
+
+def _first_token(component: pulumi.Resource) -> pulumi.Output[str]:
+    """The first AUTH token, from Secrets Manager's generator (letters and digits, each kind at
+    least once): never in a stack file, only encrypted in the state."""
+    return pulumi.Output.secret(
+        aws.secretsmanager.get_random_password_output(
+            password_length=TOKEN_LENGTH,
+            exclude_punctuation=True,
+            require_each_included_type=True,
+            opts=pulumi.InvokeOutputOptions(parent=component),
+        ).random_password
+    )
+
+
+def _token_login(token: pulumi.Output[str]) -> _Login:
+    return _Login(
+        # (The strategy applies to a token change only: there is none but the rotation's.)
+        {"auth_token": token, "auth_token_update_strategy": "ROTATE"},
+        # The first token only: the rotation owns it from then on (Secrets Manager is the source
+        # of truth), and the generator answers differently on every run.
+        ignore_changes=["authToken"],
+    )
+
+
+def _iam_login(users: aws.elasticache.UserGroup) -> _Login:
+    # DELETE drops an AUTH token a group had in token mode; AWS allows it only together with the
+    # move to a user group, and ignores it on create.
+    return _Login({"user_group_ids": [users.user_group_id], "auth_token_update_strategy": "DELETE"})
+
+
+def _iam_users(
+    name: str, s: CacheSettings, component: pulumi.Resource, opts: pulumi.ResourceOptions
+) -> tuple[aws.elasticache.User, aws.elasticache.UserGroup]:
+    """The app's IAM user and the user group: it, and an off `default` user in place of
+    ElastiCache's own (which any client without a name would get, with every right)."""
+    group_id = s.replication_group_id
+    app_user_id = f"{group_id}-app"
+    app = aws.elasticache.User(
+        f"{name}-app-user",
+        user_id=app_user_id,
+        user_name=app_user_id,  # IAM authentication: the name must equal the id
+        engine=s.engine,
+        access_string=APP_ACCESS,
+        authentication_mode=aws.elasticache.UserAuthenticationModeArgs(type="iam"),
+        opts=opts,
+    )
+    never_used = pulumi.Output.secret(
+        aws.secretsmanager.get_random_password_output(
+            password_length=TOKEN_LENGTH,
+            exclude_punctuation=True,
+            opts=pulumi.InvokeOutputOptions(parent=component),
+        ).random_password
+    )
+    default = aws.elasticache.User(
+        f"{name}-default-user",
+        user_id=f"{group_id}-default",
+        user_name="default",
+        engine=s.engine,
+        access_string=DISABLED_DEFAULT_ACCESS,
+        # A Valkey user group admits only users with a password or IAM, and an IAM user's name is
+        # its id, which cannot be `default`. The password never logs in: the user is off.
+        authentication_mode=aws.elasticache.UserAuthenticationModeArgs(type="password", passwords=[never_used]),
+        # The generator answers differently on every run; the first password is as good as any.
+        opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(ignore_changes=["authenticationMode"])),
+    )
+    users = aws.elasticache.UserGroup(
+        f"{name}-users",
+        user_group_id=f"{group_id}-users",
+        engine=s.engine,
+        user_ids=[default.user_id, app.user_id],
+        opts=opts,
+    )
+    return app, users
+
+
 def _auth_secret(
-    name: str, args: CacheArgs, key: aws.kms.Key, opts: pulumi.ResourceOptions
+    name: str, args: CacheArgs, key: aws.kms.Key, token: pulumi.Output[str], opts: pulumi.ResourceOptions
 ) -> aws.secretsmanager.Secret:
-    """The AUTH token again, in Secrets Manager: External Secrets brings it into the cluster
-    from there, so no manifest ever holds it."""
+    """The AUTH token's source of truth: the group got its first value, the rotation writes the
+    next ones, and External Secrets brings the current one into the cluster (no manifest holds
+    it)."""
     group_id = args.settings.replication_group_id
     secret = aws.secretsmanager.Secret(
         f"{name}-auth-secret",
         name=f"plexichat/{args.stack}/cache-auth-token",
-        description=f"AUTH token of cache {group_id} (source: plexichat:redisAuthToken)",
+        description=f"AUTH token of cache {group_id}, rotated every {ROTATION_DAYS} days",
         kms_key_id=key.arn,
         recovery_window_in_days=30,
-        opts=opts,
+        # protect the secret, not its value: a new token is a new version.
+        opts=with_protection(opts, args.protect),
     )
     aws.secretsmanager.SecretVersion(
         f"{name}-auth-secret-value",
         secret_id=secret.id,
-        secret_string=pulumi.Output.secret(args.auth_token),
-        opts=opts,
+        secret_string=token,
+        # The first value only, as on the group: the rotation writes the next ones.
+        opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(ignore_changes=["secretString"])),
     )
     return secret

@@ -48,7 +48,8 @@ class DatabaseArgs:
     account_id: pulumi.Input[str]
     region: str
     protect: bool
-    """Pulumi `protect` on the primary and its key (dataProtection.protect)."""
+    """Pulumi `protect` on the primary, its replicas, its key and the exported log groups
+    (dataProtection.protect)."""
 
 
 class Database(pulumi.ComponentResource):
@@ -86,7 +87,7 @@ class Database(pulumi.ComponentResource):
         self.primary = _primary(name, args, hardening, subnets, self.key, child)
         self.master_secret_arn = self.primary.master_user_secrets.apply(lambda s_: s_[0].secret_arn)
         _password_rotation(name, self.master_secret_arn, s, child)
-        self.replicas = _replicas(name, s, hardening, self.primary, self.key, child)
+        self.replicas = _replicas(name, s, hardening, self.primary, self.key, with_protection(child, args.protect))
 
         self.address = self.primary.address
         self.reader_addresses = (
@@ -134,10 +135,21 @@ def _key(name: str, args: DatabaseArgs, opts: pulumi.ResourceOptions) -> aws.kms
     )
 
 
+TLS13_FROM_MAJOR = 16
+"""RDS for PostgreSQL accepts TLS 1.3 from major version 16 (AWS: "Using SSL with a PostgreSQL DB
+instance"); older majors stop at TLS 1.2."""
+
+
+def min_tls_version(s: DatabaseSettings) -> str:
+    """`ssl_min_protocol_version`: TLS 1.3 where RDS supports it, TLS 1.2 before (staging and
+    production refuse such a version; see DatabaseSettings)."""
+    return "TLSv1.3" if s.major_version >= TLS13_FROM_MAJOR else "TLSv1.2"
+
+
 def _parameter_group(name: str, s: DatabaseSettings, opts: pulumi.ResourceOptions) -> aws.rds.ParameterGroup:
     """One per major version (the family is part of it): TLS only, slow statements logged."""
     ident = s.identifier
-    major = s.engine_version.split(".")[0]
+    major = s.major_version
     return aws.rds.ParameterGroup(
         f"{name}-params",
         name=f"{ident}-postgres{major}",
@@ -145,6 +157,7 @@ def _parameter_group(name: str, s: DatabaseSettings, opts: pulumi.ResourceOption
         description=f"{ident}: TLS only, slow statements logged",
         parameters=[
             aws.rds.ParameterGroupParameterArgs(name="rds.force_ssl", value="1"),
+            aws.rds.ParameterGroupParameterArgs(name="ssl_min_protocol_version", value=min_tls_version(s)),
             # Static parameter: RDS accepts it only with a pending-reboot apply method.
             aws.rds.ParameterGroupParameterArgs(
                 name="max_connections",
@@ -214,7 +227,8 @@ def _exported_logs(
     opts: pulumi.ResourceOptions,
 ) -> list[aws.cloudwatch.LogGroup]:
     """The log groups one instance (`role`: primary, replica-N) exports to; the instance
-    depends on them, so they exist first and keep their retention."""
+    depends on them, so they exist first and keep their retention. `opts` carries the data's
+    protection: a deleted log group takes its logs with it."""
     return [
         log_group(
             f"{name}-{role}-log-{export}",
@@ -238,7 +252,7 @@ def _primary(
     """The primary: the one writer, and the owner of the data, backups and credentials."""
     s = args.settings
     ident = s.identifier
-    logs = _exported_logs(name, "primary", ident, s, key, opts)
+    logs = _exported_logs(name, "primary", ident, s, key, with_protection(opts, args.protect))
     return aws.rds.Instance(
         f"{name}-primary",
         identifier=ident,
@@ -294,7 +308,10 @@ def _replicas(
     key: aws.kms.Key,
     opts: pulumi.ResourceOptions,
 ) -> list[aws.rds.Instance]:
-    """`readReplicas` same-region replicas, spread over the configured zones in turn."""
+    """`readReplicas` same-region replicas, spread over the configured zones in turn. `opts`
+    carries dataProtection.protect: a replica serves reads, so deleting one by accident is an
+    outage; scaling readReplicas down therefore needs `pulumi state unprotect` on the removed
+    replica and its log groups first (docs/data-tier.md)."""
     zones = s.replica_availability_zones
     replicas = []
     for number in range(1, s.read_replicas + 1):

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import pulumi
 import pulumi_aws as aws
 
+from components.data.backup_bucket import BackupBucket
 from components.data.database import Database
 from components.data.shared import service_role
 
@@ -26,22 +27,24 @@ REPLICATION_TIME_MINUTES = 15  # S3 Replication Time Control: well inside the 1 
 def replicate_bucket(
     name: str,
     backups: Backups,
-    versioning: aws.s3.BucketVersioning,
-    dr_bucket: aws.s3.Bucket,
-    dr_versioning: aws.s3.BucketVersioning,
+    source: BackupBucket,
+    destination: BackupBucket,
     dr_key: aws.kms.Key,
     opts: pulumi.ResourceOptions,
 ) -> None:
     """S3 replication of every object (and delete marker) of the backup bucket into the DR
-    bucket, re-encrypted with the DR key."""
-    role = _replication_role(name, backups, dr_bucket, dr_key, opts)
+    bucket, re-encrypted with the DR key; locked versions keep their retention there."""
+    role = _replication_role(name, backups, destination.bucket, dr_key, opts)
+    # Replication needs versioning on both sides first, and S3 replicates locked objects only
+    # into a locked bucket: the DR bucket's lock (and the source's) must exist before it.
+    prerequisites = [source.versioning, destination.versioning]
+    prerequisites += [lock for lock in (source.lock, destination.lock) if lock is not None]
     aws.s3.BucketReplicationConfig(
         f"{name}-replication",
         bucket=backups.bucket.id,
         role=role.arn,
-        rules=[_replication_rule(dr_bucket, dr_key)],
-        # Replication needs versioning on both sides first.
-        opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[versioning, dr_versioning])),
+        rules=[_replication_rule(destination.bucket, dr_key)],
+        opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=prerequisites)),
     )
 
 
@@ -61,8 +64,9 @@ def replicate_automated_backups(
 def _replication_role(
     name: str, backups: Backups, dr_bucket: aws.s3.Bucket, dr_key: aws.kms.Key, opts: pulumi.ResourceOptions
 ) -> aws.iam.Role:
-    """The role S3 replicates as: read the backup bucket's versions, write the DR bucket's, and
-    use exactly the two keys involved."""
+    """The role S3 replicates as: read the backup bucket's versions (with their Object Lock
+    retention and legal hold, which S3 copies to the replica), write the DR bucket's, and use
+    exactly the two keys involved."""
     role = service_role(f"{name}-replication-role", "s3.amazonaws.com", [], opts)
     aws.iam.RolePolicy(
         f"{name}-replication-policy",
@@ -82,6 +86,10 @@ def _replication_role(
                             "s3:GetObjectVersionForReplication",
                             "s3:GetObjectVersionAcl",
                             "s3:GetObjectVersionTagging",
+                            # Object Lock with replication needs both on the source (S3 User
+                            # Guide, "Object Lock considerations": replication).
+                            "s3:GetObjectRetention",
+                            "s3:GetObjectLegalHold",
                         ],
                         "Resource": [pulumi.Output.concat(backups.bucket.arn, "/*")],
                     },

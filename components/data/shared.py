@@ -21,8 +21,8 @@ from components.config.cluster import NetworkSettings
 
 def _load_aws_modules(*names: str) -> None:
     """Import pulumi_aws submodules now, ignoring the warnings they raise *at import* about
-    deprecated resource types that this program never uses (pulumi-aws 7.51's ec2 and s3 modules
-    announce EncryptionControl and the *V2 bucket resources that way). Using a deprecated type or
+    deprecated resource types that this program never uses (pulumi-aws 7.51's ec2, s3 and lambda_
+    modules announce EncryptionControl, the *V2 bucket resources and MicrovmsImage that way). Using a deprecated type or
     argument still warns at construction, which the tests catch."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=r".* has been deprecated in favor of ", category=DeprecationWarning)
@@ -31,7 +31,7 @@ def _load_aws_modules(*names: str) -> None:
             getattr(importlib.import_module(f"pulumi_aws.{name}"), "_force_load", None)
 
 
-_load_aws_modules("ec2", "s3")
+_load_aws_modules("ec2", "lambda_", "s3")
 
 KEY_DELETION_WINDOW_DAYS = 30
 """The longest window KMS allows: a deleted key (and every backup it encrypts) can be saved."""
@@ -168,3 +168,23 @@ def cluster_only_security_group(
         opts=opts,
     )
     return group
+
+
+def close_to_public(name: str, bucket: pulumi.Input[str], opts: pulumi.ResourceOptions) -> None:
+    """No public ACL or policy can open the bucket, and ACLs are off: the bucket owner owns
+    every object, and only IAM decides who reads it."""
+    aws.s3.BucketPublicAccessBlock(
+        f"{name}-public-access",
+        bucket=bucket,
+        block_public_acls=True,
+        block_public_policy=True,
+        ignore_public_acls=True,
+        restrict_public_buckets=True,
+        opts=opts,
+    )
+    aws.s3.BucketOwnershipControls(
+        f"{name}-ownership",
+        bucket=bucket,
+        rule=aws.s3.BucketOwnershipControlsRuleArgs(object_ownership="BucketOwnerEnforced"),
+        opts=opts,
+    )

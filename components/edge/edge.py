@@ -12,7 +12,7 @@ from pulumi_aws import wafv2
 
 from components.cluster.app_service import AppService
 from components.config.edge import IngressSettings
-from components.edge.ingress import ingresses
+from components.edge.ingress import controller_tls, ingresses
 from components.edge.waf import web_acl
 
 
@@ -30,6 +30,8 @@ class EdgeArgs:
     """Only for blue-green; None otherwise (no preview Ingress)."""
     service: AppService
     settings: IngressSettings
+    controller_namespace: str
+    """Where the NGINX controller and its ConfigMap live (kubernetes.ingressNamespace)."""
     account_id: pulumi.Input[str]
     region: str
     """Where the WAF logs' key lets CloudWatch Logs use it."""
@@ -54,6 +56,7 @@ class Edge(pulumi.ComponentResource):
             service=args.service,
             settings=args.settings,
         )
+        controller_tls(name, self, stack=args.stack, namespace=args.controller_namespace, settings=args.settings)
         self.web_acl = web_acl(
             name,
             self,

@@ -122,6 +122,27 @@ def ingresses(
     return main, preview
 
 
+TLS_PROTOCOLS = "TLSv1.3"
+"""What NGINX accepts from the load balancer and clients. The load balancer speaks TLS 1.3 to its
+targets when its listener has a TLS 1.3 policy (a prerequisite `preflight` checks)."""
+
+
+def controller_tls(
+    name: str, parent: pulumi.Resource, *, stack: str, namespace: str, settings: IngressSettings
+) -> k8s.core.v1.ConfigMapPatch:
+    """TLS 1.3 only at NGINX: `ssl-protocols` is controller-wide in both controllers (no annotation
+    sets it per Ingress), so the program owns that one key of the controller's ConfigMap through a
+    server-side-apply patch. A field another manager owns makes `pulumi up` fail, not overwrite."""
+    return k8s.core.v1.ConfigMapPatch(
+        f"{name}-controller-tls",
+        metadata=k8s.meta.v1.ObjectMetaPatchArgs(
+            name=settings.config_map_name, namespace=namespace, labels=naming.common_labels(stack)
+        ),
+        data={"ssl-protocols": TLS_PROTOCOLS},
+        opts=pulumi.ResourceOptions(parent=parent),
+    )
+
+
 def _certificate(
     name: str,
     parent: pulumi.Resource,

@@ -1,17 +1,21 @@
 """What the app may reach, and how its credentials get into the cluster without a manifest ever
 holding a secret.
 
-- IAM roles through IRSA, each with only what its pods do. The app's role: read and write the
-  backup bucket's prefixes, use the backup key, and with `database.appAuth: iam` connect as
-  `plexichat_app` to the primary and the replicas. The migration's role (iam mode only): connect
-  as `plexichat_migrator` to the primary. The External Secrets store's role: read the role and
+- IAM roles through IRSA, each with only what its pods do. The app's role: read the backup
+  bucket's prefixes but write `daily/` only (never delete; `monthly/` copies are the backup
+  archiver's, components/identity/backup_archiver_access.py), use the backup key, and with
+  `database.appAuth: iam` connect as `plexichat_app` to the primary and the replicas, and with
+  `cache.appAuth: iam` connect to the cache as its app user. The migration's role (iam mode
+  only): connect as `plexichat_migrator` to the primary. The External Secrets store's role: read the role and
   cache credential secrets and decrypt them. The app's pods get their credentials from the
   environment, so they cannot read a secret from AWS themselves. Every statement names its
   resources; nothing is granted on `*`. The RDS master credential is not here at all: only the
   database bootstrap reads it (components/identity/database_admin_access.py).
 - External Secrets Operator: a `SecretStore` (AWS Secrets Manager, through its own
-  ServiceAccount and role) and `ExternalSecret`s that materialise the cache AUTH token and, in
-  password mode, each database role's credentials as Kubernetes Secrets.
+  ServiceAccount and role) and `ExternalSecret`s that materialise the cache AUTH token (token
+  mode) and, in password mode, each database role's credentials as Kubernetes Secrets. Other
+  components deliver their secrets through the same store (`store_access`; the Alertmanager
+  receivers, components/observability/alerting.py), granting its role each read themselves.
 - The environment the web and worker containers (and, with its own role, the migration) get:
   endpoints as plain values, credentials through `secretKeyRef` to those Secrets, and the
   annotation that makes a Secret reloader (Stakater Reloader) roll the Deployments when one of
@@ -19,9 +23,10 @@ holding a secret.
   container reads its environment only at start.
 
 The app role's trust policy admits every ServiceAccount named `plexichat-*` in the app
-namespace (StringLike) except the stores' and the Jobs', rather than an exact list: the track ServiceAccounts
-come and go with releases (`plexichat-web-canary`, `plexichat-worker-green`), and an exact list
-would turn a canary start or a blue-green flip into an IAM change. The namespace holds only this
+namespace (StringLike) except the stores', the Jobs' and the backup archiver's, rather than an
+exact list: the track ServiceAccounts come and go with releases (`plexichat-web-canary`,
+`plexichat-worker-green`), and an exact list would turn a canary start or a blue-green flip into
+an IAM change. The namespace holds only this
 program's ServiceAccounts (restricted Pod Security, no other writers), so the wildcard admits
 nothing else. The store's role trusts exactly its one ServiceAccount.
 """
@@ -37,6 +42,7 @@ import pulumi_kubernetes as k8s
 from components import naming
 from components.cluster.jobs import env_from_secret
 from components.config.data import IrsaSettings
+from components.data.backup_bucket import DAILY_PREFIX, PREFIXES
 from components.data.backups import Backups
 from components.data.cache import PORT as CACHE_PORT
 from components.data.cache import Cache
@@ -44,7 +50,7 @@ from components.data.database import DB_NAME, Database
 from components.data.database import PORT as DB_PORT
 from components.data.database_role_secrets import DatabaseRoleSecrets
 from components.data.database_roles import APP_ROLE, MIGRATOR_ROLE
-from components.identity.external_secrets import ROLE_ARN_ANNOTATION, external_secret, secret_store
+from components.identity.external_secrets import ROLE_ARN_ANNOTATION, StoreAccess, external_secret, secret_store
 
 RELOAD_ANNOTATION = "secret.reloader.stakater.com/reload"
 SECRET_STORE = "plexichat-aws"
@@ -52,11 +58,13 @@ STORE_SERVICE_ACCOUNT = f"{naming.APP}-external-secrets"  # excluded from the ap
 ADMIN_STORE_SERVICE_ACCOUNT = f"{naming.APP}-db-admin-secrets"  # the master credential's store
 MIGRATOR_SERVICE_ACCOUNT = naming.object_name("migrate")  # components/cluster/migration_job.py
 BOOTSTRAP_SERVICE_ACCOUNT = naming.object_name("db-bootstrap")  # .../database_bootstrap_job.py
+ARCHIVER_SERVICE_ACCOUNT = naming.object_name("backup-archiver")  # .../backup_archiver_access.py
 NOT_APP_SERVICE_ACCOUNTS = (
     STORE_SERVICE_ACCOUNT,
     ADMIN_STORE_SERVICE_ACCOUNT,
     MIGRATOR_SERVICE_ACCOUNT,
     BOOTSTRAP_SERVICE_ACCOUNT,
+    ARCHIVER_SERVICE_ACCOUNT,
 )
 DB_CREDENTIALS_SECRET = "plexichat-db-credentials"
 """plexichat_app's credentials (password mode), read by the web and worker pods."""
@@ -64,7 +72,6 @@ MIGRATOR_CREDENTIALS_SECRET = "plexichat-db-migrator-credentials"
 """plexichat_migrator's credentials (password mode), read by the migration Job only."""
 ROLE_CREDENTIALS_SECRETS = {APP_ROLE: DB_CREDENTIALS_SECRET, MIGRATOR_ROLE: MIGRATOR_CREDENTIALS_SECRET}
 CACHE_AUTH_SECRET = "plexichat-cache-auth"
-BACKUP_PREFIXES = ("daily/", "monthly/", "logs/")
 
 
 @dataclass(frozen=True)
@@ -107,6 +114,7 @@ class AppAccess(pulumi.ComponentResource):
             migrator_role = _migrator_role(name, args, child)
             self.migrator_service_account_annotations = {ROLE_ARN_ANNOTATION: migrator_role.arn}
         store = secret_store(name, "", SECRET_STORE, STORE_SERVICE_ACCOUNT, args, self.store_role, child)
+        self.store_access = StoreAccess(SECRET_STORE, store, self.store_role)
         self.credential_secrets = [
             external_secret(
                 name,
@@ -125,23 +133,25 @@ class AppAccess(pulumi.ComponentResource):
             for role, target in ROLE_CREDENTIALS_SECRETS.items()
             if args.role_secrets is not None
         ]
-        external_secret(
-            name,
-            "cache-auth",
-            CACHE_AUTH_SECRET,
-            [{"secretKey": "token", "remoteRef": {"key": args.cache.auth_secret.arn}}],
-            SECRET_STORE,
-            args,
-            store,
-            child,
-        )
+        if args.cache.auth_secret is not None:  # cache.appAuth token
+            external_secret(
+                name,
+                "cache-auth",
+                CACHE_AUTH_SECRET,
+                [{"secretKey": "token", "remoteRef": {"key": args.cache.auth_secret.arn}}],
+                SECRET_STORE,
+                args,
+                store,
+                child,
+            )
 
         self.env = _environment(args, APP_ROLE)
         self.migrator_env = _environment(args, MIGRATOR_ROLE)
         # On the Deployments (not their pod templates, so adding it restarts nothing): the
         # Secrets the environment reads, whose change must roll the pods.
         read = [DB_CREDENTIALS_SECRET] if args.role_secrets is not None else []
-        self.deployment_annotations = {RELOAD_ANNOTATION: ",".join([*read, CACHE_AUTH_SECRET])}
+        read += [CACHE_AUTH_SECRET] if args.cache.auth_secret is not None else []
+        self.deployment_annotations = {RELOAD_ANNOTATION: ",".join(read)} if read else {}
         self.register_outputs({"role_arn": self.role.arn})
 
 
@@ -167,10 +177,11 @@ def _connect_statement(sid: str, instances: list[aws.rds.Instance], args: AppAcc
 
 
 def _app_role(name: str, args: AppAccessArgs, opts: pulumi.ResourceOptions) -> aws.iam.Role:
-    """The app pods' role: list, read and write the backup prefixes, use the backup key, and (iam
-    mode) connect as plexichat_app to the primary and the replicas."""
+    """The app pods' role: list and read the backup prefixes, write `daily/` (no delete, no
+    `monthly/`: a compromised pod cannot erase or replace the archive), use the backup key, and
+    (iam mode) connect as plexichat_app to the primary and the replicas."""
     backups, db = args.backups, args.database
-    objects = [pulumi.Output.concat(backups.bucket.arn, "/", p, "*") for p in BACKUP_PREFIXES]
+    objects = [pulumi.Output.concat(backups.bucket.arn, "/", p, "*") for p in PREFIXES]
     connect = (
         [_connect_statement("ConnectAsApp", [db.primary, *db.replicas], args, APP_ROLE)]
         if args.role_secrets is None
@@ -192,13 +203,14 @@ def _app_role(name: str, args: AppAccessArgs, opts: pulumi.ResourceOptions) -> a
                 "Effect": "Allow",
                 "Action": "s3:ListBucket",
                 "Resource": [backups.bucket.arn],
-                "Condition": {"StringLike": {"s3:prefix": [f"{p}*" for p in BACKUP_PREFIXES]}},
+                "Condition": {"StringLike": {"s3:prefix": [f"{p}*" for p in PREFIXES]}},
             },
+            {"Sid": "ReadBackups", "Effect": "Allow", "Action": "s3:GetObject", "Resource": objects},
             {
-                "Sid": "ReadWriteBackups",
+                "Sid": "WriteDailyBackups",
                 "Effect": "Allow",
-                "Action": ["s3:GetObject", "s3:PutObject"],
-                "Resource": objects,
+                "Action": "s3:PutObject",
+                "Resource": [pulumi.Output.concat(backups.bucket.arn, "/", DAILY_PREFIX, "*")],
             },
             {
                 "Sid": "UseBackupKey",
@@ -207,9 +219,25 @@ def _app_role(name: str, args: AppAccessArgs, opts: pulumi.ResourceOptions) -> a
                 "Resource": [backups.key.arn],
             },
             *connect,
+            *_cache_connect_statement(args.cache),
         ],
         opts,
     )
+
+
+def _cache_connect_statement(cache: Cache) -> list[dict]:
+    """cache.appAuth iam: log in to the replication group as the app's cache user (an IAM token
+    names both); nothing in token mode."""
+    if cache.app_user is None:
+        return []
+    return [
+        {
+            "Sid": "ConnectToCache",
+            "Effect": "Allow",
+            "Action": "elasticache:Connect",
+            "Resource": [cache.group.arn, cache.app_user.arn],
+        }
+    ]
 
 
 def _migrator_role(name: str, args: AppAccessArgs, opts: pulumi.ResourceOptions) -> aws.iam.Role:
@@ -230,7 +258,13 @@ def _store_role(name: str, args: AppAccessArgs, opts: pulumi.ResourceOptions) ->
     """The External Secrets store's role: read and decrypt the role and cache credential secrets,
     nothing else; trusted by exactly the store's ServiceAccount."""
     db, cache = args.database, args.cache
-    role_secrets = [s.arn for s in args.role_secrets.secrets.values()] if args.role_secrets else []
+    secrets, keys = [], []
+    if args.role_secrets is not None:  # database.appAuth password
+        secrets += [s.arn for s in args.role_secrets.secrets.values()]
+        keys.append(db.key.arn)
+    if cache.auth_secret is not None:  # cache.appAuth token
+        secrets.append(cache.auth_secret.arn)
+        keys.append(cache.key.arn)
     return irsa_role(
         name,
         "store-",
@@ -242,15 +276,12 @@ def _store_role(name: str, args: AppAccessArgs, opts: pulumi.ResourceOptions) ->
                 "Sid": "ReadAppCredentials",
                 "Effect": "Allow",
                 "Action": ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],
-                "Resource": [*role_secrets, cache.auth_secret.arn],
+                "Resource": secrets,
             },
-            {
-                "Sid": "DecryptCredentials",
-                "Effect": "Allow",
-                "Action": "kms:Decrypt",
-                "Resource": [db.key.arn, cache.key.arn] if role_secrets else [cache.key.arn],
-            },
-        ],
+            {"Sid": "DecryptCredentials", "Effect": "Allow", "Action": "kms:Decrypt", "Resource": keys},
+        ]
+        if secrets
+        else [],  # iam for both: nothing to read here (others may grant it more: StoreAccess)
         opts,
     )
 
@@ -290,12 +321,13 @@ def irsa_role(
         ),
         opts=opts,
     )
-    aws.iam.RolePolicy(
-        f"{name}-{prefix}policy",
-        role=role.id,
-        policy=pulumi.Output.json_dumps({"Version": "2012-10-17", "Statement": statements}),
-        opts=opts,
-    )
+    if statements:  # IAM refuses a policy without one
+        aws.iam.RolePolicy(
+            f"{name}-{prefix}policy",
+            role=role.id,
+            policy=pulumi.Output.json_dumps({"Version": "2012-10-17", "Statement": statements}),
+            opts=opts,
+        )
     return role
 
 
@@ -311,6 +343,14 @@ def _environment(args: AppAccessArgs, role: str) -> list[k8s.core.v1.EnvVarArgs]
         ]
     else:
         credentials = [_value("PLEXICHAT_DATABASE_USER", role), _value("PLEXICHAT_DATABASE_IAM_AUTH", "true")]
+    if cache.app_user is None:
+        cache_credentials = [env_from_secret("PLEXICHAT_REDIS_AUTH_TOKEN", CACHE_AUTH_SECRET, "token")]
+    else:  # the app signs an IAM token for this user and replication group with its IRSA role
+        cache_credentials = [
+            _value("PLEXICHAT_REDIS_USER", cache.app_user.user_name),
+            _value("PLEXICHAT_REDIS_CACHE_NAME", cache.group.replication_group_id),
+            _value("PLEXICHAT_REDIS_IAM_AUTH", "true"),
+        ]
     return [
         _value("PLEXICHAT_DATABASE_HOST", db.address),
         _value("PLEXICHAT_DATABASE_READER_HOSTS", db.reader_addresses.apply(",".join)),
@@ -322,7 +362,7 @@ def _environment(args: AppAccessArgs, role: str) -> list[k8s.core.v1.EnvVarArgs]
         _value("PLEXICHAT_REDIS_READER_HOST", cache.reader_address),
         _value("PLEXICHAT_REDIS_PORT", str(CACHE_PORT)),
         _value("PLEXICHAT_REDIS_TLS", "true"),
-        env_from_secret("PLEXICHAT_REDIS_AUTH_TOKEN", CACHE_AUTH_SECRET, "token"),
+        *cache_credentials,
         _value("PLEXICHAT_BACKUP_BUCKET", args.backups.bucket.bucket),
         _value("AWS_REGION", args.region),
     ]

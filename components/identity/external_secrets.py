@@ -1,10 +1,12 @@
 """External Secrets building blocks: a SecretStore for AWS Secrets Manager with the ServiceAccount
 it authenticates as (through its own IRSA role), and ExternalSecrets that materialise Kubernetes
-Secrets from it. The app's store and the database admin's store are two of these."""
+Secrets from it. The app's store and the database admin's store are two of these; other
+components deliver through the app's store (`StoreAccess`), granting its role each read."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
 
 import pulumi
 import pulumi_aws as aws
@@ -13,10 +15,33 @@ import pulumi_kubernetes as k8s
 from components import naming
 
 if TYPE_CHECKING:  # the args are the app access's; importing them at run time would be circular
+    from components.config.data import IrsaSettings
     from components.identity.app_access import AppAccessArgs
 
 ROLE_ARN_ANNOTATION = "eks.amazonaws.com/role-arn"
 EXTERNAL_SECRETS_API = "external-secrets.io/v1"
+
+
+class ExternalSecretScope(Protocol):
+    """Where an ExternalSecret goes and how often it refreshes (AppAccessArgs is one)."""
+
+    @property
+    def stack(self) -> str: ...
+    @property
+    def namespace(self) -> pulumi.Input[str]: ...
+    @property
+    def irsa(self) -> IrsaSettings: ...
+
+
+@dataclass(frozen=True)
+class StoreAccess:
+    """A SecretStore another component may deliver its own secrets through: the store's name,
+    the store (to create an ExternalSecret after it), and the IAM role it reads Secrets Manager
+    with (for that component to grant the read of its secrets and their key, and no more)."""
+
+    name: str
+    store: k8s.apiextensions.CustomResource
+    role: aws.iam.Role
 
 
 def secret_store(
@@ -67,7 +92,7 @@ def external_secret(
     target: str,
     data: list[dict],
     store_name: str,
-    args: AppAccessArgs,
+    args: ExternalSecretScope,
     store: k8s.apiextensions.CustomResource,
     opts: pulumi.ResourceOptions,
 ) -> k8s.apiextensions.CustomResource:

@@ -98,6 +98,9 @@ def _topic_policy(
                             "SNS:Publish",
                         ],
                         "Resource": topic.arn,
+                        # The account's own principals only, spelled out so no reader (or checkov's
+                        # CKV_AWS_385) has to know that the root principal means this account.
+                        "Condition": {"StringEquals": {"aws:PrincipalAccount": account}},
                     },
                     {
                         "Sid": "CloudWatchPublishes",

@@ -6,7 +6,12 @@ All of it is Prometheus Operator custom resources (the operator is a cluster pre
 - a PrometheusRule built by `alert_rules` (pure, proven by promtool in the tests);
 - an AlertmanagerConfig only when `alerting` routes a severity somewhere: each severity goes to
   its receiver, and a critical alert mutes the warning about the same signal and track. Receiver
-  URLs and keys live in a Secret the AlertmanagerConfig references, set from Pulumi secrets;
+  URLs and keys (Pulumi secrets in the stack's config) go to a Secrets Manager secret with a key
+  of its own, and External Secrets brings them into the Secret the AlertmanagerConfig references,
+  through the app's SecretStore (whose role this component lets read that secret alone): no
+  manifest holds them, not even one rendered to a directory (`kubernetes.renderYamlToDirectory`).
+  Their issuers (the chat tool, PagerDuty) create them, so they are not rotated here: a new URL
+  or key is a config change (docs/data-tier.md 'Secrets and their rotation');
 - a Blackbox-exporter Probe of the public readiness URL (the runbook's smoke test);
 - a Grafana dashboard ConfigMap (`grafana_dashboard: "1"`, found by the Grafana sidecar).
 """
@@ -18,16 +23,21 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import pulumi
+import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from components import naming
+from components.config.data import IrsaSettings
 from components.config.monitoring import RECEIVERS, AlertingSettings, MonitoringSettings
+from components.data.shared import data_key
+from components.identity.external_secrets import StoreAccess, external_secret
 from components.observability import alert_rules
 from components.observability.dashboard import dashboard
 
 DISCARD_RECEIVER = "discard"
 """Receives what no severity route takes (an alert without severity is a bug the tests catch)."""
 RECEIVERS_SECRET = f"{naming.APP}-alert-receivers"
+"""The Kubernetes Secret External Secrets keeps the receivers' URLs and keys in."""
 
 
 @dataclass(frozen=True)
@@ -41,6 +51,11 @@ class AlertingArgs:
     alerting: AlertingSettings
     health_url: str
     """Public URL the smoke probe checks, e.g. https://app.plexichat.com/readyz."""
+    account_id: pulumi.Input[str]
+    irsa: IrsaSettings
+    """External Secrets' refresh interval."""
+    secret_store: StoreAccess
+    """The SecretStore that delivers the receivers' secret (the app's)."""
     receiver_secrets: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     """Receiver kind (chat, lowPriority, pagerduty) -> URL or key, as Pulumi secrets."""
 
@@ -49,7 +64,8 @@ class Alerting(pulumi.ComponentResource):
     pod_monitor: k8s.apiextensions.CustomResource
     rules: k8s.apiextensions.CustomResource
     probe: k8s.apiextensions.CustomResource | None
-    receivers_secret: k8s.core.v1.Secret | None
+    receivers_secret: k8s.apiextensions.CustomResource | None
+    """The ExternalSecret that keeps RECEIVERS_SECRET."""
     alertmanager_config: k8s.apiextensions.CustomResource | None
     dashboard: k8s.core.v1.ConfigMap | None
 
@@ -70,9 +86,7 @@ class Alerting(pulumi.ComponentResource):
         )
         self.probe = _smoke_probe(children, monitoring, args.health_url) if monitoring.smoke_probe else None
         routes = args.alerting.routes
-        self.receivers_secret, self.alertmanager_config = (
-            _routing(children, routes, args.receiver_secrets) if routes else (None, None)
-        )
+        self.receivers_secret, self.alertmanager_config = _routing(children, args) if routes else (None, None)
         self.dashboard = _dashboard(children, monitoring, args) if monitoring.dashboard else None
         self.register_outputs({"routed_severities": sorted(routes), "smoke_probe": monitoring.smoke_probe})
 
@@ -148,30 +162,98 @@ def _smoke_probe(
 
 
 def _routing(
-    children: _Children, routes: Mapping[str, str], receiver_secrets: Mapping[str, pulumi.Input[str]]
-) -> tuple[k8s.core.v1.Secret, k8s.apiextensions.CustomResource]:
-    """The receivers' Secret and the AlertmanagerConfig that routes each severity to one."""
+    children: _Children, args: AlertingArgs
+) -> tuple[k8s.apiextensions.CustomResource, k8s.apiextensions.CustomResource]:
+    """The receivers' ExternalSecret and the AlertmanagerConfig that routes each severity to one."""
+    routes = args.alerting.routes
     kinds = sorted(set(routes.values()))
-    missing = [k for k in kinds if k not in receiver_secrets]
+    missing = [k for k in kinds if k not in args.receiver_secrets]
     if missing:
         raise ValueError(f"no receiver secret for {missing}")  # settings validate this
-    secret = k8s.core.v1.Secret(
-        f"{children.name}-receivers",
-        metadata=children.metadata(RECEIVERS_SECRET),
-        type="Opaque",
-        # Secret outputs even if a caller forgot: these URLs let anyone post or page.
-        string_data={RECEIVERS[k].secret_key: pulumi.Output.secret(receiver_secrets[k]) for k in kinds},
-        opts=children.opts,
-    )
+    delivered = _receivers_secret(children, args, kinds)
     config = children.custom(
         "routing",
         "monitoring.coreos.com/v1alpha1",
         "AlertmanagerConfig",
         _routing_spec(routes, RECEIVERS_SECRET),
         # Referenced by name (known in previews too); created first all the same.
-        depends_on=[secret],
+        depends_on=[delivered],
     )
-    return secret, config
+    return delivered, config
+
+
+def _store_may_read(
+    name: str, role: aws.iam.Role, secret: aws.secretsmanager.Secret, key: aws.kms.Key, opts: pulumi.ResourceOptions
+) -> aws.iam.RolePolicy:
+    """The secret store's role may read the receivers' secret, and decrypt it, and nothing more."""
+    return aws.iam.RolePolicy(
+        name,
+        role=role.id,
+        policy=pulumi.Output.json_dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Sid": "ReadAlertReceivers",
+                        "Effect": "Allow",
+                        "Action": ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],
+                        "Resource": [secret.arn],
+                    },
+                    {"Sid": "DecryptAlertReceivers", "Effect": "Allow", "Action": "kms:Decrypt", "Resource": [key.arn]},
+                ],
+            }
+        ),
+        opts=opts,
+    )
+
+
+def _receivers_secret(children: _Children, args: AlertingArgs, kinds: list[str]) -> k8s.apiextensions.CustomResource:
+    """The receivers' URLs and keys in Secrets Manager (with a key of their own), the store's
+    permission to read them, and the ExternalSecret that brings them into RECEIVERS_SECRET."""
+    name, opts = children.name, children.opts
+    key = data_key(
+        f"{name}-receivers-key",
+        f"PlexiChat {args.stack}: the Alertmanager receivers' URLs and keys",
+        args.account_id,
+        opts,
+    )
+    secret = aws.secretsmanager.Secret(
+        f"{name}-receivers-secret",
+        name=f"plexichat/{args.stack}/alert-receivers",
+        description="Alertmanager receivers' webhook URLs and routing keys, issued by the chat tool and PagerDuty",
+        kms_key_id=key.arn,
+        recovery_window_in_days=30,  # a deleted secret can be restored for 30 days
+        opts=opts,
+    )
+    value = aws.secretsmanager.SecretVersion(
+        f"{name}-receivers-secret-value",
+        secret_id=secret.id,
+        # Secret even if a caller forgot (the JSON of secrets is secret): these URLs let anyone
+        # post or page.
+        secret_string=pulumi.Output.json_dumps(
+            {RECEIVERS[k].secret_key: pulumi.Output.secret(args.receiver_secrets[k]) for k in kinds}
+        ),
+        opts=opts,
+    )
+    store = args.secret_store
+    read = _store_may_read(f"{name}-receivers-store-read", store.role, secret, key, opts)
+    return external_secret(
+        name,
+        "receivers",
+        RECEIVERS_SECRET,
+        [
+            {
+                "secretKey": RECEIVERS[k].secret_key,
+                "remoteRef": {"key": secret.arn, "property": RECEIVERS[k].secret_key},
+            }
+            for k in kinds
+        ],
+        store.name,
+        args,
+        store.store,
+        # The store may read the secret, and it holds a value, before External Secrets tries.
+        pulumi.ResourceOptions(parent=children.component, depends_on=[read, value]),
+    )
 
 
 def _dashboard(children: _Children, monitoring: MonitoringSettings, args: AlertingArgs) -> k8s.core.v1.ConfigMap:

@@ -11,6 +11,8 @@ so do the tests and the benchmark.
 - `program_imports` and `parallel`: many renderings at once, in forked children that share the
   provider SDKs imported once by their parent, each revision's program imported from its own root;
 - `memo`: renderings shared between identical runs of one process (opt-in: the test session).
+- `terraform_plan`: a rendering's AWS resources as a Terraform plan (`terraform show -json`), for
+  checkov's `terraform_plan` framework and other tools that read Terraform.
 """
 
 from plexictl.offline.memo import share_renderings

@@ -39,10 +39,15 @@ class Mocks(pulumi.runtime.Mocks):
         if args.typ.startswith("aws:"):
             region = self._regions.get((args.provider or "").rsplit("::", 1)[-1], MOCK_REGION)
             state.update(computed_aws_outputs(args.typ, args.name, state, region))
-        return f"{args.name}-id", state
+        return resource_id(args.name), state
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[Any, Any], list[tuple[str, str]] | None]:
         return computed_invoke_result(args.token, args.args), []  # no check failures
+
+
+def resource_id(name: str) -> str:
+    """The id a resource gets (`resource.id`), also where its outputs hold one of their own."""
+    return f"{name}-id"
 
 
 def _rds_instance(name: str, inputs: dict[str, Any], prefix: str, region: str) -> dict[str, Any]:
@@ -108,6 +113,10 @@ _COMPUTED_BY_TYPE: dict[str, Callable[[str, dict[str, Any], str, str], dict[str,
     "aws:secretsmanager/secret:Secret": lambda name, inputs, prefix, region: {
         "arn": f"{prefix}:secret:{inputs.get('name') or name}-AbCdEf"
     },
+    "aws:elasticache/user:User": lambda name, inputs, prefix, region: {"arn": f"{prefix}:user:{inputs.get('userId')}"},
+    "aws:lambda/function:Function": lambda name, inputs, prefix, region: {
+        "arn": f"{prefix}:function:{inputs.get('name') or name}"
+    },
 }
 
 
@@ -116,7 +125,7 @@ def computed_aws_outputs(type_: str, name: str, inputs: dict[str, Any], region: 
     `name` for everything, plus the per-type names and endpoints of the table above."""
     service = type_.split(":")[1].split("/")[0]
     prefix = f"arn:aws:{service}:{region}:{MOCK_ACCOUNT}"
-    outputs: dict[str, Any] = {"arn": f"{prefix}:{name}", "id": f"{name}-id", "name": inputs.get("name") or name}
+    outputs: dict[str, Any] = {"arn": f"{prefix}:{name}", "id": resource_id(name), "name": inputs.get("name") or name}
     compute = _COMPUTED_BY_TYPE.get(type_)
     if compute:
         outputs.update(compute(name, inputs, prefix, region))

@@ -2,14 +2,17 @@
 
 `MockResourceArgs` (what `Mocks.new_resource` sees) has no resource options, so the monitor
 records the `RegisterResource` request itself: inputs as the program set them, and `protect`,
-`parent`, `dependencies`, `aliases`, `ignoreChanges`, `retainOnDelete`, `deleteBeforeReplace`.
+`parent`, `dependencies` (also per input: `propertyDependencies`), `aliases`, `ignoreChanges`,
+`retainOnDelete`, `deleteBeforeReplace`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from typing import Any
 
+import pulumi
 from pulumi.runtime import rpc
 from pulumi.runtime.mocks import MockMonitor
 
@@ -76,6 +79,9 @@ def record(request, urn: str, aliases: list[str]) -> Resource:
         ignore_changes=list(request.ignoreChanges),
         aliases=aliases,
         delete_before_replace=bool(request.deleteBeforeReplace),
+        property_dependencies={
+            key: sorted(deps.urns) for key, deps in sorted(request.propertyDependencies.items()) if deps.urns
+        },
     )
 
 
@@ -91,4 +97,17 @@ def _plain(value: Any) -> Any:
         return UNKNOWN
     if isinstance(value, float) and value.is_integer():
         return int(value)  # the wire format has only floats; 25.0 was an int in the program
+    if isinstance(value, (pulumi.Asset, pulumi.Archive)):
+        return _asset(value)
     return value
+
+
+def _asset(value: pulumi.Asset | pulumi.Archive) -> dict[str, Any]:
+    """An asset or archive (a Lambda function's code) as plain data: a text by its digest, so a
+    rendering and `plexictl diff` show that it changed, not the whole text; a file or remote one
+    by its path or URI."""
+    if isinstance(value, pulumi.AssetArchive):
+        return {"assets": {name: _plain(asset) for name, asset in sorted(value.assets.items())}}
+    if isinstance(value, pulumi.StringAsset):
+        return {"textSha256": hashlib.sha256(value.text.encode()).hexdigest()}
+    return {"source": getattr(value, "path", None) or getattr(value, "uri", None)}

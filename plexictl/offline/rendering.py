@@ -28,6 +28,10 @@ class Resource:
     ignore_changes: list[str]
     aliases: list[str]
     delete_before_replace: bool
+    property_dependencies: dict[str, list[str]] = field(default_factory=dict)
+    """Per input (camelCase, top level): the URNs of the resources its value came from, as the
+    SDK sends them (`Output` lineage, not string matching). What the Terraform plan's
+    references are built from (`plexictl.offline.terraform_plan`)."""
 
     @property
     def is_kubernetes(self) -> bool:
@@ -47,6 +51,8 @@ class Resource:
         group_version, kind = self.type.split(":", 1)[1].rsplit(":", 1)
         group, _, version = group_version.rpartition("/")
         group = "" if group in ("core", "") else group
+        if kind.endswith("Patch"):  # a server-side-apply patch of an object someone else owns
+            kind = self.inputs.get("kind") or kind.removesuffix("Patch")
         body = {k: v for k, v in mask_secrets(self.inputs).items() if k not in ("apiVersion", "kind")}
         return {"apiVersion": f"{group}/{version}" if group else version, "kind": kind, **body}
 

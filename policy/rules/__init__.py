@@ -1,8 +1,9 @@
 """The security and safety rules of the runbook, as plain functions: one definition, two enforcers.
 
 Each rule takes a `Subject` (a resource's type token, its inputs under their wire names in
-camelCase, its `protect` option, and whether its stack is a production stack) and returns the
-list of violation messages, empty when the resource complies. The same functions run
+camelCase, its `protect` option, whether its stack is a production stack and which production
+floors it must meet) and returns the list of violation messages, empty when the resource
+complies; a stack-wide rule takes a `Stack`. The same functions run
 
 - online, in `pulumi preview/up --policy-pack policy` (`policy/__main__.py` adapts CrossGuard's
   `args.props` / `args.opts` to a `Subject`), and
@@ -13,8 +14,8 @@ A value that is not known yet (a preview of a resource whose input comes from an
 output) is never a violation: the rule runs again at `pulumi up`, when it is known.
 
 One module per concern: `workloads` (Kubernetes pods), `encryption`, `s3_access`, `production`
-(prod data safety), `network` (exposure of the data ports) and `credentials`; `subject` is how a
-rule sees a resource. This package lists them as the pack's policies.
+(prod data safety and the production floors), `network` (exposure of the data ports) and
+`credentials`; `subject` is how a rule sees a resource. This package lists them as the pack's policies.
 
 The package imports nothing from the project or Pulumi, and only relatively within itself, so the
 policy pack's own venv can load it as `rules` (its directory on `sys.path`) and the tests as
@@ -35,19 +36,29 @@ from .encryption import (
     sns_encrypted,
 )
 from .network import no_world_data_ports
-from .production import prod_rds_protected
+from .production import (
+    CHECKED_FLOORS,
+    prod_cache_resilient,
+    prod_data_protected,
+    prod_rds_protected,
+    prod_stack_floors,
+    prod_waf_blocks,
+    prod_web_redundant,
+)
 from .s3_access import BUCKET, BUCKET_GUARDS, buckets_guarded, s3_public_access_blocked, s3_tls_only
-from .subject import UNKNOWN, Rule, StackResource, StackRule, Subject, is_production
+from .subject import UNKNOWN, Rule, Stack, StackResource, StackRule, Subject, is_production
 from .workloads import container_hardening, container_probes, container_resources, image_pinned
 
 __all__ = [
     "BUCKET",
     "BUCKET_GUARDS",
+    "CHECKED_FLOORS",
     "POLICIES",
     "STACK_POLICIES",
     "UNKNOWN",
     "Policy",
     "Rule",
+    "Stack",
     "StackResource",
     "StackRule",
     "Subject",
@@ -61,7 +72,12 @@ __all__ = [
     "kms_rotation",
     "log_group_encrypted",
     "no_world_data_ports",
+    "prod_cache_resilient",
+    "prod_data_protected",
     "prod_rds_protected",
+    "prod_stack_floors",
+    "prod_waf_blocks",
+    "prod_web_redundant",
     "rds_encrypted",
     "s3_public_access_blocked",
     "s3_sse_kms",
@@ -95,11 +111,16 @@ STACK_POLICIES: tuple[StackPolicy, ...] = (
         "Every S3 bucket has a public access block, SSE-KMS and a TLS-only policy",
         buckets_guarded,
     ),
+    StackPolicy(
+        "prod-stack-floors",
+        "Production stacks: at least 2 read replicas, and every backup vault locked",
+        prod_stack_floors,
+    ),
 )
 
 
-def stack_violations(resources: list[StackResource]) -> dict[str, list[tuple[str, str]]]:
-    found = {p.name: p.check(resources) for p in STACK_POLICIES}
+def stack_violations(stack: Stack) -> dict[str, list[tuple[str, str]]]:
+    found = {p.name: p.check(stack) for p in STACK_POLICIES}
     return {name: v for name, v in found.items() if v}
 
 
@@ -122,9 +143,17 @@ POLICIES: tuple[Policy, ...] = (
     Policy("s3-tls-only", "S3 bucket policies deny requests without TLS", s3_tls_only),
     Policy(
         "prod-rds-protected",
-        "Production databases: deletion protection, `protect`, automated backups",
+        "Production databases: deletion protection, Multi-AZ primary, automated backups",
         prod_rds_protected,
     ),
+    Policy(
+        "prod-data-protected",
+        "Production data stores, their replicas and logs carry the `protect` option",
+        prod_data_protected,
+    ),
+    Policy("prod-cache-resilient", "Production caches: 2+ nodes, Multi-AZ failover", prod_cache_resilient),
+    Policy("prod-web-redundant", "Production web tracks keep 2+ pods", prod_web_redundant),
+    Policy("prod-waf-blocks", "Production WAF rules block, never only count", prod_waf_blocks),
     Policy("no-world-data-ports", "PostgreSQL and Redis ports are never open to the internet", no_world_data_ports),
     Policy(
         "secrets-as-secrets",

@@ -30,12 +30,20 @@ def elasticache_encrypted(s: Subject) -> list[str]:
     ]
 
 
+ACCESS_LOG_BUCKET_SUFFIX = "-access-logs"
+"""The program's S3 access log buckets (`<bucket>-access-logs`): S3 log delivery writes only into
+SSE-S3 buckets, so theirs is AES256."""
+
+
 def s3_sse_kms(s: Subject) -> list[str]:
     if s.type != "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration":
         return []
     rules = reveal(get(s.inputs, "rules")) or []
-    if is_unknown(rules):
+    bucket = get(s.inputs, "bucket")
+    if is_unknown(rules) or is_unknown(bucket):
         return []
+    if isinstance(bucket, str) and bucket.endswith(ACCESS_LOG_BUCKET_SUFFIX):
+        return [] if rules else ["S3 encryption configuration has no rules"]
     if not rules:
         return ["S3 encryption configuration has no rules"]
     out = []

@@ -6,7 +6,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from .subject import StackResource, Subject, get, is_true, is_unknown
+from .subject import Stack, Subject, get, is_true, is_unknown
 
 
 def s3_public_access_blocked(s: Subject) -> list[str]:
@@ -53,16 +53,19 @@ BUCKET_GUARDS = {
         "default encryption configuration (SSE-KMS)"
     ),
     "aws:s3/bucketPolicy:BucketPolicy": "bucket policy (TLS only)",
+    # Server access logging: a bucket is logged, or is itself the log target of one that is.
+    "aws:s3/bucketLogging:BucketLogging": "server access logging (or be a log target)",
 }
 
 
-def buckets_guarded(resources: list[StackResource]) -> list[tuple[str, str]]:
-    """Every bucket has its public access block, encryption configuration and bucket policy.
+def buckets_guarded(stack: Stack) -> list[tuple[str, str]]:
+    """Every bucket has its public access block, encryption configuration, bucket policy and
+    access logging.
     The per-resource rules judge what those say; this one makes sure they exist at all, since a
     bucket without them would pass every per-resource rule. Returns (bucket URN, message)."""
     out = []
-    for bucket in (r for r in resources if r.type == BUCKET):
-        guards = {r.type for r in resources if bucket.urn in r.dependencies}
+    for bucket in (r for r in stack.resources if r.type == BUCKET):
+        guards = {r.type for r in stack.resources if bucket.urn in r.dependencies}
         out += [
             (bucket.urn, f"S3 bucket {bucket.urn.rsplit('::', 1)[-1]!r} has no {what} taking the bucket as input")
             for type_, what in BUCKET_GUARDS.items()

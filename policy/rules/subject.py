@@ -22,7 +22,10 @@ class Subject:
     inputs: Mapping[str, Any]
     protect: bool = False
     production: bool = False
-    """True for production stacks (the prod-only rules apply); from the stack name or config."""
+    """True for production stacks (the prod-only rules apply): the stack's `plexichat:environment`."""
+    floors: frozenset[str] = frozenset()
+    """The production floors (components/config/floors.py, by name) the stack must meet: none
+    outside production, else its role's floors minus those it overrides."""
     secrets_visible: bool = True
     """Whether a secret input can be told from a plain one. True for the engine's recorded inputs;
     False under CrossGuard's Python SDK, which hands policies secrets already unwrapped."""
@@ -42,12 +45,23 @@ class StackResource:
     """URNs of the resources whose outputs this one takes (or that it depends on explicitly)."""
 
 
-StackRule = Callable[[list[StackResource]], list[tuple[str, str]]]
+@dataclass(frozen=True)
+class Stack:
+    """A whole stack as a stack-wide rule sees it."""
+
+    resources: list[StackResource]
+    floors: frozenset[str] = frozenset()
+    """As `Subject.floors`."""
 
 
-def is_production(stack: str, production_stacks: tuple[str, ...] = ("prod",)) -> bool:
-    """A stack is production when its name (the last part of org/project/stack) is listed."""
-    return stack.rsplit("/", 1)[-1] in production_stacks
+StackRule = Callable[[Stack], list[tuple[str, str]]]
+
+
+def is_production(environment: str | None) -> bool:
+    """Whether the stack's `plexichat:environment` is production; never judged by its name. Unset
+    (None) counts as production: the program refuses to run without the setting, so the pack not
+    seeing it means the config did not reach the pack, and then the strictest rules hold."""
+    return environment in (None, "production")
 
 
 # --- value helpers --------------------------------------------------------------------------

@@ -1,0 +1,204 @@
+"""The rotation of a cache's AUTH token (`cache.appAuth: token`): every ROTATION_DAYS, without a
+refused client, by the function in components/data/lambdas/cache_auth_rotation.py.
+
+- Secrets Manager calls the function for each rotation step: it adds the new token next to the
+  old one on the replication group (ROTATE), checks that the group accepts it, and makes it the
+  secret's current value. External Secrets brings it into the cluster within
+  `irsa.secretRefreshInterval` and the reloader rolls the pods.
+- An hourly EventBridge rule calls it to retire the previous token (SET) once the current one is
+  RETIRE_AFTER old: every pod has rolled to the new one long before.
+- The function's role may read and write this secret and its staging labels, describe and modify
+  this replication group, and use the cache's key; nothing else (plus the network interfaces a
+  function in a VPC needs, AWS's managed policy for that). Its logs go to a log group encrypted
+  with the cache's key, with the slow log's retention.
+- Placement, as for the database roles' rotation function (components/data/database_role_secrets.py):
+  the private subnets, with the cluster's node security group, the one source the cache admits,
+  so testSecret can log in with the new token. The function calls the Secrets Manager and
+  ElastiCache APIs from there, like the nodes do: through a NAT gateway or interface endpoints.
+"""
+
+from __future__ import annotations
+
+import datetime
+import pathlib
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from components.config.cluster import NetworkSettings
+from components.data.lambdas import cache_auth_rotation as function_code
+from components.data.shared import log_group, service_role
+
+ROTATION_DAYS = 30
+"""The runbook's rotation period for every credential."""
+RETIRE_AFTER = datetime.timedelta(hours=24)
+"""How long both tokens work after a rotation. The app needs the refresh interval (minutes) and a
+rolling restart; a day leaves room for a stuck rollout to be noticed and fixed."""
+RETIRE_SCHEDULE = "rate(1 hour)"
+SOURCE = pathlib.Path(function_code.__file__)
+RUNTIME = "python3.13"
+TIMEOUT_SECONDS = 900  # the most Lambda allows: a step may wait for a modification of the group
+VPC_ACCESS_POLICY = "arn:aws:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole"
+
+
+def function_name(group_id: str) -> str:
+    """The rotation function of replication group `group_id` (at most 40 + 14 of Lambda's 64)."""
+    return f"{group_id}-auth-rotation"
+
+
+def log_group_name(group_id: str) -> str:
+    """The function's log group, which the cache key's policy must admit for CloudWatch Logs."""
+    return f"/aws/lambda/{function_name(group_id)}"
+
+
+@dataclass(frozen=True)
+class CacheAuthRotationArgs:
+    group_id: str
+    group: aws.elasticache.ReplicationGroup
+    secret: aws.secretsmanager.Secret
+    """The secret that holds the group's AUTH token (its value is the token)."""
+    key: aws.kms.Key
+    """The cache's key: it encrypts the secret and the function's logs."""
+    network: NetworkSettings
+    log_retention_days: int
+
+
+class CacheAuthRotation(pulumi.ComponentResource):
+    function: aws.lambda_.Function
+    rotation: aws.secretsmanager.SecretRotation
+
+    def __init__(self, name: str, args: CacheAuthRotationArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("plexichat:data:CacheAuthRotation", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        role = service_role(f"{name}-role", "lambda.amazonaws.com", [], child)
+        vpc_access = aws.iam.RolePolicyAttachment(
+            f"{name}-vpc-access", role=role.name, policy_arn=VPC_ACCESS_POLICY, opts=child
+        )
+        policy = aws.iam.RolePolicy(f"{name}-policy", role=role.id, policy=_policy(args), opts=child)
+        logs = log_group(f"{name}-log", log_group_name(args.group_id), args.log_retention_days, args.key, child)
+        # After its permissions: Lambda checks at create that the role may make the network
+        # interfaces of a function in a VPC.
+        self.function = _function(
+            name, args, role, logs, pulumi.ResourceOptions(parent=self, depends_on=[vpc_access, policy])
+        )
+
+        by_secrets_manager = aws.lambda_.Permission(
+            f"{name}-invoke-by-secretsmanager",
+            action="lambda:InvokeFunction",
+            function=self.function.name,
+            principal="secretsmanager.amazonaws.com",
+            source_arn=args.secret.arn,
+            opts=child,
+        )
+        self.rotation = aws.secretsmanager.SecretRotation(
+            f"{name}-schedule",
+            secret_id=args.secret.id,
+            rotation_lambda_arn=self.function.arn,
+            rotation_rules=aws.secretsmanager.SecretRotationRotationRulesArgs(automatically_after_days=ROTATION_DAYS),
+            # Rotate once when rotation is turned on: a token from before (a stack file's
+            # `redisAuthToken`, whose ciphertext is in git) is replaced at the first deploy.
+            rotate_immediately=True,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[by_secrets_manager]),
+        )
+        _retire_schedule(name, args, self.function, child)
+        self.register_outputs({"function_arn": self.function.arn})
+
+
+def _policy(args: CacheAuthRotationArgs) -> pulumi.Output[str]:
+    return pulumi.Output.json_dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "RotateTheTokenSecret",
+                    "Effect": "Allow",
+                    "Action": [
+                        "secretsmanager:DescribeSecret",
+                        "secretsmanager:GetSecretValue",
+                        "secretsmanager:ListSecretVersionIds",
+                        "secretsmanager:PutSecretValue",
+                        "secretsmanager:UpdateSecretVersionStage",
+                    ],
+                    "Resource": [args.secret.arn],
+                },
+                {
+                    "Sid": "UseTheCacheKey",
+                    "Effect": "Allow",
+                    "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
+                    "Resource": [args.key.arn],
+                },
+                {
+                    "Sid": "SetTheGroupsToken",
+                    "Effect": "Allow",
+                    "Action": ["elasticache:DescribeReplicationGroups", "elasticache:ModifyReplicationGroup"],
+                    "Resource": [args.group.arn],
+                },
+            ],
+        }
+    )
+
+
+def _function(
+    name: str,
+    args: CacheAuthRotationArgs,
+    role: aws.iam.Role,
+    logs: aws.cloudwatch.LogGroup,
+    opts: pulumi.ResourceOptions,
+) -> aws.lambda_.Function:
+    """The function, its code from the one module in the repository (its text, so the rendering
+    shows a change of it and nothing else)."""
+    return aws.lambda_.Function(
+        f"{name}-function",
+        name=function_name(args.group_id),
+        description="Rotates the cache's AUTH token: ROTATE, test, make current; SET after a day",
+        runtime=RUNTIME,
+        architectures=["arm64"],
+        handler=f"{SOURCE.stem}.handler",
+        code=pulumi.AssetArchive({SOURCE.name: pulumi.StringAsset(SOURCE.read_text())}),
+        role=role.arn,
+        timeout=TIMEOUT_SECONDS,
+        environment=aws.lambda_.FunctionEnvironmentArgs(
+            variables={
+                "REPLICATION_GROUP_ID": args.group.replication_group_id,
+                "RETIRE_AFTER_SECONDS": str(int(RETIRE_AFTER.total_seconds())),
+            }
+        ),
+        vpc_config=aws.lambda_.FunctionVpcConfigArgs(
+            subnet_ids=args.network.private_subnet_ids,
+            security_group_ids=[args.network.cluster_security_group_id],
+        ),
+        logging_config=aws.lambda_.FunctionLoggingConfigArgs(
+            log_format="JSON", log_group=logs.name, application_log_level="INFO", system_log_level="WARN"
+        ),
+        opts=opts,
+    )
+
+
+def _retire_schedule(
+    name: str, args: CacheAuthRotationArgs, function: aws.lambda_.Function, opts: pulumi.ResourceOptions
+) -> None:
+    """Every hour: retire the previous token if the current one is RETIRE_AFTER old."""
+    rule = aws.cloudwatch.EventRule(
+        f"{name}-retire",
+        name=f"{function_name(args.group_id)}-retire",
+        description="Retires the cache's previous AUTH token a day after a rotation",
+        schedule_expression=RETIRE_SCHEDULE,
+        state="ENABLED",
+        opts=opts,
+    )
+    aws.lambda_.Permission(
+        f"{name}-invoke-by-schedule",
+        action="lambda:InvokeFunction",
+        function=function.name,
+        principal="events.amazonaws.com",
+        source_arn=rule.arn,
+        opts=opts,
+    )
+    aws.cloudwatch.EventTarget(
+        f"{name}-retire-target",
+        rule=rule.name,
+        arn=function.arn,
+        input=pulumi.Output.json_dumps({"Step": function_code.RETIRE_STEP, "SecretId": args.secret.arn}),
+        opts=opts,
+    )
