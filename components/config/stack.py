@@ -38,6 +38,7 @@ from components.config.data import (
     IrsaSettings,
     check_data_tier,
 )
+from components.config.dr import DrSettings
 from components.config.edge import ALB_ARN, IngressSettings
 from components.config.migrations import MigrationSettings
 from components.config.monitoring import (
@@ -125,6 +126,9 @@ class StackSettings(Model):
     """Protection of stateful resources against deletes and replacing edits."""
     migrations: MigrationSettings = MigrationSettings()
     """Schema migrations: a Job per schema version, before its pods start."""
+    dr: DrSettings | None = None
+    """Disaster recovery: this stack's role in an active-passive pair (docs/dr.md). Default none:
+    a stack on its own."""
 
     # First: an edit that would destroy data must be reported as that, whatever else is wrong.
     @model_validator(mode="after")
@@ -134,10 +138,10 @@ class StackSettings(Model):
 
     @property
     def floor_role(self) -> floors.Role:
-        """Which production floors hold (components/config/floors.py). Every stack is active
-        until the DR issue adds `plexichat:dr`; a stack whose dr.role is standby is then
-        `standby`, and `active` again once promoted."""
-        return "active"
+        """Which production floors hold (components/config/floors.py): a DR standby's
+        (`dr.role: standby`) keep its data safe; every other stack, a promoted standby too, is
+        `active` and meets them all."""
+        return "standby" if self.dr is not None and self.dr.is_standby else "active"
 
     # After the data tier's: one error with every problem of the stack's own rules.
     @model_validator(mode="after")
@@ -244,6 +248,15 @@ def _environment_problems(settings: StackSettings) -> list[FieldError]:
                         f"--pin` looks the digest up in the registry",
                     )
                 )
+    dr = settings.dr
+    if dr is not None and dr.primary_region == settings.aws.region:
+        problems.append(
+            FieldError(
+                "dr.primaryRegion",
+                f"must differ from aws.region ({settings.aws.region}): a standby in its primary's "
+                "region survives nothing the primary does not",
+            )
+        )
     major = settings.database.major_version
     if settings.environment != "development" and major < POSTGRES_TLS13_MAJOR:
         problems.append(
