@@ -12,6 +12,7 @@ import pulumi  # noqa: E402 (after the collector is tuned, so the imports benefi
 from pulumi.runtime import config as runtime_config  # noqa: E402
 
 from components.config.parse import ConfigError, parse_stack_config  # noqa: E402
+from components.data import dr_source  # noqa: E402
 from components.platform import Platform  # noqa: E402
 
 stack = pulumi.get_stack()
@@ -48,6 +49,19 @@ if plan.active_colour is not None:
 if platform.preview_url is not None:
     pulumi.export("previewUrl", platform.preview_url)
 pulumi.export("alarmTopicArn", platform.alarm_topic.topic.arn)
+# DNS failover (docs/dr.md "DNS"): the health check this stack's record follows, and the host
+# Route 53 checks for /readyz.
+if platform.dns_failover is not None:
+    pulumi.export(
+        "dnsFailover",
+        {
+            "record": settings.domain,
+            "failover": platform.dns_failover.failover,
+            "healthCheckId": platform.dns_failover.health_check_id,
+            "endpointHealthCheckId": platform.dns_failover.endpoint_health_check_id,
+            "healthHost": platform.dns_failover.health_host,
+        },
+    )
 
 # Data tier: what operators need for connections, restores and DR.
 pulumi.export(
@@ -55,7 +69,7 @@ pulumi.export(
     {
         "primaryEndpoint": platform.database.address,
         "readerEndpoints": platform.database.reader_addresses,
-        "readReplicas": settings.database.read_replicas,
+        "readReplicas": len(platform.database.replicas),
         "multiAz": settings.database.multi_az,
         "backupRetentionDays": settings.database.backup_retention_days,
         "masterSecretArn": platform.database.master_secret_arn,
@@ -69,13 +83,36 @@ pulumi.export(
         "nodes": settings.cache.nodes,
     },
 )
-pulumi.export(
-    "backups",
-    {
-        "bucket": platform.backups.bucket.bucket,
-        "vault": platform.backups.vault.name,
-        "drRegion": settings.backups.dr_region,
-        "drBucket": platform.backups.dr_bucket.bucket if platform.backups.dr_bucket else None,
-    },
-)
+if platform.backups is not None:
+    pulumi.export(
+        "backups",
+        {
+            "bucket": platform.backups.bucket.bucket,
+            "vault": platform.backups.vault.name,
+            "drRegion": settings.backups.dr_region,
+            "drBucket": platform.backups.dr_bucket.bucket if platform.backups.dr_bucket else None,
+        },
+    )
+elif platform.dr_primary is not None and settings.dr is not None:
+    # A DR stack's backups are its primary's copies in this region (docs/dr.md).
+    pulumi.export(
+        "backups",
+        {
+            "bucket": platform.backup_store.bucket_name,
+            "vault": platform.dr_primary.backup_vault,
+            "ownedBy": settings.dr.primary_stack,
+        },
+    )
+# Disaster recovery (docs/dr.md): what a primary's standby reads through its StackReference.
+if settings.dr is not None and settings.dr.role == "primary" and platform.backups is not None:
+    pulumi.export(
+        dr_source.OUTPUT,
+        dr_source.export_value(
+            platform.database,
+            platform.backups,
+            platform.role_secrets,
+            settings.aws.region,
+            settings.backups.dr_region or "",
+        ),
+    )
 pulumi.export("appRoleArn", platform.app_access.role.arn)

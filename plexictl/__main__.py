@@ -12,6 +12,7 @@ from typing import NoReturn
 import ruamel.yaml
 
 from plexictl import offline, render
+from plexictl.dr_cli import add_dr_commands
 from plexictl.exit_codes import EXIT_CANNOT_DEPLOY, EXIT_CODES, EXIT_DATA_LOSS, EXIT_DONE, EXIT_INVALID
 from plexictl.release_cli import add_canary_commands, add_release_commands, add_release_loop_commands
 
@@ -117,6 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_release_commands(commands)
     add_release_loop_commands(commands)
     _add_preflight_command(commands)
+    add_dr_commands(commands)
     return parser
 
 

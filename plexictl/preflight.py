@@ -63,6 +63,8 @@ CRITICAL_ALERTS = 'ALERTS{alertstate="firing", severity="critical"}'
 KUBECTL_TIMEOUT_SECONDS = 60
 TLS13_LISTENER_POLICY = "ELBSecurityPolicy-TLS13-"
 """Prefix of the load balancer security policies that offer TLS 1.3 (front end and, then, targets)."""
+TLS13_ONLY_LISTENER_POLICY = "ELBSecurityPolicy-TLS13-1-3-"
+"""Policies that refuse TLS 1.2 clients, Route 53's health checkers among them."""
 MESH_MIN_TLS = "TLSV1_3"
 
 Kubectl = Callable[[Sequence[str]], str]
@@ -87,7 +89,7 @@ class CheckError(Exception):
     """A check could not look; the message says why, and the check fails."""
 
 
-def _judged(ok: bool, detail: str) -> Result:
+def judged(ok: bool, detail: str) -> Result:
     return Result(Outcome.PASS if ok else Outcome.FAIL, detail)
 
 
@@ -105,10 +107,11 @@ def database_backup(
     if not created:
         return Result(Outcome.FAIL, f"no completed recovery point of {identifier} in vault {vault}")
     newest = max(created)
-    return _judged(
+    return judged(
         now - newest < MAX_BACKUP_AGE,
-        f"newest recovery point {_duration(now - newest)} old "
-        f"({newest.astimezone(datetime.UTC):%Y-%m-%d %H:%M} UTC, vault {vault}); limit {_duration(MAX_BACKUP_AGE)}",
+        f"newest recovery point {readable_duration(now - newest)} old "
+        f"({newest.astimezone(datetime.UTC):%Y-%m-%d %H:%M} UTC, vault {vault}); "
+        f"limit {readable_duration(MAX_BACKUP_AGE)}",
     )
 
 
@@ -116,7 +119,7 @@ def database_instances(rds: RDSClient, identifier: str) -> Result:
     primary = _instance(rds, identifier)
     states = {i["DBInstanceIdentifier"]: i["DBInstanceStatus"] for i in [primary, *_replicas(rds, primary)]}
     unavailable = [f"{name} is {state}" for name, state in states.items() if state != "available"]
-    return _judged(not unavailable, ", ".join(unavailable) or f"{', '.join(states)} available")
+    return judged(not unavailable, ", ".join(unavailable) or f"{', '.join(states)} available")
 
 
 def replica_lag(
@@ -125,17 +128,17 @@ def replica_lag(
     replicas = [r["DBInstanceIdentifier"] for r in _replicas(rds, _instance(rds, identifier))]
     if not replicas:
         return Result(Outcome.PASS, f"{identifier} has no read replicas")
-    lags = {replica: _newest_lag(cloudwatch, replica, now) for replica in replicas}
+    lags = {replica: newest_lag(cloudwatch, replica, now) for replica in replicas}
     shown = []
     for replica, lag in lags.items():
         if lag is None:
-            shown.append(f"{replica}: no ReplicaLag data in the last {_duration(LAG_WINDOW)}")
+            shown.append(f"{replica}: no ReplicaLag data in the last {readable_duration(LAG_WINDOW)}")
         elif lag < 0:
             shown.append(f"{replica}: replication is not running (ReplicaLag {lag:g})")
         else:
             shown.append(f"{replica} {lag:g}s")
     ok = all(lag is not None and 0 <= lag < max_seconds for lag in lags.values())
-    return _judged(ok, f"{', '.join(shown)} (limit {max_seconds}s)")
+    return judged(ok, f"{', '.join(shown)} (limit {max_seconds}s)")
 
 
 def cache(elasticache: ElastiCacheClient, group_id: str) -> Result:
@@ -143,7 +146,7 @@ def cache(elasticache: ElastiCacheClient, group_id: str) -> Result:
         group = elasticache.describe_replication_groups(ReplicationGroupId=group_id)["ReplicationGroups"][0]
     except elasticache.exceptions.ReplicationGroupNotFoundFault:
         return Result(Outcome.FAIL, f"no replication group {group_id} in the stack's region")
-    return _judged(group["Status"] == "available", f"{group_id} is {group['Status']}")
+    return judged(group["Status"] == "available", f"{group_id} is {group['Status']}")
 
 
 def cluster_capacity(kubectl: Kubectl, settings: StackSettings) -> Result:
@@ -162,7 +165,9 @@ def cluster_capacity(kubectl: Kubectl, settings: StackSettings) -> Result:
     return Result(Outcome.PASS, f"{needed}: all {total} new pods fit on {where}")
 
 
-def load_balancer_tls(elbv2: ElasticLoadBalancingv2Client, arn: str | None) -> Result:
+def load_balancer_tls(elbv2: ElasticLoadBalancingv2Client, arn: str | None, health_checked: bool = False) -> Result:
+    """With Route 53 health checks on the stack (dr.hostedZoneId), the policy must also admit
+    TLS 1.2: Route 53's HTTPS checkers speak TLS 1.0 to 1.2 only, and would find it down."""
     if arn is None:
         return Result(Outcome.SKIPPED, "no load balancer (plexichat:ingress.waf.loadBalancerArn)")
     listeners = elbv2.describe_listeners(LoadBalancerArn=arn)["Listeners"]
@@ -176,6 +181,12 @@ def load_balancer_tls(elbv2: ElasticLoadBalancingv2Client, arn: str | None) -> R
         for port, policy in sorted(policies.items())
         if not policy.startswith(TLS13_LISTENER_POLICY)
     ]
+    if health_checked:
+        weak += [
+            f"{port} uses {policy}, which Route 53's health checkers (TLS 1.2 at most) cannot reach"
+            for port, policy in sorted(policies.items())
+            if policy.startswith(TLS13_ONLY_LISTENER_POLICY)
+        ]
     if weak:
         return Result(
             Outcome.FAIL, f"{', '.join(weak)}: use an {TLS13_LISTENER_POLICY}* policy (NGINX accepts TLS 1.3 only)"
@@ -190,7 +201,7 @@ def mesh_mtls(kubectl: Kubectl, istio_namespace: str) -> Result:
     except yaml.YAMLError as error:
         raise CheckError(f"the mesh config in {istio_namespace}/istio is not YAML: {error}") from error
     found = (mesh.get("meshMTLS") or {}).get("minProtocolVersion") or "unset (Istio's default, TLS 1.2)"
-    return _judged(found == MESH_MIN_TLS, f"meshMTLS.minProtocolVersion {found}; wanted {MESH_MIN_TLS}")
+    return judged(found == MESH_MIN_TLS, f"meshMTLS.minProtocolVersion {found}; wanted {MESH_MIN_TLS}")
 
 
 def critical_alerts(url: str | None, query: Query) -> Result:
@@ -198,7 +209,7 @@ def critical_alerts(url: str | None, query: Query) -> Result:
         return Result(Outcome.SKIPPED, "no Prometheus URL (--prometheus, or plexichat:monitoring.prometheusUrl)")
     firing = query(url, CRITICAL_ALERTS)
     names = sorted({labels.get("alertname", "(no alertname)") for labels, _ in firing})
-    return _judged(not firing, f"{len(firing)} firing: {', '.join(names)}" if firing else f"none firing ({url})")
+    return judged(not firing, f"{len(firing)} firing: {', '.join(names)}" if firing else f"none firing ({url})")
 
 
 # -- running them ------------------------------------------------------------------------------
@@ -236,14 +247,18 @@ def run_checks(
         "replica lag": lambda: replica_lag(rds, cloudwatch, db, lag_max_seconds, now),
         "cache": lambda: cache(elasticache, settings.cache.replication_group_id),
         "cluster capacity": lambda: cluster_capacity(kubectl, settings),
-        "load balancer TLS": lambda: load_balancer_tls(elbv2, settings.ingress.waf.load_balancer_arn),
+        "load balancer TLS": lambda: load_balancer_tls(
+            elbv2,
+            settings.ingress.waf.load_balancer_arn,
+            health_checked=settings.dr is not None and settings.dr.hosted_zone_id is not None,
+        ),
         "mesh mTLS": lambda: mesh_mtls(kubectl, settings.kubernetes.istio_namespace),
         "critical alerts": lambda: critical_alerts(prometheus_url, query),
     }
-    return {name: _guarded(check) for name, check in checks.items()}
+    return {name: guarded(check) for name, check in checks.items()}
 
 
-def _guarded(check: Callable[[], Result]) -> Result:
+def guarded(check: Callable[[], Result]) -> Result:
     try:
         return check()
     except (CheckError, InvalidQuantity) as error:
@@ -296,7 +311,7 @@ def _replicas(rds: RDSClient, primary: DBInstanceTypeDef) -> list[DBInstanceType
     return [_instance(rds, replica) for replica in listed if not replica.startswith("arn:")]
 
 
-def _newest_lag(cloudwatch: CloudWatchClient, replica: str, now: datetime.datetime) -> float | None:
+def newest_lag(cloudwatch: CloudWatchClient, replica: str, now: datetime.datetime) -> float | None:
     datapoints = cloudwatch.get_metric_statistics(
         Namespace="AWS/RDS",
         MetricName="ReplicaLag",
@@ -309,7 +324,7 @@ def _newest_lag(cloudwatch: CloudWatchClient, replica: str, now: datetime.dateti
     return max(datapoints, key=lambda point: point["Timestamp"])["Maximum"] if datapoints else None
 
 
-def _duration(delta: datetime.timedelta) -> str:
+def readable_duration(delta: datetime.timedelta) -> str:
     minutes = int(delta.total_seconds()) // 60
     return f"{minutes // 60}h {minutes % 60:02d}m" if minutes >= 60 else f"{minutes} min"
 

@@ -8,15 +8,18 @@ import functools
 import pathlib
 import sys
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from ruamel.yaml.comments import CommentedMap
 
 from plexictl import offline
 from plexictl.exit_codes import EXIT_CODES, EXIT_DONE, EXIT_INVALID
 
+if TYPE_CHECKING:  # the release package imports the program's SDKs: only when a command runs
+    from plexictl.release import Edit
+
 
 def _release(args: argparse.Namespace) -> int:
-    from plexictl import diff_report
     from plexictl import release as rc
     from plexictl.release.changes import set_paused
 
@@ -58,14 +61,7 @@ def _release(args: argparse.Namespace) -> int:
     except rc.ReleaseError as error:
         print(f"error: {error}\n{path.name} was not changed", file=sys.stderr)
         return EXIT_INVALID
-    print(f"{args.stack}: {edit.message}")
-    print(f"{'dry run, not written' if args.dry_run else 'updated'}: {path}\n")
-    if edit.diff is not None:  # edit_stack renders unless told not to
-        print(diff_report.format_text([edit.diff], base_name=f"{path.name} before", head_name="after"))
-    commands = edit.pulumi_commands()
-    if commands:
-        print("the same edit with the Pulumi CLI:")
-        print("\n".join(f"  {c}" for c in commands) + "\n")
+    show_edit(edit, dry_run=args.dry_run)
     if args.dry_run:
         return EXIT_DONE
     if args.apply:
@@ -75,6 +71,21 @@ def _release(args: argparse.Namespace) -> int:
         f"`pulumi up --stack {args.stack}` (or rerun the command with --apply)"
     )
     return EXIT_DONE
+
+
+def show_edit(edit: Edit, *, dry_run: bool) -> None:
+    """What an edit did to the stack file: its message, the desired-state diff, and the same
+    edit as `pulumi config` commands (shared with `plexictl dr failover`)."""
+    from plexictl import diff_report
+
+    print(f"{edit.stack}: {edit.message}")
+    print(f"{'dry run, not written' if dry_run else 'updated'}: {edit.path}\n")
+    if edit.diff is not None:  # edit_stack renders unless told not to
+        print(diff_report.format_text([edit.diff], base_name=f"{edit.path.name} before", head_name="after"))
+    commands = edit.pulumi_commands()
+    if commands:
+        print("the same edit with the Pulumi CLI:")
+        print("\n".join(f"  {c}" for c in commands) + "\n")
 
 
 def _pinned(version: str, stack: str, project_dir: pathlib.Path) -> str:

@@ -21,7 +21,7 @@ import subprocess
 import tempfile
 from collections.abc import Iterator
 
-from plexictl.offline import Failure, Rendering, RenderJob, program_imports, render_jobs
+from plexictl.offline import Failure, Rendering, RenderJob, program_imports, render_jobs, stack_references
 
 
 class RevisionError(Exception):
@@ -58,7 +58,8 @@ def checkout(project_dir: pathlib.Path, ref: str) -> Iterator[pathlib.Path]:
 def render(revisions: dict[str, pathlib.Path], stacks: list[str]) -> dict[str, dict[str, Rendering | None]]:
     """Each revision's (name -> project root) renderings by stack, None where the revision has no
     file for the stack; or RevisionError naming every revision and stack that failed. A stack
-    whose file and program are the same in two revisions renders once, for both."""
+    whose file and program are the same in two revisions renders once, for both (unless a stack
+    it reads through a StackReference differs between them)."""
     programs = {name: program_imports.fingerprint(root) for name, root in revisions.items()}
     wanted: dict[tuple[str, str], tuple[str, bytes]] = {}  # (revision, stack) -> what it renders
     jobs: dict[tuple[str, bytes], RenderJob] = {}
@@ -68,10 +69,18 @@ def render(revisions: dict[str, pathlib.Path], stacks: list[str]) -> dict[str, d
                 wanted[name, stack] = (programs[name], (root / f"Pulumi.{stack}.yaml").read_bytes())
                 jobs.setdefault(wanted[name, stack], RenderJob(stack, root))
     results = dict(zip(jobs, render_jobs(list(jobs.values())), strict=True))
+    per_revision = {key: results[what] for key, what in wanted.items()}
+    # A stack that reads another through a StackReference (a DR standby, its primary) renders
+    # once for both revisions only if the stacks it read render alike in both: else again here.
+    stale = {
+        key: RenderJob(key[1], revisions[key[0]])
+        for key, result in per_revision.items()
+        if isinstance(result, Rendering) and not stack_references.still_current(revisions[key[0]], result)
+    }
+    per_revision.update(zip(stale, render_jobs(list(stale.values())), strict=True))
     renderings: dict[str, dict[str, Rendering | None]] = {name: dict.fromkeys(stacks) for name in revisions}
     problems = []
-    for (name, stack), what in wanted.items():
-        result = results[what]
+    for (name, stack), result in per_revision.items():
         if isinstance(result, Failure):
             problems.append(f"{name}, stack {stack}: {_describe(result)}")
         else:

@@ -81,15 +81,25 @@ def stack_config() -> dict[str, Any]:
 
 
 def production_floors(config: Mapping[str, Any]) -> tuple[bool, frozenset[str]]:
-    """Whether the stack is production, and the floors it must meet: from `plexichat:environment`
-    and `plexichat:productionFloorOverrides` (JSON text, as the CLI passes structured values).
-    Every stack is `active` until the DR issue reads `plexichat:dr.role` here too."""
+    """Whether the stack is production, and the floors it must meet: from `plexichat:environment`,
+    `plexichat:productionFloorOverrides` and the role in `plexichat:dr` (JSON text, as the CLI
+    passes structured values): a DR standby (`role: standby`) meets the standby floors, every
+    other stack (a promoted standby too) all of them, as StackSettings.floor_role says."""
     environment = config.get("plexichat:environment")
     production = rules.is_production(environment)
-    overrides = config.get("plexichat:productionFloorOverrides") or "{}"
-    overridden = json.loads(overrides) if isinstance(overrides, str) else overrides
+    overridden = _structured(config.get("plexichat:productionFloorOverrides"))
+    dr = _structured(config.get("plexichat:dr"))
+    role: floors.Role = "standby" if dr.get("role") == "standby" else "active"
     # Unset counts as production (rules.is_production): its floors then hold.
-    return production, floors.required(floors.PRODUCTION, overridden) if production else frozenset()
+    return production, floors.required(floors.PRODUCTION, overridden, role) if production else frozenset()
+
+
+def _structured(value: Any) -> dict[str, Any]:
+    """A structured config value (JSON text from the CLI, or already a mapping); {} when unset."""
+    if not value:
+        return {}
+    parsed = json.loads(value) if isinstance(value, str) else value
+    return dict(parsed) if isinstance(parsed, Mapping) else {}
 
 
 def subject(args: ResourceValidationArgs, config: Mapping[str, Any]) -> rules.Subject:

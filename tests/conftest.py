@@ -52,6 +52,22 @@ def current_stack_file(stack: str) -> dict:
     return yaml.safe_load((STACK_FILES_DIR / f"Pulumi.{stack}.yaml").read_text())
 
 
+def stack_region(stack: str) -> str:
+    """Where the stack's AWS resources are (`plexichat:aws.region`)."""
+    return current_stack_file(stack)["config"]["plexichat:aws"]["region"]
+
+
+def is_dr_standby(stack: str) -> bool:
+    """Whether the stack is a DR standby (`plexichat:dr.role: standby`, docs/dr.md): its database is
+    a read-only replica of its primary's, and its primary owns its backups and role secrets."""
+    return (current_stack_file(stack)["config"].get("plexichat:dr") or {}).get("role") == "standby"
+
+
+def primary_of(stack: str) -> str | None:
+    """A DR standby's (or promoted standby's) primary stack (`plexichat:dr.primaryStack`)."""
+    return (current_stack_file(stack)["config"].get("plexichat:dr") or {}).get("primaryStack")
+
+
 def current_config(stack: str) -> tuple[dict[str, str], list[str]]:
     """The config map and secret keys the Pulumi CLI would pass for the file as it is."""
     return stack_config(stack, stack_file=current_stack_file(stack))

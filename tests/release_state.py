@@ -21,9 +21,9 @@ from components.config import versions
 from plexictl.offline import ROOT
 from plexictl.release import stack_file
 
-STACKS = ("dev", "staging", "prod")
+STACKS = ("dev", "staging", "prod", "prod-dr")
 IMAGE_REPOSITORY = "ghcr.io/plexichat/plexichat"
-PRODUCTION_STACKS = ("prod",)
+PRODUCTION_STACKS = ("prod", "prod-dr")
 """Stacks whose environment is production: every release version in them names its digest."""
 
 
@@ -65,6 +65,8 @@ canary:
     value: "true"
 """,
 }
+# The DR standby runs what its primary runs (docs/dr.md "The standby stack").
+PINNED_RELEASES["prod-dr"] = PINNED_RELEASES["prod"]
 
 
 def pin_versions(release: dict) -> dict:

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from plexictl.offline.mocks import computed_aws_outputs
-from tests.conftest import STACKS, rendered
+from tests.conftest import STACKS, is_dr_standby, primary_of, rendered, stack_region
 
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 SECRET_STORE = "kubernetes:external-secrets.io/v1:SecretStore"
@@ -52,8 +52,9 @@ def test_each_role_trusts_only_its_service_accounts_through_the_clusters_oidc_pr
     }
     issuer, store_trust = _trust(stack, "app-access-store-role")
     assert store_trust == {"StringEquals": {f"{issuer}:aud": "sts.amazonaws.com", f"{issuer}:sub": store}}
-    issuer, admin_trust = _trust(stack, "database-admin-access-role")
-    assert admin_trust == {"StringEquals": {f"{issuer}:aud": "sts.amazonaws.com", f"{issuer}:sub": admin_store}}
+    if not is_dr_standby(stack):  # a standby's replica has no master credential: no store for one
+        issuer, admin_trust = _trust(stack, "database-admin-access-role")
+        assert admin_trust == {"StringEquals": {f"{issuer}:aud": "sts.amazonaws.com", f"{issuer}:sub": admin_store}}
     issuer, archiver_trust = _trust(stack, "backup-archiver-access-role")
     assert archiver_trust == {"StringEquals": {f"{issuer}:aud": "sts.amazonaws.com", f"{issuer}:sub": archiver}}
 
@@ -72,11 +73,18 @@ def test_each_role_is_least_privilege_with_no_wildcard_resource(stack):
     """The app's pods reach the backups only, and write `daily/` only; `monthly/` is the archiver's;
     the credentials are the store's to read. (What the policies allow together with the bucket
     policy: tests/test_backup_immutability.py.)"""
-    r = rendered(stack)
-    key_arn = {k.name: computed_aws_outputs(k.type, k.name, k.inputs)["arn"] for k in r.of_type("aws:kms/key:Key")}
+    r, region = rendered(stack), stack_region(stack)
+    key_arn = {
+        k.name: computed_aws_outputs(k.type, k.name, k.inputs, region)["arn"] for k in r.of_type("aws:kms/key:Key")
+    }
+    # A DR stack's backups and role secrets are its primary's, in this region (docs/dr.md).
+    source = rendered(primary_of(stack)).outputs["drSource"] if primary_of(stack) else None
+    if source:
+        key_arn["backups-key"] = source["backupKeyArn"]
     app = _policy(stack, "app-access-policy")
     assert set(app) == {"ListBackupPrefixes", "ReadBackups", "WriteDailyBackups", "UseBackupKey"}
-    bucket = f"arn:aws:s3:::plexichat-{stack}-backups-123456789012"
+    bucket = f"arn:aws:s3:::{r.outputs['backups']['bucket']}"
+    assert bucket.endswith(f"plexichat-{primary_of(stack) or stack}-backups-123456789012{'-dr' if source else ''}")
     assert app["ReadBackups"]["Resource"] == [f"{bucket}/daily/*", f"{bucket}/monthly/*", f"{bucket}/logs/*"]
     assert (app["WriteDailyBackups"]["Action"], app["WriteDailyBackups"]["Resource"]) == (
         "s3:PutObject",
@@ -94,15 +102,19 @@ def test_each_role_is_least_privilege_with_no_wildcard_resource(stack):
         assert not {a for a in actions if "Delete" in a or "Bypass" in a or "LegalHold" in a}
     store = _policy(stack, "app-access-store-policy")
     assert set(store) == {"ReadAppCredentials", "DecryptCredentials"}
-    secrets = "arn:aws:secretsmanager:us-east-1:123456789012:secret:"
+    secrets = f"arn:aws:secretsmanager:{region}:123456789012:secret:"
     # The roles' secrets, never the master's (the bootstrap's store alone reads that).
+    owner = primary_of(stack) or stack
     assert set(store["ReadAppCredentials"]["Resource"]) == {
-        f"{secrets}plexichat-{stack}/plexichat_app-AbCdEf",
-        f"{secrets}plexichat-{stack}/plexichat_migrator-AbCdEf",
+        f"{secrets}plexichat-{owner}/plexichat_app-AbCdEf",
+        f"{secrets}plexichat-{owner}/plexichat_migrator-AbCdEf",
         f"{secrets}plexichat/{stack}/cache-auth-token-AbCdEf",
     }
     assert store["DecryptCredentials"]["Action"] == "kms:Decrypt"
-    assert set(store["DecryptCredentials"]["Resource"]) == {key_arn["database-key"], key_arn["cache-key"]}
+    roles_key = source["roleSecretsKeyArn"] if source else key_arn["database-key"]
+    assert set(store["DecryptCredentials"]["Resource"]) == {roles_key, key_arn["cache-key"]}
+    if is_dr_standby(stack):
+        return
     admin = _policy(stack, "database-admin-access-policy")
     assert set(admin) == {"ReadMasterCredential", "DecryptMasterCredential"}
     assert admin["ReadMasterCredential"]["Resource"] == [f"{secrets}rds!db-plexichat-{stack}-AbCdEf"]
@@ -140,11 +152,11 @@ def test_external_secrets_bring_credentials_into_the_cluster(stack):
         name: spec["provider"]["aws"]["auth"]["jwt"]["serviceAccountRef"]["name"] for name, spec in stores.items()
     } == {
         "plexichat-aws": "plexichat-external-secrets",
-        "plexichat-aws-db-admin": "plexichat-db-admin-secrets",
+        **({} if is_dr_standby(stack) else {"plexichat-aws-db-admin": "plexichat-db-admin-secrets"}),
     }
     for spec in stores.values():
         assert spec["provider"]["aws"]["service"] == "SecretsManager"
-        assert spec["provider"]["aws"]["region"] == "us-east-1"
+        assert spec["provider"]["aws"]["region"] == stack_region(stack)
     secrets = {e.inputs["metadata"]["name"]: e.inputs["spec"] for e in r.of_type(EXTERNAL_SECRET)}
     store_of = {
         "plexichat-db-credentials": "plexichat-aws",
@@ -152,6 +164,8 @@ def test_external_secrets_bring_credentials_into_the_cluster(stack):
         "plexichat-cache-auth": "plexichat-aws",
         "plexichat-db-master-credentials": "plexichat-aws-db-admin",
     }
+    if is_dr_standby(stack):  # no master credential on a replica
+        del store_of["plexichat-db-master-credentials"]
     if stack != "dev":  # where alerts route: components/observability/alerting.py
         store_of["plexichat-alert-receivers"] = "plexichat-aws"
     assert set(secrets) == set(store_of)
@@ -159,7 +173,8 @@ def test_external_secrets_bring_credentials_into_the_cluster(stack):
         assert spec["secretStoreRef"] == {"name": store_of[name], "kind": "SecretStore"}
         assert spec["target"]["name"] == name
         assert all(d["remoteRef"]["key"].startswith("arn:aws:secretsmanager:") for d in spec["data"])
-    for name in ("plexichat-db-credentials", "plexichat-db-migrator-credentials", "plexichat-db-master-credentials"):
+    credentials = [name for name in store_of if name.startswith("plexichat-db-")]
+    for name in credentials:
         assert [d["remoteRef"]["property"] for d in secrets[name]["data"]] == ["username", "password"]
     # No secret enters a manifest: the program declares no Kubernetes Secret at all.
     assert r.of_type("kubernetes:core/v1:Secret") == []

@@ -27,7 +27,7 @@ from components.config.data import BackupSettings
 from components.data.stateful import replacement_forcing_changes
 from plexictl.diff import diff
 from plexictl.offline import Rendering
-from tests.conftest import render_edited
+from tests.conftest import STACKS, render_edited
 from tests.test_settings import _set
 from tests.test_settings import (
     test_bad_config_is_one_run_error_naming_the_key_and_registers_nothing as _check_bad_config,
@@ -233,7 +233,7 @@ LOOSENING = (
 )
 
 
-@pytest.mark.parametrize("stack", ["dev", "staging", "prod"])
+@pytest.mark.parametrize("stack", STACKS)
 def test_no_role_of_the_program_can_bypass_loosen_or_erase_a_lock(stack):
     """A governance-mode lock yields only to s3:BypassGovernanceRetention (with the bypass header);
     no inline policy here grants it, nor anything that would erase a version or loosen the lock."""

@@ -15,7 +15,7 @@ from plexictl import render
 from plexictl.offline import is_secret
 from plexictl.offline.mocks import computed_aws_outputs, computed_invoke_result
 from plexictl.offline.stack_files import FAKE_SECRET
-from tests.conftest import STACKS, render_edited, rendered
+from tests.conftest import STACKS, render_edited, rendered, stack_region
 
 GROUP = "aws:elasticache/replicationGroup:ReplicationGroup"
 USER = "aws:elasticache/user:User"
@@ -27,7 +27,8 @@ PERMISSION = "aws:lambda/permission:Permission"
 ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
 EXTERNAL_SECRET = "kubernetes:external-secrets.io/v1:ExternalSecret"
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
-EXPECTED = {"dev": (1, False), "staging": (2, True), "prod": (3, True)}  # nodes, failover + multi-AZ
+# nodes, failover + multi-AZ; prod-dr: a cache of its own, prod's size (docs/dr.md)
+EXPECTED = {"dev": (1, False), "staging": (2, True), "prod": (3, True), "prod-dr": (3, True)}
 GENERATED = computed_invoke_result("aws:secretsmanager/getRandomPassword:getRandomPassword", {})["randomPassword"]
 """What the offline engine's Secrets Manager generator answers."""
 
@@ -37,7 +38,8 @@ def iam(config):
 
 
 def arn(resource) -> str:
-    return computed_aws_outputs(resource.type, resource.name, resource.inputs)["arn"]
+    region = stack_region(resource.urn.split("::")[0].removeprefix("urn:pulumi:"))
+    return computed_aws_outputs(resource.type, resource.name, resource.inputs, region)["arn"]
 
 
 def _env(deployment) -> dict[str, dict]:
@@ -137,7 +139,9 @@ def test_the_function_may_touch_this_secret_group_and_key_only(stack):
     assert granted == {
         "RotateTheTokenSecret": [arn(r.one(SECRET, "cache-auth-secret"))],
         "UseTheCacheKey": [arn(r.one("aws:kms/key:Key", "cache-key"))],
-        "SetTheGroupsToken": [f"arn:aws:elasticache:us-east-1:123456789012:replicationgroup:plexichat-{stack}"],
+        "SetTheGroupsToken": [
+            f"arn:aws:elasticache:{stack_region(stack)}:123456789012:replicationgroup:plexichat-{stack}"
+        ],
     }
     assert not any("*" in action for s in policy["Statement"] for action in s["Action"])
     role = r.one("aws:iam/role:Role", "cache-auth-rotation-role")
@@ -197,7 +201,9 @@ def test_iam_mode_has_no_token_and_lets_only_the_apps_iam_user_in():
     assert members["userIds"] == [default.inputs["userId"], app.inputs["userId"]]
     # Nothing of token mode is left: no secret, no rotation, no ExternalSecret.
     assert not [s for s in r.of_type(SECRET) if s.name.startswith("cache-")]
-    assert not r.of_type(FUNCTION) and not [x for x in r.of_type(ROTATION) if x.name.startswith("cache-")]
+    assert not [f for f in r.of_type(FUNCTION) if f.name.startswith("cache-")] and not [
+        x for x in r.of_type(ROTATION) if x.name.startswith("cache-")
+    ]
     assert "plexichat-cache-auth" not in [e.inputs["metadata"]["name"] for e in r.of_type(EXTERNAL_SECRET)]
 
 

@@ -122,8 +122,8 @@ BAD_INPUTS = [
         break_file("dev", "  plexichat:release:", "  release:"),
         ["plexichat:release: written without its namespace as `release:`"],
     ),
-    ("render --stack qa", unchanged, ["no stack 'qa'", "stacks here: dev, prod, staging"]),
-    ("canary set 25 --stack qa", unchanged, ["no stack 'qa'", "stacks here: dev, prod, staging"]),
+    ("render --stack qa", unchanged, ["no stack 'qa'", "stacks here: dev, prod, prod-dr, staging"]),
+    ("canary set 25 --stack qa", unchanged, ["no stack 'qa'", "stacks here: dev, prod, prod-dr, staging"]),
     ("canary set ten --stack prod", unchanged, ["argument weight: must be an integer percent, got 'ten'"]),
     ("canary next --stack prod --dry-run --apply", unchanged, ["not allowed with argument"]),
     ("canary start v1.6.0 --stack dev --header x-beta", unchanged, ["must be NAME=VALUE"]),
@@ -201,6 +201,17 @@ BAD_INPUTS = [
             set_key("prod", "productionFloorOverrides", {"database.deletionProtection": ""}),
         ),
         ["plexichat:productionFloorOverrides.database.deletionProtection: must not be empty"],
+    ),
+    # Disaster recovery: the standby's own mistakes, and its primary's (read through its StackReference).
+    (
+        "render --stack prod-dr",
+        set_key("prod-dr", "dr.primaryStack", DELETE),
+        ["Pulumi.prod-dr.yaml", "plexichat:dr.primaryStack: required with role standby"],
+    ),
+    (
+        "render --stack prod-dr",
+        set_key("prod", "domain", "BAD"),
+        ["stack prod-dr reads the outputs of stack prod (a StackReference), which does not render", "plexichat:domain"],
     ),
 ]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from plexictl.offline.mocks import computed_aws_outputs
-from tests.conftest import STACKS, render_edited, rendered
+from tests.conftest import STACKS, is_dr_standby, render_edited, rendered
 from tests.test_settings import _set
 
 INSTANCE = "aws:rds/instance:Instance"
@@ -16,6 +16,11 @@ EXPECTED = {  # stack -> (replicas, multi-AZ, deletion protection, retention day
 }
 
 
+PRIMARIES = [stack for stack in STACKS if not is_dr_standby(stack)]
+"""The stacks whose database is their own primary; a DR standby's is a cross-region replica
+(tests/test_dr_standby.py)."""
+
+
 def primary(stack, preview=False):
     return rendered(stack, preview).one(INSTANCE, "database-primary")
 
@@ -24,7 +29,7 @@ def replicas(stack, preview=False):
     return [r for r in rendered(stack, preview).of_type(INSTANCE) if r.name != "database-primary"]
 
 
-@pytest.mark.parametrize("stack", STACKS)
+@pytest.mark.parametrize("stack", PRIMARIES)
 def test_primary_is_encrypted_private_and_durable(stack):
     db = primary(stack).inputs
     key_arn = computed_aws_outputs("aws:kms/key:Key", "database-key", {})["arn"]
@@ -64,7 +69,7 @@ def test_parameter_group_forces_tls_and_logs_slow_statements(stack):
     assert primary(stack).inputs["parameterGroupName"] == group["name"]
 
 
-@pytest.mark.parametrize("stack", STACKS)
+@pytest.mark.parametrize("stack", PRIMARIES)
 def test_password_is_rotated_every_30_days_and_only_on_the_primary(stack):
     r = rendered(stack)
     # The master's; the roles' are tests/test_database_roles_wiring.py's.

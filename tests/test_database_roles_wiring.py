@@ -12,7 +12,7 @@ from components.data.database import DB_NAME
 from components.data.database_roles import bootstrap_sql
 from plexictl.offline.mocks import computed_aws_outputs
 from plexictl.offline.rendering import is_secret
-from tests.conftest import STACKS, render_edited, rendered
+from tests.conftest import STACKS, is_dr_standby, primary_of, render_edited, rendered, stack_region
 
 JOB = "kubernetes:batch/v1:Job"
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
@@ -57,7 +57,8 @@ def _env(workload) -> dict[str, dict]:
 
 def _master_secret_arn(r) -> str:
     (primary,) = [i for i in r.of_type("aws:rds/instance:Instance") if "replicateSourceDb" not in i.inputs]
-    return f"arn:aws:secretsmanager:us-east-1:123456789012:secret:rds!db-{primary.inputs['identifier']}-AbCdEf"
+    region = stack_region(r.stack)
+    return f"arn:aws:secretsmanager:{region}:123456789012:secret:rds!db-{primary.inputs['identifier']}-AbCdEf"
 
 
 def _renderings():
@@ -70,6 +71,10 @@ def _renderings():
 @pytest.mark.parametrize("stack,preview,edit", list(_renderings()))
 def test_no_deployment_can_reach_the_master_credential(stack, preview, edit):
     r = render_edited(stack, edit, preview) if edit else rendered(stack, preview)
+    if is_dr_standby(stack):  # a replica has no master credential of its own: nothing reads one
+        assert not [w for w in r.kubernetes_objects() if MASTER_SECRET in _strings(w.inputs)]
+        assert not [e for e in r.of_type(EXTERNAL_SECRET) if "rds!db-" in json.dumps(e.inputs)]
+        return
     master_arn = _master_secret_arn(r)
     reads = {e.inputs["metadata"]["name"]: list(_strings(e.inputs["spec"])) for e in r.of_type(EXTERNAL_SECRET)}
     assert any(master_arn in strings for strings in reads.values()) or preview
@@ -91,6 +96,9 @@ def test_no_deployment_can_reach_the_master_credential(stack, preview, edit):
 @pytest.mark.parametrize("stack", STACKS)
 def test_the_bootstrap_job_converges_the_roles_as_master_before_the_migration(stack):
     r = rendered(stack)
+    if is_dr_standby(stack):  # a read-only replica: the roles and the schema come with the data
+        assert r.of_type(JOB) == []
+        return
     job = _job(r, "plexichat-db-bootstrap")
     container, pod = _container(job), job.inputs["spec"]["template"]["spec"]
     script = container["command"][-1]
@@ -124,6 +132,12 @@ def test_the_bootstrap_job_converges_the_roles_as_master_before_the_migration(st
 @pytest.mark.parametrize("stack", STACKS)
 def test_password_mode_two_role_secrets_rotated_every_30_days_by_the_multi_user_function(stack):
     r = rendered(stack)
+    if is_dr_standby(stack):  # the primary's secrets, replicated here: rotated there (docs/dr.md)
+        assert not [s for s in r.of_type(SECRET) if "/plexichat_" in s.inputs["name"]] and not r.of_type(SAR_STACK)
+        source = rendered(primary_of(stack)).outputs["drSource"]
+        (store,) = [p for p in r.of_type("aws:iam/rolePolicy:RolePolicy") if p.name == "app-access-store-policy"]
+        assert all(arn in store.inputs["policy"] for arn in source["roleSecretArns"].values())
+        return
     ident = f"plexichat-{stack}"
     key = computed_aws_outputs("aws:kms/key:Key", "database-key", {})["arn"]
     secrets = {s.inputs["name"]: s for s in r.of_type(SECRET) if s.inputs["name"].startswith(f"{ident}/")}

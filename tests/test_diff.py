@@ -472,8 +472,9 @@ def test_weight_edit_changes_no_workload_and_a_new_stack_is_all_added(repo):
     shutil.copy(repo / "Pulumi.dev.yaml", repo / "Pulumi.qa.yaml")
     result = plexictl_diff(repo, "--all-stacks")
     assert result.returncode == 0, result.stderr
-    dev, prod, qa, staging = result.stdout.split("\nstack ")
-    assert "no changes" in dev and "no changes" in staging
+    dev, prod, prod_dr, qa, staging = result.stdout.split("\nstack ")
+    # prod-dr reads prod's outputs (a StackReference): a weight edit of prod changes none it reads.
+    assert "no changes" in dev and "no changes" in staging and "no changes" in prod_dr
     # A weight edit may change routing (the VirtualService, once the traffic component exists)
     # and nothing else: no workload, Service or HPA, nothing added or removed.
     resources, outputs = prod.split("  stack outputs:\n")
@@ -581,7 +582,8 @@ def test_an_unknown_base_ref_or_stack_is_a_clear_error(repo):
     result = plexictl_diff(repo, "--stack", "qa")
     assert result.returncode == 1  # not 2: that exit code means a data-loss risk
     assert (
-        "no stack 'qa': no Pulumi.qa.yaml in the working tree or at HEAD; stacks: dev, prod, staging" in result.stderr
+        "no stack 'qa': no Pulumi.qa.yaml in the working tree or at HEAD; stacks: dev, prod, prod-dr, staging"
+        in result.stderr
     )
 
 

@@ -16,7 +16,7 @@ import pytest
 
 from components.config.cluster import NetworkSettings
 from plexictl.offline import Rendering
-from tests.conftest import render_edited, rendered
+from tests.conftest import STACKS, render_edited, rendered
 from tests.crd_models import validate_strictly
 
 AUTHORIZATION_POLICY = "kubernetes:security.istio.io/v1:AuthorizationPolicy"
@@ -110,7 +110,7 @@ def _rule_matches(rule: dict, principal: str, port: int) -> bool:
     return from_ok and to_ok
 
 
-@pytest.mark.parametrize("stack", ["dev", "staging", "prod"])
+@pytest.mark.parametrize("stack", STACKS)
 def test_authorization_policies_are_valid_against_the_istio_crd_models(stack):
     policies = rendered(stack).of_type(AUTHORIZATION_POLICY)
     assert {p.inputs["metadata"]["name"] for p in policies} == {"allow-nothing", "allow-web-from-ingress"}

@@ -10,7 +10,17 @@ import sys
 
 import pytest
 
-from plexictl.offline import Failure, RenderJob, memo, program_imports, render_jobs, run_program, stack_config
+from plexictl.offline import (
+    UNKNOWN,
+    Failure,
+    RenderJob,
+    memo,
+    program_imports,
+    render_jobs,
+    run_program,
+    stack_config,
+    stack_references,
+)
 
 PROGRAM = """
 import pulumi
@@ -109,3 +119,102 @@ def test_the_import_scan_finds_the_programs_packages_and_what_it_reads_from_the_
 def test_the_import_scan_reads_each_form_of_import(tmp_path, source, expected):
     (tmp_path / "__main__.py").write_text(source)
     assert expected in program_imports.scan(tmp_path).attribute_paths
+
+
+# --- pulumi.StackReference -----------------------------------------------------------------------
+
+PAIR = """
+import pulumi
+import pulumi_aws as aws
+
+config = pulumi.Config()
+primary = config.get("primary")
+if primary is None:  # the primary: a key whose ARN only `up` knows
+    key = aws.kms.Key("key")
+    pulumi.export("source", {"arn": key.arn, "version": config.get("version") or "1"})
+else:  # the standby: `stack`, `org/stack` or `org/project/stack`, or just the stack's name
+    name = primary if "/" in primary else f"{pulumi.get_organization()}/{pulumi.get_project()}/{primary}"
+    source = pulumi.StackReference("primary", stack_name=name).require_output("source")
+    pulumi.CustomResource(
+        "plexichat:test:Copy", "copy", {"source": source.apply(lambda s: s["arn"]), "version": source["version"]}
+    )
+    pulumi.export("copied", source)
+"""
+
+
+def pair(root: pathlib.Path, primary_version: str = "1", reference: str = "primary") -> pathlib.Path:
+    """A project of two stacks: `primary`, and `standby`, which reads it through a StackReference."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "__main__.py").write_text(PAIR)
+    (root / "Pulumi.yaml").write_text("name: plexichat\nruntime: python\n")
+    (root / "Pulumi.primary.yaml").write_text(f"config:\n  plexichat:version: '{primary_version}'\n")
+    (root / "Pulumi.standby.yaml").write_text(f"config:\n  plexichat:primary: {reference}\n")
+    return root
+
+
+def copied(rendering) -> dict:
+    (copy,) = [r for r in rendering.resources if r.name == "copy"]
+    return copy.inputs
+
+
+KEY_ARN = "arn:aws:kms:us-east-1:123456789012:key/"
+
+
+def test_a_stack_reference_reads_the_outputs_the_referenced_stack_file_renders(tmp_path):
+    """As after `pulumi up` of both: the standby sees the primary's computed values; in a preview
+    what the primary computes in the cloud stays unknown, as `pulumi preview` shows it."""
+    root = pair(tmp_path)
+    up = run_program("standby", root=root)
+    assert copied(up)["source"].startswith(KEY_ARN) and copied(up)["version"] == "1"
+    assert up.outputs["copied"] == run_program("primary", root=root).outputs["source"]
+    assert set(up.references) == {"primary"}
+    preview = run_program("standby", root=root, preview=True)
+    assert copied(preview) == {"source": UNKNOWN, "version": UNKNOWN}
+    assert set(preview.references) == {"primary"}
+
+
+@pytest.mark.parametrize("reference", ["primary", "somebody/primary", "organization/plexichat/primary"])
+def test_a_stack_reference_takes_every_name_the_cli_accepts(tmp_path, reference):
+    assert copied(run_program("standby", root=pair(tmp_path, reference=reference)))["version"] == "1"
+
+
+@pytest.mark.parametrize(
+    "reference,message",
+    [
+        ("nowhere", "no stack 'nowhere'"),
+        ("organization/other-project/primary", "names project 'other-project'"),
+        ("standby", "stack references form a cycle: standby -> standby"),
+    ],
+)
+def test_a_reference_that_cannot_be_read_fails_as_a_config_error(tmp_path, reference, message):
+    (failure,) = render_jobs([RenderJob("standby", pair(tmp_path, reference=reference))])
+    assert isinstance(failure, Failure) and failure.invalid_config
+    assert message in failure.message
+
+
+def test_a_referenced_stack_is_rendered_once_and_its_change_is_seen(tmp_path, monkeypatch):
+    """The outputs are kept for the process (also across the memo); a rendering made from an
+    older primary is never served again."""
+    monkeypatch.setattr(memo, "_renderings", {})
+    monkeypatch.setattr(stack_references, "_outputs", {})
+    root = pair(tmp_path)
+    renders = []
+    real = run_program.__globals__["run"]
+    monkeypatch.setitem(run_program.__globals__, "run", lambda *a, **k: renders.append(a[1]) or real(*a, **k))
+    first = run_program("standby", root=root)
+    assert renders == ["standby", "primary", "standby"]  # found missing, rendered, run again
+    assert run_program("standby", root=root) is first and len(renders) == 3
+    (root / "Pulumi.primary.yaml").write_text("config:\n  plexichat:version: '2'\n")
+    assert copied(run_program("standby", root=root))["version"] == "2"
+
+
+def test_stack_references_resolve_in_forked_children_against_their_own_revision(tmp_path):
+    """`plexictl diff`: each revision's standby reads that revision's primary."""
+    from plexictl import revision
+
+    base, head = pair(tmp_path / "base", "1"), pair(tmp_path / "head", "2")
+    renderings = revision.render({"base": base, "head": head}, ["standby", "primary"])
+    assert copied(renderings["base"]["standby"])["version"] == "1"
+    assert copied(renderings["head"]["standby"])["version"] == "2"
+    forked, here = render_jobs([RenderJob("standby", head)])[0], run_program("standby", root=head)
+    assert dataclasses.asdict(forked) == dataclasses.asdict(here)

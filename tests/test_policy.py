@@ -209,6 +209,12 @@ CASES = [
         "storageEncrypted",
     ),
     (rules.rds_encrypted, Subject(RDS, GOOD_RDS), Subject(RDS, {**GOOD_RDS, "kmsKeyId": None}), "customer-managed"),
+    (  # a cross-region replica (a DR standby's: its source named by ARN) needs a key of its region
+        rules.rds_encrypted,
+        Subject(RDS, {**GOOD_RDS, "replicateSourceDb": "arn:aws:rds:us-east-1:123456789012:db:plexichat-prod"}),
+        Subject(RDS, {"replicateSourceDb": "arn:aws:rds:us-east-1:123456789012:db:plexichat-prod"}),
+        "customer-managed",
+    ),
     (
         rules.elasticache_encrypted,
         Subject(CACHE, {"atRestEncryptionEnabled": True, "transitEncryptionEnabled": True}),
@@ -838,6 +844,20 @@ def test_the_adapter_reads_production_and_overrides_from_the_stack_config(pack, 
     # A pack that sees no environment at all holds the production line.
     pack_config({})
     assert reported(rules.prod_rds_protected, unprotected)
+
+
+def test_the_adapter_holds_a_dr_standby_to_the_standby_floors(pack):
+    """`plexichat:dr.role` selects the floor set, as StackSettings.floor_role does: a standby keeps
+    the protection floors only; a promoted standby (active) and a primary meet them all."""
+
+    def floors_of(role: str) -> frozenset[str]:
+        return pack["production_floors"]({**PRODUCTION, "plexichat:dr": json.dumps({"role": role})})[1]
+
+    assert floors_of("standby") == floors.FLOORS_BY_ROLE["standby"] != ALL_FLOORS
+    assert floors_of("active") == floors_of("primary") == ALL_FLOORS
+    for stack in ("prod", "prod-dr"):
+        settings_role = "standby" if stack == "prod-dr" else "active"
+        assert pack["production_floors"](current_config(stack)[0])[1] == floors.FLOORS_BY_ROLE[settings_role]
 
 
 def test_the_stack_adapter_reads_the_floors_too(pack, pack_config):

@@ -530,6 +530,14 @@ def test_https_listeners_with_tls_1_3_policies_pass(aws):
     )
 
 
+def test_with_route53_health_checks_a_tls_1_3_only_policy_fails(aws):
+    arn = load_balancer(aws, "ELBSecurityPolicy-TLS13-1-3-2021-06")
+    assert preflight.load_balancer_tls(aws.client("elbv2"), arn).outcome is Outcome.PASS
+    result = preflight.load_balancer_tls(aws.client("elbv2"), arn, health_checked=True)
+    assert result.outcome is Outcome.FAIL
+    assert "Route 53's health checkers (TLS 1.2 at most) cannot reach" in result.detail
+
+
 def test_a_listener_without_tls_1_3_or_no_https_listener_fails(aws):
     arn = load_balancer(aws, "ELBSecurityPolicy-TLS13-1-2-2021-06", "ELBSecurityPolicy-2016-08")
     result = preflight.load_balancer_tls(aws.client("elbv2"), arn)
@@ -670,7 +678,7 @@ def live_prod(tmp_path, aws, fake_kubectl, monkeypatch):
     create_cache(aws)
     backup = functools.partial(stubbed_backup, aws, arn, [recovery_point(arn, 4)])
     elbv2 = functools.partial(
-        stubbed_elbv2, aws, PROD.ingress.waf.load_balancer_arn, "ELBSecurityPolicy-TLS13-1-3-2021-06"
+        stubbed_elbv2, aws, PROD.ingress.waf.load_balancer_arn, "ELBSecurityPolicy-TLS13-1-2-2021-06"
     )
     monkeypatch.setattr(preflight, "aws_session", lambda: Session(backup=backup, elbv2=elbv2))
     fake_kubectl(NODES, system_pods(NODES) + app_pods("prod", PROD, STABLE_ONLY, NODES))

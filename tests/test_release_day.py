@@ -28,11 +28,13 @@ from tests.test_diff import checkout_repo
 # misbehaves in prod: the canary is aborted and the promote before it rolled back too (the git
 # history holds earlier releases, so rollback has work to do). Prod ends the day `rolling`, the
 # shape that broke the most tests when they asserted the release of the morning. Prod is a
-# production stack: it names the version it starts by digest.
+# production stack: it names the version it starts by digest. Its DR standby (prod-dr) follows
+# prod's promotion.
 RELEASE_DAY = [
     ("prod", "canary", "next"),
     ("prod", "canary", "set", "50"),
     ("prod", "canary", "promote"),
+    ("prod-dr", "canary", "promote"),  # the DR standby follows what prod runs
     ("prod", "canary", "start", pinned_version("v1.6.0"), "--steps", "5,50,100"),
     ("staging", "deploy", "v1.6.0"),
     ("staging", "switch"),

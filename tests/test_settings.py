@@ -237,6 +237,16 @@ BAD_CONFIGS = [
         "plexichat:database.engineVersion",
         "older majors stop at TLS 1.2",
     ),
+    # Disaster recovery (docs/dr.md): a pair that cannot work is refused like any other config.
+    ("prod-dr", _remove("dr.primaryStack"), "plexichat:dr.primaryStack", "required with role standby"),
+    ("prod-dr", _set("dr.primaryRegion", "us-west-2"), "plexichat:dr.primaryRegion", "must differ from aws.region"),
+    ("prod", _set("dr.role", "active"), "plexichat:dr.role", "active is the role of a promoted standby"),
+    (
+        "prod",
+        lambda config: _remove("backups.drRegion")(config) or _remove("dataProtection.pinned.drRegion")(config),
+        "plexichat:backups.drRegion",
+        "is required with dr.role primary",
+    ),
 ]
 
 

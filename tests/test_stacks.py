@@ -231,7 +231,8 @@ def test_no_cloud_resource_uses_a_default_provider(any_stack):
             provider_name = resource.provider.rsplit("::", 2)[-2]
             assert not provider_name.startswith("default"), resource.urn
     aws_provider = any_stack.one("pulumi:providers:aws", "plexichat-aws")
-    assert aws_provider.inputs["region"] == "us-east-1"
+    region = current_stack_file(any_stack.stack)["config"]["plexichat:aws"]["region"]
+    assert aws_provider.inputs["region"] == region
 
 
 def test_kubernetes_provider_follows_the_stack_settings():

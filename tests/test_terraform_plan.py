@@ -18,6 +18,8 @@ from tests.conftest import STACKS, rendered
 # metadata, `renames.resources`). A new AWS type in a stack fails the first test until it is here.
 TERRAFORM_TYPES = {
     "aws:backup/plan:Plan": "aws_backup_plan",
+    "aws:backup/restoreTestingPlan:RestoreTestingPlan": "aws_backup_restore_testing_plan",
+    "aws:backup/restoreTestingSelection:RestoreTestingSelection": "aws_backup_restore_testing_selection",
     "aws:backup/selection:Selection": "aws_backup_selection",
     "aws:backup/vault:Vault": "aws_backup_vault",
     "aws:backup/vaultLockConfiguration:VaultLockConfiguration": "aws_backup_vault_lock_configuration",
@@ -34,6 +36,7 @@ TERRAFORM_TYPES = {
     "aws:iam/rolePolicyAttachment:RolePolicyAttachment": "aws_iam_role_policy_attachment",
     "aws:kms/key:Key": "aws_kms_key",
     "aws:lambda/function:Function": "aws_lambda_function",
+    "aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig": "aws_lambda_function_event_invoke_config",
     "aws:lambda/permission:Permission": "aws_lambda_permission",
     "aws:rds/instance:Instance": "aws_db_instance",
     "aws:rds/instanceAutomatedBackupsReplication:InstanceAutomatedBackupsReplication": (
@@ -42,6 +45,8 @@ TERRAFORM_TYPES = {
     "aws:rds/parameterGroup:ParameterGroup": "aws_db_parameter_group",
     "aws:rds/snapshot:Snapshot": "aws_db_snapshot",
     "aws:rds/subnetGroup:SubnetGroup": "aws_db_subnet_group",
+    "aws:route53/healthCheck:HealthCheck": "aws_route53_health_check",
+    "aws:route53/record:Record": "aws_route53_record",
     "aws:s3/bucket:Bucket": "aws_s3_bucket",
     "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration": "aws_s3_bucket_lifecycle_configuration",
     "aws:s3/bucketObjectLockConfiguration:BucketObjectLockConfiguration": "aws_s3_bucket_object_lock_configuration",
@@ -122,6 +127,10 @@ def test_arguments_are_snake_case_and_maps_keep_their_keys():
     assert "functionName" in rotation_function["parameters"]  # the application's own parameter names
 
 
+MAPS = ("dimensions", "parameters", "tags", "tags_all", "variables", "restore_metadata_overrides")
+"""Arguments that are maps: their keys are AWS's (or the user's), not Terraform argument names."""
+
+
 @pytest.mark.parametrize("stack", STACKS)
 def test_no_camel_case_key_outside_maps(stack):
     def keys(value, in_map=False):
@@ -129,7 +138,7 @@ def test_no_camel_case_key_outside_maps(stack):
             for key, item in value.items():
                 if not in_map:
                     yield key
-                yield from keys(item, in_map=key in ("dimensions", "parameters", "tags", "tags_all", "variables"))
+                yield from keys(item, in_map=key in MAPS)
         elif isinstance(value, list):
             for item in value:
                 yield from keys(item)

@@ -77,7 +77,7 @@ def test_pulumi_jobs_reach_the_cluster_through_the_stack_files_context():
         kubeconfig = [i for i, s in enumerate(steps) if "aws eks update-kubeconfig" in s.get("run", "")]
         assert kubeconfig and login < kubeconfig[0] < pulumi, name
         assert '--alias "plexichat-$STACK"' in steps[kubeconfig[0]]["run"], name
-    for stack in ("dev", "staging", "prod"):
+    for stack in STACKS:
         context = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())["config"]["plexichat:kubernetes"][
             "context"
         ]
@@ -183,6 +183,7 @@ def test_deploy_follows_the_branch_to_environment_flow():
         "dev": ("github.ref == 'refs/heads/develop'" + not_the_loop, "dev", "dev", None),
         "staging": ("github.ref == 'refs/heads/main'" + not_the_loop, "staging", "staging", None),
         "prod": ("github.ref == 'refs/heads/main'" + not_the_loop, "prod", "production", "staging"),
+        "prod-dr": ("github.ref == 'refs/heads/main'" + not_the_loop, "prod-dr", "production-dr", "staging"),
     }
     assert {job["uses"] for job in jobs.values()} == {"./.github/workflows/deploy-stack.yml"}
 
@@ -281,3 +282,32 @@ def test_prod_deploys_only_after_preflight_passes():
     # A failed preflight skips `pulumi up`, so nothing is reverted.
     restore = next(s for s in steps if s.get("name") == "Restore the last good release")
     assert "steps.up.conclusion != 'skipped'" in restore["if"]
+
+
+def test_the_dr_drill_reports_both_stacks_of_the_pair_quarterly():
+    """docs/dr.md "Restore tests, alarms and drills": `plexictl dr status` for the primary and its
+    standby, with read-only OIDC credentials in each one's region, and the restore tests of the
+    quarter in the job summary."""
+    from components.naming import restore_testing_name
+
+    workflow = load("dr-drill.yml")
+    (schedule,) = workflow["on"]["schedule"]
+    assert schedule["cron"].split()[2:4] == ["1", "1,4,7,10"]  # the first day of each quarter
+    assert "workflow_dispatch" in workflow["on"]
+    job = workflow["jobs"]["status"]
+    assert job["permissions"] == {"contents": "read", "id-token": "write"}
+    matrix = job["strategy"]["matrix"]["include"]
+    assert [(m["stack"], m["region"]) for m in matrix] == [("prod", "us-east-1"), ("prod-dr", "us-west-2")]
+    for m in matrix:
+        assert m["restore-testing-plan"] == restore_testing_name(m["stack"], "database")
+        assert re.fullmatch(r"[A-Z0-9_]+", m["vars-suffix"])  # GitHub variable names take no hyphen
+    steps = job["steps"]
+    aws = next(s for s in steps if s.get("uses", "").startswith("aws-actions/configure-aws-credentials@"))
+    assert (
+        "AWS_PREVIEW_ROLE_ARN_" in aws["with"]["role-to-assume"] and aws["with"]["aws-region"] == "${{ matrix.region }}"
+    )
+    runs = "\n".join(s.get("run", "") for s in steps)
+    assert '.venv/bin/plexictl dr status --stack "$STACK"' in runs
+    assert "aws backup list-restore-jobs --by-restore-testing-plan-arn" in runs
+    assert runs.count("GITHUB_STEP_SUMMARY") >= 2
+    assert steps[-1]["if"] == "steps.status.outputs.code != '0'"  # the report is written, then it fails

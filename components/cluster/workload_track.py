@@ -20,6 +20,9 @@ from components.config.versions import image_reference, pull_policy
 from components.config.workloads import Workload
 from components.release.plan import Track
 
+DR_ROLE_ENV = "PLEXICHAT_DR_ROLE"
+"""In a DR stack's pods: `standby` or `active` (dr.role). The app's contract (docs/dr.md): while
+`standby`, `/readyz` answers 503 (Route 53 sends no user here) and workers take no jobs."""
 SERVICE_REQUEST_RATE_METRIC = "istio_requests_per_second"
 """Custom metric (custom.metrics.k8s.io) on Service objects: requests per second the Service's
 pods receive, from Istio's `istio_requests_total`. A metrics adapter serves it (docs/delivery.md)."""
@@ -42,6 +45,12 @@ class WorkloadTrackArgs:
     """Annotations of the Deployment object (e.g. which Secrets a reloader watches for it)."""
     wait_for: Sequence[pulumi.Resource] = ()
     """What must be done before the track's pods start: its version's schema migration."""
+    standby_replicas: int | None = None
+    """A DR standby's size (dr.standbyReplicas): the HPA holds the track at exactly this many
+    pods, and the kubelet asks the liveness path whether a pod is ready, because the app's
+    readiness path answers 503 while the stack is standby (docs/dr.md "The standby stack"): Pulumi
+    waits for a Deployment's pods to be ready. None (every other stack): the workload's range and
+    readiness path."""
 
 
 class WorkloadTrack(pulumi.ComponentResource):
@@ -147,8 +156,8 @@ def _autoscaler(
             scale_target_ref=k8s.autoscaling.v2.CrossVersionObjectReferenceArgs(
                 api_version="apps/v1", kind="Deployment", name=deployment.metadata.name
             ),
-            min_replicas=w.min_replicas,
-            max_replicas=w.max_replicas,
+            min_replicas=w.min_replicas if args.standby_replicas is None else args.standby_replicas,
+            max_replicas=w.max_replicas if args.standby_replicas is None else args.standby_replicas,
             metrics=[
                 _utilisation_metric("cpu", w.target_cpu_percent),
                 _utilisation_metric("memory", w.target_memory_percent),
@@ -277,7 +286,7 @@ def _container(args: WorkloadTrackArgs) -> k8s.core.v1.ContainerArgs:
             limits={"cpu": w.cpu_limit, "memory": memory},
         ),
         startup_probe=_http_probe(w, w.probes.liveness_path, 2, w.probes.startup_failure_threshold),
-        readiness_probe=_http_probe(w, w.probes.readiness_path, 5, 3),
+        readiness_probe=_http_probe(w, readiness_path(w, args.standby_replicas is not None), 5, 3),
         liveness_probe=_http_probe(w, w.probes.liveness_path, 10, 3),
         lifecycle=k8s.core.v1.LifecycleArgs(
             # Keep serving while endpoints and sidecars learn the pod is going away.
@@ -291,6 +300,12 @@ def _container(args: WorkloadTrackArgs) -> k8s.core.v1.ContainerArgs:
         security_context=container_security_context(),
         volume_mounts=[TMP_MOUNT],
     )
+
+
+def readiness_path(w: Workload, standby: bool) -> str:
+    """What the kubelet asks before a pod gets traffic: the readiness path, or on a DR standby the
+    liveness path (ready to be promoted, while /readyz tells Route 53 "not serving users")."""
+    return w.probes.liveness_path if standby else w.probes.readiness_path
 
 
 def _ports(w: Workload) -> list[k8s.core.v1.ContainerPortArgs]:

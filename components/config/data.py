@@ -235,7 +235,9 @@ class BackupSettings(Model):
     bucket_name: BucketName
     """Name of the backup bucket (globally unique). Required. Pinned in protected stacks. Its
     server access logs go to `<bucketName>-access-logs` (and the DR copy's to
-    `<bucketName>-dr-access-logs`), kept logRetentionDays."""
+    `<bucketName>-dr-access-logs`), kept logRetentionDays. In a DR stack (dr.role standby or
+    active): the primary's DR copy in this region (`<primary's bucketName>-dr`), which the app
+    uses and the primary owns; the stack creates no bucket (docs/dr.md)."""
     daily_retention_days: Annotated[int, int_range(1, 35, "a number of days")] = 30
     """`daily/` objects and daily AWS Backup recovery points are kept this long. Default 30."""
     monthly_retention_days: Annotated[int, int_range(180, 3650, "a number of days")] = 365

@@ -46,10 +46,12 @@ class DrSettings(Model):
     """The primary's AWS region, where the database the standby replicates lives. Required with
     role standby or active; must differ from the stack's own aws.region."""
     standby_replicas: Annotated[int, int_range(1, 20, "a number of pods")] = 1
-    """Pods per workload while the stack is standby (warm: deployed, ready to scale). Default 1."""
+    """Pods per workload track while the stack is standby (warm: deployed, ready to scale; the
+    HPA's minimum and maximum both). Once active, the workloads' own range. Default 1."""
     hosted_zone_id: HostedZoneId | None = None
     """The Route 53 hosted zone of the app's domain: the primary holds the PRIMARY failover
-    record, the standby the SECONDARY. Without it no DNS failover records are made."""
+    record, the standby the SECONDARY (docs/dr.md "DNS"); needs ingress.waf.loadBalancerArn, the
+    load balancer they point at. Without it no DNS failover records are made."""
     replica_lag_alarm_minutes: Annotated[int, int_range(1, 60, "a number of minutes")] = 15
     """The DR replica's lag that raises an alarm: the replication part of the RPO budget.
     Default 15."""
@@ -84,6 +86,27 @@ class DrSettings(Model):
     @property
     def is_standby(self) -> bool:
         return self.role == "standby"
+
+    @property
+    def pages_only_for_replication(self) -> bool:
+        """A standby pages on-call for replication problems alone (the DR replica's lag); every
+        other alert goes to chat, every other CloudWatch alarm nowhere (docs/dr.md)."""
+        return self.is_standby
+
+    @property
+    def is_promoted(self) -> bool:
+        """The standby after a failover: its database promoted, full size, full paging."""
+        return self.role == "active"
+
+    def primary_reference(self, organization: str, project: str) -> str:
+        """The primary's stack as `pulumi.StackReference` names it: `org/project/stack` (the
+        documented form; `organization` with a self-managed backend), or primaryStack as given
+        when it is qualified already."""
+        if self.primary_stack is None:
+            raise ValueError("only a standby or active stack references its primary")
+        if "/" in self.primary_stack:
+            return self.primary_stack
+        return f"{organization}/{project}/{self.primary_stack}"
 
     @property
     def replicates_from_primary(self) -> bool:

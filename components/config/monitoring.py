@@ -180,6 +180,13 @@ class AlertingSettings(Model):
         """Severity -> receiver kind, for the severities that go somewhere."""
         return {s: k for s in ("critical", "warning", "info") if (k := getattr(self, s)) != "none"}
 
+    def without_paging(self, instead: ReceiverKind) -> AlertingSettings:
+        """The same routes, with every severity that pages sent to `instead` (a DR standby's:
+        chat, or none without a chat webhook)."""
+        return self.model_copy(
+            update={s: instead for s in ("critical", "warning", "info") if getattr(self, s) == "pagerduty"}
+        )
+
 
 ReceiverSecret = Annotated[SecretStr, Field(min_length=8)]
 

@@ -48,6 +48,7 @@ from components.config.monitoring import (
     ReceiverSecret,
 )
 from components.config.release import BlueGreenRelease, CanaryRelease, Release
+from components.config.rpo import check_rpo_budget
 from components.config.workloads import Workload, check_workloads
 
 # ---------------------------------------------------------------------------------------------
@@ -137,6 +138,16 @@ class StackSettings(Model):
         return self
 
     @property
+    def alert_routing(self) -> AlertingSettings:
+        """Where this stack's Alertmanager sends each severity: `alerting`, except on a DR standby
+        (`dr.role: standby`), which pages for nothing in the cluster: what would page goes to chat
+        (nowhere without alertChatWebhookUrl). Its replication alarms page through the alarm
+        topic (docs/dr.md "The standby stack")."""
+        if self.dr is None or not self.dr.is_standby:
+            return self.alerting
+        return self.alerting.without_paging("chat" if self.alert_chat_webhook_url is not None else "none")
+
+    @property
     def floor_role(self) -> floors.Role:
         """Which production floors hold (components/config/floors.py): a DR standby's
         (`dr.role: standby`) keep its data safe; every other stack, a promoted standby too, is
@@ -149,6 +160,14 @@ class StackSettings(Model):
         problems = [*_target_problems(self), *_floor_problems(self), *_environment_problems(self)]
         if problems:
             raise FieldErrors(problems)
+        return self
+
+    @model_validator(mode="after")
+    def _rpo_within_budget(self) -> StackSettings:
+        """A primary's data stores stay within dr.rpoMinutes by construction (components/config/rpo.py)."""
+        dr = self.dr
+        if dr is not None and dr.role == "primary":
+            check_rpo_budget(dr.replica_lag_alarm_minutes, dr.rpo_minutes, self.backups.dr_region)
         return self
 
     @model_validator(mode="after")
@@ -249,12 +268,28 @@ def _environment_problems(settings: StackSettings) -> list[FieldError]:
                     )
                 )
     dr = settings.dr
+    if dr is not None and dr.role == "primary" and settings.backups.dr_region is None:
+        problems.append(
+            FieldError(
+                "backups.drRegion",
+                "is required with dr.role primary: the DR copies there (bucket, vault, key, the "
+                "database roles' secrets) are what the standby uses, and the primary owns them",
+            )
+        )
     if dr is not None and dr.primary_region == settings.aws.region:
         problems.append(
             FieldError(
                 "dr.primaryRegion",
                 f"must differ from aws.region ({settings.aws.region}): a standby in its primary's "
                 "region survives nothing the primary does not",
+            )
+        )
+    if dr is not None and dr.hosted_zone_id is not None and settings.ingress.waf.load_balancer_arn is None:
+        problems.append(
+            FieldError(
+                "dr.hostedZoneId",
+                "needs ingress.waf.loadBalancerArn: the failover record and its health check point "
+                "at this stack's load balancer (docs/dr.md 'DNS'); set the ARN, or remove hostedZoneId",
             )
         )
     major = settings.database.major_version

@@ -16,17 +16,28 @@ import pulumi
 import pulumi_aws as aws
 
 from components.config.data import BackupSettings
+from components.config.rpo import BACKUP_COMPLETION_WINDOW_MINUTES, BACKUP_START_WINDOW_MINUTES
 from components.data.access_log_bucket import access_log_bucket, log_requests
 from components.data.backup_bucket import BackupBucket, backup_bucket
 from components.data.database import Database
 from components.data.disaster_recovery import replicate_automated_backups, replicate_bucket
 from components.data.shared import data_key, service_role, with_protection
-from components.naming import backup_vault_name
+from components.naming import backup_vault_name, dr_backup_vault_name
 
 DAILY_SCHEDULE = "cron(0 5 * * ? *)"  # after the RDS backup window (03:00-04:00 UTC)
 MONTHLY_SCHEDULE = "cron(0 6 1 * ? *)"
-BACKUP_START_WINDOW_MINUTES = 60
-BACKUP_COMPLETION_WINDOW_MINUTES = 360
+# The windows are the RPO model's (components/config/rpo.py), imported so the two never drift.
+
+
+@dataclass(frozen=True)
+class BackupStore:
+    """Where the app's backups go: a bucket and the key that encrypts it. The stack's own
+    (`Backups.store`), or in a DR stack the primary's copy in this region, which the primary
+    owns (docs/dr.md "The standby stack")."""
+
+    bucket_name: pulumi.Input[str]
+    bucket_arn: pulumi.Input[str]
+    key_arn: pulumi.Input[str]
 
 
 @dataclass(frozen=True)
@@ -67,7 +78,14 @@ class Backups(pulumi.ComponentResource):
         if s.dr_region:
             self._disaster_recovery(name, args, primary, child)
 
-        self.plan = _plan(name, args, self.vault, self.dr_vault, child)
+        self.store = BackupStore(self.bucket.bucket, self.bucket.arn, self.key.arn)
+        self.plan = _plan(
+            name,
+            _PlanArgs(
+                s, args.stack, args.database.primary.arn, self.vault.name, self.dr_vault.arn if self.dr_vault else None
+            ),
+            child,
+        )
         self.register_outputs(
             {
                 "bucket": self.bucket.bucket,
@@ -97,7 +115,7 @@ class Backups(pulumi.ComponentResource):
         self.dr_bucket = copy.bucket
         dr_logs = self._access_logs(f"{name}-dr-access-logs", f"{s.bucket_name}-dr", args, dr)
         log_requests(f"{name}-dr-bucket", copy.bucket, f"{s.bucket_name}-dr", dr_logs, dr)
-        self.dr_vault = _vault(f"{name}-dr-vault", f"{backup_vault_name(args.stack)}-dr", dr_key, dr, args)
+        self.dr_vault = _vault(f"{name}-dr-vault", dr_backup_vault_name(args.stack), dr_key, dr, args)
         replicate_bucket(name, self, primary, copy, dr_key, opts)
         replicate_automated_backups(
             f"{name}-dr-rds-backups", args.database, dr_key, s.dr_automated_backup_retention_days, dr
@@ -139,13 +157,40 @@ def _lock(name: str, vault: aws.backup.Vault, s: BackupSettings, opts: pulumi.Re
         )
 
 
-def _plan(
-    name: str,
-    args: BackupsArgs,
-    vault: aws.backup.Vault,
-    dr_vault: aws.backup.Vault | None,
-    opts: pulumi.ResourceOptions,
-) -> aws.backup.Plan:
+class PromotedBackups(pulumi.ComponentResource):
+    """The backups of a promoted DR database (`dr.role: active`): the stack's own AWS Backup plan,
+    daily and monthly like the primary's, into the DR vault the primary owns in this region
+    (named by the primary's `drSource`, locked by the primary). The DR bucket and vault stay the
+    primary's: this stack creates neither (docs/dr.md "Failover and failback")."""
+
+    plan: aws.backup.Plan
+
+    def __init__(
+        self,
+        name: str,
+        settings: BackupSettings,
+        stack: str,
+        database: Database,
+        vault_name: pulumi.Input[str],
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("plexichat:data:PromotedBackups", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        self.plan = _plan(name, _PlanArgs(settings, stack, database.primary.arn, vault_name, None), child)
+        self.register_outputs({"plan": self.plan.name})
+
+
+@dataclass(frozen=True)
+class _PlanArgs:
+    settings: BackupSettings
+    stack: str
+    database_arn: pulumi.Input[str]
+    vault_name: pulumi.Input[str]
+    dr_vault_arn: pulumi.Input[str] | None
+    """Where each recovery point is copied, if anywhere."""
+
+
+def _plan(name: str, args: _PlanArgs, opts: pulumi.ResourceOptions) -> aws.backup.Plan:
     """AWS Backup for the database primary: daily and monthly recovery points, kept longer than
     RDS's own retention allows (35 days), and copied to the DR vault when there is one."""
     s = args.settings
@@ -162,8 +207,8 @@ def _plan(
         f"{name}-plan",
         name=f"plexichat-{args.stack}-database",
         rules=[
-            _plan_rule("daily", DAILY_SCHEDULE, s.daily_retention_days, vault, dr_vault),
-            _plan_rule("monthly", MONTHLY_SCHEDULE, s.monthly_retention_days, vault, dr_vault),
+            _plan_rule("daily", DAILY_SCHEDULE, s.daily_retention_days, args.vault_name, args.dr_vault_arn),
+            _plan_rule("monthly", MONTHLY_SCHEDULE, s.monthly_retention_days, args.vault_name, args.dr_vault_arn),
         ],
         opts=opts,
     )
@@ -172,25 +217,29 @@ def _plan(
         name=f"plexichat-{args.stack}-database",
         plan_id=plan.id,
         iam_role_arn=backup_role.arn,
-        resources=[args.database.primary.arn],
+        resources=[args.database_arn],
         opts=opts,
     )
     return plan
 
 
 def _plan_rule(
-    rule_name: str, schedule: str, keep_days: int, vault: aws.backup.Vault, dr_vault: aws.backup.Vault | None
+    rule_name: str,
+    schedule: str,
+    keep_days: int,
+    vault_name: pulumi.Input[str],
+    dr_vault_arn: pulumi.Input[str] | None,
 ) -> aws.backup.PlanRuleArgs:
     """One schedule; its copies in the DR vault are kept exactly as long as the originals."""
     lifecycle = aws.backup.PlanRuleLifecycleArgs(delete_after=keep_days)
     return aws.backup.PlanRuleArgs(
         rule_name=rule_name,
-        target_vault_name=vault.name,
+        target_vault_name=vault_name,
         schedule=schedule,
         start_window=BACKUP_START_WINDOW_MINUTES,
         completion_window=BACKUP_COMPLETION_WINDOW_MINUTES,
         lifecycle=lifecycle,
-        copy_actions=[aws.backup.PlanRuleCopyActionArgs(destination_vault_arn=dr_vault.arn, lifecycle=lifecycle)]
-        if dr_vault
+        copy_actions=[aws.backup.PlanRuleCopyActionArgs(destination_vault_arn=dr_vault_arn, lifecycle=lifecycle)]
+        if dr_vault_arn is not None
         else None,
     )

@@ -10,6 +10,10 @@ source manages credentials with Secrets Manager" among the limits of the managed
 integration (all engines but SQL Server), i.e. the replica cannot manage its own, so it sets
 neither `password` nor `manage_master_user_password` (staging creates a replica first, before
 prod does).
+
+A DR stack's instance (`DatabaseArgs.source`) is a cross-region read replica of its primary
+stack's database while standby, and the same instance promoted once active (`_dr_instance`,
+docs/dr.md "The standby stack").
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from components.data.shared import (
     service_role,
     with_protection,
 )
+from components.naming import restore_validator_name
 
 PORT = 5432
 DB_NAME = "plexichat"
@@ -42,6 +47,16 @@ PERFORMANCE_INSIGHTS_RETENTION_DAYS = 7  # the free tier
 
 
 @dataclass(frozen=True)
+class ReplicaSource:
+    """What a DR stack's database follows (docs/dr.md "The standby stack")."""
+
+    arn: pulumi.Input[str]
+    """The primary stack's database, by ARN (a cross-region replica names its source so)."""
+    promoted: bool
+    """`dr.role: active`: replication has stopped, the instance is a primary of its own."""
+
+
+@dataclass(frozen=True)
 class DatabaseArgs:
     settings: DatabaseSettings
     network: NetworkSettings
@@ -50,15 +65,20 @@ class DatabaseArgs:
     protect: bool
     """Pulumi `protect` on the primary, its replicas, its key and the exported log groups
     (dataProtection.protect)."""
+    source: ReplicaSource | None = None
+    """A DR stack's: the instance is a cross-region read replica of `source` (standby), or that
+    replica promoted (active). None: the stack's own primary."""
 
 
 class Database(pulumi.ComponentResource):
     primary: aws.rds.Instance
+    """The writer: the stack's own primary, or a DR stack's instance (a replica while standby)."""
     replicas: list[aws.rds.Instance]
     key: aws.kms.Key
     address: pulumi.Output[str]
     reader_addresses: pulumi.Output[list[str]]
-    master_secret_arn: pulumi.Output[str]
+    master_secret_arn: pulumi.Output[str] | None
+    """The RDS-managed master secret; none while a DR standby replicates (a replica has none)."""
 
     def __init__(self, name: str, args: DatabaseArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("plexichat:data:Database", name, None, opts)
@@ -84,10 +104,19 @@ class Database(pulumi.ComponentResource):
             self.key,
             _monitoring_role(name, s, child),
         )
-        self.primary = _primary(name, args, hardening, subnets, self.key, child)
-        self.master_secret_arn = self.primary.master_user_secrets.apply(lambda s_: s_[0].secret_arn)
-        _password_rotation(name, self.master_secret_arn, s, child)
-        self.replicas = _replicas(name, s, hardening, self.primary, self.key, with_protection(child, args.protect))
+        if args.source is None:
+            self.primary = _primary(name, args, hardening, subnets, self.key, child)
+        else:
+            self.primary = _dr_instance(name, args, args.source, hardening, subnets, self.key, child)
+        self.master_secret_arn = None
+        if args.source is None or args.source.promoted:
+            self.master_secret_arn = self.primary.master_user_secrets.apply(lambda s_: s_[0].secret_arn)
+            _password_rotation(name, self.master_secret_arn, s, child)
+        # A standby's replica is the DR copy itself: read replicas of its own only once promoted.
+        count = 0 if args.source is not None and not args.source.promoted else s.read_replicas
+        self.replicas = _replicas(
+            name, s, count, hardening, self.primary, self.key, with_protection(child, args.protect)
+        )
 
         self.address = self.primary.address
         self.reader_addresses = (
@@ -129,7 +158,14 @@ def _key(name: str, args: DatabaseArgs, opts: pulumi.ResourceOptions) -> aws.kms
         with_protection(opts, args.protect),
         extra_statements=[
             logs_may_use_key(
-                args.region, args.account_id, [f"{LOG_GROUP_PREFIX}{ident}/*", f"{LOG_GROUP_PREFIX}{ident}-replica-*/*"]
+                args.region,
+                args.account_id,
+                [
+                    f"{LOG_GROUP_PREFIX}{ident}/*",
+                    f"{LOG_GROUP_PREFIX}{ident}-replica-*/*",
+                    # The restore tests' check (components/data/restore_testing.py) logs here too.
+                    f"/aws/lambda/{restore_validator_name(ident)}",
+                ],
             )
         ],
     )
@@ -285,6 +321,64 @@ def _primary(
     )
 
 
+def _dr_instance(
+    name: str,
+    args: DatabaseArgs,
+    source: ReplicaSource,
+    hardening: dict,
+    subnets: aws.rds.SubnetGroup,
+    key: aws.kms.Key,
+    opts: pulumi.ResourceOptions,
+) -> aws.rds.Instance:
+    """A DR stack's database (docs/dr.md): one resource, `{name}-primary` as in every stack, so
+    the failover is an update of it, never a replacement.
+
+    - standby: a cross-region read replica of the primary stack's database, named by its ARN
+      (cross-region). The source is encrypted, so the replica needs a key of this region:
+      `kms_key_id`, this database's own key (pulumi-aws rds.Instance: "if you are creating a
+      cross-region replica of an encrypted database you will also need to specify a
+      `kms_key_id`"). Engine, version, database name, master user and port come from the source
+      and cannot be set on a replica. Same hardening as the primary (parameter group, monitoring,
+      Performance Insights, log exports, deletion protection), Multi-AZ per the settings (so the
+      promotion changes nothing about it), automated backups on (AWS recommends them before a
+      promotion: none is taken during it).
+    - active: the same instance promoted in place. The pulumi-aws docs of rds.Instance: "Removing
+      the `replicate_source_db` attribute from an existing RDS Replicate database managed by the
+      provider will promote the database to a fully standalone database." The provider promotes
+      first (PromoteReadReplica, with backup_retention_period and backup_window), then applies
+      the other changes of the edit, at once: RDS manages a new master password in this region's
+      Secrets Manager (the primary's secret is in the region that failed), and a delete would
+      leave a final snapshot.
+    """
+    s = args.settings
+    ident, promoted = s.identifier, source.promoted
+    logs = _exported_logs(name, "primary", ident, s, key, with_protection(opts, args.protect))
+    return aws.rds.Instance(
+        f"{name}-primary",
+        identifier=ident,
+        **{**hardening, "apply_immediately": hardening["apply_immediately"] or promoted},
+        replicate_source_db=None if promoted else source.arn,
+        allocated_storage=s.allocated_storage_gib,
+        storage_encrypted=True,  # ignored while a cross-region replica: kms_key_id decides
+        kms_key_id=key.arn,
+        # A cross-region replica would otherwise land in the region's `default` subnet group.
+        db_subnet_group_name=subnets.name,
+        multi_az=s.multi_az,
+        backup_retention_period=s.backup_retention_days,
+        backup_window=s.backup_window,
+        manage_master_user_password=True if promoted else None,
+        master_user_secret_kms_key_id=key.arn if promoted else None,
+        # AWS refuses a final snapshot of a replica; the promoted instance leaves one.
+        skip_final_snapshot=not promoted,
+        final_snapshot_identifier=f"{ident}-final" if promoted else None,
+        delete_automated_backups=False,
+        # protect + retain: the DR copy survives a mistaken delete, even from the program.
+        opts=pulumi.ResourceOptions.merge(
+            with_protection(opts, args.protect, retain=True), pulumi.ResourceOptions(depends_on=logs)
+        ),
+    )
+
+
 def _password_rotation(
     name: str, secret_arn: pulumi.Output[str], s: DatabaseSettings, opts: pulumi.ResourceOptions
 ) -> None:
@@ -303,18 +397,19 @@ def _password_rotation(
 def _replicas(
     name: str,
     s: DatabaseSettings,
+    count: int,
     hardening: dict,
     primary: aws.rds.Instance,
     key: aws.kms.Key,
     opts: pulumi.ResourceOptions,
 ) -> list[aws.rds.Instance]:
-    """`readReplicas` same-region replicas, spread over the configured zones in turn. `opts`
+    """`count` (readReplicas) same-region replicas, spread over the configured zones in turn. `opts`
     carries dataProtection.protect: a replica serves reads, so deleting one by accident is an
     outage; scaling readReplicas down therefore needs `pulumi state unprotect` on the removed
     replica and its log groups first (docs/data-tier.md)."""
     zones = s.replica_availability_zones
     replicas = []
-    for number in range(1, s.read_replicas + 1):
+    for number in range(1, count + 1):
         identifier = f"{s.identifier}-replica-{number}"
         logs = _exported_logs(name, f"replica-{number}", identifier, s, key, opts)
         replicas.append(

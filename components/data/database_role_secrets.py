@@ -15,11 +15,14 @@ rotated by AWS's multi-user PostgreSQL rotation function.
 - The function runs in the private subnets with the cluster's node security group: the one source
   the database admits (components/data/shared.py), and the nodes reach the Secrets Manager API.
 The bootstrap Job (components/cluster/database_bootstrap_job.py) sets the roles' passwords from
-these secrets.
+these secrets. A DR primary has Secrets Manager keep a copy of each in its standby's region
+(`replicas`), which the standby's pods read: the roles and their passwords reach its database
+with the data, so one rotation here serves both (docs/dr.md "The standby stack").
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import pulumi
@@ -39,21 +42,46 @@ EXCLUDED_CHARACTERS = " %+~`#$&*()|[]{}:;<>?!'/@\"\\"
 
 
 @dataclass(frozen=True)
+class RoleCredentials:
+    """Where the database roles' secrets are, for the External Secrets store: the stack's own,
+    or in a DR stack the primary's, replicated into this region (docs/dr.md)."""
+
+    secret_arns: Mapping[str, pulumi.Input[str]]
+    """Role name -> the ARN of its secret in this region."""
+    key_arn: pulumi.Input[str]
+    """The key that encrypts them there."""
+
+
+@dataclass(frozen=True)
+class SecretReplica:
+    """A copy of every role secret in a second region (a DR primary's, for its standby)."""
+
+    region: str
+    key_arn: pulumi.Input[str]
+    """The key that encrypts the copies there (the DR backups key, in that region)."""
+
+
+@dataclass(frozen=True)
 class DatabaseRoleSecretsArgs:
     settings: DatabaseSettings
     network: NetworkSettings
     database: Database
     region: str
+    replica: SecretReplica | None = None
+    """Where Secrets Manager keeps a copy of every role secret, in step with each rotation: the
+    DR standby's pods log in with it (the roles and their passwords replicate with the data)."""
 
 
 class DatabaseRoleSecrets(pulumi.ComponentResource):
     secrets: dict[str, aws.secretsmanager.Secret]
     """Role name -> its secret."""
+    credentials: RoleCredentials
 
     def __init__(self, name: str, args: DatabaseRoleSecretsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("plexichat:data:DatabaseRoleSecrets", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         self.secrets = {role: _role_secret(name, role, args, child) for role in ROLES}
+        self.credentials = RoleCredentials({role: s.arn for role, s in self.secrets.items()}, args.database.key.arn)
         function_arn = _rotation_function(name, args, child)
         for role, secret in self.secrets.items():
             aws.secretsmanager.SecretRotation(
@@ -78,6 +106,9 @@ def _role_secret(
         description=f"PostgreSQL role {role} of {args.settings.identifier} (multi-user rotation)",
         kms_key_id=db.key.arn,
         recovery_window_in_days=30,  # a deleted secret can be restored for 30 days
+        replicas=[aws.secretsmanager.SecretReplicaArgs(region=args.replica.region, kms_key_id=args.replica.key_arn)]
+        if args.replica
+        else None,
         opts=opts,
     )
     # Secret from the start: the JSON that holds it is secret too.

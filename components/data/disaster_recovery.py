@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import pulumi
 import pulumi_aws as aws
 
+from components.config.rpo import REPLICATION_TIME_CONTROL_MINUTES
 from components.data.backup_bucket import BackupBucket
 from components.data.database import Database
 from components.data.shared import service_role
@@ -21,7 +22,9 @@ from components.data.shared import service_role
 if TYPE_CHECKING:  # backups.py calls this module: a runtime import back would be a cycle
     from components.data.backups import Backups
 
-REPLICATION_TIME_MINUTES = 15  # S3 Replication Time Control: well inside the 1 h RPO
+REPLICATION_TIME_MINUTES = REPLICATION_TIME_CONTROL_MINUTES  # S3 RTC: well inside the 1 h RPO
+REPLICATION_RULE_ID = "dr"
+"""The replication rule's id: the S3 replication metrics (and their alarms) are per rule."""
 
 
 def replicate_bucket(
@@ -114,7 +117,7 @@ def _replication_rule(
     """Every object, delete markers and SSE-KMS objects included, re-encrypted with the DR key,
     under Replication Time Control (and its metrics): 15 minutes, well inside the 1 h RPO."""
     return aws.s3.BucketReplicationConfigRuleArgs(
-        id="dr",
+        id=REPLICATION_RULE_ID,
         status="Enabled",
         filter=aws.s3.BucketReplicationConfigRuleFilterArgs(prefix=""),
         delete_marker_replication=aws.s3.BucketReplicationConfigRuleDeleteMarkerReplicationArgs(status="Enabled"),

@@ -35,6 +35,10 @@ class EdgeArgs:
     account_id: pulumi.Input[str]
     region: str
     """Where the WAF logs' key lets CloudWatch Logs use it."""
+    health_host: str | None = None
+    """With DNS failover: the host Route 53 checks (naming.dns_health_host); None otherwise."""
+    readiness_path: str = "/readyz"
+    """The one path the health host serves."""
 
 
 class Edge(pulumi.ComponentResource):
@@ -46,7 +50,7 @@ class Edge(pulumi.ComponentResource):
         super().__init__("plexichat:ingress:Edge", name, None, opts)
         # Ingress and WAF resources are direct children of this component, named from `name`
         # as they always were: an intermediate component would change every URN.
-        self.ingress, self.preview_ingress = ingresses(
+        self.ingress, self.preview_ingress, self.health_ingress = ingresses(
             name,
             self,
             stack=args.stack,
@@ -55,6 +59,8 @@ class Edge(pulumi.ComponentResource):
             preview_host=args.preview_host,
             service=args.service,
             settings=args.settings,
+            health_host=args.health_host,
+            health_path=args.readiness_path,
         )
         controller_tls(name, self, stack=args.stack, namespace=args.controller_namespace, settings=args.settings)
         self.web_acl = web_acl(

@@ -16,6 +16,8 @@ annotations that make it so:
 
 The preview host reaches the inactive blue-green colour because the mesh matches it: the
 VirtualService's preview route matches the preview header or the preview host as authority.
+A stack with DNS failover also serves its health host (`<stack>.health.<domain>`), for the
+readiness path only, to the Route 53 health checks (components/edge/dns_failover.py).
 No `*-snippet` annotation anywhere (arbitrary NGINX config, CVE-2021-25742 class).
 """
 
@@ -80,10 +82,14 @@ def ingresses(
     preview_host: str | None,
     service: AppService,
     settings: IngressSettings,
-) -> tuple[k8s.networking.v1.Ingress, k8s.networking.v1.Ingress | None]:
-    """The certificate, the domain's Ingress and (blue-green only) the preview host's Ingress.
+    health_host: str | None = None,
+    health_path: str = "/readyz",
+) -> tuple[k8s.networking.v1.Ingress, k8s.networking.v1.Ingress | None, k8s.networking.v1.Ingress | None]:
+    """The certificate, the domain's Ingress, (blue-green only) the preview host's Ingress and
+    (DNS failover only) the health host's.
 
-    Children of `parent` named `{name}-certificate`, `{name}-ingress` and `{name}-preview`.
+    Children of `parent` named `{name}-certificate`, `{name}-ingress`, `{name}-preview` and
+    `{name}-health`.
     """
     labels = {**naming.common_labels(stack), **naming.selector_labels("web")}
     secret_name = f"{naming.object_name('web')}-tls"
@@ -93,11 +99,13 @@ def ingresses(
         namespace=namespace,
         labels=labels,
         secret_name=secret_name,
-        hosts=[domain] + ([preview_host] if preview_host else []),
+        hosts=[domain] + [host for host in (preview_host, health_host) if host],
         cluster_issuer=settings.cluster_issuer,
     )
 
-    def ingress(role: str, host: str, upstream_host: pulumi.Input[str]) -> k8s.networking.v1.Ingress:
+    def ingress(
+        role: str, host: str, upstream_host: pulumi.Input[str], paths: tuple[str, str] = ("/", "Prefix")
+    ) -> k8s.networking.v1.Ingress:
         return k8s.networking.v1.Ingress(
             f"{name}-{role}",
             metadata=k8s.meta.v1.ObjectMetaArgs(
@@ -109,7 +117,7 @@ def ingresses(
             spec=k8s.networking.v1.IngressSpecArgs(
                 ingress_class_name=settings.class_name,
                 tls=[k8s.networking.v1.IngressTLSArgs(hosts=[host], secret_name=secret_name)],
-                rules=[_rule_to_service(host, service)],
+                rules=[_rule_to_service(host, service, *paths)],
             ),
             # The TLS secret is cert-manager's to create; declare the Certificate first.
             opts=pulumi.ResourceOptions(parent=parent, depends_on=[certificate]),
@@ -119,7 +127,10 @@ def ingresses(
     # presents the preview host, which the VirtualService's preview route matches.
     main = ingress("ingress", domain, service.fqdn)
     preview = ingress("preview", preview_host, preview_host) if preview_host else None
-    return main, preview
+    # The Route 53 health check's host (components/edge/dns_failover.py): the readiness path and
+    # nothing else.
+    health = ingress("health", health_host, service.fqdn, (health_path, "Exact")) if health_host else None
+    return main, preview, health
 
 
 TLS_PROTOCOLS = "TLSv1.3"
@@ -170,15 +181,17 @@ def _certificate(
     )
 
 
-def _rule_to_service(host: str, service: AppService) -> k8s.networking.v1.IngressRuleArgs:
-    """Everything for `host` goes to the web Service; the mesh picks the track."""
+def _rule_to_service(
+    host: str, service: AppService, path: str = "/", path_type: str = "Prefix"
+) -> k8s.networking.v1.IngressRuleArgs:
+    """Everything for `host` (under `path`) goes to the web Service; the mesh picks the track."""
     return k8s.networking.v1.IngressRuleArgs(
         host=host,
         http=k8s.networking.v1.HTTPIngressRuleValueArgs(
             paths=[
                 k8s.networking.v1.HTTPIngressPathArgs(
-                    path="/",
-                    path_type="Prefix",
+                    path=path,
+                    path_type=path_type,
                     backend=k8s.networking.v1.IngressBackendArgs(
                         service=k8s.networking.v1.IngressServiceBackendArgs(
                             name=service.service_name,

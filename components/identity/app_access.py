@@ -43,12 +43,12 @@ from components import naming
 from components.cluster.jobs import env_from_secret
 from components.config.data import IrsaSettings
 from components.data.backup_bucket import DAILY_PREFIX, PREFIXES
-from components.data.backups import Backups
+from components.data.backups import BackupStore
 from components.data.cache import PORT as CACHE_PORT
 from components.data.cache import Cache
 from components.data.database import DB_NAME, Database
 from components.data.database import PORT as DB_PORT
-from components.data.database_role_secrets import DatabaseRoleSecrets
+from components.data.database_role_secrets import RoleCredentials
 from components.data.database_roles import APP_ROLE, MIGRATOR_ROLE
 from components.identity.external_secrets import ROLE_ARN_ANNOTATION, StoreAccess, external_secret, secret_store
 
@@ -84,8 +84,9 @@ class AppAccessArgs:
     irsa: IrsaSettings
     database: Database
     cache: Cache
-    backups: Backups
-    role_secrets: DatabaseRoleSecrets | None = None
+    backups: BackupStore
+    """The backup bucket the app reads and writes `daily/` into (a DR stack's: the primary's copy)."""
+    role_secrets: RoleCredentials | None = None
     """The database roles' secrets: password mode (`database.appAuth: password`); none in iam mode,
     where the roles log in with IAM tokens."""
 
@@ -122,7 +123,7 @@ class AppAccess(pulumi.ComponentResource):
                 "db-credentials" if role == APP_ROLE else "db-migrator-credentials",
                 target,
                 [
-                    {"secretKey": key, "remoteRef": {"key": args.role_secrets.secrets[role].arn, "property": key}}
+                    {"secretKey": key, "remoteRef": {"key": args.role_secrets.secret_arns[role], "property": key}}
                     for key in ("username", "password")
                 ],
                 SECRET_STORE,
@@ -181,7 +182,7 @@ def _app_role(name: str, args: AppAccessArgs, opts: pulumi.ResourceOptions) -> a
     `monthly/`: a compromised pod cannot erase or replace the archive), use the backup key, and
     (iam mode) connect as plexichat_app to the primary and the replicas."""
     backups, db = args.backups, args.database
-    objects = [pulumi.Output.concat(backups.bucket.arn, "/", p, "*") for p in PREFIXES]
+    objects = [pulumi.Output.concat(backups.bucket_arn, "/", p, "*") for p in PREFIXES]
     connect = (
         [_connect_statement("ConnectAsApp", [db.primary, *db.replicas], args, APP_ROLE)]
         if args.role_secrets is None
@@ -202,7 +203,7 @@ def _app_role(name: str, args: AppAccessArgs, opts: pulumi.ResourceOptions) -> a
                 "Sid": "ListBackupPrefixes",
                 "Effect": "Allow",
                 "Action": "s3:ListBucket",
-                "Resource": [backups.bucket.arn],
+                "Resource": [backups.bucket_arn],
                 "Condition": {"StringLike": {"s3:prefix": [f"{p}*" for p in PREFIXES]}},
             },
             {"Sid": "ReadBackups", "Effect": "Allow", "Action": "s3:GetObject", "Resource": objects},
@@ -210,13 +211,13 @@ def _app_role(name: str, args: AppAccessArgs, opts: pulumi.ResourceOptions) -> a
                 "Sid": "WriteDailyBackups",
                 "Effect": "Allow",
                 "Action": "s3:PutObject",
-                "Resource": [pulumi.Output.concat(backups.bucket.arn, "/", DAILY_PREFIX, "*")],
+                "Resource": [pulumi.Output.concat(backups.bucket_arn, "/", DAILY_PREFIX, "*")],
             },
             {
                 "Sid": "UseBackupKey",
                 "Effect": "Allow",
                 "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
-                "Resource": [backups.key.arn],
+                "Resource": [backups.key_arn],
             },
             *connect,
             *_cache_connect_statement(args.cache),
@@ -257,11 +258,12 @@ def _migrator_role(name: str, args: AppAccessArgs, opts: pulumi.ResourceOptions)
 def _store_role(name: str, args: AppAccessArgs, opts: pulumi.ResourceOptions) -> aws.iam.Role:
     """The External Secrets store's role: read and decrypt the role and cache credential secrets,
     nothing else; trusted by exactly the store's ServiceAccount."""
-    db, cache = args.database, args.cache
-    secrets, keys = [], []
+    cache = args.cache
+    secrets: list[pulumi.Input[str]] = []
+    keys: list[pulumi.Input[str]] = []
     if args.role_secrets is not None:  # database.appAuth password
-        secrets += [s.arn for s in args.role_secrets.secrets.values()]
-        keys.append(db.key.arn)
+        secrets += list(args.role_secrets.secret_arns.values())
+        keys.append(args.role_secrets.key_arn)
     if cache.auth_secret is not None:  # cache.appAuth token
         secrets.append(cache.auth_secret.arn)
         keys.append(cache.key.arn)
@@ -363,7 +365,7 @@ def _environment(args: AppAccessArgs, role: str) -> list[k8s.core.v1.EnvVarArgs]
         _value("PLEXICHAT_REDIS_PORT", str(CACHE_PORT)),
         _value("PLEXICHAT_REDIS_TLS", "true"),
         *cache_credentials,
-        _value("PLEXICHAT_BACKUP_BUCKET", args.backups.bucket.bucket),
+        _value("PLEXICHAT_BACKUP_BUCKET", args.backups.bucket_name),
         _value("AWS_REGION", args.region),
     ]
 

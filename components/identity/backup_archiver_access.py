@@ -38,7 +38,7 @@ class BackupArchiverAccess(pulumi.ComponentResource):
         super().__init__("plexichat:identity:BackupArchiverAccess", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         backups = args.backups
-        bucket = backups.bucket.arn
+        bucket = backups.bucket_arn
 
         def objects(prefix: str) -> list[pulumi.Output[str]]:
             return [pulumi.Output.concat(bucket, "/", prefix, "*")]
@@ -69,7 +69,7 @@ class BackupArchiverAccess(pulumi.ComponentResource):
                     "Sid": "UseBackupKey",
                     "Effect": "Allow",
                     "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
-                    "Resource": [backups.key.arn],
+                    "Resource": [backups.key_arn],
                 },
             ],
             child,

@@ -3,7 +3,9 @@ the stack's critical alerts page.
 
 A customer-managed key, not `alias/aws/sns`: CloudWatch can publish to an encrypted topic only if
 the key policy lets `cloudwatch.amazonaws.com` use the key, and the AWS-managed key's policy
-cannot be changed. Both the key and the topic admit CloudWatch only on behalf of this account.
+cannot be changed. EventBridge rules publish to it too (AWS Backup jobs that fail:
+components/observability/data_path_alarms.py), which needs the same of `events.amazonaws.com`.
+Both the key and the topic admit each service only on behalf of this account.
 """
 
 from __future__ import annotations
@@ -16,6 +18,9 @@ import pulumi_aws as aws
 from components.data.shared import data_key
 
 CLOUDWATCH = "cloudwatch.amazonaws.com"
+EVENTBRIDGE = "events.amazonaws.com"
+PUBLISHERS = {"CloudWatchPublishes": CLOUDWATCH, "EventBridgePublishes": EVENTBRIDGE}
+"""The services that publish to the topic, by the Sid of their statements."""
 
 
 @dataclass(frozen=True)
@@ -60,13 +65,14 @@ def _key(name: str, stack: str, account: pulumi.Input[str], opts: pulumi.Resourc
         opts,
         extra_statements=[
             {
-                "Sid": "CloudWatchPublishes",
+                "Sid": sid,
                 "Effect": "Allow",
-                "Principal": {"Service": CLOUDWATCH},
+                "Principal": {"Service": service},
                 "Action": ["kms:Decrypt", "kms:GenerateDataKey*"],
                 "Resource": "*",
                 "Condition": _from_account(account),
-            },
+            }
+            for sid, service in PUBLISHERS.items()
         ],
     )
 
@@ -78,7 +84,8 @@ def _topic_policy(
     account: pulumi.Input[str],
     opts: pulumi.ResourceOptions,
 ) -> None:
-    """The account manages the topic, CloudWatch publishes to it, and nobody over plain HTTP."""
+    """The account manages the topic, CloudWatch and EventBridge publish to it, and nobody over
+    plain HTTP."""
     aws.sns.TopicPolicy(
         name,
         arn=topic.arn,
@@ -102,14 +109,17 @@ def _topic_policy(
                         # CKV_AWS_385) has to know that the root principal means this account.
                         "Condition": {"StringEquals": {"aws:PrincipalAccount": account}},
                     },
-                    {
-                        "Sid": "CloudWatchPublishes",
-                        "Effect": "Allow",
-                        "Principal": {"Service": CLOUDWATCH},
-                        "Action": "SNS:Publish",
-                        "Resource": topic.arn,
-                        "Condition": _from_account(account),
-                    },
+                    *(
+                        {
+                            "Sid": sid,
+                            "Effect": "Allow",
+                            "Principal": {"Service": service},
+                            "Action": "SNS:Publish",
+                            "Resource": topic.arn,
+                            "Condition": _from_account(account),
+                        }
+                        for sid, service in PUBLISHERS.items()
+                    ),
                     {
                         "Sid": "TlsOnly",
                         "Effect": "Deny",

@@ -36,6 +36,10 @@ class CloudAlarmsArgs:
     """Nodes in the (cluster-mode disabled) group: `<group>-001` ... are its member clusters."""
     db_replica_identifiers: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     """Replica name (used in resource names, e.g. "replica-1") -> RDS identifier."""
+    notify: bool = True
+    """Whether the alarms notify the topic. Off on a DR standby (dr.pagesOnlyForReplication): its
+    database and cache serve nobody, so their alarms show in the console and page no one; at
+    failover they notify again (docs/dr.md)."""
 
 
 @dataclass(frozen=True)
@@ -72,7 +76,7 @@ class CloudAlarms(pulumi.ComponentResource):
                 period=alarm.period_seconds,
                 evaluation_periods=alarm.evaluation_periods,
                 treat_missing_data=alarm.treat_missing_data,
-                actions_enabled=True,
+                actions_enabled=args.notify,
                 alarm_actions=[args.topic.arn],
                 ok_actions=[args.topic.arn],
                 opts=pulumi.ResourceOptions(parent=self),

@@ -8,6 +8,8 @@ so do the tests and the benchmark.
 - `mocks`: what the providers would compute (ARNs, endpoints, generated names), per resource type;
 - `recording`: the monitor that records every registration with its resource options;
 - `runner`: `run_program` (one stack, this process) and `run` (any function that declares resources);
+- `stack_references`: `pulumi.StackReference` offline, another stack's outputs rendered from its
+  own stack file in the same root (a DR standby reads its primary's);
 - `program_imports` and `parallel`: many renderings at once, in forked children that share the
   provider SDKs imported once by their parent, each revision's program imported from its own root;
 - `memo`: renderings shared between identical runs of one process (opt-in: the test session).

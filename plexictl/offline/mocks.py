@@ -21,11 +21,18 @@ MOCK_REGION = "us-east-1"
 class Mocks(pulumi.runtime.Mocks):
     """Echo inputs back as outputs, plus what the provider would compute."""
 
-    def __init__(self) -> None:
+    def __init__(self, stack_outputs: Callable[[str], dict[str, Any]] | None = None) -> None:
         self._regions: dict[str, str] = {}  # AWS provider id -> its region
+        self._stack_outputs = stack_outputs
+        """A `pulumi.StackReference`'s name -> that stack's outputs (plexictl.offline.stack_references)."""
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[Any, Any]]:
         state = dict(args.inputs)
+        if args.typ == "pulumi:pulumi:StackReference":
+            if self._stack_outputs is None:
+                raise ValueError("this run cannot read other stacks (no stack references given)")
+            name = str(state.get("name") or args.resource_id or args.name)
+            return name, {"name": name, "outputs": self._stack_outputs(name), "secretOutputNames": []}
         if pulumi.runtime.is_dry_run() and args.typ.startswith(("aws:", "kubernetes:")):
             # A preview knows only what the program set: whatever the provider computes (ARNs,
             # endpoints, generated names) stays unknown until `up`, as in a real preview.
@@ -145,4 +152,25 @@ def computed_invoke_result(token: str, args: dict[str, Any]) -> dict[str, Any]:
         return {"partition": "aws", "id": "aws", "dnsSuffix": "amazonaws.com", "reverseDnsPrefix": "com.amazonaws"}
     if token == "aws:secretsmanager/getRandomPassword:getRandomPassword":
         return {"randomPassword": "offline-generated-password", "id": "offline"}
+    if token == "aws:lb/getLoadBalancer:getLoadBalancer":
+        return _load_balancer(str(args.get("arn") or args.get("name") or "offline"))
     return {}
+
+
+ELB_HOSTED_ZONES = {"us-east-1": "Z35SXDOTRQ7X7K", "us-west-2": "Z1H1FL5HABSF5"}
+"""The canonical hosted zone of Application Load Balancers per region (AWS General Reference)."""
+
+
+def _load_balancer(arn: str) -> dict[str, Any]:
+    """An ALB as `aws.lb.get_load_balancer` describes it: its DNS name and canonical zone, by
+    the region and name in its ARN (`...:<region>:<account>:loadbalancer/app/<name>/<id>`)."""
+    parts = arn.split(":")
+    region = parts[3] if len(parts) > 5 else MOCK_REGION
+    name = arn.rsplit("/", 2)[-2] if arn.count("/") >= 2 else arn
+    return {
+        "arn": arn,
+        "name": name,
+        "dnsName": f"{name}-{zlib.crc32(arn.encode()):010d}.{region}.elb.amazonaws.com",
+        "zoneId": ELB_HOSTED_ZONES.get(region, f"ZOFFLINE{region.upper().replace('-', '')}"),
+        "loadBalancerType": "application",
+    }

@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
-from plexictl.offline import memo, program_imports
+from plexictl.offline import memo, program_imports, stack_references
 from plexictl.offline.rendering import Rendering
 from plexictl.offline.runner import run_program
 from plexictl.offline.stack_files import ROOT, StackFileError, stack_config
@@ -60,13 +60,29 @@ def render_jobs(jobs: list[RenderJob]) -> list[Rendering | Failure]:
     """Render every job in a forked child; results in the jobs' order. A job whose rendering
     is shared already (`memo`) is not rendered again."""
     keys = [_memo_key(job) for job in jobs]
-    results: list[Any] = [memo.lookup(key) for key in keys]
+    results: list[Any] = [_shared(key, job) for key, job in zip(keys, jobs, strict=True)]
     missing = [index for index, result in enumerate(results) if result is None]
     for index, result in zip(missing, _render_in_children([jobs[index] for index in missing]), strict=True):
         results[index] = result
         if isinstance(result, Rendering):
             memo.remember(keys[index], result)
+            _remember_outputs(jobs[index], result)
     return results
+
+
+def _shared(key: memo.Key | None, job: RenderJob) -> Rendering | None:
+    """The memo's rendering for the job, unless a stack it read has changed since."""
+    rendering = memo.lookup(key)
+    return rendering if rendering is not None and stack_references.still_current(job.root, rendering) else None
+
+
+def _remember_outputs(job: RenderJob, rendering: Rendering) -> None:
+    """A child's rendering, for the StackReferences of later runs in this process."""
+    try:
+        config, secret_keys = (job.config, job.secret_keys) if job.config else stack_config(job.stack, job.root)
+    except StackFileError:
+        return
+    stack_references.remember(job.root, rendering, config, secret_keys)
 
 
 def _memo_key(job: RenderJob) -> memo.Key | None:

@@ -64,6 +64,9 @@ class Rendering:
     resources: list[Resource] = field(default_factory=list)
     outputs: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    references: dict[str, str] = field(default_factory=dict)
+    """The stacks the run read through `pulumi.StackReference`, each with a digest of what it
+    read (`plexictl.offline.stack_references`): a rendering is stale once one of them changed."""
 
     def of_type(self, type_: str) -> list[Resource]:
         return [r for r in self.resources if r.type == type_]

@@ -1,8 +1,9 @@
 """Run a program under the mock runtime, in this process, and return what it registered.
 
 `run_program` runs `root/__main__.py` for a stack exactly as the CLI would (`runpy`, so
-`pulumi.export` lands on the stack); `run` runs any function that declares resources (component
-tests, benchmark floors). Each run has an event loop and worker threads of its own and ends them:
+`pulumi.export` lands on the stack), first rendering the stacks it reads through a
+`pulumi.StackReference` (`stack_references`); `run` runs any function that declares resources
+(component tests, benchmark floors). Each run has an event loop and worker threads of its own and ends them:
 nothing is left running, so the process may fork afterwards (`plexictl.offline.parallel`).
 
 A process caches the first `components` package it imports: rendering two revisions of the
@@ -14,15 +15,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import pathlib
 import runpy
 import sys
+import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from plexictl.offline import memo
+from plexictl.offline import memo, stack_references
 from plexictl.offline.rendering import UNKNOWN, Rendering
-from plexictl.offline.stack_files import ROOT, project_file, stack_config
+from plexictl.offline.stack_files import ROOT, StackFileError, project_file, stack_config
 
 
 def run_program(
@@ -41,7 +44,7 @@ def run_program(
     if config is None:
         config, secret_keys = stack_config(stack, root)
     shared = memo.key(root, stack, preview, config, secret_keys)
-    if (rendering := memo.lookup(shared)) is not None:
+    if (rendering := memo.lookup(shared)) is not None and stack_references.still_current(root, rendering):
         return rendering
 
     def program() -> None:
@@ -51,11 +54,66 @@ def run_program(
         finally:
             sys.path.remove(str(root))
 
-    rendering = run(
-        program, stack, project=project_file(root)["name"], preview=preview, config=config, secret_keys=secret_keys
-    )
+    project = project_file(root)["name"]
+    while True:
+        references = stack_references.References(root, project, preview)
+        try:
+            rendering = run(
+                program,
+                stack,
+                project=project,
+                preview=preview,
+                config=config,
+                secret_keys=secret_keys,
+                stack_outputs=references.outputs,
+            )
+            break
+        except Exception:
+            if references.error is not None:
+                raise references.error from None
+            if references.missing is None:
+                raise
+        # The run read a stack not rendered yet: render it (a run of its own), then run again.
+        _forget_the_failed_run()
+        _render_referenced(references.missing, stack, root, preview)
+    rendering.references = references.read
     memo.remember(shared, rendering)
+    stack_references.remember(root, rendering, config, secret_keys)
     return rendering
+
+
+def _forget_the_failed_run() -> None:
+    """Collect what the abandoned run left, quietly: the outputs that waited on the reference
+    hold coroutines its ended event loop never ran."""
+    import pulumi
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"coroutine .* was never awaited", category=RuntimeWarning)
+        pulumi.runtime.reset_options()  # the runtime's globals held the run's root resource
+        gc.collect()
+
+
+_referencing: list[str] = []
+"""The stacks whose runs wait for a referenced stack's rendering, outermost first."""
+
+
+def _render_referenced(target: str, referrer: str, root: pathlib.Path, preview: bool) -> None:
+    """Render `target` from its stack file, for `referrer`'s StackReference; its error (an
+    invalid stack file, a cycle of references) is `referrer`'s error, naming both."""
+    import pulumi
+
+    chain = [*_referencing, referrer]
+    if target in chain:
+        raise StackFileError(f"stack references form a cycle: {' -> '.join([*chain[chain.index(target) :], target])}")
+    _referencing.append(referrer)
+    try:
+        run_program(target, preview=preview, root=root)
+    except (pulumi.RunError, StackFileError) as error:
+        raise StackFileError(
+            f"stack {referrer} reads the outputs of stack {target} (a StackReference), which does not render: {error}"
+        ) from None
+    finally:
+        _referencing.pop()
 
 
 def run(
@@ -66,15 +124,17 @@ def run(
     preview: bool = False,
     config: dict[str, str] | None = None,
     secret_keys: list[str] | None = None,
+    stack_outputs: Callable[[str], dict[str, Any]] | None = None,
 ) -> Rendering:
-    """Run `program` (any function that declares resources) under the mock runtime."""
+    """Run `program` (any function that declares resources) under the mock runtime.
+    `stack_outputs` answers its `pulumi.StackReference`s (`stack_references.References`)."""
     import pulumi
 
     from plexictl.offline import recording
     from plexictl.offline.mocks import Mocks
 
     rendering = Rendering(stack=stack, preview=preview)
-    mocks = Mocks()
+    mocks = Mocks(stack_outputs)
 
     def keep_output(key: str) -> Callable[[Any], None]:
         return lambda value: rendering.outputs.__setitem__(key, value)
@@ -90,18 +150,31 @@ def run(
             *(pulumi.Output.from_input(value).apply(keep_output(key)) for key, value in exported.items())
         )
 
-    with _own_event_loop():  # before set_mocks: the root stack's futures belong to this loop
+    failed = False
+
+    def report(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        """The loop's report of an error nobody awaited, unless the run failed already: what its
+        abandoned tasks then hit (a missing stack reference, a shut-down executor) is no news."""
+        if not failed:
+            loop.default_exception_handler(context)
+
+    with _own_event_loop(report):  # before set_mocks: the root stack's futures belong to this loop
         pulumi.runtime.reset_options(project=project, stack=stack, preview=preview)
         pulumi.runtime.set_mocks(
             mocks,
             project=project,
             stack=stack,
             preview=preview,
+            organization=stack_references.ORGANIZATION,
             logger=recording.warning_logger(stack, rendering),
             monitor=recording.RecordingMonitor(mocks, rendering),
         )
         pulumi.runtime.set_all_config(config or {}, secret_keys or [])
-        execute()
+        try:
+            execute()
+        except BaseException:
+            failed = True
+            raise
     # Resources register as their inputs resolve, in an order that differs from one process to
     # the next; by URN, renders are byte-identical and diffs list risks in one order.
     rendering.resources.sort(key=lambda r: r.urn)
@@ -109,7 +182,7 @@ def run(
 
 
 @contextlib.contextmanager
-def _own_event_loop() -> Iterator[None]:
+def _own_event_loop(report: Callable[[asyncio.AbstractEventLoop, dict[str, Any]], None]) -> Iterator[None]:
     """A fresh event loop for one run, ended with its worker threads (the runtime registers
     resources from the loop's thread pool) when the run ends, so none outlives the run. The
     caller's current loop, if any, is current again afterwards."""
@@ -118,6 +191,7 @@ def _own_event_loop() -> Iterator[None]:
     except RuntimeError:
         previous = None
     loop = asyncio.new_event_loop()
+    loop.set_exception_handler(report)
     asyncio.set_event_loop(loop)
     try:
         yield

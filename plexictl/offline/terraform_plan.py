@@ -59,6 +59,9 @@ _IRREGULAR_TYPES = {
     "aws:rds/parameterGroup:ParameterGroup": "aws_db_parameter_group",
     "aws:rds/snapshot:Snapshot": "aws_db_snapshot",
     "aws:rds/subnetGroup:SubnetGroup": "aws_db_subnet_group",
+    # route53 is not mechanical as a module (aws_route53_hosted_zone_dnssec, ...); these two are.
+    "aws:route53/healthCheck:HealthCheck": "aws_route53_health_check",
+    "aws:route53/record:Record": "aws_route53_record",
     "aws:s3/bucketReplicationConfig:BucketReplicationConfig": "aws_s3_bucket_replication_configuration",
     "aws:serverlessrepository/cloudFormationStack:CloudFormationStack": (
         "aws_serverlessapplicationrepository_cloudformation_stack"

@@ -3,7 +3,8 @@
 1. read the stack file (a YAML error or a key given twice is refused, naming file and line),
    and refuse a command whose input keys are invalid now (`@reads`),
 2. load it with ruamel.yaml's round-trip mode (comments, quoting, key order and flow-style
-   lists survive; untouched lines stay byte-for-byte identical) and change the release block,
+   lists survive; untouched lines stay byte-for-byte identical) and change the release block
+   (or another block: `plexictl dr failover` edits `plexichat:dr` the same way),
 3. validate the whole new stack config with the program's own settings models
    (`parse_stack_config`); an invalid request raises the program's RunError and the file is not
    written,
@@ -46,10 +47,12 @@ class Edit:
     old_text: str
     new_text: str
     diff: diff.StackDiff | None = None
+    key: str = RELEASE_KEY
+    """The config key whose block was edited (the release block, or `plexichat:dr`)."""
 
     def pulumi_commands(self) -> list[str]:
         """The same edit as plain `pulumi config` commands (what the CLI would write)."""
-        key = RELEASE_KEY.partition(":")[2]
+        key = self.key.partition(":")[2]
         commands = []
         for change in diff.field_changes(self.before, self.after, key):
             if change.after is diff.ABSENT:
@@ -87,8 +90,10 @@ def edit_stack(
     root: pathlib.Path = offline.ROOT,
     write: bool = True,
     render: bool = True,
+    key: str = RELEASE_KEY,
 ) -> Edit:
-    """Apply `change` to the release block of `path`; validate, diff, and write it.
+    """Apply `change` to the block `key` (the release block unless told) of `path`; validate,
+    diff, and write it. Only a release edit follows the schema version and notes capacity.
 
     Raises ReleaseError (request does not apply) or the program's pulumi.RunError (the result is
     invalid); in both cases the file is untouched.
@@ -97,21 +102,23 @@ def edit_stack(
 
     old_text = path.read_text()
     old_data = offline.read_stack_file(path, old_text)  # names the file and line of a YAML error
-    if not isinstance(old_data.get("config", {}).get(RELEASE_KEY), dict):
-        raise ReleaseError(f"{path.name} has no {RELEASE_KEY} block to edit")
+    if not isinstance(old_data.get("config", {}).get(key), dict):
+        raise ReleaseError(f"{path.name} has no {key} block to edit")
     old_config = offline.stack_config(stack, root, stack_file=old_data)
     try:
         parse_stack_config(old_config[0], stack, old_config[1])
     except ConfigError as error:
-        _refuse_on_what_it_reads(change, error.problems, path)
+        _refuse_on_what_it_reads(change, error.problems, path, key)
     round_trip = round_trip_yaml()
     document = round_trip.load(old_text)
-    release = document["config"][RELEASE_KEY]
-    before = plain(release)
-    message = change(release)
-    if plain(release) == before:
-        raise NothingToDo(f"nothing to do: the release is already as requested ({message})")
-    message += follow_schema_version(document["config"], before, plain(release))
+    block = document["config"][key]
+    before = plain(block)
+    message = change(block)
+    if plain(block) == before:
+        what = "the release" if key == RELEASE_KEY else key
+        raise NothingToDo(f"nothing to do: {what} is already as requested ({message})")
+    if key == RELEASE_KEY:
+        message += follow_schema_version(document["config"], before, plain(block))
     buffer = io.StringIO()
     round_trip.dump(document, buffer)
     new_text = buffer.getvalue()
@@ -119,8 +126,9 @@ def edit_stack(
     new_config = offline.stack_config(stack, root, stack_file=offline.read_stack_file(path, new_text))
     config, secret_keys = new_config
     settings = parse_stack_config(config, stack, secret_keys)  # raises the program's own RunError
-    message += _flip_capacity_note(before, plain(release), settings)
-    edit = Edit(stack, path, message, before, plain(release), old_text, new_text)
+    if key == RELEASE_KEY:
+        message += _flip_capacity_note(before, plain(block), settings)
+    edit = Edit(stack, path, message, before, plain(block), old_text, new_text, key=key)
     if render:
         before_rendering, after = _render_before_and_after(stack, root, old_config, new_config)
         edit.diff = diff.diff(before_rendering, after, stack)
@@ -193,11 +201,11 @@ def _render_before_and_after(
 
 
 def _refuse_on_what_it_reads(
-    change: Callable[[CommentedMap], str], problems: list[tuple[str, str]], path: pathlib.Path
+    change: Callable[[CommentedMap], str], problems: list[tuple[str, str]], path: pathlib.Path, block: str
 ) -> None:
-    """ReleaseError when a release key the change reads (`@reads`) is invalid now."""
+    """ReleaseError when a key of the edited block the change reads (`@reads`) is invalid now."""
     command = getattr(change, "func", change)  # a functools.partial carrying the arguments
-    keys = [f"{RELEASE_KEY}.{key}" for key in getattr(command, "reads", ())]
+    keys = [f"{block}.{key}" for key in getattr(command, "reads", ())]
     blocking = [
         (key, message)
         for key, message in problems

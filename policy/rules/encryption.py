@@ -8,9 +8,11 @@ from .subject import Subject, get, is_set, is_true, is_unknown, reveal
 def rds_encrypted(s: Subject) -> list[str]:
     if s.type != "aws:rds/instance:Instance":
         return []
-    if is_set(get(s.inputs, "replicateSourceDb")):
+    source = get(s.inputs, "replicateSourceDb")
+    if is_set(source) and not (isinstance(source, str) and source.startswith("arn:")):
         # A same-region read replica is always encrypted with its source's key, and AWS refuses
-        # a key on it ("do not specify"); the source is held to this rule instead.
+        # a key on it ("do not specify"); the source is held to this rule instead. A
+        # cross-region one (its source named by ARN) needs a key of its own region: checked below.
         return []
     out = []
     if not is_true(get(s.inputs, "storageEncrypted")):
