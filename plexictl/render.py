@@ -98,9 +98,18 @@ def _data_tier_summary(outputs: dict[str, Any]) -> list[str]:
         f"backups kept {db['backupRetentionDays']} days",
         f"            {db['readReplicas']} read replica(s): {readers}",
         f"  cache     {cache['primaryEndpoint']} ({cache['nodes']} node(s)), readers {cache['readerEndpoint']}",
-        f"  backups   s3://{backups['bucket']}, vault {backups['vault']}",
-        f"  DR        {backups['drRegion']}: s3://{backups['drBucket']}" if backups["drRegion"] else "  DR        none",
+        f"  backups   s3://{backups['bucket']}, vault {backups['vault']}"
+        + (f" (owned by {backups['ownedBy']}: the DR copies of its primary)" if backups.get("ownedBy") else ""),
+        _dr_line(backups),
     ]
+
+
+def _dr_line(backups: dict[str, Any]) -> str:
+    if backups.get("ownedBy"):
+        return f"  DR        this stack is the DR side of {backups['ownedBy']}"
+    if backups.get("drRegion"):
+        return f"  DR        {backups['drRegion']}: s3://{backups['drBucket']}"
+    return "  DR        none"
 
 
 def _dump(value: Any) -> str:

@@ -83,3 +83,12 @@ def test_summary_shows_the_data_tier(tmp_path):
     assert "cache     master.plexichat-prod." in out
     assert "DR        us-west-2: s3://plexichat-prod-backups-123456789012-dr" in out
     assert "None" not in out
+
+
+def test_summary_of_a_dr_standby_names_whose_copies_it_uses(tmp_path):
+    result = plexictl("render", "--stack", "prod-dr", "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "backups   s3://plexichat-prod-backups-123456789012-dr, vault plexichat-prod-dr (owned by prod" in out
+    assert "DR        this stack is the DR side of prod" in out
+    assert "Traceback" not in result.stderr

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from components.data.database import TLS13_FROM_MAJOR
+from components.data.database_parameters import TLS13_FROM_MAJOR
 from plexictl.offline import Rendering, Resource
 from tests.conftest import STACKS, render_edited, rendered
 from tests.test_settings import _set

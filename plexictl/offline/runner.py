@@ -135,21 +135,7 @@ def run(
 
     rendering = Rendering(stack=stack, preview=preview)
     mocks = Mocks(stack_outputs)
-
-    def keep_output(key: str) -> Callable[[Any], None]:
-        return lambda value: rendering.outputs.__setitem__(key, value)
-
-    @pulumi.runtime.test
-    def execute():
-        program()
-        exported: dict[str, Any] = getattr(pulumi.runtime.get_root_resource(), "outputs", {})
-        # One by one, so a preview shows every output it knows; the rest stay marked unknown.
-        for key in exported:
-            rendering.outputs[key] = UNKNOWN
-        return pulumi.Output.all(
-            *(pulumi.Output.from_input(value).apply(keep_output(key)) for key, value in exported.items())
-        )
-
+    execute = _recording_outputs(program, rendering)
     failed = False
 
     def report(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
@@ -179,6 +165,27 @@ def run(
     # the next; by URN, renders are byte-identical and diffs list risks in one order.
     rendering.resources.sort(key=lambda r: r.urn)
     return rendering
+
+
+def _recording_outputs(program: Callable[[], None], rendering: Rendering) -> Callable[[], Any]:
+    """`program` as a mock-runtime test that records the stack's outputs into `rendering`."""
+    import pulumi
+
+    def keep_output(key: str) -> Callable[[Any], None]:
+        return lambda value: rendering.outputs.__setitem__(key, value)
+
+    @pulumi.runtime.test
+    def execute():
+        program()
+        exported: dict[str, Any] = getattr(pulumi.runtime.get_root_resource(), "outputs", {})
+        # One by one, so a preview shows every output it knows; the rest stay marked unknown.
+        for key in exported:
+            rendering.outputs[key] = UNKNOWN
+        return pulumi.Output.all(
+            *(pulumi.Output.from_input(value).apply(keep_output(key)) for key, value in exported.items())
+        )
+
+    return execute
 
 
 @contextlib.contextmanager
