@@ -161,7 +161,8 @@ def linear_growth() -> None:
 COMMANDS = {
     # name: (arguments after `plexictl --project-dir <copy>`, target as a ratio to the render)
     "render --stack prod": (["render", "--stack", "prod", "--out", "{out}"], None),
-    "diff --all-stacks (6 renders)": (["diff", "--all-stacks", "--base", "HEAD"], 1.5),
+    # Base and head of every stack; a DR standby also renders the primary it references.
+    f"diff --all-stacks ({2 * len(offline.stack_names())} renders)": (["diff", "--all-stacks", "--base", "HEAD"], 1.5),
     "canary set --dry-run (2 renders)": (["canary", "set", "25", "--stack", "prod", "--dry-run"], 1.2),
 }
 
