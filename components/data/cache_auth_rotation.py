@@ -28,7 +28,8 @@ import pulumi_aws as aws
 
 from components.config.cluster import NetworkSettings
 from components.data.lambdas import cache_auth_rotation as function_code
-from components.data.shared import log_group, service_role
+from components.data.vpc_function import VpcFunction, vpc_function
+from components.data.vpc_function import log_group_name as vpc_function_log_group
 
 ROTATION_DAYS = 30
 """The runbook's rotation period for every credential."""
@@ -37,9 +38,6 @@ RETIRE_AFTER = datetime.timedelta(hours=24)
 rolling restart; a day leaves room for a stuck rollout to be noticed and fixed."""
 RETIRE_SCHEDULE = "rate(1 hour)"
 SOURCE = pathlib.Path(function_code.__file__)
-RUNTIME = "python3.13"
-TIMEOUT_SECONDS = 900  # the most Lambda allows: a step may wait for a modification of the group
-VPC_ACCESS_POLICY = "arn:aws:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole"
 
 
 def function_name(group_id: str) -> str:
@@ -49,7 +47,7 @@ def function_name(group_id: str) -> str:
 
 def log_group_name(group_id: str) -> str:
     """The function's log group, which the cache key's policy must admit for CloudWatch Logs."""
-    return f"/aws/lambda/{function_name(group_id)}"
+    return vpc_function_log_group(function_name(group_id))
 
 
 @dataclass(frozen=True)
@@ -71,16 +69,23 @@ class CacheAuthRotation(pulumi.ComponentResource):
     def __init__(self, name: str, args: CacheAuthRotationArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("plexichat:data:CacheAuthRotation", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        role = service_role(f"{name}-role", "lambda.amazonaws.com", [], child)
-        vpc_access = aws.iam.RolePolicyAttachment(
-            f"{name}-vpc-access", role=role.name, policy_arn=VPC_ACCESS_POLICY, opts=child
-        )
-        policy = aws.iam.RolePolicy(f"{name}-policy", role=role.id, policy=_policy(args), opts=child)
-        logs = log_group(f"{name}-log", log_group_name(args.group_id), args.log_retention_days, args.key, child)
-        # After its permissions: Lambda checks at create that the role may make the network
-        # interfaces of a function in a VPC.
-        self.function = _function(
-            name, args, role, logs, pulumi.ResourceOptions(parent=self, depends_on=[vpc_access, policy])
+        self.function = vpc_function(
+            VpcFunction(
+                resource_name=f"{name}-function",
+                prefix=name,
+                function_name=function_name(args.group_id),
+                description="Rotates the cache's AUTH token: ROTATE, test, make current; SET after a day",
+                source=SOURCE,
+                policy=_policy(args),
+                environment={
+                    "REPLICATION_GROUP_ID": args.group.replication_group_id,
+                    "RETIRE_AFTER_SECONDS": str(int(RETIRE_AFTER.total_seconds())),
+                },
+                network=args.network,
+                log_retention_days=args.log_retention_days,
+                key=args.key,
+            ),
+            child,
         )
 
         by_secrets_manager = aws.lambda_.Permission(
@@ -136,42 +141,6 @@ def _policy(args: CacheAuthRotationArgs) -> pulumi.Output[str]:
                 },
             ],
         }
-    )
-
-
-def _function(
-    name: str,
-    args: CacheAuthRotationArgs,
-    role: aws.iam.Role,
-    logs: aws.cloudwatch.LogGroup,
-    opts: pulumi.ResourceOptions,
-) -> aws.lambda_.Function:
-    """The function, its code from the one module in the repository (its text, so the rendering
-    shows a change of it and nothing else)."""
-    return aws.lambda_.Function(
-        f"{name}-function",
-        name=function_name(args.group_id),
-        description="Rotates the cache's AUTH token: ROTATE, test, make current; SET after a day",
-        runtime=RUNTIME,
-        architectures=["arm64"],
-        handler=f"{SOURCE.stem}.handler",
-        code=pulumi.AssetArchive({SOURCE.name: pulumi.StringAsset(SOURCE.read_text())}),
-        role=role.arn,
-        timeout=TIMEOUT_SECONDS,
-        environment=aws.lambda_.FunctionEnvironmentArgs(
-            variables={
-                "REPLICATION_GROUP_ID": args.group.replication_group_id,
-                "RETIRE_AFTER_SECONDS": str(int(RETIRE_AFTER.total_seconds())),
-            }
-        ),
-        vpc_config=aws.lambda_.FunctionVpcConfigArgs(
-            subnet_ids=args.network.private_subnet_ids,
-            security_group_ids=[args.network.cluster_security_group_id],
-        ),
-        logging_config=aws.lambda_.FunctionLoggingConfigArgs(
-            log_format="JSON", log_group=logs.name, application_log_level="INFO", system_log_level="WARN"
-        ),
-        opts=opts,
     )
 
 

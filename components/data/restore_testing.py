@@ -34,7 +34,8 @@ import pulumi_aws as aws
 from components.config.cluster import NetworkSettings
 from components.data.database import DB_NAME, Database
 from components.data.lambdas import restore_validator as function_code
-from components.data.shared import log_group, service_role
+from components.data.shared import service_role
+from components.data.vpc_function import VpcFunction, vpc_function
 from components.naming import RESTORE_TEST_INSTANCE_PREFIX, restore_testing_name, restore_validator_name
 
 SCHEDULE = "cron(0 8 2 * ? *)"
@@ -48,10 +49,7 @@ VALIDATION_WINDOW_HOURS = 2
 leaves time to run it again by hand (docs/runbook.md)."""
 SELECTION_NAME = "database"
 RESTORES_POLICY = "arn:aws:iam::aws:policy/service-role/AWSBackupServiceRolePolicyForRestores"
-VPC_ACCESS_POLICY = "arn:aws:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole"
 SOURCE = pathlib.Path(function_code.__file__)
-RUNTIME = "python3.13"
-TIMEOUT_SECONDS = 900  # the most Lambda allows: the new password takes minutes to apply
 
 
 @dataclass(frozen=True)
@@ -134,37 +132,20 @@ def _validator(
 ) -> aws.lambda_.Function:
     """The function that checks a restored copy, and the rule that calls it."""
     function_name = restore_validator_name(args.database_identifier)
-    role = service_role(f"{name}-validator-role", "lambda.amazonaws.com", [], opts)
-    vpc_access = aws.iam.RolePolicyAttachment(
-        f"{name}-validator-vpc-access", role=role.name, policy_arn=VPC_ACCESS_POLICY, opts=opts
-    )
-    policy = aws.iam.RolePolicy(f"{name}-validator-policy", role=role.id, policy=_policy(args), opts=opts)
-    logs = log_group(
-        f"{name}-validator-log", f"/aws/lambda/{function_name}", args.log_retention_days, args.database.key, opts
-    )
-    function = aws.lambda_.Function(
-        f"{name}-validator",
-        name=function_name,
-        description="Checks the data of a restore test: Alembic revision of the restored copy",
-        runtime=RUNTIME,
-        architectures=["arm64"],
-        handler=f"{SOURCE.stem}.handler",
-        code=pulumi.AssetArchive({SOURCE.name: pulumi.StringAsset(SOURCE.read_text())}),
-        role=role.arn,
-        timeout=TIMEOUT_SECONDS,
-        environment=aws.lambda_.FunctionEnvironmentArgs(
-            variables={"RESTORE_TESTING_PLAN_ARN": plan.arn, "DATABASE_NAME": DB_NAME}
+    function = vpc_function(
+        VpcFunction(
+            resource_name=f"{name}-validator",
+            prefix=f"{name}-validator",
+            function_name=function_name,
+            description="Checks the data of a restore test: Alembic revision of the restored copy",
+            source=SOURCE,
+            policy=_policy(args),
+            environment={"RESTORE_TESTING_PLAN_ARN": plan.arn, "DATABASE_NAME": DB_NAME},
+            network=args.network,
+            log_retention_days=args.log_retention_days,
+            key=args.database.key,
         ),
-        vpc_config=aws.lambda_.FunctionVpcConfigArgs(
-            subnet_ids=args.network.private_subnet_ids,
-            security_group_ids=[args.network.cluster_security_group_id],
-        ),
-        logging_config=aws.lambda_.FunctionLoggingConfigArgs(
-            log_format="JSON", log_group=logs.name, application_log_level="INFO", system_log_level="WARN"
-        ),
-        # After its permissions: Lambda checks at create that the role may make the network
-        # interfaces of a function in a VPC.
-        opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[vpc_access, policy])),
+        opts,
     )
     # A retry would reset the password and report a second verdict: a failure is final.
     aws.lambda_.FunctionEventInvokeConfig(
