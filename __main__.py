@@ -13,6 +13,7 @@ from pulumi.runtime import config as runtime_config  # noqa: E402
 
 from components.config.parse import ConfigError, parse_stack_config  # noqa: E402
 from components.data import dr_source  # noqa: E402
+from components.data.access_log_bucket import LOAD_BALANCER_LOG_PREFIX  # noqa: E402
 from components.platform import Platform  # noqa: E402
 
 stack = pulumi.get_stack()
@@ -49,6 +50,24 @@ if plan.active_colour is not None:
 if platform.preview_url is not None:
     pulumi.export("previewUrl", platform.preview_url)
 pulumi.export("alarmTopicArn", platform.alarm_topic.topic.arn)
+# CloudFront for the static assets (docs/edge.md): the host, and what CloudFront calls it.
+if platform.static_assets is not None:
+    pulumi.export(
+        "staticAssets",
+        {
+            "host": platform.static_assets.host,
+            "distributionId": platform.static_assets.distribution_id,
+            "distributionDomainName": platform.static_assets.domain_name,
+        },
+    )
+# Where the load balancer must write its access logs (`plexictl preflight` checks it does).
+if platform.load_balancer_logs is not None:
+    pulumi.export(
+        "loadBalancerAccessLogs",
+        {"bucket": platform.load_balancer_logs.bucket, "prefix": LOAD_BALANCER_LOG_PREFIX},
+    )
+# Where the cluster's log shipping must send the app's pods' logs (docs/delivery.md).
+pulumi.export("applicationLogGroup", platform.application_logs.group.name)
 # DNS failover (docs/dr.md "DNS"): the health check this stack's record follows, and the host
 # Route 53 checks for /readyz.
 if platform.dns_failover is not None:

@@ -103,6 +103,12 @@ def dns_health_host(stack: str, domain: str) -> str:
     return f"{label}.health.{domain}"
 
 
+def application_log_group_name(stack: str) -> str:
+    """`/plexichat/<stack>/application`: the log group the cluster's log shipping sends the app's
+    pods' logs to (docs/delivery.md "Cluster prerequisites")."""
+    return f"/{APP}/{stack}/application"
+
+
 def aws_tags(stack: str) -> dict[str, str]:
     """The one tag set every AWS resource carries (through the provider's default_tags)."""
     return {"Project": APP, "Environment": stack, "ManagedBy": "pulumi"}

@@ -12,8 +12,12 @@ from typing import NoReturn
 import ruamel.yaml
 
 from plexictl import offline, render
+from plexictl.audit_cli import add_access_review_command, add_security_audit_command
+from plexictl.break_glass import add_break_glass_command
+from plexictl.deploy_window import add_deploy_window_commands
 from plexictl.dr_cli import add_dr_commands
 from plexictl.exit_codes import EXIT_CANNOT_DEPLOY, EXIT_CODES, EXIT_DATA_LOSS, EXIT_DONE, EXIT_INVALID
+from plexictl.notify import add_notify_command
 from plexictl.release_cli import add_canary_commands, add_release_commands, add_release_loop_commands
 
 
@@ -26,6 +30,8 @@ def _render(args: argparse.Namespace) -> int:
         f"\nwrote {counts['kubernetes']} Kubernetes manifests to {out}/kubernetes, "
         f"{counts['cloud']} cloud resources to {out}/cloud.yaml (AWS ones also to {out}/{render.PLAN_FILE})"
     )
+    if args.graph is not None:
+        print(f"wrote the stack's Mermaid diagram to {render.write_graph(rendering, out, args.graph)}")
     for warning in rendering.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     return EXIT_DONE
@@ -77,7 +83,11 @@ def _diff(args: argparse.Namespace) -> int:
         diffs.append(result)
     notes = [sdk_note] if sdk_note else []
     if args.format == "markdown":
-        print(diff_report.format_markdown(diffs, base_name=args.base, head_name=head_name, notes=notes))
+        from plexictl import graph
+
+        # A changed stack's picture goes into the PR comment itself: GitHub draws it there.
+        graphs = {d.stack: graph.mermaid(r) for d in diffs if not d.empty and (r := head[d.stack]) is not None}
+        print(diff_report.format_markdown(diffs, base_name=args.base, head_name=head_name, notes=notes, graphs=graphs))
     else:
         # Red warnings on a terminal (https://no-color.org: NO_COLOR turns them off).
         color = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
@@ -119,6 +129,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_release_loop_commands(commands)
     _add_preflight_command(commands)
     add_dr_commands(commands)
+    add_deploy_window_commands(commands)
+    add_notify_command(commands)
+    add_break_glass_command(commands)
+    add_access_review_command(commands)
+    add_security_audit_command(commands)
     return parser
 
 
@@ -131,6 +146,14 @@ def _add_render_commands(commands) -> None:
         "--preview",
         action="store_true",
         help="render as `pulumi preview` sees it: values computed by the cloud stay unknown",
+    )
+    p.add_argument(
+        "--graph",
+        nargs="?",
+        const="",
+        metavar="FILE",
+        help="also write a Mermaid diagram of the stack (components, data flow, protected resources) "
+        "to FILE (default <out>/graph.mmd)",
     )
     p.set_defaults(run=_render)
 

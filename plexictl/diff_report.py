@@ -4,7 +4,7 @@ overridden). Warnings are red: ANSI red on a terminal, GitHub's red CAUTION aler
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from plexictl.diff import DATA_LOSS, ResourceChange, StackDiff, show
 
@@ -50,8 +50,14 @@ def format_text(
 
 
 def format_markdown(
-    diffs: list[StackDiff], base_name: str = "base", head_name: str = "working tree", notes: Sequence[str] = ()
+    diffs: list[StackDiff],
+    base_name: str = "base",
+    head_name: str = "working tree",
+    notes: Sequence[str] = (),
+    graphs: Mapping[str, str] | None = None,
 ) -> str:
+    """`graphs`: a Mermaid diagram (`plexictl.graph`) per stack, shown under the stack's changes
+    (GitHub renders ```mermaid blocks in comments and job summaries)."""
     lines = [
         "## Desired-state diff",
         "",
@@ -62,7 +68,7 @@ def format_markdown(
         lines += ["> [!NOTE]", f"> {_md(note)}", ""]
     lines += _markdown_cautions(diffs)
     for d in diffs:
-        lines += _markdown_stack(d)
+        lines += _markdown_stack(d, (graphs or {}).get(d.stack))
     return "\n".join(lines)
 
 
@@ -96,8 +102,8 @@ def _markdown_cautions(diffs: list[StackDiff]) -> list[str]:
     return lines
 
 
-def _markdown_stack(d: StackDiff) -> list[str]:
-    """One stack's collapsible section: its warnings, changes by component, and outputs."""
+def _markdown_stack(d: StackDiff, graph: str | None = None) -> list[str]:
+    """One stack's collapsible section: its warnings, changes by component, outputs and diagram."""
     flag = " ⚠️" if d.risks or d.overrides else ""
     lines = [
         f"<details{' open' if d.risks or d.overrides else ''}>",
@@ -135,6 +141,17 @@ def _markdown_stack(d: StackDiff) -> list[str]:
         lines.append("")
     if d.empty:
         lines += ["No changes.", ""]
+    if graph:
+        lines += [
+            f"<details><summary>diagram of <b>{d.stack}</b> after this change</summary>",
+            "",
+            "```mermaid",
+            graph.rstrip("\n"),
+            "```",
+            "",
+            "</details>",
+            "",
+        ]
     return [*lines, "</details>", ""]
 
 

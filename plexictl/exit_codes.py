@@ -9,5 +9,6 @@ EXIT_CODES = """exit codes (every command):
   0  done, or nothing to do
   1  invalid request or config (nothing was changed)
   2  data-loss risk: a stateful resource would be replaced or deleted, or lose its protection (diff)
-  3  cannot deploy: the edit was written but not deployed (e.g. no Pulumi CLI)
+  3  cannot deploy here and now: nothing was deployed (no Pulumi CLI, outside the
+     deployment window without --emergency); notify: the message was not delivered
   4  rolled back or aborted by analysis"""

@@ -13,9 +13,11 @@ from typing import TYPE_CHECKING
 from ruamel.yaml.comments import CommentedMap
 
 from plexictl import offline
-from plexictl.exit_codes import EXIT_CODES, EXIT_DONE, EXIT_INVALID
+from plexictl.deploy_window import emergency_option
+from plexictl.exit_codes import EXIT_CANNOT_DEPLOY, EXIT_CODES, EXIT_DONE, EXIT_INVALID
 
 if TYPE_CHECKING:  # the release package imports the program's SDKs: only when a command runs
+    from plexictl.notification import Outcome
     from plexictl.release import Edit
 
 
@@ -24,6 +26,9 @@ def _release(args: argparse.Namespace) -> int:
     from plexictl.release.changes import set_paused
 
     path = offline.stack_file_path(args.stack, args.project_dir)
+    refused = _refused_before_edit(args, path)
+    if refused is not None:
+        return refused
     history = rc.git_history(path)
     if getattr(args, "pin", False):
         try:
@@ -65,12 +70,47 @@ def _release(args: argparse.Namespace) -> int:
     if args.dry_run:
         return EXIT_DONE
     if args.apply:
-        return rc.apply(args.stack, args.project_dir)
+        return _deploy_and_notify(args)
     print(
         f"next: commit {path.name}, open a PR (CI shows this diff), merge, then "
         f"`pulumi up --stack {args.stack}` (or rerun the command with --apply)"
     )
     return EXIT_DONE
+
+
+def _refused_before_edit(args: argparse.Namespace, path: pathlib.Path) -> int | None:
+    """An edit meant to be applied outside the window is refused whole, before anything is written
+    (exit 3); an override with nothing to override is an invalid request (exit 1)."""
+    from plexictl.deploy_window import clock, stack_windows, verdict
+
+    if args.emergency is not None and not args.apply:
+        print(
+            "error: --emergency overrides the window of --apply; without --apply nothing is deployed", file=sys.stderr
+        )
+        return EXIT_INVALID
+    if not args.apply:
+        return None
+    result = verdict(args.stack, stack_windows(args.stack, args.project_dir), args.emergency, clock())
+    if result.allowed:
+        return None
+    print(f"{result.message}\n{path.name} was not changed", file=sys.stderr)
+    return EXIT_CANNOT_DEPLOY
+
+
+_OUTCOMES: dict[str, Outcome] = {"rollback": "rolled-back", "canary-promote": "promoted", "canary-abort": "aborted"}
+"""The notification of an applied release command; every other one is `deployed`."""
+
+
+def _deploy_and_notify(args: argparse.Namespace) -> int:
+    """`pulumi up` inside the window (or overridden), then the team's chat hears how it went."""
+    from plexictl.deploy_window import apply_in_window
+    from plexictl.notify import notify
+
+    code = apply_in_window(args.stack, args.project_dir, args.emergency)
+    outcome: Outcome = _OUTCOMES.get(args.action, "deployed") if code == EXIT_DONE else "failed"
+    detail = f"plexictl {args.action} --apply" + (f"; emergency override: {args.emergency}" if args.emergency else "")
+    notify(args.stack, args.project_dir, outcome, detail=detail)  # never changes the exit code
+    return code
 
 
 def show_edit(edit: Edit, *, dry_run: bool) -> None:
@@ -132,6 +172,7 @@ def _release_command(parent, name: str, action: str, help_: str) -> argparse.Arg
         help="then run `pulumi up` for the stack with the policy pack (Automation API; needs the Pulumi CLI)",
     )
     when.add_argument("--dry-run", action="store_true", help="show the edit and its diff, write nothing")
+    emergency_option(command)
     command.set_defaults(run=_release, action=action)
     return command
 
@@ -209,11 +250,16 @@ def _duration(text: str) -> int:
 
 
 def _release_run(args: argparse.Namespace) -> int:
+    from plexictl.notify import notify
     from plexictl.release import ReleaseError, apply
     from plexictl.release.loop import ReleaseRun
 
+    # Not `apply_in_window`: the loop keeps the windows itself, and going back is never held.
     def deploy(stack: str, project_dir: pathlib.Path) -> bool:
         return apply(stack, project_dir) == EXIT_DONE
+
+    def tell(outcome, detail: str) -> None:
+        notify(args.stack, args.project_dir, outcome, detail=detail)
 
     run = ReleaseRun(
         args.stack,
@@ -222,6 +268,8 @@ def _release_run(args: argparse.Namespace) -> int:
         interval_seconds=args.interval,
         applier=deploy if args.apply else None,
         push=args.push,
+        emergency_reason=args.emergency,
+        notifier=tell,
     )
     try:
         return run.run()
@@ -252,6 +300,7 @@ def add_release_loop_commands(commands) -> None:
     p.add_argument("--interval", type=_duration, help="wait between looks (default: the gate's interval)")
     p.add_argument("--apply", action="store_true", help="deploy each step (pulumi up with the policy pack)")
     p.add_argument("--push", action="store_true", help="push each commit to the upstream branch before deploying it")
+    emergency_option(p)
     p.set_defaults(run=_release_run)
     p = loop.add_parser("status", help="strategy, versions, weights, plan position, last decisions, live metrics")
     p.add_argument("--stack", required=True)

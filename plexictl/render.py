@@ -4,7 +4,8 @@ Kubernetes objects become one YAML file each (`kubernetes/<kind>-<name>.yaml`, r
 `kubectl diff -f`), cloud resources one readable inventory (`cloud.yaml`) and, for the tools that
 read Terraform (checkov's `terraform_plan` framework), the AWS resources as a Terraform plan
 (`terraform-plan.json`, see `plexictl.offline.terraform_plan`), and the stack outputs
-`outputs.yaml`. Secrets are masked everywhere.
+`outputs.yaml`. Secrets are masked everywhere. With `--graph`, also a Mermaid picture of the stack
+(`graph.mmd`, see `plexictl.graph`).
 """
 
 from __future__ import annotations
@@ -57,6 +58,16 @@ def write(rendering: Rendering, out: pathlib.Path) -> dict[str, int]:
     (out / PLAN_FILE).write_text(terraform_plan.dumps(rendering))
     (out / "outputs.yaml").write_text(_dump(mask_secrets(rendering.outputs)))
     return {"kubernetes": len(manifests), "cloud": len(cloud)}
+
+
+def write_graph(rendering: Rendering, out: pathlib.Path, graph_file: str = "") -> pathlib.Path:
+    """The stack's Mermaid diagram, in `graph_file` or else `out/graph.mmd`; returns the path."""
+    from plexictl import graph
+
+    path = pathlib.Path(graph_file) if graph_file else out / graph.GRAPH_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(graph.mermaid(rendering))
+    return path
 
 
 def summary(rendering: Rendering) -> str:

@@ -13,6 +13,7 @@ from typing import Any
 MODEL_MODULES = {
     "networking.istio.io/v1": "cloudcoil.models.istio.networking.v1",
     "security.istio.io/v1": "cloudcoil.models.istio.security.v1",
+    "telemetry.istio.io/v1": "cloudcoil.models.istio.telemetry.v1",
     "cert-manager.io/v1": "cloudcoil.models.cert_manager.v1",
     "monitoring.coreos.com/v1": "cloudcoil.models.prometheus_operator.v1",
     "monitoring.coreos.com/v1alpha1": "cloudcoil.models.prometheus_operator.v1alpha1",

@@ -47,7 +47,14 @@ def test_each_role_trusts_only_its_service_accounts_through_the_clusters_oidc_pr
         # The prefix would admit the stores', the Jobs' and the archiver's accounts too: the app
         # role must not.
         "StringNotEquals": {
-            f"{issuer}:sub": [store, admin_store, f"{account}migrate", f"{account}db-bootstrap", archiver]
+            f"{issuer}:sub": [
+                store,
+                admin_store,
+                f"{account}migrate",
+                f"{account}db-bootstrap",
+                archiver,
+                f"{account}break-glass",
+            ]
         },
     }
     issuer, store_trust = _trust(stack, "app-access-store-role")
@@ -136,6 +143,7 @@ def test_every_service_account_carries_the_role_for_its_job(stack, preview):
             "plexichat-external-secrets": "app-access-store-role",
             "plexichat-db-admin-secrets": "database-admin-access-role",
             "plexichat-backup-archiver": "backup-archiver-access-role",
+            "plexichat-break-glass": "break-glass-access-role",
         }.get(name, "app-access-role")
         assert account.inputs["metadata"]["annotations"]["eks.amazonaws.com/role-arn"] in (
             f"arn:aws:iam::123456789012:role/{role}",

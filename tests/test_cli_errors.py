@@ -7,6 +7,7 @@ import hashlib
 import io
 import os
 import pathlib
+import shlex
 import subprocess
 import sys
 
@@ -139,6 +140,22 @@ BAD_INPUTS = [
     ),
     ("switch --stack prod", unchanged, ["`switch` needs strategy blueGreen, and this stack's is canary"]),
     ("deploy latest --stack dev", unchanged, ["plexichat:release.version: must be a release tag"]),
+    # The CDN (docs/edge.md): nothing but assets goes through it, and nothing unprotected.
+    (
+        "render --stack staging",
+        set_key("staging", "edge.cdn.pathPatterns", ["/api/*"]),
+        ["Pulumi.staging.yaml", "plexichat:edge.cdn.pathPatterns.0: must not be under /api/"],
+    ),
+    (
+        "render --stack prod",
+        set_key("prod", "edge.cdn.pathPatterns", ["/*"]),
+        ["plexichat:edge.cdn.pathPatterns.0: must be a CloudFront path pattern under one asset directory"],
+    ),
+    (
+        "render --stack staging",
+        set_key("staging", "edge.cdn.host", "staging.plexichat.com"),
+        ["plexichat:edge.cdn.host: must be a host of its own, not the app's (staging.plexichat.com)"],
+    ),
     # Dangerous settings, refused before anything is registered.
     (
         "render --stack dev",
@@ -202,6 +219,44 @@ BAD_INPUTS = [
         ),
         ["plexichat:productionFloorOverrides.database.deletionProtection: must not be empty"],
     ),
+    # Tracing (docs/observability.md): the sampling is a percent, the provider one the mesh offers.
+    (
+        "render --stack staging",
+        set_key("staging", "monitoring", {"tracing": {"extensionProviders": ["otel-tracing"], "samplingPercent": 150}}),
+        ["Pulumi.staging.yaml", "plexichat:monitoring.tracing.samplingPercent: must be a percent from 0 to 100"],
+    ),
+    (
+        "render --stack prod",
+        set_key("prod", "monitoring", {"tracing": {"extensionProviders": ["otel-tracing"], "provider": "jaeger"}}),
+        [
+            "plexichat:monitoring.tracing.provider: must be one of the cluster's extensionProviders: otel-tracing",
+            "(got 'jaeger')",
+        ],
+    ),
+    # The break-glass path (docs/admin-access.md): the session asks for a reason; bad settings.
+    (
+        "render --stack prod",
+        set_key("prod", "adminAccess.breakGlass.access", "admin"),
+        ["Pulumi.prod.yaml", "plexichat:adminAccess.breakGlass.access: must be read or readWrite (got 'admin')"],
+    ),
+    (
+        "break-glass --stack prod --reason ''",
+        lambda project: None,
+        ["--reason is required and must say why"],
+    ),
+    # Deployment windows and notifications (docs/releasing.md): an unknown day, an override with
+    # no reason, a notification target given in plain text.
+    (
+        "deploy-window check --stack dev",
+        set_key("dev", "deployWindows", [{"days": ["mon", "funday"], "hours": "09:00-16:00", "timeZone": "UTC"}]),
+        ["plexichat:deployWindows.0.days.1: must be mon, tue, wed, thu, fri, sat or sun", "(got 'funday')"],
+    ),
+    ("canary next --stack prod --apply --emergency ' '", unchanged, ["an emergency override needs a reason"]),
+    (
+        "notify --stack dev --outcome deployed",
+        set_key("dev", "deployChatWebhookUrl", "https://hooks.example.com/services/T0/B0/x"),
+        ["plexichat:deployChatWebhookUrl: must be a secret", "pulumi config set --secret"],
+    ),
     # Disaster recovery: the standby's own mistakes, and its primary's (read through its StackReference).
     (
         "render --stack prod-dr",
@@ -232,7 +287,7 @@ def test_bad_input_exits_1_with_one_clear_message_and_changes_nothing(tmp_path, 
     out = ["--out", str(project / "rendered")] if command.startswith("render ") else []
     env = {**os.environ, "PATH": os.path.dirname(sys.executable)}  # no Pulumi CLI: nothing deploys
     result = subprocess.run(
-        [sys.executable, "-m", "plexictl", "--project-dir", str(project), *command.split(), *out],
+        [sys.executable, "-m", "plexictl", "--project-dir", str(project), *shlex.split(command), *out],
         cwd=ROOT,
         env=env,
         capture_output=True,

@@ -29,6 +29,12 @@ PROTECTED = {  # (type, name) -> retain_on_delete as well
     ("aws:cloudwatch/logGroup:LogGroup", "cache-slow-log"): False,
     ("aws:cloudwatch/logGroup:LogGroup", "database-primary-log-postgresql"): False,
     ("aws:cloudwatch/logGroup:LogGroup", "database-primary-log-upgrade"): False,
+    # The 90-day records (docs/observability.md, docs/edge.md): the app's logs and their key, the
+    # load balancer's and CloudFront's access logs.
+    ("aws:kms/key:Key", "application-logs-key"): False,
+    ("aws:cloudwatch/logGroup:LogGroup", "application-logs-group"): False,
+    ("aws:s3/bucket:Bucket", "web-load-balancer-access-logs"): True,
+    ("aws:s3/bucket:Bucket", "static-assets-access-logs"): True,
 }
 PROTECTED_DR = {
     ("aws:kms/key:Key", "backups-dr-key"): False,
@@ -192,6 +198,12 @@ STATEFUL_URNS_PROD = {
     "plexichat:alerting:Alerting$aws:kms/key:Key::monitoring-receivers-key",
     "plexichat:alerting:Alerting$aws:secretsmanager/secret:Secret::monitoring-receivers-secret",
     "plexichat:ingress:Edge$aws:kms/key:Key::web-waf-logs-key",
+    "plexichat:ingress:Edge$aws:s3/bucket:Bucket::web-load-balancer-access-logs",
+    "plexichat:edge:StaticAssetsCdn$aws:kms/key:Key::static-assets-waf-logs-key",
+    "plexichat:edge:StaticAssetsCdn$aws:kms/key:Key::static-assets-origin-secret-key",
+    "plexichat:edge:StaticAssetsCdn$aws:secretsmanager/secret:Secret::static-assets-origin-secret",
+    "plexichat:edge:StaticAssetsCdn$aws:s3/bucket:Bucket::static-assets-access-logs",
+    "plexichat:observability:ApplicationLogs$aws:kms/key:Key::application-logs-key",
 }
 
 

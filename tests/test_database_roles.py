@@ -84,6 +84,10 @@ def app(postgres: PostgresServer) -> psycopg.Connection:
 @pytest.fixture(scope="module")
 def migrated(postgres: PostgresServer) -> PostgresServer:
     """The roles bootstrapped, then the migrator's Alembic migrations run to head."""
+    return bootstrap_and_migrate(postgres)
+
+
+def bootstrap_and_migrate(postgres: PostgresServer) -> PostgresServer:
     bootstrap(postgres)
     config = Config()
     config.set_main_option("script_location", str(ALEMBIC_DIR))

@@ -12,7 +12,7 @@ from components.data.database import DB_NAME
 from components.data.database_roles import bootstrap_sql
 from plexictl.offline.mocks import computed_aws_outputs
 from plexictl.offline.rendering import is_secret
-from tests.conftest import STACKS, is_dr_standby, primary_of, render_edited, rendered, stack_region
+from tests.conftest import STACKS, is_dr_standby, primary_of, render_edited, rendered, stack_file, stack_region
 
 JOB = "kubernetes:batch/v1:Job"
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
@@ -105,7 +105,7 @@ def test_the_bootstrap_job_converges_the_roles_as_master_before_the_migration(st
     assert script.startswith("exec psql -v ON_ERROR_STOP=1 ")
     assert '-v app_password="$PLEXICHAT_APP_PASSWORD"' in script and script.endswith("-f /bootstrap/bootstrap.sql")
     (config_map,) = [c for c in r.of_type("kubernetes:core/v1:ConfigMap") if c.name == "database-bootstrap-sql"]
-    assert config_map.inputs["data"]["bootstrap.sql"] == bootstrap_sql(DB_NAME)
+    assert config_map.inputs["data"]["bootstrap.sql"] == bootstrap_sql(DB_NAME, break_glass=_break_glass(stack))
     env = _env(job)
     assert env["PGUSER"]["valueFrom"]["secretKeyRef"] == {"name": MASTER_SECRET, "key": "username"}
     assert env["PGPASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": MASTER_SECRET, "key": "password"}
@@ -166,6 +166,12 @@ def test_password_mode_two_role_secrets_rotated_every_30_days_by_the_multi_user_
     assert rotations[_master_secret_arn(r)]["rotationRules"]["automaticallyAfterDays"] == 30
 
 
+def _break_glass(stack: str) -> str | None:
+    """The break-glass role's access the stack file asks for (docs/admin-access.md), if any."""
+    settings = stack_file(stack)["config"].get("plexichat:adminAccess", {}).get("breakGlass", {})
+    return settings.get("access", "read") if settings.get("enabled") else None
+
+
 def _policy(r, name: str) -> dict[str, dict]:
     policy = json.loads(r.one("aws:iam/rolePolicy:RolePolicy", name).inputs["policy"])
     return {s["Sid"]: s for s in policy["Statement"]}
@@ -177,7 +183,9 @@ def test_iam_mode_connects_as_exactly_each_role_and_has_no_passwords(preview):
     assert not r.of_type(SAR_STACK)
     assert not [s for s in r.of_type(SECRET) if "/plexichat_" in s.inputs["name"]]
     (config_map,) = [c for c in r.of_type("kubernetes:core/v1:ConfigMap") if c.name == "database-bootstrap-sql"]
-    assert config_map.inputs["data"]["bootstrap.sql"] == bootstrap_sql(DB_NAME, iam=True)
+    assert config_map.inputs["data"]["bootstrap.sql"] == bootstrap_sql(
+        DB_NAME, iam=True, break_glass=_break_glass("prod")
+    )
     assert "PASSWORD" not in _container(_job(r, "plexichat-db-bootstrap"))["command"][-1]
     for deployment in r.of_type(DEPLOYMENT):
         env = _env(deployment)

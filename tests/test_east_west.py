@@ -277,6 +277,38 @@ def test_the_web_port_is_open_to_nginx_and_the_mesh_not_to_prometheus(prod):
     assert not can_reach(policies, Pod("default", {"app": "x"}), web, port)
 
 
+def test_the_pods_reach_the_tracing_collector_on_its_port_only_while_tracing_is_on():
+    """The sidecars export spans to the collector of monitoring.tracing (issue #16)."""
+
+    def traced(collector_namespace: str | None):
+        def edit(config):
+            EAST_WEST(config)
+            monitoring = config.setdefault("plexichat:monitoring", {})
+            monitoring.pop("tracing", None)
+            if collector_namespace is not None:
+                monitoring["tracing"] = {
+                    "extensionProviders": ["otel-tracing"],
+                    "provider": "otel-tracing",
+                    "collectorNamespace": collector_namespace,
+                    "collectorPort": 4317,
+                }
+
+        return edit
+
+    collector = Pod("tracing", {"app.kubernetes.io/name": "opentelemetry-collector"})
+    elsewhere = Pod("monitoring", {"app.kubernetes.io/name": "opentelemetry-collector"})
+    on, off = render_edited("prod", traced("tracing")), render_edited("prod", traced(None))
+    for rendering, reachable in ((on, True), (off, False)):
+        policies = _network_policies(rendering)
+        pods = _app_and_job_pods(rendering)
+        for name in ("web", "worker"):
+            assert can_reach(policies, pods[name], collector, 4317) is reachable, name
+            assert not can_reach(policies, pods[name], collector, 4318), name
+            assert not can_reach(policies, pods[name], elsewhere, 4317), name
+        # The Jobs keep their own, narrower egress: their spans are not worth a wider one.
+        assert not can_reach(policies, pods["migration"], collector, 4317)
+
+
 def _addresses_in(cidrs: list[str]) -> list[ipaddress.IPv4Address]:
     """The first and last address of each CIDR."""
     return [a for c in cidrs for a in (ipaddress.IPv4Network(c)[0], ipaddress.IPv4Network(c)[-1])]

@@ -170,7 +170,8 @@ WEB_ACL = "aws:wafv2/webAcl:WebAcl"
 @pytest.mark.parametrize("stack,mode", [("dev", "count"), ("staging", "block"), ("prod", "block")])
 def test_waf_rules_and_mode_per_stack(stack, mode):
     rendering = rendered(stack)
-    (acl,) = rendering.of_type(WEB_ACL)
+    # The regional ACL (with the CDN, a CLOUDFRONT-scope one too: tests/test_cdn.py).
+    acl = rendering.one(WEB_ACL, "web-waf")
     spec = acl.inputs
     assert spec["scope"] == "REGIONAL" and spec["defaultAction"] == {"allow": {}}
     assert spec["visibilityConfig"]["cloudwatchMetricsEnabled"] is True
@@ -198,12 +199,17 @@ def test_waf_rules_and_mode_per_stack(stack, mode):
     assert association.inputs["resourceArn"].endswith(
         f"loadbalancer/app/plexichat-{stack}/0a1b2c3d4e5f607{STACKS.index(stack) + 1}"
     )
-    (logging,) = rendering.of_type("aws:wafv2/webAclLoggingConfiguration:WebAclLoggingConfiguration")
+    logging = rendering.one("aws:wafv2/webAclLoggingConfiguration:WebAclLoggingConfiguration", "web-waf-logging")
     (log_group,) = [
-        g for g in rendering.of_type("aws:cloudwatch/logGroup:LogGroup") if g.inputs["name"].startswith("aws-waf-logs-")
+        g
+        for g in rendering.of_type("aws:cloudwatch/logGroup:LogGroup")
+        if g.inputs["name"] == f"aws-waf-logs-{spec['name']}"
     ]
     assert log_group.inputs["retentionInDays"] > 0
-    assert {f["singleHeader"]["name"] for f in logging.inputs["redactedFields"]} == {"authorization", "cookie"}
+    # Session credentials stay out of the logs, and with the CDN its origin header too.
+    cdn = bool(rendering.of_type("aws:cloudfront/distribution:Distribution"))
+    redacted = {f["singleHeader"]["name"] for f in logging.inputs["redactedFields"]}
+    assert redacted == {"authorization", "cookie", *(["x-plexichat-origin-verify"] if cdn else [])}
     assert association.inputs["webAclArn"].endswith(f":{acl.name}")  # the mock's ARN of this ACL
     assert logging.inputs["resourceArn"] == association.inputs["webAclArn"]
     assert rate["statement"]["rateBasedStatement"]["limit"] == (5000 if stack == "prod" else 2000)

@@ -559,8 +559,53 @@ def stubbed_elbv2(session, arn: str, policy: str):
     stubber = Stubber(client)
     listener = {"ListenerArn": f"{arn}/listener", "Protocol": "HTTPS", "Port": 443, "SslPolicy": policy}
     stubber.add_response("describe_listeners", {"Listeners": [listener]}, {"LoadBalancerArn": arn})
+    logging_into = {"enabled": "true", "bucket": f"plexichat-prod-lb-{ACCOUNT}-access-logs", "prefix": "alb"}
+    attributes = [{"Key": f"access_logs.s3.{key}", "Value": value} for key, value in logging_into.items()]
+    stubber.add_response("describe_load_balancer_attributes", {"Attributes": attributes}, {"LoadBalancerArn": arn})
     stubber.activate()
     return client
+
+
+# --- load balancer access logs ------------------------------------------------------------------
+
+ACCOUNT = "123456789012"
+"""moto's account, and the one in the stack files' load balancer ARNs."""
+LOG_BUCKET = f"plexichat-prod-lb-{ACCOUNT}-access-logs"
+
+
+def logging_load_balancer(session, **attributes: str) -> str:
+    """An ALB (moto) with the given `access_logs.s3.*` attributes."""
+    arn = load_balancer(session)
+    values = [{"Key": f"access_logs.s3.{key}", "Value": value} for key, value in attributes.items()]
+    if values:
+        session.client("elbv2").modify_load_balancer_attributes(LoadBalancerArn=arn, Attributes=values)
+    return arn
+
+
+def test_access_logs_into_the_stacks_log_bucket_pass(aws):
+    arn = logging_load_balancer(aws, enabled="true", bucket=LOG_BUCKET, prefix="alb")
+    result = preflight.load_balancer_access_logs(aws.client("elbv2"), arn, LOG_BUCKET, "alb")
+    assert result == Result(Outcome.PASS, f"access logs into s3://{LOG_BUCKET}/alb/")
+
+
+def test_access_logs_off_fail(aws):
+    arn = logging_load_balancer(aws)  # a new load balancer logs nothing
+    result = preflight.load_balancer_access_logs(aws.client("elbv2"), arn, LOG_BUCKET, "alb")
+    assert result.outcome is Outcome.FAIL and result.detail.startswith("access logs are off")
+
+
+@pytest.mark.parametrize(("bucket", "prefix"), [("someone-elses-logs", "alb"), (LOG_BUCKET, "elb")])
+def test_access_logs_elsewhere_fail(aws, bucket, prefix):
+    arn = logging_load_balancer(aws, enabled="true", bucket=bucket, prefix=prefix)
+    result = preflight.load_balancer_access_logs(aws.client("elbv2"), arn, LOG_BUCKET, "alb")
+    assert result == Result(
+        Outcome.FAIL, f"access logs go to s3://{bucket}/{prefix}/, not the stack's log bucket s3://{LOG_BUCKET}/alb/"
+    )
+
+
+def test_access_logs_without_a_load_balancer_are_skipped(aws):
+    result = preflight.load_balancer_access_logs(aws.client("elbv2"), None, LOG_BUCKET, "alb")
+    assert result.outcome is Outcome.SKIPPED
 
 
 # --- critical alerts --------------------------------------------------------------------------
@@ -600,13 +645,52 @@ def test_without_a_prometheus_url_the_check_is_skipped_not_passed():
     assert preflight.stopping(results, strict=True) == ["critical alerts"]
 
 
+# --- the cluster API endpoint (docs/admin-access.md) ---------------------------------------------
+
+
+def eks_cluster(session, *, private: bool, public_cidrs: list[str] | None) -> str:
+    """prod's EKS cluster in moto: a private endpoint or not, a public one for `public_cidrs`
+    (None: no public endpoint; [] leaves EKS's default, everywhere)."""
+    name = PROD.kubernetes.eks_cluster
+    assert name is not None
+    vpc = {"subnetIds": PROD.network.private_subnet_ids, "endpointPrivateAccess": private}
+    vpc["endpointPublicAccess"] = public_cidrs is not None
+    if public_cidrs:
+        vpc["publicAccessCidrs"] = public_cidrs
+    session.client("eks").create_cluster(name=name, roleArn=f"arn:aws:iam::{ACCOUNT}:role/eks", resourcesVpcConfig=vpc)
+    return name
+
+
+@pytest.mark.parametrize(
+    ("private", "public", "outcome", "words"),
+    [
+        (True, None, Outcome.PASS, "private endpoint only"),
+        (True, ["203.0.113.0/24", "198.51.100.7/32"], Outcome.PASS, "public only from 198.51.100.7/32, 203.0.113.0/24"),
+        (True, ["0.0.0.0/0"], Outcome.FAIL, "the public endpoint admits 0.0.0.0/0"),
+        (True, [], Outcome.FAIL, "the public endpoint admits 0.0.0.0/0"),  # EKS's default
+        (False, ["203.0.113.0/24"], Outcome.FAIL, "no private endpoint"),
+    ],
+)
+def test_the_cluster_api_is_private_or_open_to_listed_ranges_only(aws, private, public, outcome, words):
+    name = eks_cluster(aws, private=private, public_cidrs=public)
+    result = preflight.cluster_api_endpoint(aws.client("eks"), name)
+    assert result.outcome is outcome and words in result.detail, result
+
+
+def test_without_a_cluster_name_the_endpoint_check_is_skipped(aws):
+    result = preflight.cluster_api_endpoint(aws.client("eks"), None)
+    assert result.outcome is Outcome.SKIPPED and "plexichat:kubernetes.eksCluster" in result.detail
+
+
 CHECKS = [
     "database backup",
     "database instances",
     "replica lag",
     "cache",
     "cluster capacity",
+    "cluster API endpoint",
     "load balancer TLS",
+    "load balancer access logs",
     "mesh mTLS",
     "critical alerts",
 ]
@@ -682,6 +766,7 @@ def live_prod(tmp_path, aws, fake_kubectl, monkeypatch):
     )
     monkeypatch.setattr(preflight, "aws_session", lambda: Session(backup=backup, elbv2=elbv2))
     fake_kubectl(NODES, system_pods(NODES) + app_pods("prod", PROD, STABLE_ONLY, NODES))
+    eks_cluster(aws, private=True, public_cidrs=["203.0.113.0/24"])
     return project
 
 
@@ -724,7 +809,9 @@ def test_a_failing_check_exits_3_and_names_it(live_prod, prometheus_api, aws, ca
                 "database instances",
                 "replica lag",
                 "cluster capacity",
+                "cluster API endpoint",
                 "load balancer TLS",
+                "load balancer access logs",
                 "mesh mTLS",
             ],
             "pass",

@@ -266,6 +266,7 @@ def test_blue_green_lifecycle_deploy_preview_switch_rollback(repo):
     assert rendered.outputs["activeColour"] == "blue" and rendered.outputs["workerVersion"] == "v1.4.2"
     assert {c.label for c in edit.diff.changes} == {
         "Deployment plexichat-web-green",  # the new version on the idle colour ...
+        "Telemetry plexichat-web-green",  # ... its traces tagged with that version ...
         "Job plexichat-migrate-v1-6-0",  # ... after its migration
         "Job plexichat-migrate-v1-5-0",
     }

@@ -49,6 +49,10 @@ UNROTATED = {
         "plexichat/<stack>/alert-receivers",
         "the chat tool and PagerDuty issue these URLs and keys; the program cannot make new ones",
     ),
+    "static-assets-origin-secret": (
+        "plexichat/<stack>/cdn-origin-header",
+        "guards no data; a new value takes effect at the next deploy, so it is rotated by procedure (docs/edge.md)",
+    ),
 }
 """Secrets the program keeps but cannot rotate: resource name -> (the secret's name as
 docs/data-tier.md lists it, why)."""

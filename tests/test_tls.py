@@ -80,7 +80,19 @@ def classify(resource: Resource, path: str, value: Any) -> tuple[str, float] | N
     if resource.type == "aws:s3/bucketPolicy:BucketPolicy" and path.endswith(".NumericLessThan.s3:TlsVersion"):
         # A Deny on requests older than this: the value is the minimum admitted.
         return "S3 s3:TlsVersion", float(value)
+    if resource.type == "aws:cloudfront/distribution:Distribution":
+        if path == ".viewerCertificate.minimumProtocolVersion":
+            # CloudFront's security policies: `TLSv1.3_2025` admits TLS 1.3 only, `TLSv1.2_*` 1.2 up.
+            matched = re.fullmatch(r"TLSv1\.([23])_\d{4}", value)
+            return "CloudFront viewer security policy", float(f"1.{matched[1]}") if matched else 0.0
+        if re.fullmatch(r"\.origins(\.value)?\[\d+\]\.customOriginConfig\.originSslProtocols\[\d+\]", path):
+            return "CloudFront origin protocols", _protocol_minimum(value)
     return None
+
+
+AT_MOST_TLS_1_2 = {"CloudFront origin protocols": 1.2}
+"""Where the strictest choice a service offers is TLS 1.2: CloudFront's origin protocols stop at
+TLSv1.2 (its connection to the load balancer; docs/edge.md)."""
 
 
 def places(rendering: Rendering) -> list[tuple[Resource, str, Any]]:
@@ -98,10 +110,16 @@ def test_every_tls_version_in_the_desired_state_is_known_and_at_least_1_3(stack)
             continue
         found.setdefault(known[0], []).append(known[1])
     assert unknown == [], "a TLS version set somewhere this test does not know: classify it"
-    # Every bucket policy the stack owns (a DR standby owns none: its primary's: docs/dr.md).
-    s3 = {"S3 s3:TlsVersion"} if rendered(stack).of_type("aws:s3/bucket:Bucket") else set()
-    assert set(found) == {"NGINX ssl-protocols", "PostgreSQL ssl_min_protocol_version"} | s3
-    assert {what: min(minimums) for what, minimums in found.items()} == dict.fromkeys(found, 1.3)
+    # Every data bucket's policy (a DR standby owns none: its primary's: docs/dr.md).
+    # Log buckets deny plain HTTP only: the AWS services that deliver into them choose their TLS.
+    own = [
+        b for b in rendered(stack).of_type("aws:s3/bucket:Bucket") if not b.inputs["bucket"].endswith("-access-logs")
+    ]
+    s3 = {"S3 s3:TlsVersion"} if own else set()
+    cdn = {"CloudFront viewer security policy", "CloudFront origin protocols"} & set(found)
+    assert set(found) == {"NGINX ssl-protocols", "PostgreSQL ssl_min_protocol_version"} | s3 | cdn
+    expected = {what: AT_MOST_TLS_1_2.get(what, 1.3) for what in found}
+    assert {what: min(minimums) for what, minimums in found.items()} == expected
 
 
 def test_the_walk_finds_versions_in_keys_lists_and_json_policies():

@@ -301,9 +301,9 @@ def test_a_version_bump_changes_no_selector_and_no_routing_object(stack):
     before, after = rendered(stack), render_edited(stack, bump)
     changed = _changes(before, after)
     # The Deployments, and the newer version's migration (a Job named after it, and in prod the
-    # snapshot before it; none on a DR standby, whose replica migrates with its primary): no
-    # routing object, no selector.
-    assert changed and {_kind(urn) for urn in changed} <= {"Deployment", "Job", "Snapshot"}
+    # snapshot before it; none on a DR standby, whose replica migrates with its primary), and the
+    # version span tag of the tracks' Telemetry: no routing object, no selector.
+    assert changed and {_kind(urn) for urn in changed} <= {"Deployment", "Job", "Snapshot", "Telemetry"}
     assert {_kind(urn) for urn in changed} >= ({"Deployment"} if is_dr_standby(stack) else {"Deployment", "Job"})
     old, new = before.by_urn(), after.by_urn()
     for urn in changed:

@@ -70,20 +70,20 @@ class NetworkPolicies(pulumi.ComponentResource):
             ingress=[_from(SAME_NAMESPACE, serving)],
             egress=[
                 egress_to(SAME_NAMESPACE, serving),
-                egress_to(_namespace(cluster.istio_namespace), tcp_ports(ISTIOD_XDS_PORT)),
+                egress_to(namespace_peer(cluster.istio_namespace), tcp_ports(ISTIOD_XDS_PORT)),
             ],
         )
         policy(
             "allow-web-from-ingress",
             web_pods,
-            ingress=[_from(_namespace(cluster.ingress_namespace), tcp_ports(args.web_port))],
+            ingress=[_from(namespace_peer(cluster.ingress_namespace), tcp_ports(args.web_port))],
         )
         policy(
             "allow-prometheus-scrape",
             APP_PODS,
             ingress=[
                 _from(
-                    _namespace(cluster.monitoring_namespace),
+                    namespace_peer(cluster.monitoring_namespace),
                     tcp_ports(*sorted(set(args.metrics_ports)), *SIDECAR_METRICS_PORTS),
                 )
             ],
@@ -105,21 +105,33 @@ class NetworkPolicies(pulumi.ComponentResource):
         ingress: list[k8s.networking.v1.NetworkPolicyIngressRuleArgs] | None = None,
         egress: list[k8s.networking.v1.NetworkPolicyEgressRuleArgs] | None = None,
     ) -> None:
-        """A NetworkPolicy named `role`; its policy types follow from which rule lists are given."""
-        types = (["Ingress"] if ingress is not None else []) + (["Egress"] if egress is not None else [])
-        k8s.networking.v1.NetworkPolicy(
-            f"{name}-{role}",
-            metadata=k8s.meta.v1.ObjectMetaArgs(
-                name=role, namespace=args.namespace, labels=naming.common_labels(args.stack)
-            ),
-            spec=k8s.networking.v1.NetworkPolicySpecArgs(
-                pod_selector=pod_selector,
-                policy_types=types,
-                ingress=ingress or None,
-                egress=egress or None,
-            ),
-            opts=pulumi.ResourceOptions(parent=self),
-        )
+        network_policy(f"{name}-{role}", role, args.stack, args.namespace, pod_selector, ingress, egress, self)
+
+
+def network_policy(
+    resource_name: str,
+    role: str,
+    stack: str,
+    namespace: pulumi.Input[str],
+    pod_selector: k8s.meta.v1.LabelSelectorArgs,
+    ingress: list[k8s.networking.v1.NetworkPolicyIngressRuleArgs] | None,
+    egress: list[k8s.networking.v1.NetworkPolicyEgressRuleArgs] | None,
+    parent: pulumi.Resource,
+) -> k8s.networking.v1.NetworkPolicy:
+    """A NetworkPolicy named `role`; its policy types follow from which rule lists are given.
+    Components that bring a flow of their own (tracing's collector) add theirs through it."""
+    types = (["Ingress"] if ingress is not None else []) + (["Egress"] if egress is not None else [])
+    return k8s.networking.v1.NetworkPolicy(
+        resource_name,
+        metadata=k8s.meta.v1.ObjectMetaArgs(name=role, namespace=namespace, labels=naming.common_labels(stack)),
+        spec=k8s.networking.v1.NetworkPolicySpecArgs(
+            pod_selector=pod_selector,
+            policy_types=types,
+            ingress=ingress or None,
+            egress=egress or None,
+        ),
+        opts=pulumi.ResourceOptions(parent=parent),
+    )
 
 
 def _from(
@@ -136,7 +148,7 @@ def egress_to(
     return k8s.networking.v1.NetworkPolicyEgressRuleArgs(to=[peer], ports=ports)
 
 
-def _namespace(name: str) -> k8s.networking.v1.NetworkPolicyPeerArgs:
+def namespace_peer(name: str) -> k8s.networking.v1.NetworkPolicyPeerArgs:
     return k8s.networking.v1.NetworkPolicyPeerArgs(
         namespace_selector=k8s.meta.v1.LabelSelectorArgs(match_labels={"kubernetes.io/metadata.name": name})
     )
@@ -166,7 +178,7 @@ def egress_to_cluster_dns() -> k8s.networking.v1.NetworkPolicyEgressRuleArgs:
     """The cluster DNS pods only, over UDP and TCP (large answers fall back to TCP)."""
     return egress_to(
         k8s.networking.v1.NetworkPolicyPeerArgs(
-            namespace_selector=_namespace("kube-system").namespace_selector,
+            namespace_selector=namespace_peer("kube-system").namespace_selector,
             pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels={"k8s-app": "kube-dns"}),
         ),
         [k8s.networking.v1.NetworkPolicyPortArgs(protocol=proto, port=53) for proto in ("UDP", "TCP")],

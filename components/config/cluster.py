@@ -35,12 +35,25 @@ from components.config.base import (
 # Cluster and network
 
 
+EksClusterName = Annotated[
+    str,
+    pattern(
+        re.compile(r"^[0-9A-Za-z][0-9A-Za-z_-]{0,99}$"),
+        "an EKS cluster name: letters, digits, '-' and '_', starting with a letter or digit, at most 100 characters",
+    ),
+]
+
+
 class KubernetesSettings(Model):
     """How the program reaches the cluster, and where the cluster add-ons run."""
 
     context: NonBlank | None = None
     """kubeconfig context to deploy to. Required unless renderYamlToDirectory is set: never
     whatever context the kubeconfig happens to have current."""
+    eks_cluster: EksClusterName | None = None
+    """Name of the EKS cluster, for `plexictl preflight`'s check that its API is reachable only
+    privately or from listed ranges (docs/admin-access.md). Default none: that check is skipped,
+    which fails a `--strict` preflight."""
     render_yaml_to_directory: RelativeDirectory | None = None
     """GitOps mode: write manifests to this directory instead of applying them; a relative path
     without `..` (the manifests, Secrets included, are written in plain text). Default off."""

@@ -4,9 +4,11 @@ that watch the same thing (the runbook's targets and alert thresholds are the de
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from typing import Annotated, Literal
+from urllib.parse import quote
 
 from pydantic import (
     Field,
@@ -16,10 +18,13 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 from components.config.base import (
+    DnsLabel,
     Duration,
     FieldError,
     HttpPath,
+    LogRetentionDays,
     Model,
+    Port,
     Seconds,
     float_range,
     int_range,
@@ -116,6 +121,78 @@ class AlertThresholds(Model):
         return self
 
 
+TRACK_SPAN_TAG = "plexichat.track"
+"""The span tag holding the release track that served a request (and VERSION_SPAN_TAG its version)."""
+VERSION_SPAN_TAG = "plexichat.version"
+TRACK_PLACEHOLDER = "{track}"
+"""Where tracing.traceSearchUrl puts the track a dashboard link is for."""
+_EXPLORE_PANES = {
+    "traces": {
+        "datasource": "tempo",
+        "queries": [
+            {
+                "refId": "A",
+                "datasource": {"type": "tempo", "uid": "tempo"},
+                "queryType": "traceql",
+                "query": f'{{ span.{TRACK_SPAN_TAG} = "{TRACK_PLACEHOLDER}" }}',
+            }
+        ],
+        "range": {"from": "now-1h", "to": "now"},
+    }
+}
+DEFAULT_TRACE_SEARCH_URL = "/explore?schemaVersion=1&orgId=1&panes=" + quote(
+    json.dumps(_EXPLORE_PANES, separators=(",", ":")), safe=""
+).replace(quote(TRACK_PLACEHOLDER, safe=""), TRACK_PLACEHOLDER)
+"""Grafana Explore on the Tempo data source `tempo`: the last hour's traces of one track (TraceQL)."""
+
+ProviderName = Annotated[
+    str,
+    pattern(re.compile(r"^[A-Za-z0-9][-A-Za-z0-9_.]{0,62}$"), "an extension provider name such as otel-tracing"),
+]
+
+
+class TracingSettings(Model):
+    """Distributed tracing through the mesh: the sidecars report spans to a provider that the
+    cluster's mesh config declares (meshConfig.extensionProviders, a cluster prerequisite:
+    docs/delivery.md), each span tagged with the release track and version that served it."""
+
+    extension_providers: list[ProviderName] = []
+    """The tracing provider names the cluster's mesh config offers (meshConfig.extensionProviders,
+    e.g. [otel-tracing]): `provider` must be one of them. Default none."""
+    provider: ProviderName | None = None
+    """The provider this stack's spans go to: one of extensionProviders. Default none: tracing off
+    (this program configures no tracing; access logs are on either way)."""
+    sampling_percent: Annotated[float, float_range(0, 100, "a percent")] = 1.0
+    """Share of requests traced when no caller decided already (Istio's randomSamplingPercentage,
+    precision 0.01): from 0 to 100. Default 1 (Istio's own default)."""
+    collector_namespace: DnsLabel = "observability"
+    """Namespace of the collector the provider sends to: the app's pods may reach it on
+    collectorPort (a NetworkPolicy). Default observability."""
+    collector_port: Port = 4317
+    """Port of the collector (the provider's `port` in the mesh config). Default 4317 (OTLP gRPC)."""
+    trace_search_url: Annotated[
+        str,
+        pattern(
+            re.compile(r"^(https://|/)\S*\{track\}\S*$"),
+            "an https URL or a Grafana path (/explore?...) holding {track} where the track goes",
+        ),
+    ] = DEFAULT_TRACE_SEARCH_URL
+    """Where the dashboard's trace links go, {track} replaced with the track (the span tag
+    plexichat.track holds it). Default: Grafana Explore on the Tempo data source with uid `tempo`,
+    the last hour's traces of that track; for Jaeger's UI, e.g.
+    https://jaeger.example.com/search?service=plexichat-web.plexichat&tags=%7B%22plexichat.track%22%3A%22{track}%22%7D."""
+
+    @model_validator(mode="after")
+    def _provider_offered(self) -> TracingSettings:
+        if self.provider is not None and self.provider not in self.extension_providers:
+            offered = ", ".join(self.extension_providers) or "none (extensionProviders is empty)"
+            raise FieldError(
+                "provider",
+                f"must be one of the cluster's extensionProviders: {offered} (got {self.provider!r})",
+            )
+        return self
+
+
 class MonitoringSettings(Model):
     """Scraping, rules, smoke probe and dashboard (Prometheus Operator, Grafana sidecar)."""
 
@@ -159,6 +236,12 @@ class MonitoringSettings(Model):
     --prometheus."""
     thresholds: AlertThresholds = AlertThresholds()
     """The runbook's numbers (Prometheus rules and CloudWatch alarms)."""
+    tracing: TracingSettings = TracingSettings()
+    """Tracing through the mesh (Istio Telemetry). Default off."""
+    application_log_retention_days: LogRetentionDays = 90
+    """How long the application log group keeps the pods' logs (the cluster's log shipping sends
+    them there), in days: a CloudWatch Logs retention (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180,
+    365, 400, 545, 731, 1096, 1827 or 3653). Default 90 (the runbook's)."""
 
 
 class AlertingSettings(Model):

@@ -13,6 +13,7 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 from components.config import floors, versions
+from components.config.admin_access import AdminAccessSettings
 from components.config.base import (
     AppNamespace,
     DomainName,
@@ -38,8 +39,9 @@ from components.config.data import (
     IrsaSettings,
     check_data_tier,
 )
+from components.config.deploy_windows import DeployWindow
 from components.config.dr import DrSettings
-from components.config.edge import ALB_ARN, IngressSettings
+from components.config.edge import ALB_ARN, EdgeSettings, IngressSettings, cdn_problems
 from components.config.migrations import MigrationSettings
 from components.config.monitoring import (
     RECEIVERS,
@@ -101,6 +103,8 @@ class StackSettings(Model):
     """Mesh routing: timeouts, retries, connection pool, outlier detection, WebSocket path."""
     ingress: IngressSettings
     """NGINX Ingress, TLS certificate and the AWS WAF in front of it."""
+    edge: EdgeSettings = EdgeSettings()
+    """In front of the load balancer: CloudFront for the static assets (docs/edge.md). Default off."""
     monitoring: MonitoringSettings = MonitoringSettings()
     """Scraping, alert rules, smoke probe and dashboard."""
     alerting: AlertingSettings = AlertingSettings()
@@ -115,6 +119,14 @@ class StackSettings(Model):
     pager_duty_cloudwatch_url: ReceiverSecret | None = None
     """Secret: PagerDuty CloudWatch integration URL (https) the alarm topic posts to; required
     when critical routes to pagerduty."""
+    deploy_chat_webhook_url: ReceiverSecret | None = None
+    """Secret: chat (Slack-compatible) incoming-webhook URL the pipeline posts every deploy,
+    rollback and release-analysis decision to (`plexictl notify`). Default none: no
+    notifications. Plain text is refused: set it with `pulumi config set --secret`."""
+    deploy_windows: list[DeployWindow] = []
+    """When `pulumi up` may run without an emergency override (`--emergency REASON`, or the deploy
+    workflow's emergency_reason input): a list of windows, each with days, hours and timeZone.
+    Default none: always open. The release loop waits outside them (docs/releasing.md)."""
     database: DatabaseSettings
     """RDS PostgreSQL primary and read replicas."""
     cache: CacheSettings
@@ -130,6 +142,9 @@ class StackSettings(Model):
     dr: DrSettings | None = None
     """Disaster recovery: this stack's role in an active-passive pair (docs/dr.md). Default none:
     a stack on its own."""
+    admin_access: AdminAccessSettings = AdminAccessSettings()
+    """Administrative access by hand: the database break-glass path (docs/admin-access.md).
+    Default: none."""
 
     # First: an edit that would destroy data must be reported as that, whatever else is wrong.
     @model_validator(mode="after")
@@ -158,6 +173,15 @@ class StackSettings(Model):
     @model_validator(mode="after")
     def _stack_rules(self) -> StackSettings:
         problems = [*_target_problems(self), *_floor_problems(self), *_environment_problems(self)]
+        dr = self.dr
+        problems += cdn_problems(
+            self.edge.cdn,
+            domain=self.domain,
+            load_balancer_arn=self.ingress.waf.load_balancer_arn,
+            dr_hosted_zone_id=dr.hosted_zone_id if dr else None,
+            dr_replicates_from_primary=dr is not None and dr.replicates_from_primary,
+            websocket_path=self.traffic.websocket_path,
+        )
         if problems:
             raise FieldErrors(problems)
         return self

@@ -59,12 +59,14 @@ ADMIN_STORE_SERVICE_ACCOUNT = f"{naming.APP}-db-admin-secrets"  # the master cre
 MIGRATOR_SERVICE_ACCOUNT = naming.object_name("migrate")  # components/cluster/migration_job.py
 BOOTSTRAP_SERVICE_ACCOUNT = naming.object_name("db-bootstrap")  # .../database_bootstrap_job.py
 ARCHIVER_SERVICE_ACCOUNT = naming.object_name("backup-archiver")  # .../backup_archiver_access.py
+BREAK_GLASS_SERVICE_ACCOUNT = naming.object_name("break-glass")  # .../break_glass_access.py
 NOT_APP_SERVICE_ACCOUNTS = (
     STORE_SERVICE_ACCOUNT,
     ADMIN_STORE_SERVICE_ACCOUNT,
     MIGRATOR_SERVICE_ACCOUNT,
     BOOTSTRAP_SERVICE_ACCOUNT,
     ARCHIVER_SERVICE_ACCOUNT,
+    BREAK_GLASS_SERVICE_ACCOUNT,
 )
 DB_CREDENTIALS_SECRET = "plexichat-db-credentials"
 """plexichat_app's credentials (password mode), read by the web and worker pods."""

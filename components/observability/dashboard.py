@@ -8,7 +8,13 @@ each track served: the configured weight is not baked in, so a weight change tou
 
 from __future__ import annotations
 
-from components.config.monitoring import AlertThresholds, MetricNames, MonitoringSettings
+from components.config.monitoring import (
+    TRACK_PLACEHOLDER,
+    AlertThresholds,
+    MetricNames,
+    MonitoringSettings,
+    TracingSettings,
+)
 from components.observability import alert_rules as r
 
 UID_PREFIX = "plexichat-"
@@ -33,6 +39,9 @@ def dashboard(monitoring: MonitoringSettings, namespace: str, stack: str) -> dic
                 "Public health URL (smoke probe)", "short", [(f'probe_success{{job="{r.SMOKE_JOB}"}}', "{{instance}}")]
             )
         )
+    # Last: the panels above keep their places whether tracing is on or not.
+    if monitoring.tracing.provider is not None:
+        panels.append(_trace_links_panel(monitoring.tracing, r.slis(monitoring), ns))
     _place_in_grid(panels)
     return {
         "uid": f"{UID_PREFIX}{stack}",
@@ -84,6 +93,28 @@ def _request_panels(t: AlertThresholds, s: r.Slis, ns: str) -> list[dict]:
             thresholds=(t.latency_target_ms / 1000, t.latency_warning_ms / 1000),
         ),
     ]
+
+
+TRACK_OF_SERIES = f"${{__field.labels.{r.TRACK}}}"
+"""Grafana's data-link variable for the track label of the series a link is opened from."""
+
+
+def _trace_links_panel(tracing: TracingSettings, s: r.Slis, ns: str) -> dict:
+    """Each web track's request rate, with a link on every series to that track's traces (the
+    spans carry the track as TRACK_SPAN_TAG: components/observability/tracing.py)."""
+    panel = _panel(
+        "Traces per track (click a series to open its traces)",
+        "reqps",
+        [(f'sum by ({r.TRACK}) ({s.requests}{{{ns}, {r.WORKLOAD}="web"}})', f"{{{{{r.TRACK}}}}}")],
+    )
+    panel["fieldConfig"]["defaults"]["links"] = [
+        {
+            "title": f"Traces of track {TRACK_OF_SERIES}",
+            "url": tracing.trace_search_url.replace(TRACK_PLACEHOLDER, TRACK_OF_SERIES),
+            "targetBlank": True,
+        }
+    ]
+    return panel
 
 
 def _saturation_panels(t: AlertThresholds, ns: str) -> list[dict]:

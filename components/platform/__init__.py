@@ -49,9 +49,11 @@ class Platform(DataTierSteps, WorkloadSteps, RoutingSteps, ObservabilitySteps):
         self._build_migration()
         self._build_workloads()
         self._build_east_west()
+        self._build_static_assets()
         self._build_routing()
         self._build_dns_failover()
         self._build_observability()
+        self._build_tracing_and_logs()
         self._build_data_path_alarms()
         self.url = pulumi.Output.from_input(f"https://{settings.domain}")
         self.register_outputs(

@@ -6,10 +6,12 @@ from __future__ import annotations
 import pulumi
 from pydantic import SecretStr
 
+from components import naming
 from components.config.monitoring import RECEIVERS
 from components.data.disaster_recovery import REPLICATION_RULE_ID
 from components.observability.alarm_topic import AlarmTopic, AlarmTopicArgs
 from components.observability.alerting import Alerting, AlertingArgs
+from components.observability.application_logs import ApplicationLogs, ApplicationLogsArgs
 from components.observability.cloud_alarms import CloudAlarms, CloudAlarmsArgs
 from components.observability.data_path_alarms import (
     BucketReplication,
@@ -18,6 +20,7 @@ from components.observability.data_path_alarms import (
     DrReplica,
     VaultRef,
 )
+from components.observability.tracing import Tracing, TracingArgs
 from components.platform.state import PlatformState
 
 
@@ -72,6 +75,34 @@ class ObservabilitySteps(PlatformState):
                 cache_replication_group_id=self.cache.group.id,
                 cache_node_count=settings.cache.nodes,
                 notify=not (settings.dr is not None and settings.dr.pages_only_for_replication),
+            ),
+            opts=self.aws_opts,
+        )
+
+    def _build_tracing_and_logs(self) -> None:
+        """Istio Telemetry (access logs; traces tagged with each web track when the stack picks a
+        provider), then the log group the cluster's log shipping keeps the pods' logs in."""
+        settings, stack = self._settings, self._stack
+        self.tracing = Tracing(
+            "tracing",
+            TracingArgs(
+                stack=stack,
+                namespace=self.namespace,
+                settings=settings.monitoring.tracing,
+                web_workload="web",
+                tracks=self.plan.tracks,
+            ),
+            opts=self.k8s_opts,
+        )
+        self.application_logs = ApplicationLogs(
+            "application-logs",
+            ApplicationLogsArgs(
+                stack=stack,
+                group_name=naming.application_log_group_name(stack),
+                region=settings.aws.region,
+                account_id=self._account_id,
+                retention_days=settings.monitoring.application_log_retention_days,
+                protect=settings.data_protection.protect,
             ),
             opts=self.aws_opts,
         )

@@ -10,8 +10,10 @@ from components.cluster.app_service import AppService, AppServiceArgs
 from components.cluster.authorization_policies import AuthorizationPolicies, AuthorizationPoliciesArgs
 from components.cluster.network_policies import NetworkPolicies, NetworkPoliciesArgs
 from components.cluster.traffic import Traffic, TrafficArgs
+from components.config.edge import static_host
 from components.edge.dns_failover import DnsFailover, DnsFailoverArgs
 from components.edge.edge import Edge, EdgeArgs, preview_host
+from components.edge.static_assets_cdn import StaticAssetsCdn, StaticAssetsCdnArgs
 from components.platform.state import PlatformState
 
 
@@ -75,6 +77,9 @@ class RoutingSteps(PlatformState):
                 region=settings.aws.region,
                 health_host=health_host,
                 readiness_path=web.probes.readiness_path,
+                origin_verification=self.static_assets.origin_verification if self.static_assets else None,
+                load_balancer_log_retention_days=settings.edge.load_balancer_log_retention_days,
+                protect=settings.data_protection.protect,
             ),
             opts=pulumi.ResourceOptions(parent=self, providers=[self.k8s_provider, self.aws_provider]),
         )
@@ -93,6 +98,7 @@ class RoutingSteps(PlatformState):
             opts=self.k8s_opts,
         )
         self.preview_url = self.edge.preview_url
+        self.load_balancer_logs = self.edge.load_balancer_logs
 
     def _build_dns_failover(self) -> None:
         """The app hostname's Route 53 failover record and health checks, made in advance in
@@ -111,6 +117,34 @@ class RoutingSteps(PlatformState):
                 hosted_zone_id=dr.hosted_zone_id,
                 load_balancer_arn=arn,
                 readiness_path=settings.workloads["web"].probes.readiness_path,
+            ),
+            opts=self.aws_opts,
+        )
+
+    def _build_static_assets(self) -> None:
+        """CloudFront for the static assets (edge.cdn, docs/edge.md), before the edge: the
+        regional WAF enforces the origin header this step stores."""
+        settings = self._settings
+        cdn, dr = settings.edge.cdn, settings.dr
+        self.static_assets = None
+        if not cdn.enabled:
+            return
+        zone = cdn.hosted_zone_id or (dr.hosted_zone_id if dr else None)
+        if zone is None:  # the settings require one
+            raise ValueError("edge.cdn is enabled without a hosted zone")
+        self.static_assets = StaticAssetsCdn(
+            "static-assets",
+            StaticAssetsCdnArgs(
+                stack=self._stack,
+                settings=cdn,
+                host=static_host(cdn, settings.domain),
+                origin_host=settings.domain,
+                hosted_zone_id=zone,
+                waf_mode=settings.ingress.waf.mode,
+                hsts_max_age_seconds=settings.ingress.hsts_max_age_seconds,
+                hsts_include_subdomains=settings.ingress.hsts_include_subdomains,
+                account_id=self._account_id,
+                protect=settings.data_protection.protect,
             ),
             opts=self.aws_opts,
         )

@@ -22,13 +22,17 @@ from components.data.dr_source import PrimarySource
 from components.data.restore_testing import RestoreTesting
 from components.edge.dns_failover import DnsFailover
 from components.edge.edge import Edge
+from components.edge.static_assets_cdn import StaticAssetsCdn
 from components.identity.app_access import AppAccess
 from components.identity.backup_archiver_access import BackupArchiverAccess
+from components.identity.break_glass_access import BreakGlassAccess
 from components.identity.database_admin_access import DatabaseAdminAccess
 from components.observability.alarm_topic import AlarmTopic
 from components.observability.alerting import Alerting
+from components.observability.application_logs import ApplicationLogs
 from components.observability.cloud_alarms import CloudAlarms
 from components.observability.data_path_alarms import DataPathAlarms, VaultRef
+from components.observability.tracing import Tracing
 from components.release.plan import ReleasePlan
 
 
@@ -62,11 +66,14 @@ class PlatformState(pulumi.ComponentResource):
     app_access: AppAccess
     database_admin_access: DatabaseAdminAccess | None
     backup_archiver_access: BackupArchiverAccess
+    break_glass_access: BreakGlassAccess | None
     database_bootstrap: DatabaseBootstrapJob | None
     schema_version: str
     migration: MigrationJob | None
     tracks: dict[str, dict[str, WorkloadTrack]]
     # routing
+    static_assets: StaticAssetsCdn | None
+    load_balancer_logs: aws.s3.Bucket | None
     web_service: AppService
     edge: Edge
     traffic: Traffic
@@ -77,6 +84,8 @@ class PlatformState(pulumi.ComponentResource):
     alarm_topic: AlarmTopic
     cloud_alarms: CloudAlarms
     data_path_alarms: DataPathAlarms
+    tracing: Tracing
+    application_logs: ApplicationLogs
 
     @property
     def _dr_source(self) -> PrimarySource:

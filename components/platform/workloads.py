@@ -13,6 +13,7 @@ from components.data.database import DB_NAME, PORT
 from components.data.database_roles import bootstrap_sql
 from components.identity.app_access import ROLE_CREDENTIALS_SECRETS, AppAccess, AppAccessArgs
 from components.identity.backup_archiver_access import BackupArchiverAccess
+from components.identity.break_glass_access import BreakGlassAccess, BreakGlassAccessArgs
 from components.identity.database_admin_access import MASTER_CREDENTIALS_SECRET, DatabaseAdminAccess
 from components.platform.state import PlatformState
 from components.release.migrations import kept_snapshot_versions, schema_version
@@ -44,6 +45,16 @@ class WorkloadSteps(PlatformState):
         )
         # The monthly backup copies: the one identity that may write `monthly/`.
         self.backup_archiver_access = BackupArchiverAccess("backup-archiver-access", args, opts=opts)
+        break_glass = settings.admin_access.break_glass
+        self.break_glass_access = (
+            BreakGlassAccess(
+                "break-glass-access",
+                BreakGlassAccessArgs(access=args, settings=break_glass, network=settings.network),
+                opts=opts,
+            )
+            if break_glass.enabled
+            else None
+        )
 
     def _build_database_bootstrap(self) -> None:
         """The database roles (components/data/database_roles.py), created and converged as the
@@ -51,6 +62,7 @@ class WorkloadSteps(PlatformState):
         roles and their passwords replicate from the primary with the data."""
         settings = self._settings
         iam = settings.database.app_auth == "iam"
+        break_glass = settings.admin_access.break_glass
         self.database_bootstrap = None
         if self.database_admin_access is None:
             return
@@ -60,7 +72,7 @@ class WorkloadSteps(PlatformState):
                 stack=self._stack,
                 namespace=self.namespace,
                 data_cidrs=settings.network.data_cidrs,
-                sql=bootstrap_sql(DB_NAME, iam=iam),
+                sql=bootstrap_sql(DB_NAME, iam=iam, break_glass=break_glass.access if break_glass.enabled else None),
                 host=self.database.address,
                 port=PORT,
                 database=DB_NAME,

@@ -16,6 +16,8 @@ import pulumi
 
 MOCK_ACCOUNT = "123456789012"
 MOCK_REGION = "us-east-1"
+SECRET_KEY = "4dabf18193072939515e22adb298388d"
+"""How the wire format marks a secret value (plexictl.offline.rendering.SECRET_SIG_KEY)."""
 
 
 class Mocks(pulumi.runtime.Mocks):
@@ -23,6 +25,7 @@ class Mocks(pulumi.runtime.Mocks):
 
     def __init__(self, stack_outputs: Callable[[str], dict[str, Any]] | None = None) -> None:
         self._regions: dict[str, str] = {}  # AWS provider id -> its region
+        self._secret_values: dict[str, Any] = {}  # secret ARN -> the value its latest version stored
         self._stack_outputs = stack_outputs
         """A `pulumi.StackReference`'s name -> that stack's outputs (plexictl.offline.stack_references)."""
 
@@ -46,10 +49,23 @@ class Mocks(pulumi.runtime.Mocks):
         if args.typ.startswith("aws:"):
             region = self._regions.get((args.provider or "").rsplit("::", 1)[-1], MOCK_REGION)
             state.update(computed_aws_outputs(args.typ, args.name, state, region))
+        if args.typ == "aws:secretsmanager/secretVersion:SecretVersion":
+            # What `get_secret_version` reads back: the value the program stored.
+            self._secret_values[str(state.get("secretId"))] = _revealed(state.get("secretString"))
         return resource_id(args.name), state
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[Any, Any], list[tuple[str, str]] | None]:
+        if args.token == "aws:secretsmanager/getSecretVersion:getSecretVersion":
+            secret_id = str(args.args.get("secretId"))
+            if secret_id not in self._secret_values:
+                raise ValueError(f"no version of secret {secret_id} was stored before it was read")
+            return {"secretString": self._secret_values[secret_id], "arn": secret_id, "id": secret_id}, []
         return computed_invoke_result(args.token, args.args), []  # no check failures
+
+
+def _revealed(value: Any) -> Any:
+    """A value as stored, without the wire format's secret wrapping."""
+    return value.get("value") if isinstance(value, dict) and SECRET_KEY in value else value
 
 
 def resource_id(name: str) -> str:
@@ -127,6 +143,51 @@ _COMPUTED_BY_TYPE: dict[str, Callable[[str, dict[str, Any], str, str], dict[str,
 }
 
 
+def _certificate(name: str, inputs: dict[str, Any], prefix: str, region: str) -> dict[str, Any]:
+    domain = str(inputs.get("domainName") or name)
+    token = f"{zlib.crc32(domain.encode()):08x}"
+    return {
+        "arn": f"{prefix}:certificate/{token}-0000-4000-8000-000000000000",
+        "domainValidationOptions": [
+            {
+                "domainName": domain,
+                "resourceRecordName": f"_{token}.{domain}.",
+                "resourceRecordType": "CNAME",
+                "resourceRecordValue": f"_{token}.acm-validations.aws.",
+            }
+        ],
+    }
+
+
+def _distribution(name: str, inputs: dict[str, Any], prefix: str, region: str) -> dict[str, Any]:
+    distribution_id = f"E{zlib.crc32(name.encode()):012X}"[:14]
+    return {
+        "arn": f"arn:aws:cloudfront::{MOCK_ACCOUNT}:distribution/{distribution_id}",
+        "domainName": f"d{zlib.crc32(b'cf:' + name.encode()):010x}.cloudfront.net",
+        "hostedZoneId": CLOUDFRONT_HOSTED_ZONE,
+    }
+
+
+CLOUDFRONT_HOSTED_ZONE = "Z2FDTNDATAQYW2"
+"""The hosted zone of every CloudFront distribution's domain name (Route 53 alias targets)."""
+
+_COMPUTED_BY_TYPE.update(
+    {
+        "aws:acm/certificate:Certificate": _certificate,
+        "aws:cloudfront/distribution:Distribution": _distribution,
+        "aws:cloudfront/function:Function": lambda name, inputs, prefix, region: {
+            "arn": f"arn:aws:cloudfront::{MOCK_ACCOUNT}:function/{inputs.get('name') or name}"
+        },
+        "aws:route53/record:Record": lambda name, inputs, prefix, region: {
+            "fqdn": str(inputs.get("name") or name).rstrip(".")
+        },
+        "aws:cloudwatch/logDeliveryDestination:LogDeliveryDestination": lambda name, inputs, prefix, region: {
+            "arn": f"arn:aws:logs:{region}:{MOCK_ACCOUNT}:delivery-destination:{inputs.get('name') or name}"
+        },
+    }
+)
+
+
 def computed_aws_outputs(type_: str, name: str, inputs: dict[str, Any], region: str = MOCK_REGION) -> dict[str, Any]:
     """What AWS reports after create, for the attributes the program reads: `arn`, `id` and
     `name` for everything, plus the per-type names and endpoints of the table above."""
@@ -152,11 +213,18 @@ def computed_invoke_result(token: str, args: dict[str, Any]) -> dict[str, Any]:
         return {"partition": "aws", "id": "aws", "dnsSuffix": "amazonaws.com", "reverseDnsPrefix": "com.amazonaws"}
     if token == "aws:secretsmanager/getRandomPassword:getRandomPassword":
         return {"randomPassword": "offline-generated-password", "id": "offline"}
+    if token == "aws:elb/getServiceAccount:getServiceAccount":
+        region = str(args.get("region") or MOCK_REGION)
+        account = ELB_ACCOUNTS.get(region, "000000000000")
+        return {"arn": f"arn:aws:iam::{account}:root", "id": account, "region": region}
     if token == "aws:lb/getLoadBalancer:getLoadBalancer":
         return _load_balancer(str(args.get("arn") or args.get("name") or "offline"))
     return {}
 
 
+ELB_ACCOUNTS = {"us-east-1": "127311923021", "us-west-2": "797873946194"}
+"""The ELB account that writes a region's load balancer access logs (regions opened before August
+2022; AWS's Elastic Load Balancing guide, "Enable access logs")."""
 ELB_HOSTED_ZONES = {"us-east-1": "Z35SXDOTRQ7X7K", "us-west-2": "Z1H1FL5HABSF5"}
 """The canonical hosted zone of Application Load Balancers per region (AWS General Reference)."""
 

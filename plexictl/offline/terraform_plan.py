@@ -18,7 +18,8 @@ arguments under Pulumi's names. The conversion undoes the renaming, mechanically
   references that resource in `configuration`, as Terraform writes `bucket = aws_s3_bucket.b.id`:
   `["aws_s3_bucket.b.id", "aws_s3_bucket.b"]`. This is what checkov's graph checks (CKV2_AWS_*)
   follow. The attribute (`.id`) is the one of the mock's outputs that the value holds;
-- secrets are masked (`[secret]`), and values a preview does not know are left out of `values`
+- secrets are masked (`[secret]`; a block that holds one, secret as a whole, is left out), and
+  values a preview does not know are left out of `values`
   and listed in `after_unknown`, as Terraform does. Assets and archives (a Lambda's code) are left
   out: Terraform takes a file name there, which Pulumi does not have.
 
@@ -43,10 +44,25 @@ FORMAT_VERSION = "1.2"
 TERRAFORM_VERSION = "1.9.0"  # required: without it checkov reads no resource at all
 PROVIDER = "registry.terraform.io/hashicorp/aws"
 AWS_PROVIDER_TYPE = "pulumi:providers:aws"
+SECRET_MASK = "[secret]"  # what `mask_secrets` puts in a secret's place
 MOCK_REGION = "us-east-1"  # plexictl.offline.mocks.MOCK_REGION, not imported: that module imports pulumi
 
 _MECHANICAL_MODULES = frozenset(
-    {"backup", "cloudwatch", "elasticache", "iam", "kms", "lambda", "s3", "secretsmanager", "sns", "vpc", "wafv2"}
+    {
+        "acm",
+        "backup",
+        "cloudfront",
+        "cloudwatch",
+        "elasticache",
+        "iam",
+        "kms",
+        "lambda",
+        "s3",
+        "secretsmanager",
+        "sns",
+        "vpc",
+        "wafv2",
+    }
 )
 """Modules whose Terraform names are `aws_<module>_<resource>`, apart from `_IRREGULAR_TYPES`."""
 
@@ -174,6 +190,8 @@ def _block(args_class: type, inputs: Mapping[str, Any], where: str) -> dict[str,
         name, path = names[key], f"{where}.{key}"
         if kind == "file":
             continue  # a Lambda's `code`: Terraform has a file name there, the plan no value
+        if kind in ("block", "blocks") and value == SECRET_MASK:
+            continue  # a block holding a secret is secret as a whole (the SDK marks the input): no value
         if kind == "blocks":
             block[_singular(name)] = [_block(nested, _expect(dict, item, path), path) for item in value]
         elif kind == "block":

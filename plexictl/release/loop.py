@@ -13,6 +13,12 @@ again, it continues from the file (where the canary stands) and git (when it sta
 
 Missing data is never a pass: the loop waits, and the timeout ends it. With an `applier` each
 edit is deployed (`pulumi up` with the policy pack); without one it is only edited and committed.
+
+Deployment windows (`plexichat:deployWindows`): outside them the loop takes no step forward
+(a canary's start, next and promote, the rolling deploy): it says it is paused, waits for the
+next opening, then judges afresh; a canary's time outside the windows does not count against its
+timeout. Verifying what is already deployed, and going back (abort, flip back, rollback), are
+never held back. An emergency reason lifts the windows and is written into every commit.
 """
 
 from __future__ import annotations
@@ -22,10 +28,12 @@ import pathlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from functools import partial
 
 from components.config.stack import StackSettings
 from components.observability.alert_rules import slis
+from components.release import deploy_windows
 from components.release.analysis import NO_DATA, Gate, Judgement, TrackMetrics, Verdict, gate, judge
 from plexictl import offline
 from plexictl.release import gitlog
@@ -37,6 +45,13 @@ from plexictl.release.rollback import git_history, rollback
 
 Applier = Callable[[str, pathlib.Path], bool]
 """Deploys the stack as its file now says; False when it could not (e.g. the rollout failed)."""
+Notifier = Callable[[str, str], None]
+"""Tells the team an outcome (`deployed`, `promoted`, `aborted`, `rolled-back`, `paused`,
+`failed`) with a line of detail; it reports its own failures and never raises."""
+_OUTCOMES = {"promote": "promoted", "abort": "aborted", "flip back": "rolled-back", "rollback": "rolled-back"}
+"""The notification of each decision; `start` and `next` are `deployed`."""
+_LONGEST_NAP_SECONDS = 600.0
+"""While paused for the window: wake up this often (a resumed or re-dispatched run, a log line)."""
 
 DONE, ROLLED_BACK, CANNOT_DEPLOY = 0, 4, 3
 
@@ -68,10 +83,14 @@ class ReleaseRun:
     applier: Applier | None = None
     push: bool = False
     """Push each commit to the checkout's upstream (the release workflow) before deploying it."""
+    emergency_reason: str | None = None
+    """Deploy outside the stack's deployment windows, for this reason (recorded in each commit)."""
+    notifier: Notifier | None = None
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], float] = time.time
     out: Callable[[str], None] = print
     looks: list[Look] = field(default_factory=list)
+    _held_until: datetime | None = field(default=None, init=False, repr=False)
 
     @property
     def path(self) -> pathlib.Path:
@@ -112,14 +131,20 @@ class ReleaseRun:
             if weight == 0:
                 if self._aborted(release.canary.version):
                     return ROLLED_BACK
+                if self._hold_for_window(settings):
+                    continue
                 self._change(partial(canary_set, weight=steps[0]), "start", "the canary's first step")
                 continue
+            if self._hold_for_window(settings):
+                continue
             where = f"step {steps.index(weight) + 1} of {len(steps)} at {weight}%"
-            judgement, metrics = self._look(settings, the_gate, started, where, ("canary", "stable"))
+            judgement, metrics = self._look(settings, the_gate, started, where, ("canary", "stable"), window_time=True)
             if judgement is None:  # the analysis timed out without a pass
                 return self._end(_ABORT, "abort", f"timeout at {where}", metrics)
             failed = _failures_in_a_row(failed, judgement)
             if judgement.verdict is Verdict.PASS:
+                if self._outside_window(settings) is not None:
+                    continue  # judged as the window closed: hold, then judge again when it opens
                 done = weight == steps[-1]
                 evidence = self._evidence(where, judgement, metrics)
                 self._change(canary_promote if done else canary_next, "promote" if done else "next", evidence)
@@ -138,6 +163,8 @@ class ReleaseRun:
         settings = self._settings()
         assert settings.release.strategy == "rolling"
         undo = partial(rollback, history=git_history(self.path))
+        while self._hold_for_window(settings):
+            pass
         if self.applier is not None and not self.applier(self.stack, self.project_dir):
             self.out(f"{self.stack}: the deploy of {settings.release.version} failed; rolling back")
             return self._end(undo, "rollback", "the deploy failed (rollout not done in time)", {})
@@ -167,9 +194,18 @@ class ReleaseRun:
 
     # -- looking at the metrics ----------------------------------------------------------------
 
-    def _look(self, settings: StackSettings, the_gate: Gate, started: float, where: str, tracks: tuple[str, ...]):
+    def _look(
+        self,
+        settings: StackSettings,
+        the_gate: Gate,
+        started: float,
+        where: str,
+        tracks: tuple[str, ...],
+        window_time: bool = False,
+    ):
         """Wait one interval (a progress line every few seconds), then judge. (None, metrics)
-        when the whole analysis ran out of time first."""
+        when the whole analysis ran out of time first: counted inside the deployment windows
+        only with `window_time`."""
         interval = self.interval_seconds or the_gate.interval_seconds
         query = self._query(settings)
         deadline, metrics = self.clock() + interval, dict.fromkeys(tracks, NO_DATA)
@@ -180,7 +216,10 @@ class ReleaseRun:
             if left <= 0:
                 break
             self.sleep(min(left, max(1.0, interval / 5)))
-        if self.clock() - started > the_gate.timeout_seconds:
+        elapsed = self.clock() - started
+        if window_time and not self.emergency_reason:
+            elapsed = deploy_windows.open_seconds(settings.deploy_windows, self._instant(started), self._now())
+        if elapsed > the_gate.timeout_seconds:
             return None, metrics
         candidate, *rest = tracks
         judgement = judge(metrics[candidate], the_gate, metrics[rest[0]] if rest else None)
@@ -218,6 +257,43 @@ class ReleaseRun:
         lines += [f"  {track}: {m.describe()}" for track, m in metrics.items()]
         return "\n".join(lines)
 
+    # -- the deployment window -----------------------------------------------------------------
+
+    def _now(self) -> datetime:
+        return self._instant(self.clock())
+
+    @staticmethod
+    def _instant(unix_time: float) -> datetime:
+        return datetime.fromtimestamp(unix_time, UTC)
+
+    def _outside_window(self, settings: StackSettings) -> datetime | None:
+        """When the window next opens, if the loop may not step forward now; else None."""
+        windows, now = settings.deploy_windows, self._now()
+        if self.emergency_reason or deploy_windows.is_open(windows, now):
+            return None
+        opening = deploy_windows.next_opening(windows, now)
+        if opening is None:
+            raise ReleaseError(f"{self.path.name}: plexichat:deployWindows never opens in the next two weeks")
+        return opening
+
+    def _hold_for_window(self, settings: StackSettings) -> bool:
+        """Outside the window: say so (once per closed spell), nap towards the opening, True."""
+        opening = self._outside_window(settings)
+        if opening is None:
+            self._held_until = None
+            return False
+        if opening != self._held_until:
+            self._held_until = opening
+            line = f"paused: outside the deployment window until {opening:%Y-%m-%d %H:%M} UTC"
+            self.out(f"{self.stack}: {line} ({deploy_windows.describe(settings.deploy_windows)})")
+            self._notify("paused", line)
+        self.sleep(min(max((opening - self._now()).total_seconds(), 1.0), _LONGEST_NAP_SECONDS))
+        return True
+
+    def _notify(self, outcome: str, detail: str) -> None:
+        if self.notifier is not None:
+            self.notifier(outcome, f"release run: {detail}")
+
     # -- changing the release ------------------------------------------------------------------
 
     def _end(self, change, decision: str, why: str, metrics, judgement: Judgement | None = None) -> int:
@@ -232,8 +308,20 @@ class ReleaseRun:
         """One validated edit of the release block, committed with its evidence, then deployed."""
         edit = edit_stack(self.stack, self.path, change, root=self.project_dir, render=False)
         subject = f"release run {self.stack}: {edit.message.split(';')[0]}"
+        if self.emergency_reason:
+            evidence += f"\nemergency override of the deployment window: {self.emergency_reason}"
         commit = gitlog.commit(self.path, subject, evidence, decision)
         self.out(f"{self.stack}: {decision}: {edit.message} (commit {commit[:10]})")
+        summary = f"{decision}: {edit.message} (commit {commit[:10]})\n{evidence}"
+        try:
+            self._deploy(commit, decision)
+        except CannotDeploy as error:
+            self._notify("failed", f"{summary}\n{error}")
+            raise
+        self._notify(_OUTCOMES.get(decision, "deployed"), summary)
+
+    def _deploy(self, commit: str, decision: str) -> None:
+        """Push (with --push) and deploy (with an applier) the commit just made."""
         if self.push:
             try:
                 gitlog.push(self.path)

@@ -6,6 +6,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from .encryption import ACCESS_LOG_BUCKET_SUFFIX
 from .subject import Stack, Subject, get, is_true, is_unknown
 
 
@@ -56,16 +57,26 @@ BUCKET_GUARDS = {
     # Server access logging: a bucket is logged, or is itself the log target of one that is.
     "aws:s3/bucketLogging:BucketLogging": "server access logging (or be a log target)",
 }
+LOGGING = "aws:s3/bucketLogging:BucketLogging"
+
+
+def is_log_bucket(bucket_name: object) -> bool:
+    """The program's log buckets end in `-access-logs`: what AWS services deliver logs into (S3
+    server access logs, ELB, CloudFront), whose writers their policy names. Logging a log bucket's
+    own requests would only move the question one bucket further."""
+    return isinstance(bucket_name, str) and bucket_name.endswith(ACCESS_LOG_BUCKET_SUFFIX)
 
 
 def buckets_guarded(stack: Stack) -> list[tuple[str, str]]:
     """Every bucket has its public access block, encryption configuration, bucket policy and
-    access logging.
+    access logging (a log bucket, `is_log_bucket`, is the target of logging instead).
     The per-resource rules judge what those say; this one makes sure they exist at all, since a
     bucket without them would pass every per-resource rule. Returns (bucket URN, message)."""
     out = []
     for bucket in (r for r in stack.resources if r.type == BUCKET):
         guards = {r.type for r in stack.resources if bucket.urn in r.dependencies}
+        if is_log_bucket(get(bucket.inputs, "bucket")):
+            guards.add(LOGGING)
         out += [
             (bucket.urn, f"S3 bucket {bucket.urn.rsplit('::', 1)[-1]!r} has no {what} taking the bucket as input")
             for type_, what in BUCKET_GUARDS.items()
