@@ -33,6 +33,7 @@ from components.data.cache_auth_rotation import (
 from components.data.shared import (
     cluster_only_security_group,
     data_key,
+    generated_secret,
     log_group,
     logs_may_use_key,
     with_protection,
@@ -226,14 +227,7 @@ class _Login:
 def _first_token(component: pulumi.Resource) -> pulumi.Output[str]:
     """The first AUTH token, from Secrets Manager's generator (letters and digits, each kind at
     least once): never in a stack file, only encrypted in the state."""
-    return pulumi.Output.secret(
-        aws.secretsmanager.get_random_password_output(
-            password_length=TOKEN_LENGTH,
-            exclude_punctuation=True,
-            require_each_included_type=True,
-            opts=pulumi.InvokeOutputOptions(parent=component),
-        ).random_password
-    )
+    return generated_secret(component, TOKEN_LENGTH, each_kind=True)
 
 
 def _token_login(token: pulumi.Output[str]) -> _Login:
@@ -268,13 +262,7 @@ def _iam_users(
         authentication_mode=aws.elasticache.UserAuthenticationModeArgs(type="iam"),
         opts=opts,
     )
-    never_used = pulumi.Output.secret(
-        aws.secretsmanager.get_random_password_output(
-            password_length=TOKEN_LENGTH,
-            exclude_punctuation=True,
-            opts=pulumi.InvokeOutputOptions(parent=component),
-        ).random_password
-    )
+    never_used = generated_secret(component, TOKEN_LENGTH)
     default = aws.elasticache.User(
         f"{name}-default-user",
         user_id=f"{group_id}-default",

@@ -32,6 +32,7 @@ from components.config.cluster import NetworkSettings
 from components.config.data import DatabaseSettings
 from components.data.database import DB_NAME, PORT, Database
 from components.data.database_roles import ROLES
+from components.data.shared import generated_secret
 
 ROTATION_APPLICATION = (
     "arn:aws:serverlessrepo:us-east-1:297356227824:applications/SecretsManagerRDSPostgreSQLRotationMultiUser"
@@ -112,13 +113,7 @@ def _role_secret(
         opts=opts,
     )
     # Secret from the start: the JSON that holds it is secret too.
-    password = pulumi.Output.secret(
-        aws.secretsmanager.get_random_password_output(
-            password_length=32,
-            exclude_characters=EXCLUDED_CHARACTERS,
-            opts=pulumi.InvokeOutputOptions(parent=opts.parent),
-        ).random_password
-    )
+    password = generated_secret(opts.parent, 32, letters_and_digits=False, exclude_characters=EXCLUDED_CHARACTERS)
     value = pulumi.Output.json_dumps(
         {
             "engine": "postgres",

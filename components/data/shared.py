@@ -132,6 +132,28 @@ def logs_may_use_key(region: str, account_id: pulumi.Input[str], log_group_names
     }
 
 
+def generated_secret(
+    parent: pulumi.Resource | None,
+    length: int,
+    *,
+    letters_and_digits: bool = True,
+    each_kind: bool = False,
+    exclude_characters: str | None = None,
+) -> pulumi.Output[str]:
+    """A value from Secrets Manager's generator, secret from the start: never in a stack file,
+    only encrypted in the state. The generator answers differently on every run, so a caller
+    keeps the first value (`ignore_changes`) or stores it and reads it back."""
+    return pulumi.Output.secret(
+        aws.secretsmanager.get_random_password_output(
+            password_length=length,
+            exclude_punctuation=letters_and_digits or None,
+            require_each_included_type=each_kind or None,
+            exclude_characters=exclude_characters,
+            opts=pulumi.InvokeOutputOptions(parent=parent),
+        ).random_password
+    )
+
+
 def with_protection(opts: pulumi.ResourceOptions, protect: bool, retain: bool = False) -> pulumi.ResourceOptions:
     """`protect` (Pulumi refuses to delete or replace) and optionally `retain_on_delete` (a
     removal from the program leaves the cloud resource in place), from explicit settings."""

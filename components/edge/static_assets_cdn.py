@@ -27,7 +27,7 @@ import pulumi_aws as aws
 from components import naming
 from components.config.edge import CdnSettings, path_pattern_regex
 from components.data.access_log_bucket import VendedLogs, access_log_bucket
-from components.data.shared import data_key
+from components.data.shared import data_key, generated_secret
 from components.edge.waf import CLOUDFRONT_REGION, OriginVerification, cloudfront_web_acl
 
 ORIGIN_HEADER = "x-plexichat-origin-verify"
@@ -140,12 +140,7 @@ class StaticAssetsCdn(pulumi.ComponentResource):
             recovery_window_in_days=30,
             opts=regional,
         )
-        first = aws.secretsmanager.get_random_password_output(
-            password_length=64,
-            exclude_punctuation=True,
-            require_each_included_type=True,
-            opts=pulumi.InvokeOutputOptions(parent=self),
-        ).random_password
+        first = generated_secret(self, 64, each_kind=True)
         version = aws.secretsmanager.SecretVersion(
             f"{name}-origin-secret-value",
             secret_id=secret.arn,
