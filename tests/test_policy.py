@@ -200,6 +200,12 @@ CASES = [
         deployment(image="localhost:5000/app"),
         "untagged",
     ),
+    (
+        rules.prod_images_by_digest,
+        dataclasses.replace(deployment(image="ghcr.io/plexichat/plexichat:v1.4.2@sha256:" + "a" * 64), production=True),
+        dataclasses.replace(deployment(image="ghcr.io/plexichat/plexichat:v1.4.2"), production=True),
+        "must be pinned by digest in production",
+    ),
     (rules.container_probes, deployment(), deployment(readinessProbe=None), "readinessProbe"),
     (rules.container_probes, deployment(), deployment(livenessProbe=None), "livenessProbe"),
     (
@@ -453,6 +459,13 @@ def test_rule_passes_the_good_resource_and_names_the_bad_one(rule, good, bad, ph
 
 def test_every_policy_of_the_pack_has_cases():
     assert {p.check for p in rules.POLICIES} == {c[0] for c in CASES}
+
+
+def test_digests_are_required_of_production_workloads_only():
+    by_tag = deployment(image="ghcr.io/plexichat/plexichat:v1.4.2")
+    assert rules.prod_images_by_digest(by_tag) == []  # staging, dev: a version tag will do
+    job = Subject("kubernetes:batch/v1:Job", {"spec": by_tag.inputs["spec"]}, production=True)
+    assert rules.prod_images_by_digest(job) == []  # Jobs: `image-pinned` only (docstring)
 
 
 def test_unknown_values_are_not_violations():

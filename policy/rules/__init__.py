@@ -47,7 +47,13 @@ from .production import (
 )
 from .s3_access import BUCKET, BUCKET_GUARDS, buckets_guarded, s3_public_access_blocked, s3_tls_only
 from .subject import UNKNOWN, Rule, Stack, StackResource, StackRule, Subject, is_production
-from .workloads import container_hardening, container_probes, container_resources, image_pinned
+from .workloads import (
+    container_hardening,
+    container_probes,
+    container_resources,
+    image_pinned,
+    prod_images_by_digest,
+)
 
 __all__ = [
     "BUCKET",
@@ -74,6 +80,7 @@ __all__ = [
     "no_world_data_ports",
     "prod_cache_resilient",
     "prod_data_protected",
+    "prod_images_by_digest",
     "prod_rds_protected",
     "prod_stack_floors",
     "prod_waf_blocks",
@@ -130,6 +137,11 @@ POLICIES: tuple[Policy, ...] = (
     ),
     Policy("container-resources", "Containers set CPU and memory requests and limits", container_resources),
     Policy("image-pinned", "Images are pinned to a version tag or digest, never latest", image_pinned),
+    Policy(
+        "prod-images-by-digest",
+        "Production workloads that keep running use images pinned by digest",
+        prod_images_by_digest,
+    ),
     Policy("container-probes", "Long-running containers have readiness and liveness probes", container_probes),
     Policy("rds-encrypted", "RDS storage is encrypted with a customer-managed KMS key", rds_encrypted),
     Policy("elasticache-encrypted", "ElastiCache encrypts at rest and in transit", elasticache_encrypted),

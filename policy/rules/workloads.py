@@ -120,6 +120,25 @@ def image_pinned(s: Subject) -> list[str]:
     return out
 
 
+_RUN_TO_COMPLETION = ("kubernetes:batch/v1:Job", "kubernetes:batch/v1:CronJob")
+
+
+def prod_images_by_digest(s: Subject) -> list[str]:
+    """Production workloads that keep running run images pinned by digest: a tag can be moved
+    to other bytes, a digest cannot. The settings already require digests in a production
+    release; this catches a component that ignored them. Jobs are left to `image-pinned` (the
+    database bootstrap runs a public psql image by tag, a waived exception)."""
+    pod = pod_spec(s)
+    if not s.production or pod is None or s.type in _RUN_TO_COMPLETION:
+        return []
+    out = []
+    for label, c in containers(pod):
+        image = reveal(c.get("image"))
+        if isinstance(image, str) and not is_unknown(image) and "@sha256:" not in image:
+            out.append(f"{label}: image {image!r} must be pinned by digest in production (name@sha256:...)")
+    return out
+
+
 def container_probes(s: Subject) -> list[str]:
     """Long-running containers have a readiness and a liveness probe (init containers and Jobs
     run to completion and have none)."""
