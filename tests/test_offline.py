@@ -13,6 +13,7 @@ import pytest
 from plexictl.offline import (
     UNKNOWN,
     Failure,
+    Rendering,
     RenderJob,
     memo,
     program_imports,
@@ -218,3 +219,32 @@ def test_stack_references_resolve_in_forked_children_against_their_own_revision(
     assert copied(renderings["head"]["standby"])["version"] == "2"
     forked, here = render_jobs([RenderJob("standby", head)])[0], run_program("standby", root=head)
     assert dataclasses.asdict(forked) == dataclasses.asdict(here)
+
+
+def test_a_batch_renders_a_referenced_stack_once_and_its_reader_waits_for_it(tmp_path, monkeypatch):
+    """`diff --all-stacks`: the standby's child does not render the primary a second time; it
+    stops at the reference and runs again once the primary's child has rendered it."""
+    monkeypatch.setattr(memo, "_renderings", None)  # the engine as the CLI runs it: no memo
+    monkeypatch.setattr(stack_references, "_outputs", {})
+    log = tmp_path / "runs.log"
+    real = run_program.__globals__["run"]
+
+    def logged(*args, **kwargs):
+        with log.open("a") as runs:  # a file: the runs happen in forked children
+            runs.write(f"{args[1]}\n")
+        return real(*args, **kwargs)
+
+    monkeypatch.setitem(run_program.__globals__, "run", logged)
+    root = pair(tmp_path / "project")
+    standby, primary = render_jobs([RenderJob("standby", root), RenderJob("primary", root)])
+    assert isinstance(standby, Rendering) and isinstance(primary, Rendering)
+    assert copied(standby)["source"] == primary.outputs["source"]["arn"]
+    assert sorted(log.read_text().split()) == ["primary", "standby", "standby"]  # stopped, then ran
+
+
+def test_a_reader_of_a_stack_that_fails_in_its_batch_reports_that_failure(tmp_path):
+    root = pair(tmp_path)
+    (root / "Pulumi.primary.yaml").write_text("config: [\n")
+    standby, primary = render_jobs([RenderJob("standby", root), RenderJob("primary", root)])
+    assert isinstance(primary, Failure) and primary.invalid_config
+    assert isinstance(standby, Failure) and standby.invalid_config and "Pulumi.primary.yaml" in standby.message

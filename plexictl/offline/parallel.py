@@ -46,6 +46,13 @@ class RenderJob:
 
 
 @dataclass(frozen=True)
+class Deferred:
+    """A job that read a stack another job of its batch renders: it runs again after that one."""
+
+    stack: str
+
+
+@dataclass(frozen=True)
 class Failure:
     """A job that rendered nothing."""
 
@@ -105,7 +112,7 @@ def _render_in_children(jobs: list[RenderJob]) -> list[Rendering | Failure]:
         if len(roots) == 1 and program_imports.owns_program(roots[0]):
             program_imports.import_program(roots[0])  # imported once, here, for every child
             program_imports.import_dependencies(roots[0])  # what it imports only as it runs
-            return _in_children([_job_task(job) for job in jobs])
+            return _render_batch(jobs)
         for root in roots:
             program_imports.import_dependencies(root)
         groups = [[index for index, job in enumerate(jobs) if job.root == root] for root in roots]
@@ -118,28 +125,62 @@ def _render_in_children(jobs: list[RenderJob]) -> list[Rendering | Failure]:
     return results
 
 
-def _job_task(job: RenderJob) -> Callable[[], Rendering | Failure]:
-    return lambda: render_or_failure(job)
+def _job_task(job: RenderJob, defer: frozenset[str] = frozenset()) -> Callable[[], Rendering | Failure | Deferred]:
+    return lambda: render_or_failure(job, defer)
 
 
 def _revision_task(group: list[RenderJob]) -> Callable[[], list[Rendering | Failure]]:
     def task() -> list[Rendering | Failure]:
         program_imports.import_program(group[0].root)
         if len(group) == 1:
-            return [render_or_failure(group[0])]
-        return _in_children([_job_task(job) for job in group])
+            return [_rendered(render_or_failure(group[0]))]
+        return _render_batch(group)
 
     return task
 
 
-def render_or_failure(job: RenderJob) -> Rendering | Failure:
-    """The job rendered in this process; an error becomes a Failure."""
+def _render_batch(jobs: list[RenderJob]) -> list[Rendering | Failure]:
+    """The jobs of one root, each in a child. A job that reads (StackReference) a stack another
+    job of the batch renders from its stack file does not render that stack again in its own
+    child: it stops at the reference, and runs again, in a second round, once this process has
+    the other's outputs (its new child inherits them). A DR standby waits for its primary."""
+    results: list[Any] = _in_children([_job_task(job, _renders_alongside(job, jobs)) for job in jobs])
+    deferred = [index for index, result in enumerate(results) if isinstance(result, Deferred)]
+    if not deferred:
+        return results
+    for job, result in zip(jobs, results, strict=True):
+        if isinstance(result, Rendering):
+            _remember_outputs(job, result)
+    for index, result in zip(deferred, _in_children([_job_task(jobs[index]) for index in deferred]), strict=True):
+        results[index] = _rendered(result)
+    return results
+
+
+def _renders_alongside(job: RenderJob, jobs: list[RenderJob]) -> frozenset[str]:
+    """The stacks other jobs of the batch render as their stack files say, in `job`'s mode: what
+    a StackReference of `job` reads."""
+    return frozenset(
+        other.stack for other in jobs if other is not job and other.config is None and other.preview == job.preview
+    )
+
+
+def _rendered(result: Rendering | Failure | Deferred) -> Rendering | Failure:
+    if isinstance(result, Deferred):  # nothing else renders that stack: cannot happen without defer
+        raise AssertionError(f"a job was deferred for stack {result.stack} with nothing to wait for")
+    return result
+
+
+def render_or_failure(job: RenderJob, defer: frozenset[str] = frozenset()) -> Rendering | Failure | Deferred:
+    """The job rendered in this process; an error becomes a Failure. A reference to a stack in
+    `defer` (rendered by another job) becomes Deferred."""
     import pulumi
 
     try:
         return run_program(
-            job.stack, preview=job.preview, root=job.root, config=job.config, secret_keys=job.secret_keys
+            job.stack, preview=job.preview, root=job.root, config=job.config, secret_keys=job.secret_keys, defer=defer
         )
+    except stack_references.MissingReference as missing:
+        return Deferred(missing.stack)
     except (pulumi.RunError, StackFileError) as error:
         return Failure(str(error), invalid_config=True)
     except Exception:  # noqa: BLE001 - a broken program is reported, not a crash of the caller

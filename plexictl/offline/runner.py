@@ -35,11 +35,14 @@ def run_program(
     root: pathlib.Path = ROOT,
     config: dict[str, str] | None = None,
     secret_keys: list[str] | None = None,
+    defer: frozenset[str] = frozenset(),
 ) -> Rendering:
     """Run `root/__main__.py` for `stack` exactly as the CLI would; return all it registered.
 
     `config` replaces the stack file (tests pass edited copies). A config error surfaces as the
-    program's own `pulumi.RunError`.
+    program's own `pulumi.RunError`. A stack in `defer` that the program reads and that is not
+    rendered yet raises `MissingReference` instead of being rendered here: another run is
+    rendering it (`parallel`), and this one runs again once its outputs are known.
     """
     if config is None:
         config, secret_keys = stack_config(stack, root)
@@ -75,6 +78,8 @@ def run_program(
                 raise
         # The run read a stack not rendered yet: render it (a run of its own), then run again.
         _forget_the_failed_run()
+        if references.missing in defer:
+            raise stack_references.MissingReference(references.missing)
         _render_referenced(references.missing, stack, root, preview)
     rendering.references = references.read
     memo.remember(shared, rendering)
