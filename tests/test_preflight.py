@@ -530,12 +530,24 @@ def test_https_listeners_with_tls_1_3_policies_pass(aws):
     )
 
 
-def test_with_route53_health_checks_a_tls_1_3_only_policy_fails(aws):
+@pytest.mark.parametrize("dns_failover, cdn", [(True, False), (False, True), (True, True)])
+def test_with_route53_health_checks_or_the_cdn_a_tls_1_3_only_policy_fails(aws, dns_failover, cdn):
+    """Both reach the load balancer with TLS 1.2 at most: Route 53's checkers, and CloudFront
+    towards its origin (the app host, docs/edge.md)."""
     arn = load_balancer(aws, "ELBSecurityPolicy-TLS13-1-3-2021-06")
     assert preflight.load_balancer_tls(aws.client("elbv2"), arn).outcome is Outcome.PASS
-    result = preflight.load_balancer_tls(aws.client("elbv2"), arn, health_checked=True)
+    settings = PROD.model_copy(
+        update={
+            "dr": PROD.dr.model_copy(update={"hosted_zone_id": "Z0A1B2C3D4E5F6PLEXI" if dns_failover else None}),
+            "edge": PROD.edge.model_copy(update={"cdn": PROD.edge.cdn.model_copy(update={"enabled": cdn})}),
+        }
+    )
+    clients = preflight._tls12_clients(settings)
+    result = preflight.load_balancer_tls(aws.client("elbv2"), arn, clients)
     assert result.outcome is Outcome.FAIL
-    assert "Route 53's health checkers (TLS 1.2 at most) cannot reach" in result.detail
+    assert ("Route 53's health checkers (TLS 1.2 at most)" in result.detail) is dns_failover
+    assert ("CloudFront's origin requests" in result.detail) is cdn
+    assert result.detail.endswith("cannot reach: use an ELBSecurityPolicy-TLS13-* policy (NGINX accepts TLS 1.3 only)")
 
 
 def test_a_listener_without_tls_1_3_or_no_https_listener_fails(aws):

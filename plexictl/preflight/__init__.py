@@ -15,9 +15,10 @@ fails: like the release loop, preflight never passes on missing data.
 - cache: the ElastiCache replication group is `available`.
 - cluster capacity: the pods the deploy starts from nothing fit on the nodes (`new_pods`).
 - load balancer TLS: every HTTPS listener of ingress.waf.loadBalancerArn has a TLS 1.3 policy
-  (`ELBSecurityPolicy-TLS13-*`). With one, the load balancer also speaks TLS 1.3 to NGINX, which
-  accepts nothing older; with any other, it talks to NGINX with a policy NGINX refuses. Skipped
-  without an ARN (the stack names no load balancer).
+  (`ELBSecurityPolicy-TLS13-*`), one that still admits TLS 1.2 where Route 53's health checks
+  (dr.hostedZoneId) or CloudFront's origin requests (edge.cdn) must reach it. With one, the load
+  balancer also speaks TLS 1.3 to NGINX, which accepts nothing older; with any other, it talks
+  to NGINX with a policy NGINX refuses. Skipped without an ARN (the stack names no load balancer).
 - load balancer access logs: the ALB writes its access logs into the stack's log bucket
   (`plexichat-<stack>-lb-<account>-access-logs`, prefix `alb`), which the program makes. Skipped
   without an ARN.
@@ -64,6 +65,8 @@ from plexictl.preflight.data import (
     replica_lag,
 )
 from plexictl.preflight.load_balancer import (
+    CLOUDFRONT_ORIGIN_FETCHES,
+    ROUTE53_HEALTH_CHECKERS,
     TLS13_LISTENER_POLICY,
     TLS13_ONLY_LISTENER_POLICY,
     load_balancer_access_logs,
@@ -172,7 +175,7 @@ def run_checks(
         "load balancer TLS": lambda: load_balancer_tls(
             elbv2,
             settings.ingress.waf.load_balancer_arn,
-            health_checked=settings.dr is not None and settings.dr.hosted_zone_id is not None,
+            _tls12_clients(settings),
         ),
         "load balancer access logs": lambda: load_balancer_access_logs(
             elbv2,
@@ -184,6 +187,15 @@ def run_checks(
         "critical alerts": lambda: critical_alerts(prometheus_url, query),
     }
     return {name: guarded(check) for name, check in checks.items()}
+
+
+def _tls12_clients(settings: StackSettings) -> tuple[str, ...]:
+    """Who must reach the stack's load balancer with TLS 1.2 (see `load_balancer_tls`)."""
+    dns_failover = settings.dr is not None and settings.dr.hosted_zone_id is not None
+    return (
+        *([ROUTE53_HEALTH_CHECKERS] if dns_failover else []),
+        *([CLOUDFRONT_ORIGIN_FETCHES] if settings.edge.cdn.enabled else []),
+    )
 
 
 def _account(session: boto3.Session, region: str) -> str:

@@ -16,9 +16,17 @@ TLS13_ONLY_LISTENER_POLICY = "ELBSecurityPolicy-TLS13-1-3-"
 NO_LOAD_BALANCER = "no load balancer (plexichat:ingress.waf.loadBalancerArn)"
 
 
-def load_balancer_tls(elbv2: ElasticLoadBalancingv2Client, arn: str | None, health_checked: bool = False) -> Result:
-    """With Route 53 health checks on the stack (dr.hostedZoneId), the policy must also admit
-    TLS 1.2: Route 53's HTTPS checkers speak TLS 1.0 to 1.2 only, and would find it down."""
+ROUTE53_HEALTH_CHECKERS = "Route 53's health checkers (TLS 1.2 at most)"
+"""Who reaches the load balancer with TLS 1.2 where the stack has DNS failover (dr.hostedZoneId)."""
+CLOUDFRONT_ORIGIN_FETCHES = "CloudFront's origin requests (edge.cdn; TLS 1.2 at most towards an origin)"
+"""... and where the stack has the CDN, whose origin is the app host (docs/edge.md)."""
+
+
+def load_balancer_tls(
+    elbv2: ElasticLoadBalancingv2Client, arn: str | None, tls12_clients: tuple[str, ...] = ()
+) -> Result:
+    """`tls12_clients`: who must still reach the load balancer with TLS 1.2 (Route 53's HTTPS
+    checkers, CloudFront towards its origins), so a TLS 1.3-only policy would shut them out."""
     if arn is None:
         return Result(Outcome.SKIPPED, NO_LOAD_BALANCER)
     listeners = elbv2.describe_listeners(LoadBalancerArn=arn)["Listeners"]
@@ -32,9 +40,9 @@ def load_balancer_tls(elbv2: ElasticLoadBalancingv2Client, arn: str | None, heal
         for port, policy in sorted(policies.items())
         if not policy.startswith(TLS13_LISTENER_POLICY)
     ]
-    if health_checked:
+    if tls12_clients:
         weak += [
-            f"{port} uses {policy}, which Route 53's health checkers (TLS 1.2 at most) cannot reach"
+            f"{port} uses {policy}, which {' and '.join(tls12_clients)} cannot reach"
             for port, policy in sorted(policies.items())
             if policy.startswith(TLS13_ONLY_LISTENER_POLICY)
         ]
