@@ -23,7 +23,6 @@ import os
 import boto3
 import pytest
 from botocore.stub import ANY, Stubber
-from moto import mock_aws
 
 from components import naming
 from components.data.disaster_recovery import REPLICATION_TIME_MINUTES
@@ -34,6 +33,7 @@ from plexictl.offline import ROOT
 from plexictl.preflight import CheckError, Outcome, Result, kubectl_command
 from tests.conftest import STACK_FILES
 from tests.release_state import project_copy
+from tests.tools import offline_aws
 
 pytestmark = STACK_FILES  # reads Pulumi.prod.yaml and Pulumi.prod-dr.yaml as they are (properties only)
 
@@ -132,11 +132,8 @@ def test_the_checklist_gets_the_failover_under_the_rto():
 
 @pytest.fixture
 def aws(monkeypatch):
-    """moto's AWS, reached with fake credentials only: nothing can leave for the real one."""
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
-        monkeypatch.setenv(name, "testing")
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    with mock_aws():
+    """moto's AWS (tests/tools.py `offline_aws`)."""
+    with offline_aws(monkeypatch):
         yield
 
 

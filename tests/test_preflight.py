@@ -29,7 +29,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import boto3
 import pytest
 from botocore.stub import Stubber
-from moto import mock_aws
 
 from components import naming
 from components.config.parse import parse_stack_config
@@ -42,6 +41,7 @@ from plexictl.release import RELEASE_KEY
 from plexictl.release.prometheus import PrometheusUnavailable
 from tests.conftest import stack_file
 from tests.release_state import pinned_release, project_copy
+from tests.tools import offline_aws
 
 
 def now() -> datetime.datetime:
@@ -69,11 +69,8 @@ VAULT = naming.backup_vault_name("prod")
 
 @pytest.fixture
 def aws(monkeypatch):
-    """moto's AWS, reached with fake credentials only: nothing can leave for the real one."""
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
-        monkeypatch.setenv(name, "testing")
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    with mock_aws():
+    """moto's AWS (tests/tools.py `offline_aws`)."""
+    with offline_aws(monkeypatch):
         yield boto3.Session(region_name=REGION)
 
 

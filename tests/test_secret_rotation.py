@@ -29,7 +29,6 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from moto import mock_aws
 from moto.awslambda.models import LambdaBackend
 
 from components.data.cache_auth_rotation import RETIRE_AFTER, ROTATION_DAYS
@@ -37,6 +36,7 @@ from components.data.lambdas import cache_auth_rotation as function
 from plexictl.offline import ROOT
 from tests.conftest import STACKS, render_edited, rendered
 from tests.test_settings import _set
+from tests.tools import offline_aws
 
 SECRET = "aws:secretsmanager/secret:Secret"
 ROTATION = "aws:secretsmanager/secretRotation:SecretRotation"
@@ -248,11 +248,8 @@ def _function(session: boto3.Session) -> str:
 
 @pytest.fixture
 def aws(monkeypatch):
-    """moto's AWS, reached with fake credentials only: nothing can leave for the real one."""
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
-        monkeypatch.setenv(name, "testing")
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    with mock_aws():
+    """moto's AWS (tests/tools.py `offline_aws`)."""
+    with offline_aws(monkeypatch):
         yield Harness(boto3.Session(region_name=REGION), monkeypatch)
 
 

@@ -195,6 +195,11 @@ def static_host(cdn: CdnSettings, domain: str) -> str:
     return cdn.host or f"static.{domain}"
 
 
+def static_zone(cdn: CdnSettings, dr_hosted_zone_id: str | None) -> str | None:
+    """The Route 53 zone of the static host: edge.cdn.hostedZoneId, else dr.hostedZoneId."""
+    return cdn.hosted_zone_id or dr_hosted_zone_id
+
+
 def cdn_problems(
     cdn: CdnSettings,
     *,
@@ -216,7 +221,7 @@ def cdn_problems(
                 "CloudFront reach the asset paths (docs/edge.md 'Origin protection'); set the ARN, or turn the CDN off",
             )
         )
-    if cdn.hosted_zone_id is None and dr_hosted_zone_id is None:
+    if static_zone(cdn, dr_hosted_zone_id) is None:
         problems.append(
             FieldError(
                 "edge.cdn.hostedZoneId",

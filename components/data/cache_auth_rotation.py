@@ -28,7 +28,7 @@ import pulumi_aws as aws
 
 from components.config.cluster import NetworkSettings
 from components.data.lambdas import cache_auth_rotation as function_code
-from components.data.vpc_function import VpcFunction, vpc_function
+from components.data.vpc_function import VpcFunction, invoked_by_rule, vpc_function
 from components.data.vpc_function import log_group_name as vpc_function_log_group
 
 ROTATION_DAYS = 30
@@ -156,18 +156,11 @@ def _retire_schedule(
         state="ENABLED",
         opts=opts,
     )
-    aws.lambda_.Permission(
-        f"{name}-invoke-by-schedule",
-        action="lambda:InvokeFunction",
-        function=function.name,
-        principal="events.amazonaws.com",
-        source_arn=rule.arn,
-        opts=opts,
-    )
-    aws.cloudwatch.EventTarget(
-        f"{name}-retire-target",
-        rule=rule.name,
-        arn=function.arn,
-        input=pulumi.Output.json_dumps({"Step": function_code.RETIRE_STEP, "SecretId": args.secret.arn}),
+    invoked_by_rule(
+        function,
+        rule,
+        permission_name=f"{name}-invoke-by-schedule",
+        target_name=f"{name}-retire-target",
+        payload=pulumi.Output.json_dumps({"Step": function_code.RETIRE_STEP, "SecretId": args.secret.arn}),
         opts=opts,
     )

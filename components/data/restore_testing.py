@@ -35,7 +35,7 @@ from components.config.cluster import NetworkSettings
 from components.data.database import DB_NAME, Database
 from components.data.lambdas import restore_validator as function_code
 from components.data.shared import service_role
-from components.data.vpc_function import VpcFunction, vpc_function
+from components.data.vpc_function import VpcFunction, invoked_by_rule, vpc_function
 from components.naming import RESTORE_TEST_INSTANCE_PREFIX, restore_testing_name, restore_validator_name
 
 SCHEDULE = "cron(0 8 2 * ? *)"
@@ -173,19 +173,12 @@ def _trigger(
         state="ENABLED",
         opts=opts,
     )
-    permission = aws.lambda_.Permission(
-        f"{name}-invoke-by-rule",
-        action="lambda:InvokeFunction",
-        function=function.name,
-        principal="events.amazonaws.com",
-        source_arn=rule.arn,
+    invoked_by_rule(
+        function,
+        rule,
+        permission_name=f"{name}-invoke-by-rule",
+        target_name=f"{name}-completed-target",
         opts=opts,
-    )
-    aws.cloudwatch.EventTarget(
-        f"{name}-completed-target",
-        rule=rule.name,
-        arn=function.arn,
-        opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[permission])),
     )
 
 

@@ -72,3 +72,32 @@ def vpc_function(spec: VpcFunction, opts: pulumi.ResourceOptions) -> aws.lambda_
         # interfaces of a function in a VPC.
         opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[vpc_access, policy])),
     )
+
+
+def invoked_by_rule(
+    function: aws.lambda_.Function,
+    rule: aws.cloudwatch.EventRule,
+    *,
+    permission_name: str,
+    target_name: str,
+    opts: pulumi.ResourceOptions,
+    payload: pulumi.Input[str] | None = None,
+) -> aws.cloudwatch.EventTarget:
+    """`rule` invokes `function` (with `payload` as its event, or the matched event): the
+    permission for that one rule, then the target, which waits for it (a target created first
+    would fail its first invocations)."""
+    permission = aws.lambda_.Permission(
+        permission_name,
+        action="lambda:InvokeFunction",
+        function=function.name,
+        principal="events.amazonaws.com",
+        source_arn=rule.arn,
+        opts=opts,
+    )
+    return aws.cloudwatch.EventTarget(
+        target_name,
+        rule=rule.name,
+        arn=function.arn,
+        input=payload,
+        opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[permission])),
+    )

@@ -10,7 +10,7 @@ from components.cluster.app_service import AppService, AppServiceArgs
 from components.cluster.authorization_policies import AuthorizationPolicies, AuthorizationPoliciesArgs
 from components.cluster.network_policies import NetworkPolicies, NetworkPoliciesArgs
 from components.cluster.traffic import Traffic, TrafficArgs
-from components.config.edge import static_host
+from components.config.edge import static_host, static_zone
 from components.edge.dns_failover import DnsFailover, DnsFailoverArgs
 from components.edge.edge import Edge, EdgeArgs, preview_host
 from components.edge.static_assets_cdn import StaticAssetsCdn, StaticAssetsCdnArgs
@@ -129,7 +129,7 @@ class RoutingSteps(PlatformState):
         self.static_assets = None
         if not cdn.enabled:
             return
-        zone = cdn.hosted_zone_id or (dr.hosted_zone_id if dr else None)
+        zone = static_zone(cdn, dr.hosted_zone_id if dr else None)
         if zone is None:  # the settings require one
             raise ValueError("edge.cdn is enabled without a hosted zone")
         self.static_assets = StaticAssetsCdn(

@@ -46,16 +46,17 @@ from components.config.stack import StackSettings
 from components.data.disaster_recovery import REPLICATION_TIME_MINUTES
 from plexictl import offline
 from plexictl.preflight import (
-    LAG_WINDOW,
     MAX_BACKUP_AGE,
     CheckError,
     Kubectl,
     Outcome,
     Result,
     aws_session,
+    describe_lag,
     guarded,
     judged,
     kubectl_command,
+    lag_within,
     newest_lag,
     readable_duration,
 )
@@ -146,13 +147,8 @@ def replica_lag(session: Any, pair: Pair, now: datetime.datetime) -> Result:
     shown, ok = [], True
     for region, identifier in replicas:
         lag = newest_lag(session.client("cloudwatch", region_name=region), identifier, now)
-        if lag is None:
-            shown.append(f"{identifier} ({region}): no ReplicaLag data in the last {readable_duration(LAG_WINDOW)}")
-        elif lag < 0:
-            shown.append(f"{identifier} ({region}): replication is not running (ReplicaLag {lag:g})")
-        else:
-            shown.append(f"{identifier} ({region}) {lag:g}s")
-        ok = ok and lag is not None and 0 <= lag < limit_seconds
+        shown.append(describe_lag(f"{identifier} ({region})", lag))
+        ok = ok and lag_within(lag, limit_seconds)
     return judged(ok, f"{', '.join(shown)} (alarm at {pair.settings.dr.replica_lag_alarm_minutes} min)")
 
 

@@ -53,16 +53,24 @@ def replica_lag(
     if not replicas:
         return Result(Outcome.PASS, f"{identifier} has no read replicas")
     lags = {replica: newest_lag(cloudwatch, replica, now) for replica in replicas}
-    shown = []
-    for replica, lag in lags.items():
-        if lag is None:
-            shown.append(f"{replica}: no ReplicaLag data in the last {readable_duration(LAG_WINDOW)}")
-        elif lag < 0:
-            shown.append(f"{replica}: replication is not running (ReplicaLag {lag:g})")
-        else:
-            shown.append(f"{replica} {lag:g}s")
-    ok = all(lag is not None and 0 <= lag < max_seconds for lag in lags.values())
+    shown = [describe_lag(replica, lag) for replica, lag in lags.items()]
+    ok = all(lag_within(lag, max_seconds) for lag in lags.values())
     return judged(ok, f"{', '.join(shown)} (limit {max_seconds}s)")
+
+
+def describe_lag(replica: str, lag: float | None) -> str:
+    """A replica's newest ReplicaLag as a table cell (`newest_lag`: None without data, negative
+    when replication has stopped)."""
+    if lag is None:
+        return f"{replica}: no ReplicaLag data in the last {readable_duration(LAG_WINDOW)}"
+    if lag < 0:
+        return f"{replica}: replication is not running (ReplicaLag {lag:g})"
+    return f"{replica} {lag:g}s"
+
+
+def lag_within(lag: float | None, limit_seconds: float) -> bool:
+    """Replication runs, and is behind by less than `limit_seconds`."""
+    return lag is not None and 0 <= lag < limit_seconds
 
 
 def cache(elasticache: ElastiCacheClient, group_id: str) -> Result:
