@@ -1,5 +1,6 @@
 """The deployment-window gate (docs/releasing.md "Deployment windows"): `plexictl deploy-window
-check` in CI before `pulumi up`, and `apply_in_window` for every `--apply` of a release command.
+check` in CI before `pulumi up`, and the verdict every `--apply` of a release command takes
+before its edit and records when it deploys (plexictl/release_cli.py).
 Outside the stack's `plexichat:deployWindows` a deploy is refused (exit 3) unless an emergency
 override gives a reason, which goes into the audit record."""
 
@@ -89,21 +90,17 @@ def stack_windows(stack: str, project_dir: pathlib.Path) -> list[DeployWindow]:
 
 
 def check(stack: str, project_dir: pathlib.Path, reason: str | None) -> Verdict:
-    """The gate now, printed, and an emergency reason written to the job summary."""
+    """The gate now, recorded."""
     result = verdict(stack, stack_windows(stack, project_dir), reason, clock())
-    print(result.message, file=sys.stdout if result.allowed else sys.stderr)
-    if reason is not None:
-        _to_job_summary(stack, result.message)
+    record(stack, result, reason)
     return result
 
 
-def apply_in_window(stack: str, project_dir: pathlib.Path, reason: str | None = None) -> int:
-    """`pulumi up` (plexictl.release.apply) if the window is open or overridden; else exit 3."""
-    from plexictl.release import apply
-
-    if not check(stack, project_dir, reason).allowed:
-        return EXIT_CANNOT_DEPLOY
-    return apply(stack, project_dir)
+def record(stack: str, result: Verdict, reason: str | None) -> None:
+    """The verdict printed, and an emergency reason written to the job summary."""
+    print(result.message, file=sys.stdout if result.allowed else sys.stderr)
+    if reason is not None:
+        _to_job_summary(stack, result.message)
 
 
 def _to_job_summary(stack: str, line: str) -> None:

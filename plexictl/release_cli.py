@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from ruamel.yaml.comments import CommentedMap
 
 from plexictl import offline
-from plexictl.deploy_window import emergency_option
+from plexictl.deploy_window import Verdict, emergency_option
 from plexictl.exit_codes import EXIT_CANNOT_DEPLOY, EXIT_CODES, EXIT_DONE, EXIT_INVALID
 
 if TYPE_CHECKING:  # the release package imports the program's SDKs: only when a command runs
@@ -26,9 +26,9 @@ def _release(args: argparse.Namespace) -> int:
     from plexictl.release.changes import set_paused
 
     path = offline.stack_file_path(args.stack, args.project_dir)
-    refused = _refused_before_edit(args, path)
-    if refused is not None:
-        return refused
+    window = _window_before_edit(args, path)
+    if isinstance(window, int):
+        return window
     history = rc.git_history(path)
     if getattr(args, "pin", False):
         try:
@@ -69,8 +69,8 @@ def _release(args: argparse.Namespace) -> int:
     show_edit(edit, dry_run=args.dry_run)
     if args.dry_run:
         return EXIT_DONE
-    if args.apply:
-        return _deploy_and_notify(args)
+    if window is not None:  # --apply
+        return _deploy_and_notify(args, window)
     print(
         f"next: commit {path.name}, open a PR (CI shows this diff), merge, then "
         f"`pulumi up --stack {args.stack}` (or rerun the command with --apply)"
@@ -78,9 +78,10 @@ def _release(args: argparse.Namespace) -> int:
     return EXIT_DONE
 
 
-def _refused_before_edit(args: argparse.Namespace, path: pathlib.Path) -> int | None:
-    """An edit meant to be applied outside the window is refused whole, before anything is written
-    (exit 3); an override with nothing to override is an invalid request (exit 1)."""
+def _window_before_edit(args: argparse.Namespace, path: pathlib.Path) -> Verdict | int | None:
+    """With --apply, the deployment window's verdict, taken before anything is written: an edit
+    meant to be applied outside the window is refused whole (exit 3). An override with nothing to
+    override is an invalid request (exit 1). Without --apply: None."""
     from plexictl.deploy_window import clock, stack_windows, verdict
 
     if args.emergency is not None and not args.apply:
@@ -92,7 +93,7 @@ def _refused_before_edit(args: argparse.Namespace, path: pathlib.Path) -> int | 
         return None
     result = verdict(args.stack, stack_windows(args.stack, args.project_dir), args.emergency, clock())
     if result.allowed:
-        return None
+        return result
     print(f"{result.message}\n{path.name} was not changed", file=sys.stderr)
     return EXIT_CANNOT_DEPLOY
 
@@ -101,12 +102,15 @@ _OUTCOMES: dict[str, Outcome] = {"rollback": "rolled-back", "canary-promote": "p
 """The notification of an applied release command; every other one is `deployed`."""
 
 
-def _deploy_and_notify(args: argparse.Namespace) -> int:
-    """`pulumi up` inside the window (or overridden), then the team's chat hears how it went."""
-    from plexictl.deploy_window import apply_in_window
+def _deploy_and_notify(args: argparse.Namespace, window: Verdict) -> int:
+    """`pulumi up` under the window's verdict (open, or overridden), recorded; then the team's
+    chat hears how it went."""
+    from plexictl import release as rc
+    from plexictl.deploy_window import record
     from plexictl.notify import notify
 
-    code = apply_in_window(args.stack, args.project_dir, args.emergency)
+    record(args.stack, window, args.emergency)
+    code = rc.apply(args.stack, args.project_dir)
     outcome: Outcome = _OUTCOMES.get(args.action, "deployed") if code == EXIT_DONE else "failed"
     detail = f"plexictl {args.action} --apply" + (f"; emergency override: {args.emergency}" if args.emergency else "")
     notify(args.stack, args.project_dir, outcome, detail=detail)  # never changes the exit code
@@ -254,7 +258,7 @@ def _release_run(args: argparse.Namespace) -> int:
     from plexictl.release import ReleaseError, apply
     from plexictl.release.loop import ReleaseRun
 
-    # Not `apply_in_window`: the loop keeps the windows itself, and going back is never held.
+    # Not the release commands' window gate: the loop keeps the windows itself, and going back is never held.
     def deploy(stack: str, project_dir: pathlib.Path) -> bool:
         return apply(stack, project_dir) == EXIT_DONE
 
